@@ -1,0 +1,56 @@
+# The two commands of the README are `make demo` and `make test`; the rest
+# are what they are built from. Root is needed only to install packages
+# (apt-get) and, in later issues, for network namespaces and AF_PACKET.
+
+SHELL := /bin/bash
+SWIFT ?= swift
+APT_PACKAGES := libpcap-dev tshark tcpdump iproute2 libjemalloc-dev clang pkg-config
+FUZZ_SECONDS ?= 20
+FUZZ_TARGETS := wire decode
+
+.PHONY: all build release test demo deps unit-test fuzz fuzz-smoke bench clean
+
+all: build
+
+# Installs whatever of APT_PACKAGES is missing, non-interactively.
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make: installing apt packages:$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "make: installing packages needs root (apt-get); run as root or install:$$missing" >&2; exit 1; fi; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+unit-test: deps
+	$(SWIFT) test
+
+# The whole suite: unit and tshark tests, then a bounded fuzz run.
+test: unit-test fuzz-smoke
+
+# The main job. For now: decode the shipped capture of a DMM handover.
+demo: deps
+	$(SWIFT) build -c release --product dgw
+	.build/release/dgw decode Samples/handover.pcapng
+
+# libFuzzer over the parsers; FUZZ_SECONDS each (make fuzz FUZZ_SECONDS=600).
+fuzz: deps
+	Fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-smoke: deps
+	Fuzz/run.sh 15 $(FUZZ_TARGETS)
+
+# Allocation and speed of the parsers (package-benchmark, release build).
+bench: deps
+	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark
+
+clean:
+	rm -rf .build Benchmarks/.build Fuzz/out

@@ -1,0 +1,55 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Module graph (dependencies point one way, left to right):
+//
+//   CDGWShim, CPcap  ->  DGWPorts ─┐
+//   DGWWire  ->  DGWInspect  ──────┴─>  dgw (CLI)
+//
+// Tables, pipeline and control plane join as DGWTables, DGWPipeline and
+// DGWControl between DGWWire and the CLI (see README "Architecture").
+let package = Package(
+    name: "dgw",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "dgw", targets: ["dgw"]),
+        .library(name: "DGWWire", targets: ["DGWWire"]),
+        .library(name: "DGWInspect", targets: ["DGWInspect"]),
+        .library(name: "DGWPorts", targets: ["DGWPorts"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // Linux syscalls and macros Swift cannot see; compiled with _GNU_SOURCE.
+        .target(
+            name: "CDGWShim",
+            cSettings: [.define("_GNU_SOURCE")]
+        ),
+        .systemLibrary(
+            name: "CPcap",
+            pkgConfig: "libpcap",
+            providers: [.apt(["libpcap-dev"])]
+        ),
+        // Wire formats: zero-copy views and validated value types. No Foundation.
+        .target(name: "DGWWire"),
+        // Frame dissection into JSON lines (`dgw decode`), shared by tests and tools.
+        .target(name: "DGWInspect", dependencies: ["DGWWire"]),
+        // Packet I/O: pcap files through libpcap, syscalls through the shim.
+        .target(name: "DGWPorts", dependencies: ["CDGWShim", "CPcap"]),
+        .executableTarget(
+            name: "dgw",
+            dependencies: [
+                "DGWWire", "DGWInspect", "DGWPorts",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "DGWWireTests", dependencies: ["DGWWire"]),
+        .testTarget(
+            name: "DGWInspectTests",
+            dependencies: ["DGWWire", "DGWInspect", "DGWPorts", "dgw"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(name: "DGWPortsTests", dependencies: ["DGWPorts", "CDGWShim"]),
+    ]
+)

@@ -1,0 +1,26 @@
+// One small C shim for the Linux calls and macros Swift cannot reach
+// directly. Compiled with _GNU_SOURCE (see Package.swift). Every function
+// returns the syscall's result and leaves errno as the call left it; the
+// Swift side (DGWPorts/Syscall.swift) retries EINTR and throws on error.
+#ifndef DGW_SHIM_H
+#define DGW_SHIM_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+/// CLOCK_MONOTONIC in nanoseconds (0 if the clock is unavailable).
+uint64_t dgw_monotonic_ns(void);
+
+/// Pins the calling thread to one CPU (CPU_SET is a macro). 0 or -1/errno.
+int dgw_pin_thread_to_cpu(int cpu);
+
+/// The CPU the calling thread may run on, lowest first; -1/errno on error.
+int dgw_thread_first_allowed_cpu(void);
+
+/// Number of CPUs in the calling thread's affinity mask; -1/errno on error.
+int dgw_thread_allowed_cpu_count(void);
+
+/// errno is a macro in glibc; read it through a function.
+int dgw_errno(void);
+
+#endif

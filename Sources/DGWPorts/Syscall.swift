@@ -1,0 +1,95 @@
+import CDGWShim
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Errors at the I/O edge: which call failed and why.
+public enum PortError: Error, Equatable, CustomStringConvertible {
+    /// A syscall failed with `errno`.
+    case syscall(name: String, errno: Int32)
+    /// libpcap refused, with its own message.
+    case pcap(operation: String, message: String)
+
+    public var description: String {
+        switch self {
+        case .syscall(let name, let e): "\(name): \(String(cString: strerror(e))) (errno \(e))"
+        case .pcap(let op, let message): "\(op): \(message)"
+        }
+    }
+}
+
+/// Syscalls wrapped once: EINTR retried, failures thrown with errno and
+/// the call's name. The hot loop never sees errno.
+public enum Syscall {
+    /// Writes all of `bytes` to `fd`, retrying short writes and EINTR.
+    @inline(never)
+    public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(PortError) {
+        var done = 0
+        while done < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n < 0 {
+                let e = dgw_errno()
+                if e == EINTR { continue }
+                throw .syscall(name: "write", errno: e)
+            }
+            done += n
+        }
+    }
+
+    /// Pins the calling thread to `cpu`.
+    @inline(never)
+    public static func pinThread(to cpu: Int) throws(PortError) {
+        guard dgw_pin_thread_to_cpu(Int32(cpu)) == 0 else {
+            throw .syscall(name: "pthread_setaffinity_np", errno: dgw_errno())
+        }
+    }
+
+    /// CPUs the calling thread may run on.
+    @inline(never)
+    public static func allowedCPUCount() throws(PortError) -> Int {
+        let n = dgw_thread_allowed_cpu_count()
+        guard n >= 0 else { throw .syscall(name: "pthread_getaffinity_np", errno: dgw_errno()) }
+        return Int(n)
+    }
+
+    @inline(never)
+    public static func firstAllowedCPU() throws(PortError) -> Int {
+        let n = dgw_thread_first_allowed_cpu()
+        guard n >= 0 else { throw .syscall(name: "pthread_getaffinity_np", errno: dgw_errno()) }
+        return Int(n)
+    }
+
+    /// CLOCK_MONOTONIC in nanoseconds.
+    public static func monotonicNanoseconds() -> UInt64 { dgw_monotonic_ns() }
+}
+
+/// Buffered output to a file descriptor (stdout for `dgw decode`): one
+/// write per 64 KiB instead of one per line.
+public struct BufferedOutput: ~Copyable {
+    public let fd: Int32
+    private var buffer: [UInt8] = []
+    private let capacity: Int
+
+    public init(fd: Int32, capacity: Int = 1 << 16) {
+        self.fd = fd
+        self.capacity = capacity
+        buffer.reserveCapacity(capacity)
+    }
+
+    public mutating func write(_ s: String) throws(PortError) {
+        buffer.append(contentsOf: s.utf8)
+        if buffer.count >= capacity { try flush() }
+    }
+
+    public mutating func flush() throws(PortError) {
+        guard !buffer.isEmpty else { return }
+        let pending = buffer
+        buffer.removeAll(keepingCapacity: true)
+        let failure: PortError? = pending.withUnsafeBytes { b in
+            do throws(PortError) { try Syscall.writeAll(fd, b); return nil } catch { return error }
+        }
+        if let failure { throw failure }
+    }
+}

@@ -1,0 +1,311 @@
+// Addresses as small values: a MAC in one UInt64, an IPv6 address in two.
+
+/// A 48-bit IEEE 802 MAC address, printed lower-case with colons.
+public struct MACAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
+    /// The address in the low 48 bits, first octet most significant.
+    public let value: UInt64
+
+    @inlinable
+    public init(value: UInt64) { self.value = value & 0xFFFF_FFFF_FFFF }
+
+    @inlinable
+    public init(_ b0: UInt8, _ b1: UInt8, _ b2: UInt8, _ b3: UInt8, _ b4: UInt8, _ b5: UInt8) {
+        value = UInt64(b0) << 40 | UInt64(b1) << 32 | UInt64(b2) << 24
+            | UInt64(b3) << 16 | UInt64(b4) << 8 | UInt64(b5)
+    }
+
+    /// Reads six octets at `offset` (the caller has checked the length).
+    @inlinable
+    public init(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
+        value = UInt64(bytes.u16(offset)) << 32 | UInt64(bytes.u32(offset + 2))
+    }
+
+    @inlinable
+    public func write(to bytes: UnsafeMutableRawBufferPointer, at offset: Int) {
+        bytes.put16(UInt16(truncatingIfNeeded: value >> 32), at: offset)
+        bytes.put32(UInt32(truncatingIfNeeded: value), at: offset + 2)
+    }
+
+    public static let broadcast = MACAddress(value: 0xFFFF_FFFF_FFFF)
+    public static let zero = MACAddress(value: 0)
+
+    /// Group bit (I/G) of the first octet.
+    @inlinable public var isMulticast: Bool { value & 0x0100_0000_0000 != 0 }
+    /// Locally administered bit (U/L): set on every DLIF logical MAC.
+    @inlinable public var isLocallyAdministered: Bool { value & 0x0200_0000_0000 != 0 }
+
+    /// The Ethernet multicast MAC of an IPv6 multicast address (RFC 2464 7).
+    @inlinable
+    public init(multicast address: IPv6Address) {
+        value = 0x3333_0000_0000 | (address.low & 0xFFFF_FFFF)
+    }
+
+    public var octets: [UInt8] { (0..<6).map { UInt8(truncatingIfNeeded: value >> (40 - 8 * UInt64($0))) } }
+
+    public var description: String {
+        octets.map { hexString([$0]) }.joined(separator: ":")
+    }
+
+    /// Parses "02:aa:00:00:00:01" (also with '-' separators).
+    public init?(_ text: some StringProtocol) {
+        let parts = text.split(whereSeparator: { $0 == ":" || $0 == "-" })
+        guard parts.count == 6 else { return nil }
+        var v: UInt64 = 0
+        for p in parts {
+            guard p.count == 2, let b = UInt8(p, radix: 16) else { return nil }
+            v = v << 8 | UInt64(b)
+        }
+        value = v
+    }
+
+    public static func < (a: MACAddress, b: MACAddress) -> Bool { a.value < b.value }
+}
+
+/// An IPv6 address as two big-endian halves; printed in RFC 5952 form.
+public struct IPv6Address: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public var high: UInt64
+    public var low: UInt64
+
+    @inlinable
+    public init(high: UInt64, low: UInt64) {
+        self.high = high
+        self.low = low
+    }
+
+    /// Reads 16 octets at `offset` (the caller has checked the length).
+    @inlinable
+    public init(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
+        high = bytes.u64(offset)
+        low = bytes.u64(offset + 8)
+    }
+
+    @inlinable
+    public func write(to bytes: UnsafeMutableRawBufferPointer, at offset: Int) {
+        bytes.put64(high, at: offset)
+        bytes.put64(low, at: offset + 8)
+    }
+
+    public static let unspecified = IPv6Address(high: 0, low: 0)
+    /// ff02::1, all nodes.
+    public static let allNodes = IPv6Address(high: 0xFF02_0000_0000_0000, low: 1)
+    /// ff02::2, all routers.
+    public static let allRouters = IPv6Address(high: 0xFF02_0000_0000_0000, low: 2)
+
+    @inlinable public var isMulticast: Bool { high >> 56 == 0xFF }
+    @inlinable public var isLinkLocal: Bool { high >> 54 == 0x3FA }  // fe80::/10
+    @inlinable public var isUnspecified: Bool { high == 0 && low == 0 }
+
+    /// ff02::1:ffXX:XXXX for this address (RFC 4291 2.7.1).
+    @inlinable public var solicitedNodeMulticast: IPv6Address {
+        IPv6Address(high: 0xFF02_0000_0000_0000, low: 0x0000_0001_FF00_0000 | (low & 0xFF_FFFF))
+    }
+
+    /// The eight 16-bit groups, first first.
+    public var groups: [UInt16] {
+        (0..<8).map { i in
+            let half = i < 4 ? high : low
+            return UInt16(truncatingIfNeeded: half >> (48 - 16 * UInt64(i % 4)))
+        }
+    }
+
+    public var octets: [UInt8] {
+        (0..<16).map { i in
+            let half = i < 8 ? high : low
+            return UInt8(truncatingIfNeeded: half >> (56 - 8 * UInt64(i % 8)))
+        }
+    }
+
+    /// RFC 5952: lower case, no leading zeros, the longest run (first on a
+    /// tie) of two or more zero groups as "::", IPv4-mapped in dotted form.
+    public var description: String {
+        let g = groups
+        if high == 0 && low >> 32 == 0xFFFF {
+            let v4 = UInt32(truncatingIfNeeded: low)
+            return "::ffff:\(v4 >> 24).\(v4 >> 16 & 0xFF).\(v4 >> 8 & 0xFF).\(v4 & 0xFF)"
+        }
+        var bestStart = -1, bestLen = 0, i = 0
+        while i < 8 {
+            if g[i] == 0 {
+                var j = i
+                while j < 8 && g[j] == 0 { j += 1 }
+                if j - i > bestLen && j - i >= 2 { bestStart = i; bestLen = j - i }
+                i = j
+            } else {
+                i += 1
+            }
+        }
+        func hex(_ range: Range<Int>) -> String {
+            range.map { String(g[$0], radix: 16) }.joined(separator: ":")
+        }
+        if bestStart < 0 { return hex(0..<8) }
+        return hex(0..<bestStart) + "::" + hex((bestStart + bestLen)..<8)
+    }
+
+    /// Parses any RFC 4291 text form, including "::" and a dotted IPv4 tail.
+    public init?(_ text: some StringProtocol) {
+        let s = String(text)
+        guard !s.isEmpty, s.count <= 45 else { return nil }
+        var head: [UInt16] = [], tail: [UInt16] = []
+        let halves = s.components(separatedByDoubleColon: ())
+        guard halves.count <= 2 else { return nil }
+        func groups(_ part: Substring, allowV4: Bool) -> [UInt16]? {
+            if part.isEmpty { return [] }
+            var out: [UInt16] = []
+            let fields = part.split(separator: ":", omittingEmptySubsequences: false)
+            for (n, f) in fields.enumerated() {
+                if allowV4 && n == fields.count - 1 && f.contains(".") {
+                    let o = f.split(separator: ".", omittingEmptySubsequences: false)
+                    guard o.count == 4 else { return nil }
+                    var b: [UInt16] = []
+                    for x in o {
+                        guard !x.isEmpty, x.count <= 3, x.allSatisfy(\.isASCII),
+                              let v = UInt16(x), v <= 255 else { return nil }
+                        b.append(v)
+                    }
+                    out.append(b[0] << 8 | b[1])
+                    out.append(b[2] << 8 | b[3])
+                } else {
+                    guard !f.isEmpty, f.count <= 4, let v = UInt16(f, radix: 16) else { return nil }
+                    out.append(v)
+                }
+            }
+            return out
+        }
+        if halves.count == 2 {
+            guard let h = groups(halves[0], allowV4: false),
+                  let t = groups(halves[1], allowV4: true),
+                  h.count + t.count <= 7 else { return nil }
+            head = h; tail = t
+        } else {
+            guard let h = groups(halves[0], allowV4: true), h.count == 8 else { return nil }
+            head = h
+        }
+        let all = head + Array(repeating: 0, count: 8 - head.count - tail.count) + tail
+        var hi: UInt64 = 0, lo: UInt64 = 0
+        for i in 0..<4 { hi = hi << 16 | UInt64(all[i]) }
+        for i in 4..<8 { lo = lo << 16 | UInt64(all[i]) }
+        high = hi; low = lo
+    }
+
+    public static func < (a: IPv6Address, b: IPv6Address) -> Bool {
+        (a.high, a.low) < (b.high, b.low)
+    }
+
+    /// The address with every bit after the first `length` cleared.
+    @inlinable
+    public func masked(to length: Int) -> IPv6Address {
+        if length <= 0 { return .unspecified }
+        if length >= 128 { return self }
+        if length <= 64 {
+            let m: UInt64 = length == 64 ? ~0 : ~(~0 >> UInt64(length))
+            return IPv6Address(high: high & m, low: 0)
+        }
+        return IPv6Address(high: high, low: low & ~(~0 >> UInt64(length - 64)))
+    }
+}
+
+extension String {
+    /// Splits at the first "::" only (a second one is left in place and
+    /// rejected by the caller's group parser).
+    fileprivate func components(separatedByDoubleColon _: ()) -> [Substring] {
+        guard let r = range(of: "::") else { return [self[...]] }
+        let rest = self[r.upperBound...]
+        if rest.contains("::") { return [self[..<r.lowerBound], rest, rest] }
+        return [self[..<r.lowerBound], rest]
+    }
+
+    fileprivate func range(of needle: String) -> Range<Index>? {
+        var i = startIndex
+        while i < endIndex {
+            if self[i...].hasPrefix(needle) { return i..<index(i, offsetBy: needle.count) }
+            i = index(after: i)
+        }
+        return nil
+    }
+}
+
+/// An IPv6 prefix: an address and a length of 0...128 (the only check made
+/// at construction: host bits are kept as sent, since a wire option may
+/// carry them).
+public struct IPv6Prefix: Hashable, Sendable, CustomStringConvertible {
+    public let address: IPv6Address
+    public let length: UInt8
+
+    @inlinable
+    public init?(address: IPv6Address, length: Int) {
+        guard (0...128).contains(length) else { return nil }
+        self.address = address
+        self.length = UInt8(length)
+    }
+
+    @inlinable
+    public init(uncheckedAddress address: IPv6Address, length: UInt8) {
+        self.address = address
+        self.length = length
+    }
+
+    /// "2001:db8:1:1::/64"
+    public init?(_ text: some StringProtocol) {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let a = IPv6Address(parts[0]),
+              parts[1].count <= 3, let l = Int(parts[1]) else { return nil }
+        self.init(address: a, length: l)
+    }
+
+    @inlinable
+    public func contains(_ a: IPv6Address) -> Bool {
+        a.masked(to: Int(length)) == address.masked(to: Int(length))
+    }
+
+    public var description: String { "\(address)/\(length)" }
+}
+
+/// A link-layer address of up to 16 octets, stored inline (no allocation):
+/// the body of an ND link-layer option or of a DLIF Link-layer Address option.
+public struct LinkLayerAddress: Hashable, Sendable, CustomStringConvertible {
+    public static let maxLength = 16
+    @usableFromInline var high: UInt64
+    @usableFromInline var low: UInt64
+    public let count: Int
+
+    public init(_ mac: MACAddress) {
+        high = mac.value << 16
+        low = 0
+        count = 6
+    }
+
+    /// Nil when longer than 16 octets.
+    @inlinable
+    public init?(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count <= Self.maxLength else { return nil }
+        var h: UInt64 = 0, l: UInt64 = 0
+        for i in 0..<16 {
+            let b = UInt64(i < bytes.count ? bytes[i] : 0)
+            if i < 8 { h = h << 8 | b } else { l = l << 8 | b }
+        }
+        high = h; low = l; count = bytes.count
+    }
+
+    public subscript(i: Int) -> UInt8 {
+        precondition(i >= 0 && i < count)
+        return i < 8 ? UInt8(truncatingIfNeeded: high >> (56 - 8 * UInt64(i)))
+                     : UInt8(truncatingIfNeeded: low >> (56 - 8 * UInt64(i - 8)))
+    }
+
+    @inlinable
+    public func write(to bytes: UnsafeMutableRawBufferPointer, at offset: Int) {
+        for i in 0..<count {
+            let half = i < 8 ? high : low
+            bytes[offset + i] = UInt8(truncatingIfNeeded: half >> (56 - 8 * UInt64(i % 8)))
+        }
+    }
+
+    /// The MAC, when this is a six-octet address.
+    public var mac: MACAddress? {
+        count == 6 ? MACAddress(value: high >> 16) : nil
+    }
+
+    public var octets: [UInt8] { (0..<count).map { self[$0] } }
+
+    public var description: String { octets.map { hexString([$0]) }.joined(separator: ":") }
+}

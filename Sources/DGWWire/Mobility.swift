@@ -1,0 +1,272 @@
+// The Mobility Header (RFC 6275 6.1) carrying Proxy Binding Update and
+// Acknowledgement (RFC 5213) with the DMM D flag (RFC 8885).
+//
+//  0                   1                   2                   3
+//  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+// | Payload Proto |  Header Len   |   MH Type     |   Reserved    |
+// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+// |           Checksum            |   message data ...
+// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+// Header Len: 8-octet units after the first 8. Checksum: Internet checksum
+// with the IPv6 pseudo-header, next header 135.
+//
+// Binding Update (type 5), from offset 6:
+// |          Sequence #           |A|H|L|K|M|R|P|F|T|B|S|D| Rsvd  |
+// |           Lifetime            |   options ...                    (lifetime in 4 s units)
+// Binding Acknowledgement (type 6), from offset 6:
+// |    Status     |K|R|P|T|B|S|D|r|          Sequence #           |
+// |           Lifetime            |   options ...
+
+public enum MobilityHeaderType {
+    public static let bindingRefreshRequest: UInt8 = 0  // RFC 6275
+    public static let bindingUpdate: UInt8 = 5          // RFC 6275
+    public static let bindingAcknowledgement: UInt8 = 6 // RFC 6275
+    public static let bindingError: UInt8 = 7           // RFC 6275
+}
+
+@usableFromInline enum MobilityField {
+    @usableFromInline static let payloadProto = 0
+    @usableFromInline static let headerLength = 1
+    @usableFromInline static let type = 2
+    @usableFromInline static let checksum = 4
+    @usableFromInline static let data = 6
+    // Binding Update
+    @usableFromInline static let buSequence = 6
+    @usableFromInline static let buFlags = 8
+    @usableFromInline static let buLifetime = 10
+    // Binding Acknowledgement
+    @usableFromInline static let baStatus = 6
+    @usableFromInline static let baFlags = 7
+    @usableFromInline static let baSequence = 8
+    @usableFromInline static let baLifetime = 10
+    @usableFromInline static let options = 12
+    @usableFromInline static let minimumLength = 8
+}
+
+/// Binding Update flags (RFC 6275, 5213, 8885; numbers of DESIGN.md).
+public struct BindingUpdateFlags: OptionSet, Hashable, Sendable {
+    public let rawValue: UInt16
+    public init(rawValue: UInt16) { self.rawValue = rawValue }
+    public static let acknowledge = Self(rawValue: 0x8000)          // A, RFC 6275
+    public static let homeRegistration = Self(rawValue: 0x4000)     // H, RFC 6275
+    public static let linkLocalCompatibility = Self(rawValue: 0x2000) // L, RFC 6275
+    public static let keyManagement = Self(rawValue: 0x1000)        // K, RFC 6275
+    public static let mapRegistration = Self(rawValue: 0x0800)      // M, RFC 4140
+    public static let mobileRouter = Self(rawValue: 0x0400)         // R, RFC 3963
+    public static let proxyRegistration = Self(rawValue: 0x0200)    // P, RFC 5213
+    public static let forceUDP = Self(rawValue: 0x0100)             // F, RFC 5555
+    public static let tlvHeader = Self(rawValue: 0x0080)            // T, RFC 5845
+    public static let bulkBinding = Self(rawValue: 0x0040)          // B, RFC 6602
+    public static let s = Self(rawValue: 0x0020)                    // S, IANA BU flags registry (DESIGN.md)
+    public static let distributedGateway = Self(rawValue: 0x0010)   // D, RFC 8885
+
+    /// Letters in wire order, for `dgw decode`.
+    public static let letters: [(Self, String)] = [
+        (.acknowledge, "A"), (.homeRegistration, "H"), (.linkLocalCompatibility, "L"),
+        (.keyManagement, "K"), (.mapRegistration, "M"), (.mobileRouter, "R"),
+        (.proxyRegistration, "P"), (.forceUDP, "F"), (.tlvHeader, "T"), (.bulkBinding, "B"),
+        (.s, "S"), (.distributedGateway, "D"),
+    ]
+}
+
+/// Binding Acknowledgement flags.
+public struct BindingAckFlags: OptionSet, Hashable, Sendable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    public static let keyManagement = Self(rawValue: 0x80)        // K, RFC 6275
+    public static let mobileRouter = Self(rawValue: 0x40)         // R, RFC 3963
+    public static let proxyRegistration = Self(rawValue: 0x20)    // P, RFC 5213
+    public static let tlvHeader = Self(rawValue: 0x10)            // T, RFC 5845
+    public static let bulkBinding = Self(rawValue: 0x08)          // B, RFC 6602
+    public static let s = Self(rawValue: 0x04)                     // S, IANA BA flags registry (DESIGN.md)
+    public static let distributedGateway = Self(rawValue: 0x02)   // D, RFC 8885
+
+    public static let letters: [(Self, String)] = [
+        (.keyManagement, "K"), (.mobileRouter, "R"), (.proxyRegistration, "P"), (.tlvHeader, "T"),
+        (.bulkBinding, "B"), (.s, "S"), (.distributedGateway, "D"),
+    ]
+}
+
+/// Binding Acknowledgement status codes (IANA "Status Codes" registry).
+public enum BindingAckStatus {
+    public static let accepted: UInt8 = 0                           // RFC 6275
+    public static let acceptedPrefixDiscoveryNecessary: UInt8 = 1   // RFC 6275
+    public static let reasonUnspecified: UInt8 = 128                // RFC 6275
+    public static let administrativelyProhibited: UInt8 = 129       // RFC 6275
+    public static let insufficientResources: UInt8 = 130            // RFC 6275
+    public static let homeRegistrationNotSupported: UInt8 = 131     // RFC 6275
+    public static let notHomeSubnet: UInt8 = 132                    // RFC 6275
+    public static let notHomeAgentForThisMobileNode: UInt8 = 133    // RFC 6275
+    public static let duplicateAddressDetectionFailed: UInt8 = 134  // RFC 6275
+    public static let sequenceNumberOutOfWindow: UInt8 = 135        // RFC 6275
+    public static let notLMAForThisMobileNode: UInt8 = 152          // RFC 5213
+    public static let magNotAuthorizedForProxyRegistration: UInt8 = 153 // RFC 5213
+    public static let notAuthorizedForHomeNetworkPrefix: UInt8 = 154    // RFC 5213
+    public static let timestampMismatch: UInt8 = 155                // RFC 5213
+    public static let timestampLowerThanPreviousAccepted: UInt8 = 156 // RFC 5213
+    public static let missingHomeNetworkPrefixOption: UInt8 = 157   // RFC 5213
+    public static let bcePbuPrefixSetDoNotMatch: UInt8 = 158        // RFC 5213
+    public static let missingMNIdentifierOption: UInt8 = 159        // RFC 5213
+    public static let missingHandoffIndicatorOption: UInt8 = 160    // RFC 5213
+    public static let missingAccessTechTypeOption: UInt8 = 161      // RFC 5213
+
+    /// Accepted codes are below 128 (RFC 6275 6.1.8).
+    public static func isAccepted(_ status: UInt8) -> Bool { status < 128 }
+}
+
+/// A checked view of a Mobility Header: length fields agree with the
+/// buffer, and for BU/BA the fixed fields are present.
+public struct MobilityHeaderPacket {
+    public let bytes: UnsafeRawBufferPointer
+
+    @inlinable
+    public init(checking bytes: UnsafeRawBufferPointer) throws(WireError) {
+        guard bytes.count >= MobilityField.minimumLength else { throw .truncated }
+        let length = (Int(bytes.u8(MobilityField.headerLength)) + 1) * 8
+        guard length <= bytes.count else { throw .truncated }
+        let type = bytes.u8(MobilityField.type)
+        if type == MobilityHeaderType.bindingUpdate || type == MobilityHeaderType.bindingAcknowledgement {
+            guard length >= MobilityField.options else { throw .badLength }
+        }
+        self.bytes = bytes.slice(0..<length)
+    }
+
+    @inlinable public var payloadProto: UInt8 { bytes.u8(MobilityField.payloadProto) }
+    @inlinable public var type: UInt8 { bytes.u8(MobilityField.type) }
+    @inlinable public var checksum: UInt16 { bytes.u16(MobilityField.checksum) }
+    @inlinable public var length: Int { bytes.count }
+
+    @inlinable
+    public func checksumIsValid(source: IPv6Address, destination: IPv6Address) -> Bool {
+        upperLayerChecksum(bytes, source: source, destination: destination, nextHeader: IPProtocol.mobility).isValid
+    }
+}
+
+public struct BindingUpdate: Equatable {
+    public var sequence: UInt16
+    public var flags: BindingUpdateFlags
+    /// In units of 4 seconds (RFC 6275 6.1.7); 0 = de-registration.
+    public var lifetime: UInt16
+    public var options: MobilityOptions
+
+    public init(sequence: UInt16, flags: BindingUpdateFlags, lifetime: UInt16, options: MobilityOptions) {
+        self.sequence = sequence
+        self.flags = flags
+        self.lifetime = lifetime
+        self.options = options
+    }
+
+    public var lifetimeSeconds: Int { Int(lifetime) * 4 }
+}
+
+public struct BindingAcknowledgement: Equatable {
+    public var status: UInt8
+    public var flags: BindingAckFlags
+    public var sequence: UInt16
+    /// In units of 4 seconds.
+    public var lifetime: UInt16
+    public var options: MobilityOptions
+
+    public init(status: UInt8, flags: BindingAckFlags, sequence: UInt16, lifetime: UInt16, options: MobilityOptions) {
+        self.status = status
+        self.flags = flags
+        self.sequence = sequence
+        self.lifetime = lifetime
+        self.options = options
+    }
+
+    public var lifetimeSeconds: Int { Int(lifetime) * 4 }
+}
+
+/// A Mobility Header message as a value.
+public enum MobilityMessage: Equatable {
+    case bindingUpdate(BindingUpdate)
+    case bindingAcknowledgement(BindingAcknowledgement)
+    /// Any other MH type: the message data after the checksum, kept as is.
+    case other(type: UInt8, data: RawBytes)
+
+    /// Parses a message whose checksum is verified against the pseudo-header.
+    @inlinable
+    public static func parse(_ packet: MobilityHeaderPacket, source: IPv6Address, destination: IPv6Address)
+        throws(WireError) -> MobilityMessage
+    {
+        guard packet.checksumIsValid(source: source, destination: destination) else { throw .badChecksum }
+        return try parse(unverified: packet)
+    }
+
+    @inlinable
+    public static func parse(unverified packet: MobilityHeaderPacket) throws(WireError) -> MobilityMessage {
+        let b = packet.bytes
+        switch packet.type {
+        case MobilityHeaderType.bindingUpdate:
+            return .bindingUpdate(BindingUpdate(
+                sequence: b.u16(MobilityField.buSequence),
+                flags: BindingUpdateFlags(rawValue: b.u16(MobilityField.buFlags)),
+                lifetime: b.u16(MobilityField.buLifetime),
+                options: try MobilityOptions(checking: b.slice(from: MobilityField.options))))
+        case MobilityHeaderType.bindingAcknowledgement:
+            return .bindingAcknowledgement(BindingAcknowledgement(
+                status: b.u8(MobilityField.baStatus),
+                flags: BindingAckFlags(rawValue: b.u8(MobilityField.baFlags)),
+                sequence: b.u16(MobilityField.baSequence),
+                lifetime: b.u16(MobilityField.baLifetime),
+                options: try MobilityOptions(checking: b.slice(from: MobilityField.options))))
+        default:
+            return .other(type: packet.type, data: .borrowed(b.slice(from: MobilityField.data)))
+        }
+    }
+
+    public var type: UInt8 {
+        switch self {
+        case .bindingUpdate: MobilityHeaderType.bindingUpdate
+        case .bindingAcknowledgement: MobilityHeaderType.bindingAcknowledgement
+        case .other(let t, _): t
+        }
+    }
+
+    /// Total length, padded to a multiple of 8.
+    public var bufferLength: Int {
+        switch self {
+        case .bindingUpdate(let bu): bu.options.paddedEnd(from: MobilityField.options)
+        case .bindingAcknowledgement(let ba): ba.options.paddedEnd(from: MobilityField.options)
+        case .other(_, let data): (MobilityField.data + data.count + 7) / 8 * 8
+        }
+    }
+
+    /// Writes the message (payload proto 59) with its checksum; returns its length.
+    @discardableResult
+    public func emit(into bytes: UnsafeMutableRawBufferPointer, source: IPv6Address, destination: IPv6Address)
+        throws(WireError) -> Int
+    {
+        let n = bufferLength
+        guard n <= 2048 else { throw .badLength }
+        guard bytes.count >= n else { throw .bufferTooSmall }
+        let b = bytes.slice(0..<n)
+        b.put8(IPProtocol.noNextHeader, at: MobilityField.payloadProto)
+        b.put8(UInt8(n / 8 - 1), at: MobilityField.headerLength)
+        b.put8(type, at: MobilityField.type)
+        b.put8(0, at: 3)
+        b.put16(0, at: MobilityField.checksum)
+        switch self {
+        case .bindingUpdate(let bu):
+            b.put16(bu.sequence, at: MobilityField.buSequence)
+            b.put16(bu.flags.rawValue, at: MobilityField.buFlags)
+            b.put16(bu.lifetime, at: MobilityField.buLifetime)
+            try bu.options.emit(into: b, from: MobilityField.options)
+        case .bindingAcknowledgement(let ba):
+            b.put8(ba.status, at: MobilityField.baStatus)
+            b.put8(ba.flags.rawValue, at: MobilityField.baFlags)
+            b.put16(ba.sequence, at: MobilityField.baSequence)
+            b.put16(ba.lifetime, at: MobilityField.baLifetime)
+            try ba.options.emit(into: b, from: MobilityField.options)
+        case .other(_, let data):
+            data.withUnsafeBytes { b.copy($0, to: MobilityField.data) }
+            b.zero((MobilityField.data + data.count)..<n)
+        }
+        let sum = upperLayerChecksum(UnsafeRawBufferPointer(b), source: source, destination: destination,
+                                     nextHeader: IPProtocol.mobility)
+        b.put16(sum.value, at: MobilityField.checksum)
+        return n
+    }
+}
