@@ -82,8 +82,10 @@ public struct RouteInformation: Hashable, Sendable {
         self.lifetime = lifetime
     }
 
-    /// Option length in 8-octet units: the shortest that holds the prefix.
-    var units: Int { prefix.length == 0 ? 1 : prefix.length <= 64 ? 2 : 3 }
+    /// Option length in 8-octet units on emit: always 3, the full prefix,
+    /// as radvd and scapy send it (RFC 4191 2.3 allows 1 or 2 for short
+    /// prefixes; every receiver must take 3). Parsing accepts all three.
+    var units: Int { 3 }
 }
 
 public enum NDOption: Equatable {

@@ -1,0 +1,104 @@
+import Testing
+@testable import DGWWire
+
+@Suite struct AddressTests {
+    @Test(arguments: [
+        ("2001:db8::1", "2001:db8::1"),
+        ("2001:0db8:0000:0000:0000:0000:0000:0001", "2001:db8::1"),
+        ("::", "::"),
+        ("::1", "::1"),
+        ("1::", "1::"),
+        ("2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"),   // first of two equal runs
+        ("2001:0:0:1:0:0:0:1", "2001:0:0:1::1"),          // the longest run
+        ("2001:db8:0:1:1:1:1:1", "2001:db8:0:1:1:1:1:1"), // a single zero group stays
+        ("FE80::D1:1", "fe80::d1:1"),
+        ("::ffff:192.0.2.1", "::ffff:192.0.2.1"),
+        ("64:ff9b::192.0.2.33", "64:ff9b::c000:221"),
+    ])
+    func rfc5952(input: String, text: String) {
+        #expect(IPv6Address(input)?.description == text)
+    }
+
+    @Test(arguments: [":::", "1::2::3", "12345::", "g::", "1:2:3:4:5:6:7", "1:2:3:4:5:6:7:8:9", "", "::1.2.3", "::256.1.1.1", "1:2:3:4:5:6:7::8:9"])
+    func rejects(input: String) {
+        #expect(IPv6Address(input) == nil)
+    }
+
+    @Test func roundTripsBytes() {
+        let a = addr("2001:db8:1:2:3:4:5:6")
+        let bytes = emitted(16) { a.write(to: $0, at: 0); return 16 }
+        #expect(bytes == [0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6])
+        #expect(with(bytes) { IPv6Address($0, at: 0) } == a)
+    }
+
+    @Test func multicastAndSolicitedNode() {
+        #expect(addr("ff02::1").isMulticast)
+        #expect(addr("fe80::1").isLinkLocal)
+        #expect(!addr("fec0::1").isLinkLocal)
+        #expect(addr("fe80::d1:1").solicitedNodeMulticast == addr("ff02::1:ffd1:1"))
+        #expect(MACAddress(multicast: addr("ff02::1:ffd1:1")) == mac("33:33:ff:d1:00:01"))
+    }
+
+    @Test func macText() {
+        #expect(mac("02:AA:00:00:00:01").description == "02:aa:00:00:00:01")
+        #expect(MACAddress("02:aa:00:00:00") == nil)
+        #expect(MACAddress("02:aa:00:00:00:1") == nil)
+        #expect(mac("02:d1:00:00:01:01").isLocallyAdministered)
+        #expect(mac("33:33:00:00:00:01").isMulticast)
+    }
+
+    @Test func prefixes() {
+        let p = prefix("2001:db8:1:1::/64")
+        #expect(p.contains(addr("2001:db8:1:1::100")))
+        #expect(!p.contains(addr("2001:db8:1:2::100")))
+        #expect(prefix("2001:db8::/29").contains(addr("2001:db8:7::1")))
+        #expect(prefix("::/0").contains(addr("ffff::1")))
+        #expect(IPv6Prefix("2001:db8::/129") == nil)
+        #expect(IPv6Prefix("2001:db8::") == nil)
+        #expect(addr("2001:db8:1:1:ffff::1").masked(to: 80) == addr("2001:db8:1:1:ffff::"))
+        #expect(addr("2001:db8:1:1:ffff::1").masked(to: 0) == .unspecified)
+        #expect(addr("2001:db8:1:1:ffff::1").masked(to: 128) == addr("2001:db8:1:1:ffff::1"))
+    }
+
+    @Test func linkLayerAddress() {
+        let a = LinkLayerAddress(dlifMAC)
+        #expect(a.description == "02:d1:00:00:01:01")
+        #expect(a.mac == dlifMAC)
+        let long = [UInt8](1...16)
+        #expect(with(long) { LinkLayerAddress($0) }?.octets == long)
+        #expect(with([UInt8](0...16)) { LinkLayerAddress($0) } == nil)
+    }
+}
+
+@Suite struct ChecksumTests {
+    /// An independent, naive RFC 1071 sum over 16-bit words.
+    func naive(_ bytes: [UInt8]) -> UInt16 {
+        var sum: UInt32 = 0
+        var i = 0
+        while i < bytes.count {
+            let hi = UInt32(bytes[i]) << 8
+            let lo = i + 1 < bytes.count ? UInt32(bytes[i + 1]) : 0
+            sum += hi | lo
+            while sum > 0xFFFF { sum = (sum & 0xFFFF) + (sum >> 16) }
+            i += 2
+        }
+        return ~UInt16(sum)
+    }
+
+    @Test func matchesNaiveSumAtEveryLength() {
+        var rng = SystemRandomNumberGenerator()
+        for n in 0..<200 {
+            let bytes = (0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            var c = InternetChecksum()
+            with(bytes) { c.add($0) }
+            #expect(c.value == naive(bytes), "length \(n)")
+        }
+    }
+
+    @Test func rfc1071Example() {
+        // RFC 1071 section 3: 00 01 f2 03 f4 f5 f6 f7 sums to ddf2.
+        var c = InternetChecksum()
+        with([0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]) { c.add($0) }
+        #expect(c.folded == 0xddf2)
+    }
+}

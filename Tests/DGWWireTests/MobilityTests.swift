@@ -1,0 +1,177 @@
+import Testing
+@testable import DGWWire
+
+func parseMH(_ packet: [UInt8]) throws -> MobilityMessage {
+    try with(packet) { b in
+        let ip = try IPv6Packet(checking: b)
+        return try MobilityMessage.parse(try MobilityHeaderPacket(checking: ip.payload),
+                                         source: ip.source, destination: ip.destination)
+    }
+}
+
+func emitMH(_ message: MobilityMessage, like packet: [UInt8]) throws -> [UInt8] {
+    let (src, dst) = with(packet) { (IPv6Address($0, at: 8), IPv6Address($0, at: 24)) }
+    return try emitted { try message.emit(into: $0, source: src, destination: dst) }
+}
+
+var nai: RawBytes { .owned(Array("mn1@example.org".utf8)) }
+let hnp = prefix("2001:db8:1:1::/64")
+let ntpTimestamp: UInt64 = 0xED2F_2A00_8000_0000
+
+@Suite struct MobilityTests {
+    static var pbu: MobilityMessage { MobilityMessage.bindingUpdate(BindingUpdate(
+        sequence: 7, flags: [.acknowledge, .homeRegistration, .proxyRegistration, .distributedGateway], lifetime: 900,
+        options: .built([
+            .mobileNodeIdentifier(subtype: MobileNodeIdentifierSubtype.nai, identifier: nai),
+            .homeNetworkPrefix(hnp),
+            .handoffIndicator(4),
+            .accessTechnologyType(4),
+            .mobileNodeLinkLayerIdentifier(.owned(mnMAC.octets)),
+            .linkLocalAddress(mnLinkLocal),
+            .timestamp(ntpTimestamp),
+            .anchoredPrefix(hnp),
+            .localPrefix(prefix("2001:db8:aaaa::/48")),
+            .previousMAAR(maar: anchor1, prefix: hnp),
+            .servingMAAR(anchor2),
+            .dlifLinkLocalAddress(dlifLinkLocal),
+            .dlifLinkLayerAddress(LinkLayerAddress(dlifMAC)),
+            .unknown(type: 200, data: [0xde, 0xad]),
+        ])))}
+
+    static var pbuFourOptions: MobilityMessage { MobilityMessage.bindingUpdate(BindingUpdate(
+        sequence: 8, flags: [.acknowledge, .proxyRegistration, .distributedGateway], lifetime: 900,
+        options: .built([
+            .mobileNodeIdentifier(subtype: MobileNodeIdentifierSubtype.nai, identifier: nai),
+            .homeNetworkPrefix(hnp),
+            .anchoredPrefix(hnp),
+            .timestamp(ntpTimestamp),
+        ])))}
+
+    static var pba: MobilityMessage { MobilityMessage.bindingAcknowledgement(BindingAcknowledgement(
+        status: BindingAckStatus.accepted, flags: [.proxyRegistration, .distributedGateway], sequence: 7, lifetime: 900,
+        options: .built([
+            .mobileNodeIdentifier(subtype: MobileNodeIdentifierSubtype.nai, identifier: nai),
+            .anchoredPrefix(hnp),
+            .localPrefix(prefix("2001:db8:aaaa::/48")),
+            .dlifLinkLocalAddress(dlifLinkLocal),
+            .dlifLinkLayerAddress(LinkLayerAddress(dlifMAC)),
+        ])))}
+
+    static var cases: [(String, [UInt8], MobilityMessage)] { [
+        ("PBU", Fixtures.proxyBindingUpdate, pbu),
+        ("PBU4", Fixtures.proxyBindingUpdateFourOptions, pbuFourOptions),
+        ("PBA", Fixtures.proxyBindingAck, pba),
+    ]}
+
+    @Test func read() throws {
+        try with(Fixtures.proxyBindingUpdate) { b in
+            let ip = try IPv6Packet(checking: b)
+            let mh = try MobilityHeaderPacket(checking: ip.payload)
+            #expect(mh.payloadProto == IPProtocol.noNextHeader)
+            #expect(mh.type == MobilityHeaderType.bindingUpdate)
+            #expect(mh.length == ip.payload.count)
+            #expect(mh.length % 8 == 0)
+            #expect(mh.checksumIsValid(source: ip.source, destination: ip.destination))
+        }
+    }
+
+    @Test func flagsAreTheRFC8885Values() throws {
+        #expect(BindingUpdateFlags.distributedGateway.rawValue == 0x0010)
+        #expect(BindingAckFlags.distributedGateway.rawValue == 0x02)
+        guard case .bindingUpdate(let bu) = try parseMH(Fixtures.proxyBindingUpdate) else { Issue.record(); return }
+        #expect(bu.flags.rawValue == 0xC210)
+        #expect(bu.lifetimeSeconds == 3600)
+        guard case .bindingAcknowledgement(let ba) = try parseMH(Fixtures.proxyBindingAck) else { Issue.record(); return }
+        #expect(ba.flags.rawValue == 0x22)
+    }
+
+    @Test(arguments: 0..<cases.count)
+    func parse(_ i: Int) throws {
+        let (name, fixture, message) = Self.cases[i]
+        #expect(try parseMH(fixture) == message, "\(name)")
+    }
+
+    /// Built from values, our Pad1/PadN placement matches the fixture's.
+    @Test(arguments: 0..<cases.count)
+    func build(_ i: Int) throws {
+        let (name, fixture, message) = Self.cases[i]
+        #expect(try emitMH(message, like: fixture) == upper(fixture), "\(name)")
+    }
+
+    @Test(arguments: 0..<cases.count)
+    func emit(_ i: Int) throws {
+        let (name, fixture, _) = Self.cases[i]
+        #expect(try emitMH(try parseMH(fixture), like: fixture) == upper(fixture), "\(name)")
+    }
+
+    @Test(arguments: 0..<cases.count)
+    func truncation(_ i: Int) throws {
+        let (name, fixture, _) = Self.cases[i]
+        let message = upper(fixture)
+        for n in 0..<message.count {
+            #expect(throws: WireError.truncated, "\(name) cut to \(n)") {
+                try with(Array(message[..<n])) { _ = try MobilityHeaderPacket(checking: $0) }
+            }
+        }
+    }
+
+    @Test func optionsAreAligned() throws {
+        // Each option sits at its x n + y offset from the start of the header.
+        let message = upper(Fixtures.proxyBindingUpdate)
+        var offset = 12
+        var seen = 0
+        while offset < message.count {
+            let type = message[offset]
+            if type == 0 { offset += 1; continue }
+            let length = Int(message[offset + 1])
+            if type != 1 {
+                let option = try with(Array(message[offset...])) { try MobilityOption.parse($0).0 }
+                let a = option.alignment
+                #expect(offset % a.x == a.y, "option \(type) at \(offset)")
+                seen += 1
+            }
+            offset += 2 + length
+        }
+        #expect(seen == 14)
+    }
+
+    @Test func optionOverrunIsAnError() {
+        // PBU fixed part, then an HNP option claiming 40 octets in an 8-octet remainder.
+        var message: [UInt8] = [59, 1, 5, 0, 0, 0, 0, 1, 0x02, 0x10, 0, 10, 22, 40, 0, 64]
+        #expect(throws: WireError.optionOverrun) {
+            try with(message) { _ = try MobilityMessage.parse(unverified: try MobilityHeaderPacket(checking: $0)) }
+        }
+        message[13] = 17  // wrong length for a known option
+        message += [UInt8](repeating: 0, count: 16)
+        message[1] = 3
+        #expect(throws: WireError.badOptionLength) {
+            try with(message) { _ = try MobilityMessage.parse(unverified: try MobilityHeaderPacket(checking: $0)) }
+        }
+    }
+
+    @Test func badChecksum() throws {
+        var bytes = Fixtures.proxyBindingAck
+        bytes[bytes.count - 1] ^= 0x01
+        #expect(throws: WireError.badChecksum) { _ = try parseMH(bytes) }
+    }
+
+    @Test func otherTypesKeptAsBytes() throws {
+        let message = MobilityMessage.other(type: MobilityHeaderType.bindingError, data: .owned([1, 0] + [UInt8](repeating: 0, count: 16)))
+        let bytes = try emitted { try message.emit(into: $0, source: anchor1, destination: anchor2) }
+        #expect(bytes.count == 24)
+        let parsed = try with(bytes) { b in
+            try MobilityMessage.parse(try MobilityHeaderPacket(checking: b), source: anchor1, destination: anchor2)
+        }
+        guard case .other(let t, let d) = parsed else { Issue.record(); return }
+        #expect(t == MobilityHeaderType.bindingError)
+        #expect(Array(d.prefix(18)) == [1, 0] + [UInt8](repeating: 0, count: 16))
+    }
+
+    @Test func deRegistrationHasNoOptionsAndIsPaddedTo8() throws {
+        let message = MobilityMessage.bindingUpdate(BindingUpdate(sequence: 9, flags: [.proxyRegistration], lifetime: 0,
+                                                                  options: .none))
+        let bytes = try emitted { try message.emit(into: $0, source: anchor2, destination: anchor1) }
+        #expect(bytes.count == 16)
+        #expect(Array(bytes[12...]) == [1, 2, 0, 0])  // PadN of 4
+    }
+}
