@@ -47,8 +47,7 @@ let package = Package(
         .testTarget(name: "DGWWireTests", dependencies: ["DGWWire"]),
         .testTarget(
             name: "DGWInspectTests",
-            dependencies: ["DGWWire", "DGWInspect", "DGWPorts", "dgw"],
-            resources: [.copy("Fixtures")]
+            dependencies: ["DGWWire", "DGWInspect", "DGWPorts", "dgw"]
         ),
         .testTarget(name: "DGWPortsTests", dependencies: ["DGWPorts", "CDGWShim"]),
     ]

@@ -270,32 +270,36 @@ struct Dissection {
         do { p = try MobilityHeaderPacket(checking: bytes) } catch { fail(error); return }
         layers.append("mh")
         if !p.checksumIsValid(source: source, destination: destination) { fail(.badChecksum) }
+        // Fixed fields come from the view, so a message with a broken
+        // option still shows them, and the options before the broken one.
+        if p.isBinding {
+            do { _ = try MobilityOptions(checking: p.uncheckedOptions.bytes) } catch { fail(error) }
+        }
         let type = p.type
-        let message: MobilityMessage?
-        do { message = try MobilityMessage.parse(unverified: p) } catch { fail(error); message = nil }
+        let isUpdate = type == MobilityHeaderType.bindingUpdate
+        let fixed = p.isBinding
+            ? (seq: p.sequence, lifetime: Int(p.lifetime) * 4, status: p.bindingAckStatus,
+               buFlags: p.bindingUpdateFlags, baFlags: p.bindingAckFlags)
+            : nil
+        let options = p.uncheckedOptions
+        let data = UnsafeRawBufferPointer(rebasing: p.bytes[6...])  // after the checksum
         sections.append { o in
             o.beginObject("mh")
             o.field("type", type)
-            switch message {
-            case .bindingUpdate(let bu)?:
-                o.field("seq", bu.sequence)
+            if let fixed {
+                if !isUpdate { o.field("status", fixed.status) }
+                o.field("seq", fixed.seq)
                 o.beginArray("flags")
-                for (flag, letter) in BindingUpdateFlags.letters where bu.flags.contains(flag) { o.element(letter) }
+                if isUpdate {
+                    for (flag, letter) in BindingUpdateFlags.letters where fixed.buFlags.contains(flag) { o.element(letter) }
+                } else {
+                    for (flag, letter) in BindingAckFlags.letters where fixed.baFlags.contains(flag) { o.element(letter) }
+                }
                 o.endArray()
-                o.field("lifetime_s", bu.lifetimeSeconds)
-                Self.options(bu.options, &o)
-            case .bindingAcknowledgement(let ba)?:
-                o.field("status", ba.status)
-                o.field("seq", ba.sequence)
-                o.beginArray("flags")
-                for (flag, letter) in BindingAckFlags.letters where ba.flags.contains(flag) { o.element(letter) }
-                o.endArray()
-                o.field("lifetime_s", ba.lifetimeSeconds)
-                Self.options(ba.options, &o)
-            case .other(_, let data)?:
+                o.field("lifetime_s", fixed.lifetime)
+                Self.options(options, &o)
+            } else {
                 o.field("hex", hexString(data))
-            case nil:
-                break
             }
             o.endObject()
         }

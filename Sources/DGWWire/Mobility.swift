@@ -141,6 +141,24 @@ public struct MobilityHeaderPacket {
     public func checksumIsValid(source: IPv6Address, destination: IPv6Address) -> Bool {
         upperLayerChecksum(bytes, source: source, destination: destination, nextHeader: IPProtocol.mobility).isValid
     }
+
+    /// True for BU and BA, whose fixed fields the checked view guarantees.
+    @inlinable public var isBinding: Bool {
+        type == MobilityHeaderType.bindingUpdate || type == MobilityHeaderType.bindingAcknowledgement
+    }
+
+    // Fixed fields of a BU or BA (valid when `isBinding`).
+    @inlinable public var sequence: UInt16 {
+        bytes.u16(type == MobilityHeaderType.bindingUpdate ? MobilityField.buSequence : MobilityField.baSequence)
+    }
+    @inlinable public var lifetime: UInt16 { bytes.u16(MobilityField.buLifetime) }
+    @inlinable public var bindingUpdateFlags: BindingUpdateFlags { BindingUpdateFlags(rawValue: bytes.u16(MobilityField.buFlags)) }
+    @inlinable public var bindingAckStatus: UInt8 { bytes.u8(MobilityField.baStatus) }
+    @inlinable public var bindingAckFlags: BindingAckFlags { BindingAckFlags(rawValue: bytes.u8(MobilityField.baFlags)) }
+
+    /// The options of a BU or BA, unchecked: iterating stops at the first
+    /// option that does not parse (`MobilityOptions(checking:)` says why).
+    @inlinable public var uncheckedOptions: MobilityOptions { .parsed(bytes.slice(from: MobilityField.options)) }
 }
 
 public struct BindingUpdate: Equatable {

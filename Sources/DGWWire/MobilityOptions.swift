@@ -211,6 +211,12 @@ public enum MobilityOptions: Equatable, Sequence {
 
     public static var none: MobilityOptions { .built([]) }
 
+    /// The raw bytes of parsed options (empty for built ones).
+    public var bytes: UnsafeRawBufferPointer {
+        if case .parsed(let b) = self { return b }
+        return UnsafeRawBufferPointer(start: nil, count: 0)
+    }
+
     /// Checks every option (pads included); then iteration cannot fail.
     @inlinable
     public init(checking bytes: UnsafeRawBufferPointer) throws(WireError) {
