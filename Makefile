@@ -8,7 +8,7 @@ APT_PACKAGES := libpcap-dev tshark tcpdump iproute2 libjemalloc-dev clang pkg-co
 FUZZ_SECONDS ?= 20
 FUZZ_TARGETS := wire decode
 
-.PHONY: all build release test demo deps unit-test fuzz fuzz-smoke bench clean
+.PHONY: all build release test demo deps unit-test fuzz fuzz-smoke bench bench-check clean
 
 all: build
 
@@ -33,8 +33,9 @@ release: deps
 unit-test: deps
 	$(SWIFT) test
 
-# The whole suite: unit and tshark tests, then a bounded fuzz run.
-test: unit-test fuzz-smoke
+# The whole suite: unit and tshark tests, a bounded fuzz run, and the
+# allocation check of the parsers (package-benchmark, release build).
+test: unit-test fuzz-smoke bench-check
 
 # The main job. For now: decode the shipped capture of a DMM handover.
 demo: deps
@@ -50,7 +51,11 @@ fuzz-smoke: deps
 
 # Allocation and speed of the parsers (package-benchmark, release build).
 bench: deps
-	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark
+	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark --no-progress
+
+# Fails if a parser allocates (Benchmarks/Thresholds: none at all).
+bench-check: deps
+	Benchmarks/check-allocations.sh
 
 clean:
 	rm -rf .build Benchmarks/.build Fuzz/out
