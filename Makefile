@@ -31,7 +31,7 @@ release: deps
 	$(SWIFT) build -c release
 
 unit-test: deps
-	$(SWIFT) test
+	$(SWIFT) test --disable-xctest
 
 # The whole suite: unit and tshark tests, a bounded fuzz run, and the
 # allocation check of the parsers (package-benchmark, release build).
