@@ -6,7 +6,7 @@ The committed capture is what tests and `make demo` use; this script only
 documents how it was made (pip install scapy; python3 Tools/make-sample-capture.py).
 Options of RFC 8885 (65-70), unknown to scapy, are packed by hand here.
 """
-import struct, sys
+import os, struct, sys
 from scapy.all import (Ether, Dot1Q, Dot1AD, IPv6, IPv6ExtHdrHopByHop, IPv6ExtHdrDestOpt,
                        IPv6ExtHdrFragment, RouterAlert, UDP, TCP, Raw, ARP,
                        ICMPv6ND_RS, ICMPv6ND_RA, ICMPv6ND_NS, ICMPv6ND_NA,
@@ -14,7 +14,6 @@ from scapy.all import (Ether, Dot1Q, Dot1AD, IPv6, IPv6ExtHdrHopByHop, IPv6ExtHd
                        ICMPv6NDOptMTU, ICMPv6NDOptRouteInfo, ICMPv6PacketTooBig,
                        ICMPv6TimeExceeded, ICMPv6DestUnreach, ICMPv6EchoRequest, wrpcapng)
 from scapy.layers.inet6 import in6_chksum
-import socket
 
 MN = "02:aa:00:00:00:01"
 DLIF1 = "02:d1:00:00:01:01"
@@ -26,26 +25,13 @@ MN_ADDR = "2001:db8:1:1::100"
 CN = "2001:db8:cccc::1"
 A1, A2 = "2001:db8:ffff::1", "2001:db8:ffff::2"
 
-def a16(a): return socket.inet_pton(socket.AF_INET6, a)
-def opt(t, body): return bytes([t, len(body)]) + body
-def pad(cur, x, y):
-    need = (y - cur) % x
-    return b"" if need == 0 else b"\x00" if need == 1 else bytes([1, need - 2]) + bytes(need - 2)
+sys.path.insert(0, os.path.dirname(__file__))
+from dmm_frames import a16, mh_bytes
 
 def mh(mh_type, fixed, options, src, dst, corrupt=False):
-    """A Mobility Header: fixed fields after the checksum, then (type, body, (x, y)) options."""
-    out = b""
-    cur = 6 + len(fixed)
-    for t, body, (x, y) in options:
-        p = pad(cur, x, y); out += p; cur += len(p)
-        o = opt(t, body); out += o; cur += len(o)
-    out += pad(cur, 8, 0)
-    msg = fixed + out
-    hdr = bytes([59, (6 + len(msg)) // 8 - 1, mh_type, 0, 0, 0]) + msg
-    ip = IPv6(src=src, dst=dst, nh=135, hlim=64)
-    ck = in6_chksum(135, ip / Raw(hdr), hdr)
-    if corrupt: ck ^= 0x5555
-    return Ether(src=GW2 if src == A2 else GW1, dst=GW1 if dst == A1 else GW2) / ip / Raw(hdr[:4] + struct.pack("!H", ck) + hdr[6:])
+    """A Mobility Header frame between the two gateways."""
+    return (Ether(src=GW2 if src == A2 else GW1, dst=GW1 if dst == A1 else GW2) /
+            IPv6(src=src, dst=dst, nh=135, hlim=64) / Raw(mh_bytes(mh_type, fixed, options, src, dst, corrupt)))
 
 frames = []
 # 1-4: attach at D-GW1: RS, RA through DLIF, NS/NA for the DLIF's link-local.

@@ -2,28 +2,15 @@
 """Prints Tests/DGWWireTests/Fixtures.swift: byte fixtures built with scapy
 (and RFC 8885 options packed by hand), independent of our Swift code.
 Run once (pip install scapy); the output is committed, not regenerated in CI."""
-import struct, socket, importlib.util, os
+import os, struct, sys
 from scapy.all import *
 from scapy.layers.inet6 import in6_chksum
 
-here = os.path.dirname(__file__)
-spec = importlib.util.spec_from_file_location("cap", os.path.join(here, "make-sample-capture.py"))
+sys.path.insert(0, os.path.dirname(__file__))
+from dmm_frames import a16, mh_bytes
 
-def a16(a): return socket.inet_pton(socket.AF_INET6, a)
-def opt(t, body): return bytes([t, len(body)]) + body
-def pad(cur, x, y):
-    need = (y - cur) % x
-    return b"" if need == 0 else b"\x00" if need == 1 else bytes([1, need - 2]) + bytes(need - 2)
 def mh(mh_type, fixed, options, src, dst):
-    out, cur = b"", 6 + len(fixed)
-    for t, body, (x, y) in options:
-        p = pad(cur, x, y); out += p; cur += len(p)
-        o = opt(t, body); out += o; cur += len(o)
-    out += pad(cur, 8, 0)
-    msg = fixed + out
-    hdr = bytes([59, (6 + len(msg)) // 8 - 1, mh_type, 0, 0, 0]) + msg
-    ck = in6_chksum(135, IPv6(src=src, dst=dst, nh=135) / Raw(hdr), hdr)
-    return bytes(IPv6(src=src, dst=dst, nh=135, hlim=64) / Raw(hdr[:4] + struct.pack("!H", ck) + hdr[6:]))
+    return bytes(IPv6(src=src, dst=dst, nh=135, hlim=64) / Raw(mh_bytes(mh_type, fixed, options, src, dst)))
 
 MN, DLIF1 = "02:aa:00:00:00:01", "02:d1:00:00:01:01"
 MN_ADDR, CN = "2001:db8:1:1::100", "2001:db8:cccc::1"
