@@ -16,6 +16,8 @@ let package = Package(
         .library(name: "DGWWire", targets: ["DGWWire"]),
         .library(name: "DGWInspect", targets: ["DGWInspect"]),
         .library(name: "DGWPorts", targets: ["DGWPorts"]),
+        .library(name: "DGWTables", targets: ["DGWTables"]),
+        .executable(name: "dgw-bench", targets: ["dgw-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -33,6 +35,9 @@ let package = Package(
         ),
         // Wire formats: zero-copy views and validated value types. No Foundation.
         .target(name: "DGWWire"),
+        // Lock-free tables read by the data plane: HNP longest-prefix match,
+        // logical-MAC exact match, QSBR reclamation.
+        .target(name: "DGWTables", dependencies: ["DGWWire", "CDGWShim"]),
         // Frame dissection into JSON lines (`dgw decode`), shared by tests and tools.
         .target(name: "DGWInspect", dependencies: ["DGWWire"]),
         // Packet I/O: pcap files through libpcap, syscalls through the shim.
@@ -44,7 +49,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Benchmarks that print JSON lines, against the anchors of ../shared/bench.
+        .executableTarget(name: "dgw-bench", dependencies: ["DGWTables", "DGWWire"], path: "Tools/dgw-bench"),
         .testTarget(name: "DGWWireTests", dependencies: ["DGWWire"]),
+        .testTarget(name: "DGWTablesTests", dependencies: ["DGWTables", "DGWWire"]),
         .testTarget(
             name: "DGWInspectTests",
             dependencies: ["DGWWire", "DGWInspect", "DGWPorts", "dgw"]

@@ -23,4 +23,7 @@ int dgw_thread_allowed_cpu_count(void);
 /// errno is a macro in glibc; read it through a function.
 int dgw_errno(void);
 
+/// Prefetch for read into all cache levels (inlined into Swift callers).
+static inline void dgw_prefetch(const void *address) { __builtin_prefetch(address, 0, 3); }
+
 #endif

@@ -1,0 +1,143 @@
+// Quiescent-state-based reclamation, in the spirit of DPDK's rte_rcu_qsbr.
+//
+// Readers (data-plane workers) never lock or wait: after each batch they
+// report a quiescent state, one relaxed-load and one release-store, meaning
+// "I hold no reference into shared tables". The writer (control plane)
+// unlinks an object, then either waits for a grace period (every online
+// reader has reported after the unlink) or defers the free to a queue that
+// `reclaim()` drains once the grace period is over.
+//
+// Token scheme: a global counter starts at 1; a grace period that starts
+// bumps it to T; it is over when every reader's counter is 0 (offline) or
+// at least T.
+
+import Synchronization
+
+/// A registered reader's slot.
+public struct QSBRReader: Sendable, Hashable {
+    public let index: Int
+}
+
+public final class QSBR: @unchecked Sendable {
+    /// Readers are tracked in one 64-bit mask.
+    public static let maxReaders = 64
+    // Counters sit 64 bytes apart so that readers never share a cache line.
+    @usableFromInline static let stride = 8
+
+    @usableFromInline let token = Atomic<UInt64>(1)
+    @usableFromInline let counters: UnsafeMutablePointer<Atomic<UInt64>>
+    private let registered = Mutex<UInt64>(0)
+    /// Writer only (like every writer call: the control plane's thread).
+    private var deferred: [(token: UInt64, free: () -> Void)] = []
+
+    public init() {
+        let n = Self.maxReaders * Self.stride
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: n * 8, alignment: 64)
+        counters = raw.bindMemory(to: Atomic<UInt64>.self, capacity: n)
+        for i in 0..<n { (counters + i).initialize(to: Atomic(0)) }
+    }
+
+    deinit {
+        // Whatever is still deferred is freed now: no reader can outlive us.
+        for d in deferred { d.free() }
+        counters.deinitialize(count: Self.maxReaders * Self.stride)
+        UnsafeMutableRawPointer(counters).deallocate()
+    }
+
+    // MARK: Readers
+
+    /// A new reader, online. Nil when all slots are taken.
+    public func register() -> QSBRReader? {
+        let index: Int? = registered.withLock { mask in
+            guard mask != .max else { return nil }
+            let i = (~mask).trailingZeroBitCount
+            mask |= 1 << UInt64(i)
+            return i
+        }
+        guard let index else { return nil }
+        let reader = QSBRReader(index: index)
+        online(reader)
+        return reader
+    }
+
+    public func unregister(_ reader: QSBRReader) {
+        offline(reader)
+        registered.withLock { $0 &= ~(1 << UInt64(reader.index)) }
+    }
+
+    /// Once per batch: no reference into shared tables is held past here.
+    @inlinable
+    public func quiescent(_ reader: QSBRReader) {
+        let t = token.load(ordering: .relaxed)
+        counters[reader.index &* Self.stride].store(t, ordering: .releasing)
+    }
+
+    /// The reader will block (in poll, say): grace periods stop waiting for it.
+    @inlinable
+    public func offline(_ reader: QSBRReader) {
+        counters[reader.index &* Self.stride].store(0, ordering: .releasing)
+    }
+
+    /// Back from `offline`; shared tables may be read after this returns.
+    @inlinable
+    public func online(_ reader: QSBRReader) {
+        let t = token.load(ordering: .acquiring)
+        // Sequentially consistent, so the table reads after this cannot be
+        // ordered before the writer sees us online (DPDK uses a full fence).
+        counters[reader.index &* Self.stride].store(t, ordering: .sequentiallyConsistent)
+    }
+
+    // MARK: Writer
+
+    /// Starts a grace period for everything unlinked before this call.
+    public func start() -> UInt64 {
+        token.wrappingAdd(1, ordering: .sequentiallyConsistent).newValue
+    }
+
+    /// True once every online reader has reported since `start()` gave `t`.
+    public func isComplete(_ t: UInt64) -> Bool {
+        let mask = registered.withLock { $0 }
+        var m = mask
+        while m != 0 {
+            let i = m.trailingZeroBitCount
+            m &= m - 1
+            let c = counters[i * Self.stride].load(ordering: .acquiring)
+            if c != 0 && c < t { return false }
+        }
+        return true
+    }
+
+    /// Waits (yielding) for a grace period: the writer's blocking variant.
+    public func synchronize() {
+        let t = start()
+        while !isComplete(t) { Thread_yield() }
+    }
+
+    /// Defers `free` until a grace period started now is over.
+    public func retire(_ free: @escaping () -> Void) {
+        let t = start()
+        deferred.append((t, free))
+    }
+
+    /// Runs the deferred frees whose grace period is over; returns how many.
+    @discardableResult
+    public func reclaim() -> Int {
+        // Tokens increase along the queue: stop at the first not ready.
+        var n = 0
+        while n < deferred.count && isComplete(deferred[n].token) { n += 1 }
+        let ready = deferred[..<n].map(\.free)
+        deferred.removeFirst(n)
+        for free in ready { free() }
+        return n
+    }
+
+    /// Deferred frees not yet run.
+    public var pending: Int { deferred.count }
+}
+
+#if canImport(Glibc)
+import Glibc
+@usableFromInline func Thread_yield() { sched_yield() }
+#else
+@usableFromInline func Thread_yield() {}
+#endif
