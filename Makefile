@@ -8,7 +8,7 @@ APT_PACKAGES := libpcap-dev tshark tcpdump iproute2 libjemalloc-dev clang pkg-co
 FUZZ_SECONDS ?= 20
 FUZZ_TARGETS := wire decode
 
-.PHONY: all build release test demo deps unit-test fuzz fuzz-smoke bench bench-check clean
+.PHONY: all build release test demo deps unit-test tsan-test fuzz fuzz-smoke bench bench-check compare-lpm clean
 
 all: build
 
@@ -33,9 +33,15 @@ release: deps
 unit-test: deps
 	$(SWIFT) test --disable-xctest
 
-# The whole suite: unit and tshark tests, a bounded fuzz run, and the
-# allocation check of the parsers (package-benchmark, release build).
-test: unit-test fuzz-smoke bench-check
+# The whole suite: unit and tshark tests, the concurrent table tests under
+# Thread Sanitizer, a bounded fuzz run, and the allocation checks of the
+# parsers and look-ups (package-benchmark, release build).
+test: unit-test tsan-test fuzz-smoke bench-check
+
+# Readers flat out against a churning writer, under Thread Sanitizer
+# (a build folder of its own).
+tsan-test: deps
+	$(SWIFT) test --disable-xctest --sanitize=thread --scratch-path .build-tsan --filter "ConcurrencyTests|QSBRTests"
 
 # The main job. For now: decode the shipped capture of a DMM handover.
 demo: deps
@@ -53,9 +59,13 @@ fuzz-smoke: deps
 bench: deps
 	cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark --no-progress
 
-# Fails if a parser allocates (Benchmarks/Thresholds: none at all).
+# Fails if a parser or a look-up allocates (Benchmarks/Thresholds: none at all).
 bench-check: deps
 	Benchmarks/check-allocations.sh
 
+# The HNP table against DPDK rte_lpm6 on the full workload (installs libdpdk-dev).
+compare-lpm: deps
+	Tools/compare-lpm.sh
+
 clean:
-	rm -rf .build Benchmarks/.build Fuzz/out
+	rm -rf .build .build-tsan Benchmarks/.build Fuzz/out

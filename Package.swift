@@ -52,7 +52,7 @@ let package = Package(
         // Benchmarks that print JSON lines, against the anchors of ../shared/bench.
         .executableTarget(name: "dgw-bench", dependencies: ["DGWTables", "DGWWire"], path: "Tools/dgw-bench"),
         .testTarget(name: "DGWWireTests", dependencies: ["DGWWire"]),
-        .testTarget(name: "DGWTablesTests", dependencies: ["DGWTables", "DGWWire"]),
+        .testTarget(name: "DGWTablesTests", dependencies: ["DGWTables", "DGWWire", "dgw-bench"]),
         .testTarget(
             name: "DGWInspectTests",
             dependencies: ["DGWWire", "DGWInspect", "DGWPorts", "dgw"]
