@@ -267,6 +267,7 @@ public final class HNPTable: @unchecked Sendable {
                 retired += sparsify(page, entries)
                 freedPages.append(entries)
                 structural = true
+                if info.routes == 0 { pages[page] = nil }
             }
         } else {
             guard let table = tables[length] else { return false }

@@ -38,6 +38,31 @@ import Testing
         #expect(q.reclaim() == 1 && order == [1, 2])
     }
 
+    @Test func synchronizeWaitsForAnOnlineReaderToReport() throws {
+        let q = QSBR()
+        let reader = try #require(q.register())  // online, not reporting yet
+        let done = Atomic<Bool>(false)
+        let writer = Thread {
+            q.synchronize()
+            done.store(true, ordering: .releasing)
+        }
+        writer.start()
+        usleep(50_000)
+        let early = done.load(ordering: .acquiring)
+        #expect(!early, "grace period ended with a reader that never reported")
+        // The reader reports (as a worker would after each batch) until the writer is through.
+        var rounds = 0
+        while !done.load(ordering: .acquiring) && rounds < 5000 {
+            q.quiescent(reader)
+            usleep(1000)
+            rounds += 1
+        }
+        let finished = done.load(ordering: .acquiring)
+        #expect(finished)
+        q.unregister(reader)
+        q.synchronize()  // no reader left: returns at once
+    }
+
     @Test func sixtyFourReadersAtMost() {
         let q = QSBR()
         let readers = (0..<64).compactMap { _ in q.register() }
