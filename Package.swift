@@ -17,10 +17,13 @@ let package = Package(
         .library(name: "DGWInspect", targets: ["DGWInspect"]),
         .library(name: "DGWPorts", targets: ["DGWPorts"]),
         .library(name: "DGWTables", targets: ["DGWTables"]),
+        .library(name: "DGWPipeline", targets: ["DGWPipeline"]),
+        .library(name: "DGWConfig", targets: ["DGWConfig"]),
         .executable(name: "dgw-bench", targets: ["dgw-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // Linux syscalls and macros Swift cannot see; compiled with _GNU_SOURCE.
@@ -38,6 +41,10 @@ let package = Package(
         // Lock-free tables read by the data plane: HNP longest-prefix match,
         // logical-MAC exact match, QSBR reclamation.
         .target(name: "DGWTables", dependencies: ["DGWWire", "CDGWShim"]),
+        // The data plane: batches of frames in, verdicts and frames out (sans-I/O).
+        .target(name: "DGWPipeline", dependencies: ["DGWWire", "DGWTables"]),
+        // The gateway's YAML configuration, checked key by key.
+        .target(name: "DGWConfig", dependencies: ["DGWWire", .product(name: "Yams", package: "Yams")]),
         // Frame dissection into JSON lines (`dgw decode`), shared by tests and tools.
         .target(name: "DGWInspect", dependencies: ["DGWWire"]),
         // Packet I/O: pcap files through libpcap, syscalls through the shim.
@@ -45,13 +52,14 @@ let package = Package(
         .executableTarget(
             name: "dgw",
             dependencies: [
-                "DGWWire", "DGWInspect", "DGWPorts",
+                "DGWWire", "DGWInspect", "DGWPorts", "DGWConfig", "DGWPipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         // Benchmarks that print JSON lines, against the anchors of ../shared/bench.
         .executableTarget(name: "dgw-bench", dependencies: ["DGWTables", "DGWWire"], path: "Tools/dgw-bench"),
         .testTarget(name: "DGWWireTests", dependencies: ["DGWWire"]),
+        .testTarget(name: "DGWPipelineTests", dependencies: ["DGWPipeline", "DGWWire", "DGWConfig", "DGWPorts", "dgw"]),
         .testTarget(name: "DGWTablesTests", dependencies: ["DGWTables", "DGWWire", "dgw-bench"]),
         .testTarget(
             name: "DGWInspectTests",

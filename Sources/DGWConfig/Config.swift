@@ -1,0 +1,353 @@
+// One YAML file per gateway (DESIGN.md "Configuration contract"). Every key
+// is checked: an unknown key, a missing one or a bad value is refused with
+// the file, line and column, before anything starts.
+
+import DGWWire
+import Yams
+
+public struct ConfigError: Error, CustomStringConvertible, Equatable {
+    public let file: String
+    public let line: Int
+    public let column: Int
+    public let message: String
+
+    public var description: String { "\(file):\(line):\(column): \(message)" }
+}
+
+public enum Role: String, Sendable { case dgw, cmd, lma }
+
+/// `self` or a gateway's address.
+public enum Endpoint: Equatable, Sendable, CustomStringConvertible {
+    case this
+    case peer(IPv6Address)
+
+    public var description: String {
+        switch self {
+        case .this: "self"
+        case .peer(let a): a.description
+        }
+    }
+}
+
+public struct GatewayConfig: Sendable {
+    public struct Port: Sendable {
+        public var interface: String
+        public var mtu: Int
+        /// The port's own MAC: read from the interface when live; taken from
+        /// here (or derived from the address) in replay.
+        public var mac: MACAddress?
+    }
+    public struct Core: Sendable {
+        public var port: Port
+        public var prefix: IPv6Prefix
+        public var gateway: IPv6Address?
+    }
+    public struct LocalNetwork: Sendable {
+        public enum Via: String, Sendable { case access, core }
+        public var prefix: IPv6Prefix
+        public var via: Via
+    }
+    public struct Peer: Sendable {
+        public var name: String
+        public var address: IPv6Address
+    }
+    public struct Auth: Sendable {
+        public var peer: IPv6Address
+        public var spi: UInt32
+        public var key: [UInt8]
+    }
+    public struct RA: Sendable {
+        public var intervalSeconds = 3.0
+        public var routerLifetime = 1800
+        public var validLifetime = 86400
+        public var preferredLifetime = 3600
+    }
+    public struct Binding: Sendable {
+        public var lifetime = 3600
+        public var initialRetransmitMs = 1000
+        public var maxRetransmitMs = 32000
+        public var maxAttempts = 5
+    }
+    public struct StaticBinding: Sendable {
+        public var mn: MACAddress
+        public var prefix: IPv6Prefix
+        public var anchor: Endpoint
+        public var serving: Endpoint
+        public var line: Int
+    }
+    public struct Neighbor: Sendable {
+        public var address: IPv6Address
+        public var mac: MACAddress
+    }
+    public enum CMDMode: String, Sendable { case relay, locator }
+
+    public var file = ""
+    public var name = ""
+    public var role = Role.dgw
+    public var address = IPv6Address.unspecified
+    public var access: Port?
+    public var core = Core(port: Port(interface: "", mtu: 1500), prefix: IPv6Prefix("::/0")!, gateway: nil)
+    public var prefixPool: IPv6Prefix?
+    public var localNetworks: [LocalNetwork] = []
+    public var peers: [Peer] = []
+    public var cmd: IPv6Address?
+    public var cmdMode = CMDMode.relay
+    public var lma: IPv6Address?
+    public var auth: [Auth] = []
+    public var ra = RA()
+    public var binding = Binding()
+    public var staticBindings: [StaticBinding] = []
+    /// Static core neighbours (fixed set-ups and replay); others are resolved by ND.
+    public var neighbors: [Neighbor] = []
+    public var control: String?
+    public var metrics: String?
+
+    /// The core MAC: configured, or 02:dd followed by the low 32 bits of the address.
+    public var coreMAC: MACAddress {
+        core.port.mac ?? MACAddress(value: 0x02DD_0000_0000 | (address.low & 0xFFFF_FFFF))
+    }
+}
+
+extension GatewayConfig {
+    /// Reads and checks `path`.
+    public static func load(path: String) throws(ConfigError) -> GatewayConfig {
+        guard let text = readFile(path) else {
+            throw ConfigError(file: path, line: 0, column: 0, message: "cannot read the file")
+        }
+        return try parse(text, file: path)
+    }
+
+    public static func parse(_ text: String, file: String) throws(ConfigError) -> GatewayConfig {
+        let root: Node
+        do {
+            guard let n = try Yams.compose(yaml: text) else {
+                throw ConfigError(file: file, line: 1, column: 1, message: "empty configuration")
+            }
+            root = n
+        } catch let e as ConfigError {
+            throw e
+        } catch let e as YamlError {
+            switch e {
+            case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _),
+                 .composer(_, let problem, let mark, _):
+                throw ConfigError(file: file, line: mark.line, column: mark.column, message: "YAML: \(problem)")
+            default:
+                throw ConfigError(file: file, line: 0, column: 0, message: "YAML: \(e)")
+            }
+        } catch {
+            throw ConfigError(file: file, line: 0, column: 0, message: "YAML: \(error)")
+        }
+        var c = GatewayConfig()
+        c.file = file
+        let r = Reader(file: file)
+        do {
+            try c.read(root, r)
+        } catch let e as ConfigError {
+            throw e
+        } catch {
+            throw ConfigError(file: file, line: 0, column: 0, message: "\(error)")
+        }
+        return c
+    }
+
+    private mutating func read(_ root: Node, _ r: Reader) throws {
+        let top = try r.mapping(root, "configuration", keys: [
+            "name", "role", "address", "access", "core", "prefix_pool", "local_networks", "peers", "cmd",
+            "cmd_mode", "lma", "auth", "ra", "binding", "static_bindings", "neighbors", "control", "metrics",
+        ], required: ["name", "address", "core"])
+        name = try r.string(top["name"]!, "name")
+        if let n = top["role"] { role = try r.enumeration(n, "role") }
+        address = try r.address(top["address"]!, "address")
+        if let n = top["access"] { access = try readPort(n, "access", r, extra: []).0 }
+        if role != .cmd && access == nil {
+            throw r.error(root, "access is required for role \(role.rawValue)")
+        }
+        let (port, coreMap) = try readPort(top["core"]!, "core", r, extra: ["prefix", "gateway"])
+        guard let p = coreMap["prefix"] else { throw r.error(top["core"]!, "core.prefix is required") }
+        core = Core(port: port, prefix: try r.prefix(p, "core.prefix"),
+                    gateway: try coreMap["gateway"].map { try r.address($0, "core.gateway") })
+        if let n = top["prefix_pool"] {
+            let pool = try r.prefix(n, "prefix_pool")
+            guard pool.length <= 64 else { throw r.error(n, "prefix_pool must be /64 or shorter to hold /64s") }
+            prefixPool = pool
+        }
+        for item in try r.sequence(top["local_networks"], "local_networks") {
+            let m = try r.mapping(item, "local_networks entry", keys: ["prefix", "via"], required: ["prefix"])
+            localNetworks.append(LocalNetwork(prefix: try r.prefix(m["prefix"]!, "prefix"),
+                                              via: try m["via"].map { try r.enumeration($0, "via") } ?? .access))
+        }
+        for item in try r.sequence(top["peers"], "peers") {
+            let m = try r.mapping(item, "peers entry", keys: ["name", "address"], required: ["name", "address"])
+            peers.append(Peer(name: try r.string(m["name"]!, "name"), address: try r.address(m["address"]!, "address")))
+        }
+        if let n = top["cmd"] { cmd = try r.address(n, "cmd") }
+        if let n = top["cmd_mode"] { cmdMode = try r.enumeration(n, "cmd_mode") }
+        if let n = top["lma"] { lma = try r.address(n, "lma") }
+        for item in try r.sequence(top["auth"], "auth") {
+            let m = try r.mapping(item, "auth entry", keys: ["peer", "spi", "key_hex"], required: ["peer", "spi", "key_hex"])
+            let hex = try r.string(m["key_hex"]!, "key_hex")
+            guard hex.count >= 32, hex.count % 2 == 0, let key = bytes(hex: hex) else {
+                throw r.error(m["key_hex"]!, "key_hex must be at least 16 octets of hex")
+            }
+            auth.append(Auth(peer: try r.address(m["peer"]!, "peer"),
+                             spi: UInt32(try r.integer(m["spi"]!, "spi", 256...Int(UInt32.max))), key: key))
+        }
+        if let n = top["ra"] {
+            let m = try r.mapping(n, "ra", keys: ["interval_s", "router_lifetime_s", "valid_lifetime_s", "preferred_lifetime_s"], required: [])
+            if let v = m["interval_s"] { ra.intervalSeconds = try r.number(v, "interval_s", 0.05...1800) }
+            if let v = m["router_lifetime_s"] { ra.routerLifetime = try r.integer(v, "router_lifetime_s", 0...9000) }
+            if let v = m["valid_lifetime_s"] { ra.validLifetime = try r.integer(v, "valid_lifetime_s", 0...Int(UInt32.max)) }
+            if let v = m["preferred_lifetime_s"] { ra.preferredLifetime = try r.integer(v, "preferred_lifetime_s", 0...Int(UInt32.max)) }
+            guard ra.preferredLifetime <= ra.validLifetime else {
+                throw r.error(n, "preferred_lifetime_s exceeds valid_lifetime_s")
+            }
+        }
+        if let n = top["binding"] {
+            let m = try r.mapping(n, "binding", keys: ["lifetime_s", "initial_retransmit_ms", "max_retransmit_ms", "max_attempts"], required: [])
+            if let v = m["lifetime_s"] { binding.lifetime = try r.integer(v, "lifetime_s", 4...262_140) }
+            if let v = m["initial_retransmit_ms"] { binding.initialRetransmitMs = try r.integer(v, "initial_retransmit_ms", 1...600_000) }
+            if let v = m["max_retransmit_ms"] { binding.maxRetransmitMs = try r.integer(v, "max_retransmit_ms", 1...600_000) }
+            if let v = m["max_attempts"] { binding.maxAttempts = try r.integer(v, "max_attempts", 1...100) }
+        }
+        for item in try r.sequence(top["static_bindings"], "static_bindings") {
+            let m = try r.mapping(item, "static_bindings entry", keys: ["mn", "prefix", "anchor", "serving"],
+                                  required: ["mn", "prefix", "anchor", "serving"])
+            let prefix = try r.prefix(m["prefix"]!, "prefix")
+            guard prefix.length == 64 else { throw r.error(m["prefix"]!, "a binding's prefix must be a /64, not /\(prefix.length)") }
+            let b = StaticBinding(mn: try r.mac(m["mn"]!, "mn"), prefix: prefix,
+                                  anchor: try r.endpoint(m["anchor"]!, "anchor", this: address),
+                                  serving: try r.endpoint(m["serving"]!, "serving", this: address),
+                                  line: r.line(item))
+            guard b.anchor == .this || b.serving == .this else {
+                throw r.error(item, "a static binding must have this gateway as anchor or serving")
+            }
+            if let other = staticBindings.first(where: { $0.prefix == b.prefix }) {
+                throw r.error(item, "prefix \(b.prefix) is already bound at line \(other.line)")
+            }
+            staticBindings.append(b)
+        }
+        for item in try r.sequence(top["neighbors"], "neighbors") {
+            let m = try r.mapping(item, "neighbors entry", keys: ["address", "mac"], required: ["address", "mac"])
+            neighbors.append(Neighbor(address: try r.address(m["address"]!, "address"), mac: try r.mac(m["mac"]!, "mac")))
+        }
+        if let n = top["control"] { control = try r.string(n, "control") }
+        if let n = top["metrics"] { metrics = try r.string(n, "metrics") }
+    }
+
+    private func readPort(_ node: Node, _ what: String, _ r: Reader, extra: [String]) throws -> (Port, [String: Node]) {
+        let m = try r.mapping(node, what, keys: ["interface", "mtu", "mac"] + extra, required: ["interface"])
+        let port = Port(interface: try r.string(m["interface"]!, "\(what).interface"),
+                        mtu: try m["mtu"].map { try r.integer($0, "\(what).mtu", 1280...65535) } ?? 1500,
+                        mac: try m["mac"].map { try r.mac($0, "\(what).mac") })
+        return (port, m)
+    }
+}
+
+/// Typed reads of YAML nodes, each failure pointing at the node.
+struct Reader {
+    let file: String
+
+    func line(_ n: Node) -> Int { n.mark?.line ?? 0 }
+
+    func error(_ n: Node, _ message: String) -> ConfigError {
+        ConfigError(file: file, line: n.mark?.line ?? 0, column: n.mark?.column ?? 0, message: message)
+    }
+
+    func mapping(_ n: Node, _ what: String, keys: [String], required: [String]) throws -> [String: Node] {
+        guard case .mapping(let m) = n else { throw error(n, "\(what) must be a mapping") }
+        var out: [String: Node] = [:]
+        for (k, v) in m {
+            guard let key = k.string else { throw error(k, "\(what): keys must be strings") }
+            guard keys.contains(key) else { throw error(k, "unknown key '\(key)' in \(what)") }
+            guard out[key] == nil else { throw error(k, "duplicate key '\(key)' in \(what)") }
+            out[key] = v
+        }
+        for key in required where out[key] == nil { throw error(n, "\(what): '\(key)' is required") }
+        return out
+    }
+
+    func sequence(_ n: Node?, _ what: String) throws -> [Node] {
+        guard let n else { return [] }
+        if case .scalar(let s) = n, s.string == "" || s.string == "~" || s.string == "null" { return [] }
+        guard case .sequence(let s) = n else { throw error(n, "\(what) must be a list") }
+        return Array(s)
+    }
+
+    func string(_ n: Node, _ what: String) throws -> String {
+        guard case .scalar(let s) = n, !s.string.isEmpty else { throw error(n, "\(what) must be a non-empty string") }
+        return s.string
+    }
+
+    func integer(_ n: Node, _ what: String, _ range: ClosedRange<Int>) throws -> Int {
+        guard case .scalar(let s) = n, let v = Int(s.string) else { throw error(n, "\(what) must be an integer") }
+        guard range.contains(v) else { throw error(n, "\(what) must be in \(range.lowerBound)...\(range.upperBound), not \(v)") }
+        return v
+    }
+
+    func number(_ n: Node, _ what: String, _ range: ClosedRange<Double>) throws -> Double {
+        guard case .scalar(let s) = n, let v = Double(s.string) else { throw error(n, "\(what) must be a number") }
+        guard range.contains(v) else { throw error(n, "\(what) must be in \(range.lowerBound)...\(range.upperBound)") }
+        return v
+    }
+
+    func address(_ n: Node, _ what: String) throws -> IPv6Address {
+        let s = try string(n, what)
+        guard let a = IPv6Address(s) else { throw error(n, "\(what): '\(s)' is not an IPv6 address") }
+        return a
+    }
+
+    func prefix(_ n: Node, _ what: String) throws -> IPv6Prefix {
+        let s = try string(n, what)
+        guard let p = IPv6Prefix(s) else { throw error(n, "\(what): '\(s)' is not an IPv6 prefix (address/length)") }
+        guard p.address.masked(to: Int(p.length)) == p.address else {
+            throw error(n, "\(what): '\(s)' has bits set after /\(p.length)")
+        }
+        return p
+    }
+
+    func mac(_ n: Node, _ what: String) throws -> MACAddress {
+        let s = try string(n, what)
+        guard let m = MACAddress(s) else { throw error(n, "\(what): '\(s)' is not a MAC address") }
+        return m
+    }
+
+    func endpoint(_ n: Node, _ what: String, this: IPv6Address) throws -> Endpoint {
+        if try string(n, what) == "self" { return .this }
+        let a = try address(n, what)
+        return a == this ? .this : .peer(a)
+    }
+
+    func enumeration<E: RawRepresentable>(_ n: Node, _ what: String) throws -> E where E.RawValue == String {
+        let s = try string(n, what)
+        guard let v = E(rawValue: s) else { throw error(n, "\(what): '\(s)' is not allowed here") }
+        return v
+    }
+}
+
+func bytes(hex: String) -> [UInt8]? {
+    var out: [UInt8] = []
+    var it = hex.makeIterator()
+    while let a = it.next() {
+        guard let b = it.next(), let v = UInt8(String([a, b]), radix: 16) else { return nil }
+        out.append(v)
+    }
+    return out
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+func readFile(_ path: String) -> String? {
+    guard let f = fopen(path, "r") else { return nil }
+    defer { fclose(f) }
+    var out: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = fread(&buffer, 1, buffer.count, f)
+        if n > 0 { out += buffer[..<n] }
+        if n < buffer.count { break }
+    }
+    if ferror(f) != 0 { return nil }
+    return String(decoding: out, as: UTF8.self)
+}

@@ -1,0 +1,173 @@
+// Frames in flight: fixed-size slots in one allocation, each with headroom
+// so that encapsulation prepends the outer header in place (no copy).
+
+public enum Port: Int, Sendable, CaseIterable {
+    case access = 0, core = 1
+    public var name: String { self == .access ? "access" : "core" }
+}
+
+/// Why a frame was dropped. Every drop has one, and a counter.
+public enum DropReason: Int, CaseIterable, Sendable {
+    case malformed
+    case notIPv6
+    case vlanTagged
+    case unknownDestinationMAC      // access: not a DLIF of an MN attached here
+    case notForThisGateway          // core: destination MAC neither ours nor multicast
+    case sourceCheck                // access: source not one of the MN's prefixes
+    case noRoute
+    case hopLimitExceeded
+    case packetTooBig
+    case decapsulationRefused       // tunnelled from a gateway not bound to the prefix
+    case neighborUnresolved
+    case punted                     // handed to the control plane, which is not there yet
+    case poolExhausted
+
+    public var name: String {
+        switch self {
+        case .malformed: "malformed"
+        case .notIPv6: "not_ipv6"
+        case .vlanTagged: "vlan_tagged"
+        case .unknownDestinationMAC: "unknown_destination_mac"
+        case .notForThisGateway: "not_for_this_gateway"
+        case .sourceCheck: "source_check"
+        case .noRoute: "no_route"
+        case .hopLimitExceeded: "hop_limit_exceeded"
+        case .packetTooBig: "packet_too_big"
+        case .decapsulationRefused: "decapsulation_refused"
+        case .neighborUnresolved: "neighbor_unresolved"
+        case .punted: "punted_no_control_plane"
+        case .poolExhausted: "pool_exhausted"
+        }
+    }
+}
+
+/// What the pipeline did with a frame (or made), one counter each.
+public enum Action: Int, CaseIterable, Sendable {
+    case uplinkNative               // MN -> core, prefix anchored here
+    case uplinkEncapsulated         // MN -> its prefix's anchor
+    case uplinkDecapsulated         // from a serving gateway, anchored here -> core
+    case downlinkDelivered          // core -> MN attached here
+    case downlinkEncapsulated       // core -> the MN's serving gateway
+    case downlinkDecapsulated       // from the anchor -> MN attached here
+    case puntedMobility             // Mobility Header for the control plane
+    case puntedNeighborDiscovery    // RS, NS, NA, RA for the control plane
+    case puntedForGateway           // anything else addressed to the gateway
+    case icmpError                  // Time Exceeded, Packet Too Big, Unreachable sent
+    case icmpRateLimited            // one that the rate limit held back
+    case neighborAdvertised         // NA sent for our core address
+    case neighborSolicited          // NS sent to resolve a next hop
+    case neighborLearned
+    case echoReplied
+
+    public var name: String {
+        switch self {
+        case .uplinkNative: "uplink_native"
+        case .uplinkEncapsulated: "uplink_encapsulated"
+        case .uplinkDecapsulated: "uplink_decapsulated"
+        case .downlinkDelivered: "downlink_delivered"
+        case .downlinkEncapsulated: "downlink_encapsulated"
+        case .downlinkDecapsulated: "downlink_decapsulated"
+        case .puntedMobility: "punted_mobility"
+        case .puntedNeighborDiscovery: "punted_neighbor_discovery"
+        case .puntedForGateway: "punted_for_gateway"
+        case .icmpError: "icmp_error_sent"
+        case .icmpRateLimited: "icmp_rate_limited"
+        case .neighborAdvertised: "neighbor_advertisement_sent"
+        case .neighborSolicited: "neighbor_solicitation_sent"
+        case .neighborLearned: "neighbor_learned"
+        case .echoReplied: "echo_reply_sent"
+        }
+    }
+}
+
+public enum Verdict: Equatable, Sendable {
+    case pending
+    case forward(Port)
+    case drop(DropReason)
+    /// Handled by the gateway itself (an NS answered, an NA learned).
+    case consumed
+}
+
+/// One frame: where it sits in the pool, where it came from, what becomes of it.
+public struct Packet: Sendable {
+    public var slot: Int
+    public var offset: Int
+    public var length: Int
+    public var port: Port
+    /// Nanoseconds (capture time in replay).
+    public var time: Int64
+    public var verdict = Verdict.pending
+
+    public init(slot: Int, offset: Int, length: Int, port: Port, time: Int64) {
+        self.slot = slot
+        self.offset = offset
+        self.length = length
+        self.port = port
+        self.time = time
+    }
+}
+
+/// Fixed slots of `slotSize` bytes; a frame starts `headroom` bytes in.
+public final class PacketPool: @unchecked Sendable {
+    public static let headroom = 128
+    public let slotSize: Int
+    public let count: Int
+    @usableFromInline let base: UnsafeMutableRawPointer
+    private var free: [Int]
+
+    public init(count: Int, slotSize: Int = 2048 + 128) {
+        self.count = count
+        self.slotSize = slotSize
+        base = UnsafeMutableRawPointer.allocate(byteCount: count * slotSize, alignment: 64)
+        base.initializeMemory(as: UInt8.self, repeating: 0, count: count * slotSize)
+        free = Array((0..<count).reversed())
+    }
+
+    deinit { base.deallocate() }
+
+    /// Largest frame a slot holds after the headroom.
+    public var capacity: Int { slotSize - Self.headroom }
+
+    public func allocate() -> Int? { free.popLast() }
+    public func release(_ slot: Int) { free.append(slot) }
+    public var available: Int { free.count }
+
+    /// The whole slot.
+    @inlinable
+    public func slot(_ i: Int) -> UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: base + i * slotSize, count: slotSize)
+    }
+
+    /// The frame's bytes.
+    @inlinable
+    public func bytes(_ p: Packet) -> UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: base + p.slot * slotSize + p.offset, count: p.length)
+    }
+
+    /// Copies `frame` into a fresh slot; nil when the pool is empty or the frame too long.
+    public func load(_ frame: UnsafeRawBufferPointer, port: Port, time: Int64) -> Packet? {
+        guard frame.count <= capacity, let s = allocate() else { return nil }
+        UnsafeMutableRawBufferPointer(start: base + s * slotSize + Self.headroom, count: frame.count).copyMemory(from: frame)
+        return Packet(slot: s, offset: Self.headroom, length: frame.count, port: port, time: time)
+    }
+}
+
+/// Counters, bumped in a local copy per batch and added once.
+public struct Counters: Sendable, Equatable {
+    public var actions = [Int](repeating: 0, count: Action.allCases.count)
+    public var drops = [Int](repeating: 0, count: DropReason.allCases.count)
+    public var framesIn = 0
+    public var framesOut = 0
+
+    public init() {}
+
+    public subscript(_ a: Action) -> Int { actions[a.rawValue] }
+    public subscript(_ d: DropReason) -> Int { drops[d.rawValue] }
+
+    public mutating func add(_ other: Counters) {
+        for i in actions.indices { actions[i] += other.actions[i] }
+        for i in drops.indices { drops[i] += other.drops[i] }
+        framesIn += other.framesIn
+        framesOut += other.framesOut
+    }
+}

@@ -1,0 +1,351 @@
+// The D-GW data plane (DESIGN.md "Data plane") as a sans-I/O pipeline:
+// batches of frames in (with the port they came from and their time),
+// verdicts, rewritten frames and generated frames out. The same code runs
+// live, in replay and in simulations.
+
+import DGWTables
+import DGWWire
+
+/// A prefix bound to an MN: where it is anchored and where the MN is served.
+public struct BindingEntry: Sendable {
+    public var mn: MACAddress
+    public var prefix: IPv6Prefix
+    /// nil: this gateway.
+    public var anchor: IPv6Address?
+    public var serving: IPv6Address?
+
+    public init(mn: MACAddress, prefix: IPv6Prefix, anchor: IPv6Address?, serving: IPv6Address?) {
+        self.mn = mn
+        self.prefix = prefix
+        self.anchor = anchor
+        self.serving = serving
+    }
+}
+
+/// The logical MAC of the DLIF that the MN sees for one anchor: locally
+/// administered, fixed by the anchor and the MN, the same at every gateway.
+public func logicalMAC(anchor: IPv6Address, mn: MACAddress) -> MACAddress {
+    var h: UInt64 = 0xCBF2_9CE4_8422_2325
+    for v in [anchor.high, anchor.low, mn.value] {
+        h = (h ^ v) &* 0x0000_0100_0000_01B3
+        h ^= h >> 29
+    }
+    // 02:d1 (locally administered, unicast), then 32 bits of the hash.
+    return MACAddress(value: 0x02D1_0000_0000 | (h & 0xFFFF_FFFF))
+}
+
+public struct PipelineConfiguration: Sendable {
+    public var address: IPv6Address
+    public var coreMAC: MACAddress
+    public var coreMTU: Int
+    public var corePrefix: IPv6Prefix
+    public var coreGateway: IPv6Address?
+    public var bindings: [BindingEntry]
+    /// Static core neighbours.
+    public var neighbors: [(IPv6Address, MACAddress)]
+    /// ICMPv6 errors per second (token bucket, burst of the same size).
+    public var icmpRate: Int = 100
+
+    public init(address: IPv6Address, coreMAC: MACAddress, coreMTU: Int, corePrefix: IPv6Prefix,
+                coreGateway: IPv6Address?, bindings: [BindingEntry], neighbors: [(IPv6Address, MACAddress)]) {
+        self.address = address
+        self.coreMAC = coreMAC
+        self.coreMTU = coreMTU
+        self.corePrefix = corePrefix
+        self.coreGateway = coreGateway
+        self.bindings = bindings
+        self.neighbors = neighbors
+    }
+}
+
+public final class Pipeline {
+    public let configuration: PipelineConfiguration
+    public let pool: PacketPool
+    /// Prefix -> binding index + 1.
+    let routes: HNPTable
+    /// DLIF logical MAC -> binding index + 1 (any binding of that DLIF).
+    let dlifs: MACTable
+    let reader: QSBRReader
+    let bindings: [BindingEntry]
+    let dlifMACs: [MACAddress]
+
+    struct NextHop {
+        var address: IPv6Address
+        var mac: MACAddress?
+        var lastSolicit: Int64 = .min
+    }
+    var hops: [NextHop] = []
+    var hopIndex: [IPv6Address: Int] = [:]
+
+    public private(set) var totals = Counters()
+    var batch = Counters()
+    var icmpTokens: Double
+    var icmpLast: Int64 = .min
+    /// Time of the packet being decided (for what it causes).
+    var currentTime: Int64 = 0
+
+    public init(_ c: PipelineConfiguration, pool: PacketPool) throws {
+        configuration = c
+        self.pool = pool
+        let qsbr = QSBR()
+        routes = HNPTable(qsbr: qsbr)
+        dlifs = MACTable(qsbr: qsbr, capacity: c.bindings.count)
+        reader = qsbr.register()!
+        bindings = c.bindings
+        dlifMACs = c.bindings.map { logicalMAC(anchor: $0.anchor ?? c.address, mn: $0.mn) }
+        icmpTokens = Double(c.icmpRate)
+        for (i, b) in c.bindings.enumerated() {
+            try routes.insert(b.prefix, nextHop: UInt32(i + 1))
+            if b.serving == nil { try dlifs.insert(dlifMACs[i], dlif: UInt32(i + 1)) }
+        }
+        for (a, m) in c.neighbors { learn(a, m) }
+    }
+
+    /// The DLIF MAC serving `binding` on the access link.
+    public func dlifMAC(of index: Int) -> MACAddress { dlifMACs[index] }
+
+    // MARK: Batches
+
+    /// Decides every packet of the batch, rewriting frames in place;
+    /// frames the gateway makes (ICMPv6 errors, ND) are appended to `generated`.
+    public func process(_ packets: UnsafeMutableBufferPointer<Packet>, generated: inout [Packet]) {
+        for i in batch.actions.indices { batch.actions[i] = 0 }
+        for i in batch.drops.indices { batch.drops[i] = 0 }
+        batch.framesIn = packets.count
+        let before = generated.count
+        for i in packets.indices {
+            currentTime = packets[i].time
+            switch packets[i].port {
+            case .access: accessIn(&packets[i], &generated)
+            case .core: coreIn(&packets[i], &generated)
+            }
+            if case .drop(let r) = packets[i].verdict { batch.drops[r.rawValue] += 1 }
+            if case .forward = packets[i].verdict { batch.framesOut += 1 }
+        }
+        batch.framesOut += generated.count - before
+        totals.add(batch)
+        routes.qsbr.quiescent(reader)
+    }
+
+    @inline(__always) func count(_ a: Action) { batch.actions[a.rawValue] += 1 }
+
+    // MARK: Access side: frames from MNs
+
+    func accessIn(_ p: inout Packet, _ out: inout [Packet]) {
+        let frame = pool.bytes(p)
+        let ro = UnsafeRawBufferPointer(frame)
+        guard let eth = try? EthernetFrame(checking: ro) else { p.verdict = .drop(.malformed); return }
+        guard eth.tagCount == 0 else { p.verdict = .drop(.vlanTagged); return }
+        guard eth.etherType == EtherType.ipv6 else { p.verdict = .drop(.notIPv6); return }
+        guard let ip = try? IPv6Packet(checking: eth.payload) else { p.verdict = .drop(.malformed); return }
+        let dstMAC = eth.destination
+        // Multicast (RS, NS, MLD) and anything for the gateway itself: control plane.
+        if dstMAC.isMulticast || ip.destination.isMulticast || ip.destination.isLinkLocal
+            || ip.destination == configuration.address {
+            punt(&p, ip)
+            return
+        }
+        // The DLIF must be one this MN sees (DLIFs are per MN and anchor).
+        let dlif = Int(dlifs.lookup(dstMAC))
+        guard dlif != 0, bindings[dlif - 1].mn == eth.source else { p.verdict = .drop(.unknownDestinationMAC); return }
+        // Uplink source check: one of the prefixes of this MN, attached here.
+        let s = Int(routes.lookup(ip.source))
+        guard s != 0, bindings[s - 1].mn == eth.source, bindings[s - 1].serving == nil,
+              bindings[s - 1].prefix.contains(ip.source) else {
+            p.verdict = .drop(.sourceCheck)
+            return
+        }
+        if ip.hopLimit <= 1 {
+            icmpError(.timeExceeded(code: TimeExceededCode.hopLimit, invoking: .borrowed(ip.bytes)), about: ip,
+                      from: eth, on: .access, &out)
+            p.verdict = .drop(.hopLimitExceeded)
+            return
+        }
+        let b = bindings[s - 1]
+        if let anchor = b.anchor {
+            encapsulate(&p, ip, to: anchor, from: eth, on: .access, &out, action: .uplinkEncapsulated)
+        } else {
+            routeToCore(&p, ip, action: .uplinkNative, &out)
+        }
+    }
+
+    // MARK: Core side
+
+    func coreIn(_ p: inout Packet, _ out: inout [Packet]) {
+        let frame = pool.bytes(p)
+        let ro = UnsafeRawBufferPointer(frame)
+        guard let eth = try? EthernetFrame(checking: ro) else { p.verdict = .drop(.malformed); return }
+        guard eth.tagCount == 0 else { p.verdict = .drop(.vlanTagged); return }
+        guard eth.etherType == EtherType.ipv6 else { p.verdict = .drop(.notIPv6); return }
+        guard eth.destination == configuration.coreMAC || eth.destination.isMulticast else {
+            p.verdict = .drop(.notForThisGateway)
+            return
+        }
+        guard let ip = try? IPv6Packet(checking: eth.payload) else { p.verdict = .drop(.malformed); return }
+        if ip.destination == configuration.address || ip.destination.isMulticast || ip.destination.isLinkLocal {
+            forGateway(&p, eth, ip, &out)
+            return
+        }
+        if ip.hopLimit <= 1 {
+            icmpError(.timeExceeded(code: TimeExceededCode.hopLimit, invoking: .borrowed(ip.bytes)), about: ip,
+                      from: eth, on: .core, &out)
+            p.verdict = .drop(.hopLimitExceeded)
+            return
+        }
+        let d = Int(routes.lookup(ip.destination))
+        guard d != 0 else {
+            icmpError(.destinationUnreachable(code: UnreachableCode.noRoute, invoking: .borrowed(ip.bytes)), about: ip,
+                      from: eth, on: .core, &out)
+            p.verdict = .drop(.noRoute)
+            return
+        }
+        let b = bindings[d - 1]
+        if let serving = b.serving {
+            encapsulate(&p, ip, to: serving, from: eth, on: .core, &out, action: .downlinkEncapsulated)
+        } else {
+            deliver(&p, ipStart: 14, ip, binding: d - 1, action: .downlinkDelivered)
+        }
+    }
+
+    /// Addressed to us: tunnels we terminate, signalling and ND.
+    func forGateway(_ p: inout Packet, _ eth: EthernetFrame, _ ip: IPv6Packet, _ out: inout [Packet]) {
+        var chain = IPv6HeaderChain(packet: ip)
+        guard (try? chain.skipToUpperLayer()) != nil else { p.verdict = .drop(.malformed); return }
+        switch chain.isNonFirstFragment ? 0 : chain.nextHeader {
+        case IPProtocol.ipv6 where ip.destination == configuration.address:
+            decapsulate(&p, ip, chain.remainder, &out)
+        case IPProtocol.mobility:
+            count(.puntedMobility)
+            p.verdict = .drop(.punted)
+        case IPProtocol.icmpv6:
+            slowPathICMPv6(&p, eth, ip, chain.remainder, &out)
+        default:
+            count(.puntedForGateway)
+            p.verdict = .drop(.punted)
+        }
+    }
+
+    /// RFC 2473 exit point, and no open decapsulation: the outer source
+    /// must be the gateway bound to the inner prefix.
+    func decapsulate(_ p: inout Packet, _ outer: IPv6Packet, _ innerBytes: UnsafeRawBufferPointer, _ out: inout [Packet]) {
+        guard let inner = try? IPv6Packet(checking: innerBytes) else { p.verdict = .drop(.malformed); return }
+        let innerStart = innerBytes.baseAddress! - UnsafeRawPointer(pool.bytes(p).baseAddress!)
+        let peer = outer.source
+        let s = Int(routes.lookup(inner.source))
+        if s != 0, bindings[s - 1].anchor == nil, bindings[s - 1].serving == peer,
+           bindings[s - 1].prefix.contains(inner.source) {
+            // Uplink of an MN served by `peer`, anchored here: on to the core.
+            strip(&p, to: innerStart, length: inner.totalLength)
+            routeToCore(&p, inner, action: .uplinkDecapsulated, &out)
+            return
+        }
+        let d = Int(routes.lookup(inner.destination))
+        if d != 0, bindings[d - 1].serving == nil, bindings[d - 1].anchor == peer,
+           bindings[d - 1].prefix.contains(inner.destination) {
+            strip(&p, to: innerStart, length: inner.totalLength)
+            deliver(&p, ipStart: 14, inner, binding: d - 1, action: .downlinkDecapsulated)
+            return
+        }
+        p.verdict = .drop(.decapsulationRefused)
+    }
+
+    /// Moves the packet's start to the inner header minus room for Ethernet.
+    func strip(_ p: inout Packet, to innerStart: Int, length: Int) {
+        p.offset += innerStart - 14
+        p.length = 14 + length
+    }
+
+    // MARK: Forwarding steps
+
+    /// On to the core natively: hop limit down, next hop's MAC.
+    func routeToCore(_ p: inout Packet, _ ip: IPv6Packet, action: Action, _ out: inout [Packet]) {
+        if ip.hopLimit <= 1 {
+            p.verdict = .drop(.hopLimitExceeded)
+            return
+        }
+        guard let mac = nextHopMAC(for: ip.destination, time: p.time, &out) else {
+            p.verdict = .drop(.neighborUnresolved)
+            return
+        }
+        let frame = pool.bytes(p)
+        frame[14 + 7] = ip.hopLimit - 1
+        writeEthernet(frame, destination: mac, source: configuration.coreMAC)
+        p.verdict = .forward(.core)
+        count(action)
+    }
+
+    /// To the MN on the access link, from the DLIF of the prefix's anchor.
+    func deliver(_ p: inout Packet, ipStart: Int, _ ip: IPv6Packet, binding i: Int, action: Action) {
+        if ip.hopLimit <= 1 {
+            p.verdict = .drop(.hopLimitExceeded)
+            return
+        }
+        let frame = pool.bytes(p)
+        frame[ipStart + 7] = ip.hopLimit - 1
+        writeEthernet(frame, destination: bindings[i].mn, source: dlifMACs[i])
+        p.verdict = .forward(.access)
+        count(action)
+    }
+
+    /// IPv6-in-IPv6 to another gateway, prepended in the slot's headroom.
+    func encapsulate(_ p: inout Packet, _ ip: IPv6Packet, to peer: IPv6Address, from eth: EthernetFrame, on port: Port,
+                     _ out: inout [Packet], action: Action) {
+        let tunnelMTU = configuration.coreMTU - IPv6Tunnel.overhead
+        if ip.totalLength > tunnelMTU {
+            // RFC 2473 section 7: the tunnel's MTU is what the source must use.
+            icmpError(.packetTooBig(mtu: UInt32(tunnelMTU), invoking: .borrowed(ip.bytes)), about: ip, from: eth, on: port, &out)
+            p.verdict = .drop(.packetTooBig)
+            return
+        }
+        guard let mac = nextHopMAC(for: peer, time: p.time, &out) else {
+            p.verdict = .drop(.neighborUnresolved)
+            return
+        }
+        guard p.offset >= IPv6Tunnel.overhead else { p.verdict = .drop(.poolExhausted); return }
+        // The inner packet is forwarded into the tunnel: its hop limit goes down.
+        pool.bytes(p)[14 + 7] = ip.hopLimit - 1
+        p.offset -= IPv6Tunnel.overhead
+        p.length += IPv6Tunnel.overhead
+        let frame = pool.bytes(p)
+        let inner = IPv6Packet(unchecked: UnsafeRawBufferPointer(frame).slice(54..<(54 + ip.totalLength)))
+        try? IPv6Tunnel.writeOuterHeader(into: frame.slice(14..<54), inner: inner, source: configuration.address,
+                                         destination: peer)
+        writeEthernet(frame, destination: mac, source: configuration.coreMAC)
+        p.verdict = .forward(.core)
+        count(action)
+    }
+
+    func writeEthernet(_ frame: UnsafeMutableRawBufferPointer, destination: MACAddress, source: MACAddress) {
+        destination.write(to: frame, at: 0)
+        source.write(to: frame, at: 6)
+        frame[12] = 0x86
+        frame[13] = 0xDD
+    }
+
+    func punt(_ p: inout Packet, _ ip: IPv6Packet) {
+        var chain = IPv6HeaderChain(packet: ip)
+        let nh = (try? chain.skipToUpperLayer())?.protocol
+        if nh == IPProtocol.icmpv6, let t = chain.remainder.first, (133...137).contains(t) {
+            count(.puntedNeighborDiscovery)
+        } else if nh == IPProtocol.mobility {
+            count(.puntedMobility)
+        } else {
+            count(.puntedForGateway)
+        }
+        p.verdict = .drop(.punted)
+    }
+}
+
+extension IPv6Packet {
+    /// A view over bytes already known to hold a whole IPv6 packet.
+    init(unchecked bytes: UnsafeRawBufferPointer) {
+        self = try! IPv6Packet(checking: bytes)
+    }
+}
+
+extension UnsafeMutableRawBufferPointer {
+    func slice(_ r: Range<Int>) -> UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(rebasing: self[r]) }
+}
+extension UnsafeRawBufferPointer {
+    func slice(_ r: Range<Int>) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: self[r]) }
+}

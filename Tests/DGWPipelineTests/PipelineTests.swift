@@ -1,0 +1,319 @@
+import DGWPipeline
+import DGWWire
+import Testing
+
+typealias S = Scenario
+
+/// Runs frames through a fresh pipeline, one batch; returns what left, by
+/// port, in order (forwarded then generated), the verdicts and the counters.
+struct Run {
+    var out: [(Port, [UInt8])] = []
+    var verdicts: [Verdict] = []
+    var counters = Counters()
+
+    init(_ frames: [(Port, [UInt8])], configuration: PipelineConfiguration = S.configuration, poolSize: Int = 256) throws {
+        let pool = PacketPool(count: poolSize)
+        let pipeline = try Pipeline(configuration, pool: pool)
+        var batch: [Packet] = []
+        for (i, (port, bytes)) in frames.enumerated() {
+            let p = bytes.withUnsafeBytes { pool.load($0, port: port, time: Int64(i) * 1_000_000) }
+            batch.append(try #require(p))
+        }
+        var generated: [Packet] = []
+        batch.withUnsafeMutableBufferPointer { pipeline.process($0, generated: &generated) }
+        for p in batch + generated {
+            if case .forward(let port) = p.verdict { out.append((port, Array(pool.bytes(p)))) }
+        }
+        verdicts = batch.map(\.verdict)
+        counters = pipeline.totals
+    }
+}
+
+/// The parsed layers of an output frame.
+struct Seen {
+    var eth: EthernetHeader
+    var ip: IPv6Header
+    var inner: IPv6Header?
+    var icmp: ICMPv6Message?
+    var bytes: [UInt8]
+
+    init(_ frame: [UInt8]) throws {
+        bytes = frame
+        let (eth, ip, inner, icmpType, icmpCode) = try frame.withUnsafeBytes { b -> (EthernetHeader, IPv6Header, IPv6Header?, UInt8?, UInt8?) in
+            let e = try EthernetFrame(checking: b)
+            let p = try IPv6Packet(checking: e.payload)
+            let inner = try IPv6Tunnel.decapsulate(p).map(IPv6Header.init)
+            var icmpType: UInt8?, icmpCode: UInt8?
+            if p.nextHeader == IPProtocol.icmpv6 {
+                let icmp = try ICMPv6Packet(checking: p.payload)
+                #expect(icmp.checksumIsValid(source: p.source, destination: p.destination))
+                icmpType = icmp.type; icmpCode = icmp.code
+            }
+            return (EthernetHeader(e), IPv6Header(p), inner, icmpType, icmpCode)
+        }
+        self.eth = eth
+        self.ip = ip
+        self.inner = inner
+        _ = (icmpType, icmpCode)
+        icmp = nil
+        if ip.nextHeader == IPProtocol.icmpv6 {
+            icmp = try frame.withUnsafeBytes { b in
+                let p = try IPv6Packet(checking: UnsafeRawBufferPointer(rebasing: b[14...]))
+                return try ICMPv6Message.parse(try ICMPv6Packet(checking: p.payload), source: p.source, destination: p.destination).owned()
+            }
+        }
+    }
+}
+
+extension ICMPv6Message {
+    /// A copy that does not borrow the frame it was parsed from.
+    func owned() -> ICMPv6Message {
+        switch self {
+        case .packetTooBig(let m, let i): .packetTooBig(mtu: m, invoking: i.owned())
+        case .timeExceeded(let c, let i): .timeExceeded(code: c, invoking: i.owned())
+        case .destinationUnreachable(let c, let i): .destinationUnreachable(code: c, invoking: i.owned())
+        case .echoReply(let id, let s, let d): .echoReply(identifier: id, sequence: s, data: d.owned())
+        default: self
+        }
+    }
+}
+
+@Suite struct ForwardingTests {
+    @Test func uplinkAnchoredHereGoesNativeToTheCore() throws {
+        let frame = S.udp(S.mn1, S.dlif1, from: S.h1, to: S.cn)
+        let r = try Run([(.access, frame)])
+        try #require(r.out.count == 1)
+        #expect(r.out[0].0 == .core)
+        let s = try Seen(r.out[0].1)
+        #expect(s.eth.source == S.coreMAC && s.eth.destination == S.routerMAC)
+        #expect(s.ip.source == S.h1 && s.ip.destination == S.cn && s.ip.hopLimit == 63)
+        #expect(Array(s.bytes[22...]) == Array(frame[22...]))  // addresses and payload untouched
+        #expect(r.counters[.uplinkNative] == 1)
+    }
+
+    @Test func uplinkAnchoredElsewhereIsTunnelledToTheAnchor() throws {
+        let frame = S.udp(S.mn3, S.dlif3, from: S.h3, to: S.cn)
+        let r = try Run([(.access, frame)])
+        try #require(r.out.count == 1)
+        let s = try Seen(r.out[0].1)
+        #expect(r.out[0].0 == .core)
+        #expect(s.eth.destination == S.a2MAC && s.eth.source == S.coreMAC)
+        #expect(s.ip.source == S.a1 && s.ip.destination == S.a2 && s.ip.nextHeader == IPProtocol.ipv6 && s.ip.hopLimit == 64)
+        #expect(s.ip.payloadLength == frame.count - 14)
+        #expect(s.inner?.source == S.h3 && s.inner?.destination == S.cn && s.inner?.hopLimit == 63)
+        #expect(r.counters[.uplinkEncapsulated] == 1)
+    }
+
+    @Test func downlinkToAnMNAttachedHereLeavesFromItsDLIF() throws {
+        let r = try Run([(.core, S.udp(S.routerMAC, S.coreMAC, from: S.cn, to: S.h1, hopLimit: 50))])
+        try #require(r.out.count == 1)
+        let s = try Seen(r.out[0].1)
+        #expect(r.out[0].0 == .access)
+        #expect(s.eth.source == S.dlif1 && s.eth.destination == S.mn1)
+        #expect(s.ip.destination == S.h1 && s.ip.hopLimit == 49)
+        #expect(r.counters[.downlinkDelivered] == 1)
+    }
+
+    @Test func downlinkToAnMNServedElsewhereIsTunnelledToItsServingGateway() throws {
+        let r = try Run([(.core, S.udp(S.routerMAC, S.coreMAC, from: S.cn, to: S.h2))])
+        let s = try Seen(try #require(r.out.first).1)
+        #expect(s.ip.source == S.a1 && s.ip.destination == S.a2 && s.eth.destination == S.a2MAC)
+        #expect(s.inner?.destination == S.h2 && s.inner?.hopLimit == 63)
+        #expect(r.counters[.downlinkEncapsulated] == 1)
+    }
+
+    @Test func tunnelledUplinkFromTheServingGatewayIsDecapsulatedToTheCore() throws {
+        let inner = S.ip(S.udp(S.mn2, S.dlif1, from: S.h2, to: S.cn, hopLimit: 63))
+        let r = try Run([(.core, S.ethernet(S.a2MAC, S.coreMAC, S.tunnel(from: S.a2, to: S.a1, inner)))])
+        try #require(r.out.count == 1)
+        let s = try Seen(r.out[0].1)
+        #expect(r.out[0].0 == .core && s.inner == nil)
+        #expect(s.eth.destination == S.routerMAC && s.eth.source == S.coreMAC)
+        #expect(s.ip.source == S.h2 && s.ip.destination == S.cn && s.ip.hopLimit == 62)
+        #expect(s.bytes.count == 14 + inner.count)
+        #expect(r.counters[.uplinkDecapsulated] == 1)
+    }
+
+    @Test func tunnelledDownlinkFromTheAnchorIsDecapsulatedToTheMN() throws {
+        let inner = S.ip(S.udp(S.routerMAC, S.coreMAC, from: S.cn, to: S.h3, hopLimit: 40))
+        let r = try Run([(.core, S.ethernet(S.a2MAC, S.coreMAC, S.tunnel(from: S.a2, to: S.a1, inner)))])
+        let s = try Seen(try #require(r.out.first).1)
+        #expect(r.out[0].0 == .access)
+        #expect(s.eth.source == S.dlif3 && s.eth.destination == S.mn3)
+        #expect(s.ip.destination == S.h3 && s.ip.hopLimit == 39)
+        #expect(r.counters[.downlinkDecapsulated] == 1)
+    }
+}
+
+@Suite struct DropTests {
+    func drop(_ port: Port, _ frame: [UInt8], _ reason: DropReason) throws -> Run {
+        let r = try Run([(port, frame)])
+        #expect(r.verdicts == [.drop(reason)], "\(r.verdicts)")
+        #expect(r.counters[reason] == 1)
+        return r
+    }
+
+    @Test func malformedNotIPv6AndVLAN() throws {
+        let good = S.udp(S.mn1, S.dlif1, from: S.h1, to: S.cn)
+        _ = try drop(.access, Array(good[..<30]), .malformed)
+        _ = try drop(.access, Array(good[..<10]), .malformed)
+        let toCore = S.udp(S.routerMAC, S.coreMAC, from: S.cn, to: S.h1)
+        _ = try drop(.core, Array(toCore[..<40]), .malformed)
+        _ = try drop(.access, S.ethernet(S.mn1, .broadcast, [UInt8](repeating: 0, count: 28), type: EtherType.arp), .notIPv6)
+        _ = try drop(.access, S.ethernet(S.mn1, S.dlif1, S.ip(good), vlan: VLANTag(vid: 7)), .vlanTagged)
+    }
+
+    @Test func unknownDestinationMACAndSourceCheck() throws {
+        _ = try drop(.access, S.udp(S.mn1, MACAddress("02:d1:99:99:99:99")!, from: S.h1, to: S.cn), .unknownDestinationMAC)
+        // mn1 with mn3's prefix, and a source outside every binding.
+        _ = try drop(.access, S.udp(S.mn1, S.dlif1, from: S.h3, to: S.cn), .sourceCheck)
+        _ = try drop(.access, S.udp(S.mn1, S.dlif1, from: IPv6Address("2001:db8:9::1")!, to: S.cn), .sourceCheck)
+        // DLIF MACs are per MN: mn1's is not mn3's.
+        _ = try drop(.access, S.udp(S.mn3, S.dlif1, from: S.h3, to: S.cn), .unknownDestinationMAC)
+    }
+
+    @Test func noRouteSendsDestinationUnreachable() throws {
+        let r = try drop(.core, S.udp(S.routerMAC, S.coreMAC, from: S.cn, to: IPv6Address("2001:db8:9::1")!), .noRoute)
+        let s = try Seen(try #require(r.out.first).1)
+        #expect(r.out[0].0 == .core && s.eth.destination == S.routerMAC)
+        #expect(s.ip.source == S.a1 && s.ip.destination == S.cn)
+        guard case .destinationUnreachable(let code, let invoking)? = s.icmp else { Issue.record("\(String(describing: s.icmp))"); return }
+        #expect(code == UnreachableCode.noRoute && invoking.count == 40 + 8 + 16)
+        #expect(r.counters[.icmpError] == 1)
+    }
+
+    @Test func hopLimitExceededSendsTimeExceededToTheMN() throws {
+        let r = try drop(.access, S.udp(S.mn1, S.dlif1, from: S.h1, to: S.cn, hopLimit: 1), .hopLimitExceeded)
+        let s = try Seen(try #require(r.out.first).1)
+        #expect(r.out[0].0 == .access && s.eth.destination == S.mn1 && s.eth.source == S.dlif1)
+        #expect(s.ip.destination == S.h1)
+        guard case .timeExceeded(0, _)? = s.icmp else { Issue.record(); return }
+        _ = try drop(.core, S.udp(S.routerMAC, S.coreMAC, from: S.cn, to: S.h1, hopLimit: 1), .hopLimitExceeded)
+    }
+
+    @Test func packetTooBigForTheTunnel() throws {
+        // 1460 bytes of IPv6 fit a 1500 core MTU; with the tunnel's 40 they do not.
+        let fits = S.udp(S.mn3, S.dlif3, from: S.h3, to: S.cn, size: 1460 - 48)
+        #expect(try Run([(.access, fits)]).counters[.uplinkEncapsulated] == 1)
+        let r = try drop(.access, S.udp(S.mn3, S.dlif3, from: S.h3, to: S.cn, size: 1461 - 48), .packetTooBig)
+        let s = try Seen(try #require(r.out.first).1)
+        guard case .packetTooBig(let mtu, let invoking)? = s.icmp else { Issue.record(); return }
+        #expect(mtu == 1460 && invoking.count == 1232)
+        #expect(r.out[0].0 == .access && s.ip.destination == S.h3)
+    }
+
+    @Test func decapsulationOnlyFromTheBoundGateway() throws {
+        let inner = S.ip(S.udp(S.mn2, S.dlif1, from: S.h2, to: S.cn))
+        // D-GW3 is not mn2's serving gateway; nor is D-GW2 the anchor of mn1's prefix.
+        _ = try drop(.core, S.ethernet(S.a3MAC, S.coreMAC, S.tunnel(from: S.a3, to: S.a1, inner)), .decapsulationRefused)
+        let toMN1 = S.ip(S.udp(S.routerMAC, S.coreMAC, from: S.cn, to: S.h1))
+        _ = try drop(.core, S.ethernet(S.a2MAC, S.coreMAC, S.tunnel(from: S.a2, to: S.a1, toMN1)), .decapsulationRefused)
+    }
+
+    @Test func unresolvedNeighbourIsSolicited() throws {
+        let onLink = IPv6Address("2001:db8:ffff::77")!
+        let r = try drop(.access, S.udp(S.mn1, S.dlif1, from: S.h1, to: onLink), .neighborUnresolved)
+        let s = try Seen(try #require(r.out.first).1)
+        #expect(s.eth.destination == MACAddress(multicast: onLink.solicitedNodeMulticast))
+        #expect(s.ip.destination == onLink.solicitedNodeMulticast && s.ip.hopLimit == 255)
+        guard case .neighborSolicitation(let target, _)? = s.icmp else { Issue.record(); return }
+        #expect(target == onLink && r.counters[.neighborSolicited] == 1)
+    }
+
+    @Test func anMNServedElsewhereCannotSendHere() throws {
+        // mn2's prefix is anchored here but mn2 is attached to D-GW2.
+        var c = S.configuration
+        c.bindings.append(BindingEntry(mn: S.mn2, prefix: IPv6Prefix("2001:db8:1:9::/64")!, anchor: nil, serving: nil))
+        let dlif2 = logicalMAC(anchor: S.a1, mn: S.mn2)
+        let r = try Run([(.access, S.udp(S.mn2, dlif2, from: S.h2, to: S.cn))], configuration: c)
+        #expect(r.verdicts == [.drop(.sourceCheck)])
+    }
+
+    @Test func notForThisGateway() throws {
+        _ = try drop(.core, S.udp(S.routerMAC, MACAddress("02:dd:00:00:00:09")!, from: S.cn, to: S.h1), .notForThisGateway)
+    }
+
+    @Test func signallingAndNDArePunted() throws {
+        let pbu = S.ethernet(S.a2MAC, S.coreMAC, S.ipv6(from: S.a2, to: S.a1, nextHeader: IPProtocol.mobility) { b in
+            try MobilityMessage.bindingUpdate(BindingUpdate(sequence: 1, flags: [.proxyRegistration, .distributedGateway],
+                                                            lifetime: 10, options: .none)).emit(into: b, source: S.a2, destination: S.a1)
+        })
+        let r = try drop(.core, pbu, .punted)
+        #expect(r.counters[.puntedMobility] == 1)
+        let ll = IPv6Address("fe80::aa:ff:fe00:1")!
+        let rs = S.ethernet(S.mn1, MACAddress(multicast: .allRouters), S.ipv6(from: ll, to: .allRouters, nextHeader: IPProtocol.icmpv6, hopLimit: 255) { b in
+            try ICMPv6Message.routerSolicitation(options: .none).emit(into: b, source: ll, destination: .allRouters)
+        })
+        #expect(try drop(.access, rs, .punted).counters[.puntedNeighborDiscovery] == 1)
+    }
+
+    @Test func poolExhaustedWhenNoSlotIsLeftForAnError() throws {
+        // A pool as large as the batch: the Unreachable has no slot.
+        let r = try Run([(.core, S.udp(S.routerMAC, S.coreMAC, from: S.cn, to: IPv6Address("2001:db8:9::1")!))], poolSize: 1)
+        #expect(r.verdicts == [.drop(.noRoute)])
+        #expect(r.counters[.poolExhausted] == 1 && r.out.isEmpty)
+    }
+
+    @Test func everyDropReasonHasAName() {
+        let names = DropReason.allCases.map(\.name)
+        #expect(Set(names).count == names.count)
+        #expect(names.allSatisfy { !$0.isEmpty && $0 == $0.lowercased() })
+    }
+}
+
+@Suite struct SlowPathTests {
+    @Test func answersNeighborSolicitationForItsAddress() throws {
+        let ns = S.ethernet(S.a2MAC, MACAddress(multicast: S.a1.solicitedNodeMulticast),
+                            S.ipv6(from: S.a2, to: S.a1.solicitedNodeMulticast, nextHeader: IPProtocol.icmpv6, hopLimit: 255) { b in
+            try ICMPv6Message.neighborSolicitation(target: S.a1, options: .built([.sourceLinkLayerAddress(LinkLayerAddress(S.a2MAC))]))
+                .emit(into: b, source: S.a2, destination: S.a1.solicitedNodeMulticast)
+        })
+        let r = try Run([(.core, ns)])
+        #expect(r.verdicts == [.consumed])
+        let s = try Seen(try #require(r.out.first).1)
+        #expect(s.eth.destination == S.a2MAC && s.eth.source == S.coreMAC && s.ip.hopLimit == 255)
+        guard case .neighborAdvertisement(let na)? = s.icmp else { Issue.record(); return }
+        #expect(na.target == S.a1 && na.router && na.solicited && na.override)
+        #expect(na.options.targetLinkLayerAddress?.mac == S.coreMAC)
+    }
+
+    @Test func learnsANeighbourFromItsAdvertisementThenForwards() throws {
+        let onLink = IPv6Address("2001:db8:ffff::77")!, mac = MACAddress("02:77:00:00:00:77")!
+        let na = S.ethernet(mac, S.coreMAC, S.ipv6(from: onLink, to: S.a1, nextHeader: IPProtocol.icmpv6, hopLimit: 255) { b in
+            try ICMPv6Message.neighborAdvertisement(NeighborAdvertisement(router: false, solicited: true, override: true, target: onLink,
+                                                                          options: .built([.targetLinkLayerAddress(LinkLayerAddress(mac))])))
+                .emit(into: b, source: onLink, destination: S.a1)
+        })
+        let packet = S.udp(S.mn1, S.dlif1, from: S.h1, to: onLink)
+        let r = try Run([(.access, packet), (.core, na), (.access, packet)])
+        #expect(r.verdicts == [.drop(.neighborUnresolved), .consumed, .forward(.core)])
+        let forwarded = try #require(r.out.first { $0.0 == .core && (try? Seen($0.1))?.ip.nextHeader == IPProtocol.udp })
+        #expect(try Seen(forwarded.1).eth.destination == mac)
+    }
+
+    @Test func repliesToEcho() throws {
+        let echo = S.ethernet(S.routerMAC, S.coreMAC, S.ipv6(from: S.cn, to: S.a1, nextHeader: IPProtocol.icmpv6) { b in
+            try ICMPv6Message.echoRequest(identifier: 7, sequence: 9, data: [1, 2, 3]).emit(into: b, source: S.cn, destination: S.a1)
+        })
+        let r = try Run([(.core, echo)])
+        guard case .echoReply(7, 9, let data)? = try Seen(try #require(r.out.first).1).icmp else { Issue.record(); return }
+        #expect(Array(data) == [1, 2, 3])
+    }
+
+    @Test func icmpErrorsAreRateLimited() throws {
+        var c = S.configuration
+        c.icmpRate = 5
+        let frames = (0..<20).map { _ in (Port.core, S.udp(S.routerMAC, S.coreMAC, from: S.cn, to: IPv6Address("2001:db8:9::1")!)) }
+        let r = try Run(frames, configuration: c)  // 20 frames within 20 ms
+        #expect(r.counters[.icmpError] == 5 && r.counters[.icmpRateLimited] == 15)
+        #expect(r.counters[.noRoute] == 20)
+    }
+
+    @Test func noErrorAboutAnError() throws {
+        let error = S.ethernet(S.routerMAC, S.coreMAC, S.ipv6(from: S.cn, to: IPv6Address("2001:db8:9::1")!, nextHeader: IPProtocol.icmpv6) { b in
+            try ICMPv6Message.destinationUnreachable(code: 0, invoking: []).emit(into: b, source: S.cn, destination: IPv6Address("2001:db8:9::1")!)
+        })
+        let r = try Run([(.core, error)])
+        #expect(r.verdicts == [.drop(.noRoute)] && r.out.isEmpty)
+    }
+}
