@@ -1,0 +1,282 @@
+import DGWConfig
+import DGWPipeline
+import DGWPorts
+import DGWWire
+import Foundation
+import Testing
+
+let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// The `dgw` binary next to the test bundle.
+let dgw: String = {
+    var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+    while url.path != "/" {
+        url.deleteLastPathComponent()
+        if FileManager.default.isExecutableFile(atPath: url.appendingPathComponent("dgw").path) {
+            return url.appendingPathComponent("dgw").path
+        }
+    }
+    return root.appendingPathComponent(".build/debug/dgw").path
+}()
+
+func exec(_ program: String, _ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: program)
+    p.arguments = args
+    let o = Pipe(), e = Pipe()
+    p.standardOutput = o
+    p.standardError = e
+    try p.run()
+    let out = o.fileHandleForReading.readDataToEndOfFile(), err = e.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+}
+
+/// A scratch directory, removed by `cleanup()`.
+struct Scratch {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dgw-replay-\(UUID().uuidString)")
+    init() throws { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) }
+    func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+    func cleanup() { try? FileManager.default.removeItem(at: dir) }
+
+    func write(_ name: String, _ text: String) throws -> String {
+        try Data(text.utf8).write(to: dir.appendingPathComponent(name))
+        return path(name)
+    }
+
+    func capture(_ name: String, _ frames: [[UInt8]], start: Int = 1_764_000_000, stepNs: Int = 1_000_000) throws -> String {
+        let w = try PcapFileWriter(path: path(name))
+        for (i, f) in frames.enumerated() {
+            let t = i * stepNs
+            w.write(f, seconds: start + t / 1_000_000_000, nanoseconds: t % 1_000_000_000)
+        }
+        try w.close()
+        return path(name)
+    }
+}
+
+/// Access and core traffic for every action of the scenario, and some for drops.
+func scenarioCaptures(_ s: Scratch) throws -> (access: String, core: String) {
+    let access = [
+        S.udp(S.mn1, S.dlif1, from: S.h1, to: S.cn),                           // uplink native
+        S.udp(S.mn3, S.dlif3, from: S.h3, to: S.cn),                           // uplink encapsulated
+        S.udp(S.mn1, S.dlif1, from: S.h1, to: S.cn, hopLimit: 1),              // Time Exceeded
+        S.udp(S.mn3, S.dlif3, from: S.h3, to: S.cn, size: 1461 - 48),          // Packet Too Big
+        S.udp(S.mn1, S.dlif1, from: S.h3, to: S.cn),                           // source check
+    ]
+    let core = [
+        S.udp(S.routerMAC, S.coreMAC, from: S.cn, to: S.h1),                   // downlink delivered
+        S.udp(S.routerMAC, S.coreMAC, from: S.cn, to: S.h2),                   // downlink encapsulated
+        S.ethernet(S.a2MAC, S.coreMAC, S.tunnel(from: S.a2, to: S.a1, S.ip(S.udp(S.mn2, S.dlif1, from: S.h2, to: S.cn)))),
+        S.ethernet(S.a2MAC, S.coreMAC, S.tunnel(from: S.a2, to: S.a1, S.ip(S.udp(S.routerMAC, S.coreMAC, from: S.cn, to: S.h3)))),
+        S.udp(S.routerMAC, S.coreMAC, from: S.cn, to: IPv6Address("2001:db8:9::1")!),  // no route
+    ]
+    return (try s.capture("access.pcap", access, stepNs: 1_000_000), try s.capture("core.pcap", core, stepNs: 1_500_000))
+}
+
+@Suite struct ReplayTests {
+    @Test func forwardsEverythingTheBindingsSayAndSummarises() throws {
+        let s = try Scratch()
+        defer { s.cleanup() }
+        let config = try s.write("gw.yaml", S.yaml)
+        let (access, core) = try scenarioCaptures(s)
+        let r = try exec(dgw, ["replay", "--config", config, "--access", access, "--core", core,
+                               "--out-access", s.path("out-access.pcap"), "--out-core", s.path("out-core.pcap")])
+        #expect(r.status == 0, "\(r.stderr)")
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        #expect(summary["frames_in"] as? Int == 10)
+        let actions = try #require(summary["actions"] as? [String: Int])
+        #expect(actions == ["uplink_native": 1, "uplink_encapsulated": 1, "uplink_decapsulated": 1, "downlink_delivered": 1,
+                            "downlink_encapsulated": 1, "downlink_decapsulated": 1, "icmp_error_sent": 3])
+        #expect(summary["drops"] as? [String: Int] == ["hop_limit_exceeded": 1, "packet_too_big": 1, "source_check": 1, "no_route": 1])
+        #expect(summary["frames_out"] as? Int == 9)
+        #expect(summary["mpps"] != nil && summary["elapsed_s"] != nil)
+
+        // Outputs by port: to the MNs 2 delivered + 2 errors; to the core 4 forwarded + 1 error.
+        let outAccess = try readFrames(s.path("out-access.pcap")), outCore = try readFrames(s.path("out-core.pcap"))
+        #expect(outAccess.count == 4 && outCore.count == 5)
+        // Each frame stamped with the time of the frame that caused it, in order.
+        #expect(outCore.map(\.time) == outCore.map(\.time).sorted())
+    }
+
+    @Test func isDeterministic() throws {
+        let s = try Scratch()
+        defer { s.cleanup() }
+        let config = try s.write("gw.yaml", S.yaml)
+        let (access, core) = try scenarioCaptures(s)
+        var outputs: [[Data]] = []
+        for run in 0..<2 {
+            let r = try exec(dgw, ["replay", "--config", config, "--access", access, "--core", core,
+                                   "--out-access", s.path("a\(run).pcap"), "--out-core", s.path("c\(run).pcap")])
+            #expect(r.status == 0)
+            outputs.append([try Data(contentsOf: URL(fileURLWithPath: s.path("a\(run).pcap"))),
+                            try Data(contentsOf: URL(fileURLWithPath: s.path("c\(run).pcap")))])
+        }
+        #expect(outputs[0] == outputs[1])
+        #expect(outputs[0][1].count > 24)
+    }
+
+    /// Every frame the pipeline emitted decodes in tshark with no malformed
+    /// packet, no warning or error, and good checksums.
+    @Test func tsharkAcceptsEveryEmittedFrame() throws {
+        let s = try Scratch()
+        defer { s.cleanup() }
+        let config = try s.write("gw.yaml", S.yaml)
+        let (access, core) = try scenarioCaptures(s)
+        // Add the slow path's frames: an NA (answering an NS), an NS (resolving), an echo reply.
+        let ns = S.ethernet(S.a2MAC, MACAddress(multicast: S.a1.solicitedNodeMulticast),
+                            S.ipv6(from: S.a2, to: S.a1.solicitedNodeMulticast, nextHeader: IPProtocol.icmpv6, hopLimit: 255) { b in
+            try ICMPv6Message.neighborSolicitation(target: S.a1, options: .built([.sourceLinkLayerAddress(LinkLayerAddress(S.a2MAC))]))
+                .emit(into: b, source: S.a2, destination: S.a1.solicitedNodeMulticast)
+        })
+        let echo = S.ethernet(S.routerMAC, S.coreMAC, S.ipv6(from: S.cn, to: S.a1, nextHeader: IPProtocol.icmpv6) { b in
+            try ICMPv6Message.echoRequest(identifier: 1, sequence: 1, data: [9]).emit(into: b, source: S.cn, destination: S.a1)
+        })
+        let extra = try s.capture("extra.pcap", [ns, echo], start: 1_764_000_001)
+        let unresolved = try s.capture("unres.pcap", [S.udp(S.mn1, S.dlif1, from: S.h1, to: IPv6Address("2001:db8:ffff::77")!)], start: 1_764_000_002)
+        var files: [String] = []
+        for (i, (a, c)) in [(access, core), (unresolved, extra)].enumerated() {
+            let r = try exec(dgw, ["replay", "--config", config, "--access", a, "--core", c,
+                                   "--out-access", s.path("oa\(i).pcap"), "--out-core", s.path("oc\(i).pcap")])
+            #expect(r.status == 0, "\(r.stderr)")
+            files += [s.path("oa\(i).pcap"), s.path("oc\(i).pcap")]
+        }
+        guard let tshark = ["/usr/bin/tshark", "/usr/local/bin/tshark"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            Issue.record("tshark is not installed")
+            return
+        }
+        var frames = 0
+        for f in files {
+            let r = try exec(tshark, ["-n", "-r", f, "-o", "udp.check_checksum:TRUE", "-T", "fields", "-E", "occurrence=a",
+                                      "-e", "frame.protocols", "-e", "_ws.malformed", "-e", "_ws.expert.severity",
+                                      "-e", "icmpv6.checksum.status", "-e", "udp.checksum.status"])
+            #expect(r.status == 0)
+            for line in r.stdout.split(separator: "\n") {
+                frames += 1
+                let cols = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+                #expect(cols.count >= 5)
+                guard cols.count >= 5 else { continue }
+                #expect(cols[1].isEmpty, "malformed: \(line)")
+                let severe = cols[2].split(separator: ",").compactMap { Int($0) }.filter { $0 >= 0x0060_0000 }
+                #expect(severe.isEmpty, "\(f): \(line)")
+                // Checksums of the outer layers are good (the first occurrence; quoted packets are not verified).
+                if let first = cols[3].split(separator: ",").first { #expect(first == "1", "\(line)") }
+                if let first = cols[4].split(separator: ",").first, !cols[0].contains("icmpv6") { #expect(first == "1", "\(line)") }
+            }
+        }
+        #expect(frames == 9 + 3)  // the scenario's 9, then NA, echo reply and NS
+    }
+
+    @Test func refusesBadInputAndWritesNothing() throws {
+        let s = try Scratch()
+        defer { s.cleanup() }
+        let good = try s.write("gw.yaml", S.yaml)
+        let bad = try s.write("bad.yaml", S.yaml + "\nbogus: 1\n")
+        let (access, _) = try scenarioCaptures(s)
+        let outA = s.path("oa.pcap"), outC = s.path("oc.pcap")
+        let r1 = try exec(dgw, ["replay", "--config", bad, "--access", access, "--out-access", outA, "--out-core", outC])
+        #expect(r1.status != 0)
+        #expect(r1.stderr.contains("bad.yaml:15:1: unknown key 'bogus' in configuration"), "\(r1.stderr)")
+        let r2 = try exec(dgw, ["replay", "--config", good, "--access", s.path("missing.pcap"), "--out-access", outA, "--out-core", outC])
+        #expect(r2.status != 0 && r2.stderr.contains("missing.pcap"))
+        let notPcap = try s.write("junk.pcap", "not a capture")
+        let r3 = try exec(dgw, ["replay", "--config", good, "--core", notPcap, "--out-access", outA, "--out-core", outC])
+        #expect(r3.status != 0)
+        let r4 = try exec(dgw, ["replay", "--config", good, "--out-access", outA, "--out-core", outC])
+        #expect(r4.status != 0)
+        #expect(!FileManager.default.fileExists(atPath: outA) && !FileManager.default.fileExists(atPath: outC))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: s.dir.path).allSatisfy { !$0.contains(".partial-") })
+    }
+
+    @Test func eventsAreCheckedAndCounted() throws {
+        let s = try Scratch()
+        defer { s.cleanup() }
+        let config = try s.write("gw.yaml", S.yaml)
+        let (access, _) = try scenarioCaptures(s)
+        let events = try s.write("events.jsonl", """
+            {"t": 0.5, "attach": {"mn": "02:aa:00:00:00:01", "previous": ["2001:db8:ffff::2"]}}
+            {"t": 1.0, "detach": {"mn": "02:aa:00:00:00:01"}}
+            """)
+        let r = try exec(dgw, ["replay", "--config", config, "--access", access, "--events", events,
+                               "--out-access", s.path("a.pcap"), "--out-core", s.path("c.pcap")])
+        #expect(r.status == 0, "\(r.stderr)")
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        #expect(summary["events_not_applied"] as? [String: Int] == ["attach": 1, "detach": 1])
+        let bad = try s.write("bad.jsonl", "{\"t\": 1, \"attach\": {\"mn\": \"nope\"}}\n")
+        let r2 = try exec(dgw, ["replay", "--config", config, "--access", access, "--events", bad,
+                                "--out-access", s.path("a2.pcap"), "--out-core", s.path("c2.pcap")])
+        #expect(r2.status != 0 && r2.stderr.contains("bad.jsonl:1:"))
+    }
+}
+
+struct Captured { var time: Int; var bytes: [UInt8] }
+
+func readFrames(_ path: String) throws -> [Captured] {
+    let r = try PcapFileReader(path: path)
+    var out: [Captured] = []
+    while let rec = try r.next() { out.append(Captured(time: rec.seconds * 1_000_000_000 + rec.nanoseconds, bytes: Array(rec.data))) }
+    return out
+}
+
+@Suite struct ConfigTests {
+    func error(_ yaml: String) -> String {
+        do {
+            _ = try GatewayConfig.parse(yaml, file: "t.yaml")
+            return "no error"
+        } catch { return error.description }
+    }
+
+    @Test func readsTheContract() throws {
+        let c = try GatewayConfig.parse(S.yaml, file: "t.yaml")
+        #expect(c.name == "dgw1" && c.address == S.a1 && c.coreMAC == S.coreMAC)
+        #expect(c.access?.interface == "acc0" && c.core.port.mtu == 1500 && c.core.gateway == S.gatewayAddress)
+        #expect(c.staticBindings.count == 3 && c.staticBindings[1].serving == .peer(S.a2) && c.staticBindings[2].anchor == .peer(S.a2))
+        #expect(c.peers.map(\.name) == ["dgw2"] && c.neighbors.count == 2)
+    }
+
+    @Test func readsDESIGNsExample() throws {
+        let design = root.deletingLastPathComponent().appendingPathComponent("shared/DESIGN.md")
+        guard let text = try? String(contentsOf: design, encoding: .utf8),
+              let start = text.range(of: "```yaml\n"), let end = text.range(of: "```", range: start.upperBound..<text.endIndex) else {
+            Issue.record("no ../shared/DESIGN.md")
+            return
+        }
+        // DESIGN.md elides the key ("00112233..."); a real one has 16 octets at least.
+        let yaml = String(text[start.upperBound..<end.lowerBound])
+            .replacingOccurrences(of: "00112233...", with: "00112233445566778899aabbccddeeff")
+        let c = try GatewayConfig.parse(yaml, file: "DESIGN.md")
+        #expect(c.staticBindings.count == 3 && c.auth.count == 1 && c.auth[0].spi == 256)
+        #expect(c.localNetworks.first?.via == .access && c.metrics == "127.0.0.1:9100")
+        #expect(c.ra.intervalSeconds == 3 && c.binding.maxAttempts == 5 && c.cmdMode == .relay)
+    }
+
+    @Test func refusesWithFileLineAndReason() {
+        #expect(error("name: x\naddress: 2001:db8::1\naccess: {interface: a}\ncore: {interface: c, prefix: 2001:db8::/64}\nfoo: 1\n")
+                == "t.yaml:5:1: unknown key 'foo' in configuration")
+        #expect(error("name: x\naddress: 2001:db8::zz\naccess: {interface: a}\ncore: {interface: c, prefix: 2001:db8::/64}\n")
+                == "t.yaml:2:10: address: '2001:db8::zz' is not an IPv6 address")
+        #expect(error("name: x\naddress: 2001:db8::1\naccess: {interface: a}\ncore: {interface: c, prefix: 2001:db8::1/64}\n")
+                .contains("has bits set after /64"))
+        #expect(error("name: x\naddress: 2001:db8::1\naccess: {interface: a, mtu: 9}\ncore: {interface: c, prefix: 2001:db8::/64}\n")
+                .contains("access.mtu must be in 1280...65535"))
+        #expect(error("name: x\naddress: 2001:db8::1\ncore: {interface: c, prefix: 2001:db8::/64}\n").contains("access is required"))
+        #expect(error("name: [\n").hasPrefix("t.yaml:"))
+        #expect(error("""
+            name: x
+            address: 2001:db8::1
+            access: {interface: a}
+            core: {interface: c, prefix: 2001:db8::/64}
+            static_bindings:
+              - { mn: "02:aa:00:00:00:01", prefix: 2001:db8:1::/48, anchor: self, serving: self }
+            """).contains("t.yaml:6:40: a binding's prefix must be a /64, not /48"))
+        #expect(error("""
+            name: x
+            address: 2001:db8::1
+            access: {interface: a}
+            core: {interface: c, prefix: 2001:db8::/64}
+            static_bindings:
+              - { mn: "02:aa:00:00:00:01", prefix: 2001:db8:1:1::/64, anchor: self, serving: self }
+              - { mn: "02:aa:00:00:00:02", prefix: 2001:db8:1:1::/64, anchor: self, serving: self }
+            """).contains("already bound at line 6"))
+    }
+}
