@@ -57,7 +57,10 @@ let package = Package(
             ]
         ),
         // Benchmarks that print JSON lines, against the anchors of ../shared/bench.
-        .executableTarget(name: "dgw-bench", dependencies: ["DGWTables", "DGWWire"], path: "Tools/dgw-bench"),
+        .executableTarget(name: "dgw-bench", dependencies: ["DGWTables", "DGWWire", "DGWPipeline", "CMallocCounter"],
+                          path: "Tools/dgw-bench"),
+        // Counts mallocs for dgw-bench's mallocs_per_packet (interposes malloc; dgw-bench only).
+        .target(name: "CMallocCounter", path: "Tools/CMallocCounter"),
         .testTarget(name: "DGWWireTests", dependencies: ["DGWWire"]),
         .testTarget(name: "DGWPipelineTests", dependencies: ["DGWPipeline", "DGWWire", "DGWConfig", "DGWPorts", "dgw"]),
         .testTarget(name: "DGWTablesTests", dependencies: ["DGWTables", "DGWWire", "dgw-bench"]),

@@ -73,6 +73,8 @@ public struct GatewayConfig: Sendable {
         public var prefix: IPv6Prefix
         public var anchor: Endpoint
         public var serving: Endpoint
+        /// The DLIF's logical MAC, when the anchor assigned one.
+        public var dlifMAC: MACAddress?
         public var line: Int
     }
     public struct Neighbor: Sendable {
@@ -210,14 +212,18 @@ extension GatewayConfig {
             if let v = m["max_attempts"] { binding.maxAttempts = try r.integer(v, "max_attempts", 1...100) }
         }
         for item in try r.sequence(top["static_bindings"], "static_bindings") {
-            let m = try r.mapping(item, "static_bindings entry", keys: ["mn", "prefix", "anchor", "serving"],
+            let m = try r.mapping(item, "static_bindings entry", keys: ["mn", "prefix", "anchor", "serving", "dlif_mac"],
                                   required: ["mn", "prefix", "anchor", "serving"])
             let prefix = try r.prefix(m["prefix"]!, "prefix")
             guard prefix.length == 64 else { throw r.error(m["prefix"]!, "a binding's prefix must be a /64, not /\(prefix.length)") }
             let b = StaticBinding(mn: try r.mac(m["mn"]!, "mn"), prefix: prefix,
                                   anchor: try r.endpoint(m["anchor"]!, "anchor", this: address),
                                   serving: try r.endpoint(m["serving"]!, "serving", this: address),
+                                  dlifMAC: try m["dlif_mac"].map { try r.mac($0, "dlif_mac") },
                                   line: r.line(item))
+            if let d = b.dlifMAC, !d.isLocallyAdministered || d.isMulticast {
+                throw r.error(m["dlif_mac"]!, "dlif_mac must be a locally administered unicast MAC")
+            }
             guard b.anchor == .this || b.serving == .this else {
                 throw r.error(item, "a static binding must have this gateway as anchor or serving")
             }

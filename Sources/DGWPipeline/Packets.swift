@@ -1,7 +1,7 @@
 // Frames in flight: fixed-size slots in one allocation, each with headroom
 // so that encapsulation prepends the outer header in place (no copy).
 
-public enum Port: Int, Sendable, CaseIterable {
+public enum GatewayPort: Int, Sendable, CaseIterable {
     case access = 0, core = 1
     public var name: String { self == .access ? "access" : "core" }
 }
@@ -82,7 +82,7 @@ public enum Action: Int, CaseIterable, Sendable {
 
 public enum Verdict: Equatable, Sendable {
     case pending
-    case forward(Port)
+    case forward(GatewayPort)
     case drop(DropReason)
     /// Handled by the gateway itself (an NS answered, an NA learned).
     case consumed
@@ -93,12 +93,12 @@ public struct Packet: Sendable {
     public var slot: Int
     public var offset: Int
     public var length: Int
-    public var port: Port
+    public var port: GatewayPort
     /// Nanoseconds (capture time in replay).
     public var time: Int64
     public var verdict = Verdict.pending
 
-    public init(slot: Int, offset: Int, length: Int, port: Port, time: Int64) {
+    public init(slot: Int, offset: Int, length: Int, port: GatewayPort, time: Int64) {
         self.slot = slot
         self.offset = offset
         self.length = length
@@ -145,7 +145,7 @@ public final class PacketPool: @unchecked Sendable {
     }
 
     /// Copies `frame` into a fresh slot; nil when the pool is empty or the frame too long.
-    public func load(_ frame: UnsafeRawBufferPointer, port: Port, time: Int64) -> Packet? {
+    public func load(_ frame: UnsafeRawBufferPointer, port: GatewayPort, time: Int64) -> Packet? {
         guard frame.count <= capacity, let s = allocate() else { return nil }
         UnsafeMutableRawBufferPointer(start: base + s * slotSize + Self.headroom, count: frame.count).copyMemory(from: frame)
         return Packet(slot: s, offset: Self.headroom, length: frame.count, port: port, time: time)

@@ -13,25 +13,32 @@ public struct BindingEntry: Sendable {
     /// nil: this gateway.
     public var anchor: IPv6Address?
     public var serving: IPv6Address?
+    /// The DLIF's logical MAC as the anchor assigned it; nil: `logicalMAC(anchor:mn:)`.
+    public var dlifMAC: MACAddress?
 
-    public init(mn: MACAddress, prefix: IPv6Prefix, anchor: IPv6Address?, serving: IPv6Address?) {
+    public init(mn: MACAddress, prefix: IPv6Prefix, anchor: IPv6Address?, serving: IPv6Address?, dlifMAC: MACAddress? = nil) {
         self.mn = mn
         self.prefix = prefix
         self.anchor = anchor
         self.serving = serving
+        self.dlifMAC = dlifMAC
     }
 }
 
-/// The logical MAC of the DLIF that the MN sees for one anchor: locally
-/// administered, fixed by the anchor and the MN, the same at every gateway.
+/// The default logical MAC of the DLIF that the MN sees for one anchor:
+/// locally administered, a function of the anchor and the MN, so the same at
+/// every gateway without signalling. Being a hash it can collide among very
+/// many MNs; a collision is refused at start, and an anchor-assigned MAC
+/// (`dlif_mac`, or the PBA's DLIF Link-layer Address option) avoids it.
 public func logicalMAC(anchor: IPv6Address, mn: MACAddress) -> MACAddress {
     var h: UInt64 = 0xCBF2_9CE4_8422_2325
     for v in [anchor.high, anchor.low, mn.value] {
         h = (h ^ v) &* 0x0000_0100_0000_01B3
         h ^= h >> 29
     }
-    // 02:d1 (locally administered, unicast), then 32 bits of the hash.
-    return MACAddress(value: 0x02D1_0000_0000 | (h & 0xFFFF_FFFF))
+    // 02 (locally administered, unicast), then 40 bits of the hash: among a
+    // million MNs a collision is unlikely, and refused when it happens.
+    return MACAddress(value: 0x0200_0000_0000 | (h & 0xFF_FFFF_FFFF))
 }
 
 public struct PipelineConfiguration: Sendable {
@@ -55,6 +62,17 @@ public struct PipelineConfiguration: Sendable {
         self.coreGateway = coreGateway
         self.bindings = bindings
         self.neighbors = neighbors
+    }
+}
+
+public enum PipelineError: Error, CustomStringConvertible {
+    case logicalMACCollision(MACAddress, MACAddress, MACAddress)
+
+    public var description: String {
+        switch self {
+        case .logicalMACCollision(let dlif, let a, let b):
+            "the logical MAC \(dlif) would serve two MNs, \(a) and \(b): give one of them its own dlif_mac"
+        }
     }
 }
 
@@ -92,11 +110,16 @@ public final class Pipeline {
         dlifs = MACTable(qsbr: qsbr, capacity: c.bindings.count)
         reader = qsbr.register()!
         bindings = c.bindings
-        dlifMACs = c.bindings.map { logicalMAC(anchor: $0.anchor ?? c.address, mn: $0.mn) }
+        dlifMACs = c.bindings.map { $0.dlifMAC ?? logicalMAC(anchor: $0.anchor ?? c.address, mn: $0.mn) }
         icmpTokens = Double(c.icmpRate)
         for (i, b) in c.bindings.enumerated() {
             try routes.insert(b.prefix, nextHop: UInt32(i + 1))
-            if b.serving == nil { try dlifs.insert(dlifMACs[i], dlif: UInt32(i + 1)) }
+            guard b.serving == nil else { continue }
+            let other = Int(dlifs.lookup(dlifMACs[i]))
+            if other != 0 && c.bindings[other - 1].mn != b.mn {
+                throw PipelineError.logicalMACCollision(dlifMACs[i], b.mn, c.bindings[other - 1].mn)
+            }
+            try dlifs.insert(dlifMACs[i], dlif: UInt32(i + 1))
         }
         for (a, m) in c.neighbors { learn(a, m) }
     }
@@ -112,6 +135,7 @@ public final class Pipeline {
         for i in batch.actions.indices { batch.actions[i] = 0 }
         for i in batch.drops.indices { batch.drops[i] = 0 }
         batch.framesIn = packets.count
+        batch.framesOut = 0
         let before = generated.count
         for i in packets.indices {
             currentTime = packets[i].time
@@ -288,7 +312,7 @@ public final class Pipeline {
     }
 
     /// IPv6-in-IPv6 to another gateway, prepended in the slot's headroom.
-    func encapsulate(_ p: inout Packet, _ ip: IPv6Packet, to peer: IPv6Address, from eth: EthernetFrame, on port: Port,
+    func encapsulate(_ p: inout Packet, _ ip: IPv6Packet, to peer: IPv6Address, from eth: EthernetFrame, on port: GatewayPort,
                      _ out: inout [Packet], action: Action) {
         let tunnelMTU = configuration.coreMTU - IPv6Tunnel.overhead
         if ip.totalLength > tunnelMTU {

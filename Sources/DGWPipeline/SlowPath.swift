@@ -93,7 +93,7 @@ extension Pipeline {
     /// An ICMPv6 error about `ip`, back where it came from, within the rate
     /// limit and the rules of RFC 4443 2.4 (e): never about an ICMPv6 error,
     /// a multicast destination, or an unspecified or multicast source.
-    func icmpError(_ message: ICMPv6Message, about ip: IPv6Packet, from eth: EthernetFrame, on port: Port,
+    func icmpError(_ message: ICMPv6Message, about ip: IPv6Packet, from eth: EthernetFrame, on port: GatewayPort,
                    _ out: inout [Packet]) {
         if ip.source.isMulticast || ip.source.isUnspecified || ip.destination.isMulticast { return }
         var chain = IPv6HeaderChain(packet: ip)
@@ -124,7 +124,7 @@ extension Pipeline {
     }
 
     /// Writes a frame the gateway originates into a fresh slot.
-    func emitFrame(on port: Port, time: Int64, _ out: inout [Packet],
+    func emitFrame(on port: GatewayPort, time: Int64, _ out: inout [Packet],
                    _ build: (UnsafeMutableRawBufferPointer) throws -> Int) -> Bool {
         guard let slot = pool.allocate() else {
             batch.drops[DropReason.poolExhausted.rawValue] += 1

@@ -45,8 +45,8 @@ struct Replay: ParsableCommand {
         do { gateway = try GatewayConfig.load(path: config) } catch { throw ReplayError(message: "\(error)") }
         let triggers = try events.map { try EventLog.load(path: $0) } ?? EventLog()
 
-        var inputs: [(PcapFileReader, DGWPipeline.Port)] = []
-        for (path, port) in [(access, DGWPipeline.Port.access), (core, DGWPipeline.Port.core)] {
+        var inputs: [(PcapFileReader, GatewayPort)] = []
+        for (path, port) in [(access, GatewayPort.access), (core, GatewayPort.core)] {
             guard let path else { continue }
             let reader: PcapFileReader
             do { reader = try PcapFileReader(path: path) } catch { throw ReplayError(message: "\(error)") }
@@ -148,12 +148,12 @@ struct Replay: ParsableCommand {
 /// Several captures read in time order (the earlier port first on a tie).
 final class MergedCaptures {
     static let maxFrame = 262_144
-    let inputs: [(reader: PcapFileReader, port: DGWPipeline.Port)]
+    let inputs: [(reader: PcapFileReader, port: GatewayPort)]
     var heads: [PcapRecord?]
     /// One buffer per input: libpcap reuses its own on the next read.
     let buffers: [UnsafeMutableRawBufferPointer]
 
-    init(_ inputs: [(PcapFileReader, DGWPipeline.Port)]) {
+    init(_ inputs: [(PcapFileReader, GatewayPort)]) {
         self.inputs = inputs.map { ($0.0, $0.1) }
         heads = Array(repeating: nil, count: inputs.count)
         buffers = inputs.map { _ in .allocate(byteCount: Self.maxFrame, alignment: 64) }
@@ -162,7 +162,7 @@ final class MergedCaptures {
     deinit { for b in buffers { b.deallocate() } }
 
     /// The next record in time order; its data stays valid until the next call.
-    func next() throws -> (PcapRecord, DGWPipeline.Port)? {
+    func next() throws -> (PcapRecord, GatewayPort)? {
         for i in inputs.indices where heads[i] == nil {
             if var r = try inputs[i].reader.next() {
                 let n = min(r.data.count, Self.maxFrame)
@@ -225,7 +225,7 @@ extension PipelineConfiguration {
     init(_ g: GatewayConfig) {
         let bindings = g.staticBindings.map { b -> BindingEntry in
             func address(_ e: Endpoint) -> IPv6Address? { if case .peer(let a) = e { return a }; return nil }
-            return BindingEntry(mn: b.mn, prefix: b.prefix, anchor: address(b.anchor), serving: address(b.serving))
+            return BindingEntry(mn: b.mn, prefix: b.prefix, anchor: address(b.anchor), serving: address(b.serving), dlifMAC: b.dlifMAC)
         }
         self.init(address: g.address, coreMAC: g.coreMAC, coreMTU: g.core.port.mtu, corePrefix: g.core.prefix,
                   coreGateway: g.core.gateway, bindings: bindings, neighbors: g.neighbors.map { ($0.address, $0.mac) })

@@ -7,11 +7,11 @@ typealias S = Scenario
 /// Runs frames through a fresh pipeline, one batch; returns what left, by
 /// port, in order (forwarded then generated), the verdicts and the counters.
 struct Run {
-    var out: [(Port, [UInt8])] = []
+    var out: [(GatewayPort, [UInt8])] = []
     var verdicts: [Verdict] = []
     var counters = Counters()
 
-    init(_ frames: [(Port, [UInt8])], configuration: PipelineConfiguration = S.configuration, poolSize: Int = 256) throws {
+    init(_ frames: [(GatewayPort, [UInt8])], configuration: PipelineConfiguration = S.configuration, poolSize: Int = 256) throws {
         let pool = PacketPool(count: poolSize)
         let pipeline = try Pipeline(configuration, pool: pool)
         var batch: [Packet] = []
@@ -146,7 +146,7 @@ extension ICMPv6Message {
 }
 
 @Suite struct DropTests {
-    func drop(_ port: Port, _ frame: [UInt8], _ reason: DropReason) throws -> Run {
+    func drop(_ port: GatewayPort, _ frame: [UInt8], _ reason: DropReason) throws -> Run {
         let r = try Run([(port, frame)])
         #expect(r.verdicts == [.drop(reason)], "\(r.verdicts)")
         #expect(r.counters[reason] == 1)
@@ -303,7 +303,7 @@ extension ICMPv6Message {
     @Test func icmpErrorsAreRateLimited() throws {
         var c = S.configuration
         c.icmpRate = 5
-        let frames = (0..<20).map { _ in (Port.core, S.udp(S.routerMAC, S.coreMAC, from: S.cn, to: IPv6Address("2001:db8:9::1")!)) }
+        let frames = (0..<20).map { _ in (GatewayPort.core, S.udp(S.routerMAC, S.coreMAC, from: S.cn, to: IPv6Address("2001:db8:9::1")!)) }
         let r = try Run(frames, configuration: c)  // 20 frames within 20 ms
         #expect(r.counters[.icmpError] == 5 && r.counters[.icmpRateLimited] == 15)
         #expect(r.counters[.noRoute] == 20)
@@ -315,5 +315,25 @@ extension ICMPv6Message {
         })
         let r = try Run([(.core, error)])
         #expect(r.verdicts == [.drop(.noRoute)] && r.out.isEmpty)
+    }
+}
+
+@Suite struct LogicalMACTests {
+    @Test func anchorAssignedMACsAreUsedAndCollisionsRefused() throws {
+        var c = S.configuration
+        let assigned = MACAddress("02:d1:00:00:00:42")!
+        c.bindings[0].dlifMAC = assigned
+        let r = try Run([(.core, S.udp(S.routerMAC, S.coreMAC, from: S.cn, to: S.h1))], configuration: c)
+        #expect(try Seen(try #require(r.out.first).1).eth.source == assigned)
+        // Two MNs on one logical MAC would misdeliver: refused at start.
+        c.bindings[2].dlifMAC = assigned
+        #expect(throws: PipelineError.self) { _ = try Pipeline(c, pool: PacketPool(count: 4)) }
+    }
+
+    @Test func defaultMACsAreLocallyAdministeredUnicastAndStable() {
+        let m = logicalMAC(anchor: S.a1, mn: S.mn1)
+        #expect(m.isLocallyAdministered && !m.isMulticast)
+        #expect(m == logicalMAC(anchor: S.a1, mn: S.mn1))
+        #expect(m != logicalMAC(anchor: S.a2, mn: S.mn1) && m != logicalMAC(anchor: S.a1, mn: S.mn2))
     }
 }

@@ -1,6 +1,7 @@
 // dgw-bench: the project's benchmarks as one tool, one JSON line per run.
 //   dgw-bench lpm --workload dense|sparse [--routes N] [--lookups N]
 //   dgw-bench lpm-churn --workload dense|sparse [--routes N] [--updates-per-s N] [--seconds S]
+//   dgw-bench pipeline [--bindings N] [--frames N]
 // --routes is the number of HNPs (the anchors' argument); "routes" in the
 // output counts every route installed (HNPs, 4,096 /48s, 16 /32s).
 // Build in release: swift build -c release --product dgw-bench
@@ -23,6 +24,7 @@ struct Options {
     var lookups = 1 << 24
     var updatesPerSecond = 100_000
     var duration = 3.0
+    var frames = 1 << 24
 
     init(_ args: [String]) throws {
         var i = 1
@@ -41,6 +43,8 @@ struct Options {
             case "--lookups": lookups = try positive(value)
             case "--updates-per-s": updatesPerSecond = try positive(value)
             case "--seconds": duration = Double(try positive(value))
+            case "--bindings": hnps = try positive(value)
+            case "--frames": frames = try positive(value)
             default: throw UsageError()
             }
             i += 2
@@ -189,12 +193,14 @@ do {
     switch o.command {
     case "lpm": try lpm(o)
     case "lpm-churn": try churn(o)
+    case "pipeline": try pipelineBench(bindings: o.hnps, frames: o.frames)
     default: throw UsageError()
     }
 } catch is UsageError {
     FileHandle.standardError.write(Data("""
         usage: dgw-bench lpm --workload dense|sparse [--routes N] [--lookups N]
                dgw-bench lpm-churn --workload dense|sparse [--routes N] [--updates-per-s N] [--seconds S]
+               dgw-bench pipeline [--bindings N] [--frames N]
 
         """.utf8))
     exit(2)

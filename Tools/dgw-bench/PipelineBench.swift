@@ -1,0 +1,111 @@
+// dgw-bench pipeline: the data plane in memory on one core.
+// 64-byte frames, 1M HNP bindings (the dense pools of WORKLOAD.md), a mix
+// of 50% downlink to MNs attached here, 30% downlink tunnelled to the MN's
+// serving gateway, 20% uplink tunnelled to the prefix's anchor. Each frame
+// is copied into a slot as a receive would, decided in batches of 32, and
+// its slot released.
+
+import CMallocCounter
+import DGWPipeline
+import DGWWire
+import Foundation
+
+func pipelineBench(bindings n: Int, frames: Int) throws {
+    let me = IPv6Address("2001:db8:ffff::1")!, peer = IPv6Address("2001:db8:ffff::2")!
+    let coreMAC = MACAddress("02:dd:00:00:00:01")!, peerMAC = MACAddress("02:dd:00:00:00:02")!
+    let routerMAC = MACAddress("02:ee:00:00:00:fe")!, cn = IPv6Address("2001:db8:cccc::1")!
+    func high(_ i: Int) -> UInt64 { 0x2001_0db8 << 32 | UInt64(i % 16) << 20 | UInt64(i / 16) }
+    func mac(_ i: Int) -> MACAddress { MACAddress(value: 0x02AA_0000_0000 | UInt64(i)) }
+    // Anchor-assigned logical MACs, as the control plane will hand them out: unique.
+    func dlif(_ i: Int) -> MACAddress { MACAddress(value: 0x02D1_0000_0000 | UInt64(i)) }
+    // Binding i: i % 10 < 5 attached here (anchored here), < 8 served by the peer, else anchored at the peer.
+    var list: [BindingEntry] = []
+    list.reserveCapacity(n)
+    for i in 0..<n {
+        let prefix = IPv6Prefix(address: IPv6Address(high: high(i), low: 0), length: 64)!
+        switch i % 10 {
+        case 0..<5: list.append(BindingEntry(mn: mac(i), prefix: prefix, anchor: nil, serving: nil, dlifMAC: dlif(i)))
+        case 5..<8: list.append(BindingEntry(mn: mac(i), prefix: prefix, anchor: nil, serving: peer, dlifMAC: dlif(i)))
+        default: list.append(BindingEntry(mn: mac(i), prefix: prefix, anchor: peer, serving: nil, dlifMAC: dlif(i)))
+        }
+    }
+    let config = PipelineConfiguration(address: me, coreMAC: coreMAC, coreMTU: 1500,
+                                       corePrefix: IPv6Prefix("2001:db8:ffff::/64")!, coreGateway: nil,
+                                       bindings: list, neighbors: [(peer, peerMAC)])
+    let pool = PacketPool(count: 64)
+    let pipeline = try Pipeline(config, pool: pool)
+
+    // 4096 distinct 64-byte frames over random bindings, in the mix.
+    var rng = Workload.Xorshift64()
+    var templates: [(GatewayPort, [UInt8])] = []
+    for _ in 0..<4096 {
+        let r = Int(rng.next() % 10)
+        var i = Int(rng.next() % UInt64(n / 10)) * 10
+        let port: GatewayPort
+        let frame: [UInt8]
+        switch r {
+        case 0..<5:   // downlink to an MN attached here
+            i += Int(rng.next() % 5); port = .core
+            frame = udpFrame(routerMAC, coreMAC, from: cn, to: IPv6Address(high: high(i), low: rng.next()))
+        case 5..<8:   // downlink to an MN served by the peer
+            i += 5 + Int(rng.next() % 3); port = .core
+            frame = udpFrame(routerMAC, coreMAC, from: cn, to: IPv6Address(high: high(i), low: rng.next()))
+        default:      // uplink of an MN whose prefix is anchored at the peer
+            i += 8 + Int(rng.next() % 2); port = .access
+            frame = udpFrame(mac(i), dlif(i), from: IPv6Address(high: high(i), low: rng.next()), to: cn)
+        }
+        templates.append((port, frame))
+    }
+    var batch = [Packet](repeating: Packet(slot: 0, offset: 0, length: 0, port: .core, time: 0), count: 32)
+    var generated: [Packet] = []
+    generated.reserveCapacity(64)
+    func run(_ count: Int) {
+        var k = 0
+        var done = 0
+        while done < count {
+            for j in 0..<32 {
+                let (port, frame) = templates[k & 4095]
+                k &+= 1
+                batch[j] = frame.withUnsafeBytes { pool.load($0, port: port, time: Int64(done + j)) }!
+            }
+            batch.withUnsafeMutableBufferPointer { pipeline.process($0, generated: &generated) }
+            for p in batch { pool.release(p.slot) }
+            for p in generated { pool.release(p.slot) }
+            generated.removeAll(keepingCapacity: true)
+            done += 32
+        }
+    }
+    run(1 << 20)  // warm up
+    let mallocs0 = dgw_malloc_count()
+    let t0 = seconds()
+    run(frames)
+    let elapsed = seconds() - t0
+    let mallocs = dgw_malloc_count() - mallocs0
+    let t = pipeline.totals
+    let forwarded = t.framesOut
+    guard t[.downlinkDelivered] > 0, t[.downlinkEncapsulated] > 0, t[.uplinkEncapsulated] > 0,
+          t.drops.reduce(0, +) == 0 else {
+        throw BenchError(message: "the mix did not forward as intended: \(t)")
+    }
+    print(json(["suite": "pipeline", "bindings": n, "frames": frames, "forwarded": forwarded,
+                "mpps": Double(frames) / elapsed / 1e6, "ns_per_packet": elapsed * 1e9 / Double(frames),
+                "mallocs_per_packet": Double(mallocs) / Double(frames)]))
+}
+
+struct BenchError: Error { let message: String }
+
+func udpFrame(_ src: MACAddress, _ dst: MACAddress, from s: IPv6Address, to d: IPv6Address) -> [UInt8] {
+    // 14 + 40 + 8 + 2 = 64 octets.
+    var f = [UInt8](repeating: 0, count: 64)
+    f.withUnsafeMutableBytes { b in
+        _ = try! EthernetHeader(destination: dst, source: src, etherType: EtherType.ipv6).emit(into: b)
+        let payload: [UInt8] = [0, 0]
+        _ = payload.withUnsafeBytes { p in
+            try! UDPHeader(sourcePort: 40000, destinationPort: 9).emit(payload: p, into: UnsafeMutableRawBufferPointer(rebasing: b[54...]),
+                                                                         source: s, destination: d)
+        }
+        try! IPv6Header(payloadLength: 10, nextHeader: IPProtocol.udp, hopLimit: 64, source: s, destination: d)
+            .emit(into: UnsafeMutableRawBufferPointer(rebasing: b[14..<54]))
+    }
+    return f
+}
