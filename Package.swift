@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "DGWPipeline", targets: ["DGWPipeline"]),
         .library(name: "DGWConfig", targets: ["DGWConfig"]),
         .executable(name: "dgw-bench", targets: ["dgw-bench"]),
+        .executable(name: "dgw-pcapgen", targets: ["dgw-pcapgen"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -57,8 +58,11 @@ let package = Package(
             ]
         ),
         // Benchmarks that print JSON lines, against the anchors of ../shared/bench.
-        .executableTarget(name: "dgw-bench", dependencies: ["DGWTables", "DGWWire", "DGWPipeline", "CMallocCounter"],
+        .executableTarget(name: "dgw-bench", dependencies: ["DGWTables", "DGWWire", "DGWPipeline", "DGWTraffic", "DGWPorts", "CMallocCounter"],
                           path: "Tools/dgw-bench"),
+        // Synthetic D-GW traffic (bindings of every kind, frames of every direction).
+        .target(name: "DGWTraffic", dependencies: ["DGWWire"], path: "Tools/DGWTraffic"),
+        .executableTarget(name: "dgw-pcapgen", dependencies: ["DGWTraffic", "DGWPorts"], path: "Tools/dgw-pcapgen"),
         // Counts mallocs for dgw-bench's mallocs_per_packet (interposes malloc; dgw-bench only).
         .target(name: "CMallocCounter", path: "Tools/CMallocCounter"),
         .testTarget(name: "DGWWireTests", dependencies: ["DGWWire"]),

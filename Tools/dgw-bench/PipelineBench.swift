@@ -7,6 +7,7 @@
 
 import CMallocCounter
 import DGWPipeline
+import DGWTraffic
 import DGWWire
 import Foundation
 
@@ -93,19 +94,3 @@ func pipelineBench(bindings n: Int, frames: Int) throws {
 }
 
 struct BenchError: Error { let message: String }
-
-func udpFrame(_ src: MACAddress, _ dst: MACAddress, from s: IPv6Address, to d: IPv6Address) -> [UInt8] {
-    // 14 + 40 + 8 + 2 = 64 octets.
-    var f = [UInt8](repeating: 0, count: 64)
-    f.withUnsafeMutableBytes { b in
-        _ = try! EthernetHeader(destination: dst, source: src, etherType: EtherType.ipv6).emit(into: b)
-        let payload: [UInt8] = [0, 0]
-        _ = payload.withUnsafeBytes { p in
-            try! UDPHeader(sourcePort: 40000, destinationPort: 9).emit(payload: p, into: UnsafeMutableRawBufferPointer(rebasing: b[54...]),
-                                                                         source: s, destination: d)
-        }
-        try! IPv6Header(payloadLength: 10, nextHeader: IPProtocol.udp, hopLimit: 64, source: s, destination: d)
-            .emit(into: UnsafeMutableRawBufferPointer(rebasing: b[14..<54]))
-    }
-    return f
-}

@@ -2,6 +2,7 @@
 //   dgw-bench lpm --workload dense|sparse [--routes N] [--lookups N]
 //   dgw-bench lpm-churn --workload dense|sparse [--routes N] [--updates-per-s N] [--seconds S]
 //   dgw-bench pipeline [--bindings N] [--frames N]
+//   dgw-bench replay [--frames N] [--size BYTES]   (default 10M frames of 78 bytes)
 // --routes is the number of HNPs (the anchors' argument); "routes" in the
 // output counts every route installed (HNPs, 4,096 /48s, 16 /32s).
 // Build in release: swift build -c release --product dgw-bench
@@ -25,6 +26,7 @@ struct Options {
     var updatesPerSecond = 100_000
     var duration = 3.0
     var frames = 1 << 24
+    var size = 78
 
     init(_ args: [String]) throws {
         var i = 1
@@ -45,6 +47,7 @@ struct Options {
             case "--seconds": duration = Double(try positive(value))
             case "--bindings": hnps = try positive(value)
             case "--frames": frames = try positive(value)
+            case "--size": size = try positive(value)
             default: throw UsageError()
             }
             i += 2
@@ -194,6 +197,7 @@ do {
     case "lpm": try lpm(o)
     case "lpm-churn": try churn(o)
     case "pipeline": try pipelineBench(bindings: o.hnps, frames: o.frames)
+    case "replay": try replayBench(frames: o.frames == 1 << 24 ? 10_000_000 : o.frames, size: o.size)
     default: throw UsageError()
     }
 } catch is UsageError {
@@ -201,6 +205,7 @@ do {
         usage: dgw-bench lpm --workload dense|sparse [--routes N] [--lookups N]
                dgw-bench lpm-churn --workload dense|sparse [--routes N] [--updates-per-s N] [--seconds S]
                dgw-bench pipeline [--bindings N] [--frames N]
+               dgw-bench replay [--frames N] [--size BYTES]
 
         """.utf8))
     exit(2)
