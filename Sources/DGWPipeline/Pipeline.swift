@@ -87,20 +87,49 @@ public final class Pipeline {
     let bindings: [BindingEntry]
     let dlifMACs: [MACAddress]
 
+    /// What forwarding needs of binding i, in 16 bytes (a million bindings in
+    /// 16 MB instead of 96): MN MAC and peer hop + 1 in `mn` (low 48 and high
+    /// 16 bits), DLIF MAC and flags in `dlif`.
+    struct Hot {
+        var mn: UInt64
+        var dlif: UInt64
+        static let servedHere: UInt64 = 1 << 48
+        static let anchoredHere: UInt64 = 1 << 49
+        @inline(__always) var mnMAC: MACAddress { MACAddress(value: mn & 0xFFFF_FFFF_FFFF) }
+        @inline(__always) var dlifMAC: MACAddress { MACAddress(value: dlif & 0xFFFF_FFFF_FFFF) }
+        @inline(__always) var peerHop: Int { Int(mn >> 48) - 1 }
+        @inline(__always) var isServedHere: Bool { dlif & Self.servedHere != 0 }
+        @inline(__always) var isAnchoredHere: Bool { dlif & Self.anchoredHere != 0 }
+    }
+    let hot: UnsafeMutablePointer<Hot>
+
     struct NextHop {
         var address: IPv6Address
-        var mac: MACAddress?
         var lastSolicit: Int64 = .min
     }
+    // Slow-path bookkeeping of core neighbours; their MACs are in `hopMACs`.
     var hops: [NextHop] = []
     var hopIndex: [IPv6Address: Int] = [:]
+    static let maxHops = 65_536
+    /// MAC of neighbour i (0: unresolved). Unsafe storage: read per packet
+    /// without the dynamic exclusivity checks of a class's stored `var`.
+    let hopMACs: UnsafeMutablePointer<UInt64>
+    /// Hop index of each binding's peer (anchor or serving gateway), -1 if none.
+    let peerHop: [Int]
+    let gatewayHop: Int
+    /// Addresses of the hops known at start (peers, core gateway), by index.
+    let knownHops: [IPv6Address]
 
     public private(set) var totals = Counters()
-    var batch = Counters()
+    /// This batch's action and drop counts, then [framesOut, time of the packet being decided].
+    let scratch: UnsafeMutablePointer<Int>
+    static let dropBase = Action.allCases.count
+    static let framesOutSlot = Action.allCases.count + DropReason.allCases.count
+    static let timeSlot = framesOutSlot + 1
     var icmpTokens: Double
     var icmpLast: Int64 = .min
     /// Time of the packet being decided (for what it causes).
-    var currentTime: Int64 = 0
+    var currentTime: Int64 { Int64(scratch[Self.timeSlot]) }
 
     public init(_ c: PipelineConfiguration, pool: PacketPool) throws {
         configuration = c
@@ -112,6 +141,30 @@ public final class Pipeline {
         bindings = c.bindings
         dlifMACs = c.bindings.map { $0.dlifMAC ?? logicalMAC(anchor: $0.anchor ?? c.address, mn: $0.mn) }
         icmpTokens = Double(c.icmpRate)
+        scratch = .allocate(capacity: Self.timeSlot + 1)
+        scratch.initialize(repeating: 0, count: Self.timeSlot + 1)
+        hopMACs = .allocate(capacity: Self.maxHops)
+        hopMACs.initialize(repeating: 0, count: Self.maxHops)
+        // Hops known from the start: the core gateway and every peer of a binding.
+        var index: [IPv6Address: Int] = [:]
+        var list: [NextHop] = []
+        func hop(_ a: IPv6Address) -> Int {
+            if let i = index[a] { return i }
+            index[a] = list.count
+            list.append(NextHop(address: a))
+            return list.count - 1
+        }
+        gatewayHop = c.coreGateway.map(hop) ?? -1
+        peerHop = c.bindings.map { b in (b.anchor ?? b.serving).map(hop) ?? -1 }
+        hops = list
+        hopIndex = index
+        knownHops = list.map(\.address)
+        hot = .allocate(capacity: max(1, c.bindings.count))
+        for (i, b) in c.bindings.enumerated() {
+            (hot + i).initialize(to: Hot(
+                mn: b.mn.value | UInt64(peerHop[i] + 1) << 48,
+                dlif: dlifMACs[i].value | (b.serving == nil ? Hot.servedHere : 0) | (b.anchor == nil ? Hot.anchoredHere : 0)))
+        }
         for (i, b) in c.bindings.enumerated() {
             try routes.insert(b.prefix, nextHop: UInt32(i + 1))
             guard b.serving == nil else { continue }
@@ -124,6 +177,12 @@ public final class Pipeline {
         for (a, m) in c.neighbors { learn(a, m) }
     }
 
+    deinit {
+        hot.deallocate()
+        scratch.deallocate()
+        hopMACs.deallocate()
+    }
+
     /// The DLIF MAC serving `binding` on the access link.
     public func dlifMAC(of index: Int) -> MACAddress { dlifMACs[index] }
 
@@ -132,26 +191,30 @@ public final class Pipeline {
     /// Decides every packet of the batch, rewriting frames in place;
     /// frames the gateway makes (ICMPv6 errors, ND) are appended to `generated`.
     public func process(_ packets: UnsafeMutableBufferPointer<Packet>, generated: inout [Packet]) {
-        for i in batch.actions.indices { batch.actions[i] = 0 }
-        for i in batch.drops.indices { batch.drops[i] = 0 }
-        batch.framesIn = packets.count
-        batch.framesOut = 0
+        scratch.update(repeating: 0, count: Self.timeSlot + 1)
         let before = generated.count
         for i in packets.indices {
-            currentTime = packets[i].time
+            scratch[Self.timeSlot] = Int(packets[i].time)
             switch packets[i].port {
             case .access: accessIn(&packets[i], &generated)
             case .core: coreIn(&packets[i], &generated)
             }
-            if case .drop(let r) = packets[i].verdict { batch.drops[r.rawValue] += 1 }
-            if case .forward = packets[i].verdict { batch.framesOut += 1 }
+            switch packets[i].verdict {
+            case .drop(let r): scratch[Self.dropBase + r.rawValue] += 1
+            case .forward: scratch[Self.framesOutSlot] += 1
+            default: break
+            }
         }
-        batch.framesOut += generated.count - before
-        totals.add(batch)
+        // Counters: once per batch.
+        for a in 0..<Self.dropBase { totals.actions[a] += scratch[a] }
+        for d in 0..<DropReason.allCases.count { totals.drops[d] += scratch[Self.dropBase + d] }
+        totals.framesIn += packets.count
+        totals.framesOut += scratch[Self.framesOutSlot] + generated.count - before
         routes.qsbr.quiescent(reader)
     }
 
-    @inline(__always) func count(_ a: Action) { batch.actions[a.rawValue] += 1 }
+    @inline(__always) func count(_ a: Action) { scratch[a.rawValue] += 1 }
+    @inline(__always) func count(_ d: DropReason) { scratch[Self.dropBase + d.rawValue] += 1 }
 
     // MARK: Access side: frames from MNs
 
@@ -171,11 +234,11 @@ public final class Pipeline {
         }
         // The DLIF must be one this MN sees (DLIFs are per MN and anchor).
         let dlif = Int(dlifs.lookup(dstMAC))
-        guard dlif != 0, bindings[dlif - 1].mn == eth.source else { p.verdict = .drop(.unknownDestinationMAC); return }
+        guard dlif != 0, hot[dlif - 1].mnMAC == eth.source else { p.verdict = .drop(.unknownDestinationMAC); return }
         // Uplink source check: one of the prefixes of this MN, attached here.
+        // (Bindings are /64s, so the longest match being a binding means it contains the source.)
         let s = Int(routes.lookup(ip.source))
-        guard s != 0, bindings[s - 1].mn == eth.source, bindings[s - 1].serving == nil,
-              bindings[s - 1].prefix.contains(ip.source) else {
+        guard s != 0, hot[s - 1].mnMAC == eth.source, hot[s - 1].isServedHere else {
             p.verdict = .drop(.sourceCheck)
             return
         }
@@ -185,11 +248,11 @@ public final class Pipeline {
             p.verdict = .drop(.hopLimitExceeded)
             return
         }
-        let b = bindings[s - 1]
-        if let anchor = b.anchor {
-            encapsulate(&p, ip, to: anchor, from: eth, on: .access, &out, action: .uplinkEncapsulated)
-        } else {
+        let h = hot[s - 1]
+        if h.isAnchoredHere {
             routeToCore(&p, ip, action: .uplinkNative, &out)
+        } else {
+            encapsulate(&p, ip, to: knownHops[h.peerHop], hop: h.peerHop, from: eth, on: .access, &out, action: .uplinkEncapsulated)
         }
     }
 
@@ -223,11 +286,11 @@ public final class Pipeline {
             p.verdict = .drop(.noRoute)
             return
         }
-        let b = bindings[d - 1]
-        if let serving = b.serving {
-            encapsulate(&p, ip, to: serving, from: eth, on: .core, &out, action: .downlinkEncapsulated)
+        let h = hot[d - 1]
+        if h.isServedHere {
+            deliver(&p, ipStart: 14, ip, h, action: .downlinkDelivered)
         } else {
-            deliver(&p, ipStart: 14, ip, binding: d - 1, action: .downlinkDelivered)
+            encapsulate(&p, ip, to: knownHops[h.peerHop], hop: h.peerHop, from: eth, on: .core, &out, action: .downlinkEncapsulated)
         }
     }
 
@@ -267,7 +330,7 @@ public final class Pipeline {
         if d != 0, bindings[d - 1].serving == nil, bindings[d - 1].anchor == peer,
            bindings[d - 1].prefix.contains(inner.destination) {
             strip(&p, to: innerStart, length: inner.totalLength)
-            deliver(&p, ipStart: 14, inner, binding: d - 1, action: .downlinkDecapsulated)
+            deliver(&p, ipStart: 14, inner, hot[d - 1], action: .downlinkDecapsulated)
             return
         }
         p.verdict = .drop(.decapsulationRefused)
@@ -287,7 +350,8 @@ public final class Pipeline {
             p.verdict = .drop(.hopLimitExceeded)
             return
         }
-        guard let mac = nextHopMAC(for: ip.destination, time: p.time, &out) else {
+        let onLink = configuration.corePrefix.contains(ip.destination)
+        guard let mac = nextHopMAC(for: ip.destination, hop: onLink ? -1 : gatewayHop, time: p.time, &out) else {
             p.verdict = .drop(.neighborUnresolved)
             return
         }
@@ -299,20 +363,20 @@ public final class Pipeline {
     }
 
     /// To the MN on the access link, from the DLIF of the prefix's anchor.
-    func deliver(_ p: inout Packet, ipStart: Int, _ ip: IPv6Packet, binding i: Int, action: Action) {
+    func deliver(_ p: inout Packet, ipStart: Int, _ ip: IPv6Packet, _ h: Hot, action: Action) {
         if ip.hopLimit <= 1 {
             p.verdict = .drop(.hopLimitExceeded)
             return
         }
         let frame = pool.bytes(p)
         frame[ipStart + 7] = ip.hopLimit - 1
-        writeEthernet(frame, destination: bindings[i].mn, source: dlifMACs[i])
+        writeEthernet(frame, destination: h.mnMAC, source: h.dlifMAC)
         p.verdict = .forward(.access)
         count(action)
     }
 
     /// IPv6-in-IPv6 to another gateway, prepended in the slot's headroom.
-    func encapsulate(_ p: inout Packet, _ ip: IPv6Packet, to peer: IPv6Address, from eth: EthernetFrame, on port: GatewayPort,
+    func encapsulate(_ p: inout Packet, _ ip: IPv6Packet, to peer: IPv6Address, hop: Int, from eth: EthernetFrame, on port: GatewayPort,
                      _ out: inout [Packet], action: Action) {
         let tunnelMTU = configuration.coreMTU - IPv6Tunnel.overhead
         if ip.totalLength > tunnelMTU {
@@ -321,7 +385,7 @@ public final class Pipeline {
             p.verdict = .drop(.packetTooBig)
             return
         }
-        guard let mac = nextHopMAC(for: peer, time: p.time, &out) else {
+        guard let mac = nextHopMAC(for: peer, hop: hop, time: p.time, &out) else {
             p.verdict = .drop(.neighborUnresolved)
             return
         }

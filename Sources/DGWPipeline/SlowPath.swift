@@ -6,27 +6,37 @@ import DGWWire
 extension Pipeline {
     /// Records (or updates) a core neighbour.
     func learn(_ address: IPv6Address, _ mac: MACAddress) {
-        if let i = hopIndex[address] {
-            if hops[i].mac != mac { hops[i].mac = mac; count(.neighborLearned) }
-        } else {
-            hopIndex[address] = hops.count
-            hops.append(NextHop(address: address, mac: mac))
+        guard let i = hopIndex[address] ?? addHop(address) else { return }
+        if hopMACs[i] != mac.value {
+            hopMACs[i] = mac.value
             count(.neighborLearned)
         }
+    }
+
+    /// A new neighbour entry; nil once the table is full.
+    func addHop(_ address: IPv6Address) -> Int? {
+        guard hops.count < Self.maxHops else { return nil }
+        hopIndex[address] = hops.count
+        hops.append(NextHop(address: address))
+        return hops.count - 1
     }
 
     /// The core neighbour a packet for `destination` goes to: the
     /// destination itself when on-link, else the core gateway. Solicits it
     /// (at most once a second) when unknown.
-    func nextHopMAC(for destination: IPv6Address, time: Int64, _ out: inout [Packet]) -> MACAddress? {
+    /// `known` is the neighbour's index when the caller has it (a peer, the
+    /// core gateway): then a resolved MAC costs one load.
+    @inline(__always)
+    func nextHopMAC(for destination: IPv6Address, hop known: Int, time: Int64, _ out: inout [Packet]) -> MACAddress? {
+        if known >= 0, hopMACs[known] != 0 { return MACAddress(value: hopMACs[known]) }
+        return resolve(destination, time: time, &out)
+    }
+
+    @inline(never)
+    func resolve(_ destination: IPv6Address, time: Int64, _ out: inout [Packet]) -> MACAddress? {
         let hop = configuration.corePrefix.contains(destination) ? destination : (configuration.coreGateway ?? destination)
-        if let i = hopIndex[hop], let mac = hops[i].mac { return mac }
-        let i: Int
-        if let known = hopIndex[hop] { i = known } else {
-            i = hops.count
-            hopIndex[hop] = i
-            hops.append(NextHop(address: hop, mac: nil))
-        }
+        guard let i = hopIndex[hop] ?? addHop(hop) else { return nil }
+        if hopMACs[i] != 0 { return MACAddress(value: hopMACs[i]) }
         if hops[i].lastSolicit == .min || time - hops[i].lastSolicit >= 1_000_000_000 {
             hops[i].lastSolicit = time
             let target = hop, me = configuration.address, mac = configuration.coreMAC
@@ -127,7 +137,7 @@ extension Pipeline {
     func emitFrame(on port: GatewayPort, time: Int64, _ out: inout [Packet],
                    _ build: (UnsafeMutableRawBufferPointer) throws -> Int) -> Bool {
         guard let slot = pool.allocate() else {
-            batch.drops[DropReason.poolExhausted.rawValue] += 1
+            count(.poolExhausted)
             return false
         }
         let room = pool.slot(slot).slice(PacketPool.headroom..<pool.slotSize)
