@@ -66,7 +66,7 @@ let package = Package(
         // Counts mallocs for dgw-bench's mallocs_per_packet (interposes malloc; dgw-bench only).
         .target(name: "CMallocCounter", path: "Tools/CMallocCounter"),
         .testTarget(name: "DGWWireTests", dependencies: ["DGWWire"]),
-        .testTarget(name: "DGWPipelineTests", dependencies: ["DGWPipeline", "DGWWire", "DGWConfig", "DGWPorts", "dgw"]),
+        .testTarget(name: "DGWPipelineTests", dependencies: ["DGWPipeline", "DGWWire", "DGWConfig", "DGWPorts", "dgw", "dgw-pcapgen"]),
         .testTarget(name: "DGWTablesTests", dependencies: ["DGWTables", "DGWWire", "dgw-bench"]),
         .testTarget(
             name: "DGWInspectTests",

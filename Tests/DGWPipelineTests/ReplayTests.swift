@@ -280,3 +280,34 @@ func readFrames(_ path: String) throws -> [Captured] {
             """).contains("already bound at line 6"))
     }
 }
+
+@Suite struct PcapgenTests {
+    var pcapgen: String { URL(fileURLWithPath: dgw).deletingLastPathComponent().appendingPathComponent("dgw-pcapgen").path }
+
+    @Test func generatedTrafficExercisesEveryForwardingPathAndReplaysClean() throws {
+        let s = try Scratch()
+        defer { s.cleanup() }
+        let gen = try exec(pcapgen, ["--mns", "200", "--frames", "5000", "--out", s.path("g"), "--malformed-percent", "3"])
+        #expect(gen.status == 0, "\(gen.stderr)")
+        let r = try exec(dgw, ["replay", "--config", s.path("g/gw.yaml"), "--access", s.path("g/access.pcap"),
+                               "--core", s.path("g/core.pcap"), "--out-access", s.path("oa.pcap"), "--out-core", s.path("oc.pcap")])
+        #expect(r.status == 0, "\(r.stderr)")
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let actions = try #require(summary["actions"] as? [String: Int])
+        for a in ["uplink_native", "uplink_encapsulated", "uplink_decapsulated", "downlink_delivered",
+                  "downlink_encapsulated", "downlink_decapsulated"] {
+            #expect((actions[a] ?? 0) > 0, "\(a) never happened")
+        }
+        // Only the damage pcapgen does: truncated or non-IPv6 headers, MACs nobody owns.
+        let drops = try #require(summary["drops"] as? [String: Int])
+        #expect(Set(drops.keys).isSubset(of: ["malformed", "unknown_destination_mac", "not_for_this_gateway"]), "\(drops)")
+        let dropped = drops.values.reduce(0, +)
+        #expect((50...250).contains(dropped), "\(dropped) of 5000 dropped for 3% damaged")
+        #expect(summary["frames_in"] as? Int == 5000 && summary["frames_out"] as? Int == 5000 - dropped)
+        // Deterministic for a seed.
+        #expect(try exec(pcapgen, ["--mns", "200", "--frames", "5000", "--out", s.path("h"), "--malformed-percent", "3"]).status == 0)
+        for f in ["access.pcap", "core.pcap", "gw.yaml"] {
+            #expect(FileManager.default.contents(atPath: s.path("g/" + f)) == FileManager.default.contents(atPath: s.path("h/" + f)))
+        }
+    }
+}
