@@ -2,7 +2,7 @@ import DGWWire
 import Foundation
 import Testing
 @testable import DGWTables
-@testable import dgw_bench
+import DGWTraffic
 
 /// The HNP workload of ../shared/bench/WORKLOAD.md at reduced size: our
 /// table's checksum against a linear-scan model, and against the C anchor

@@ -8,6 +8,7 @@
 // Build in release: swift build -c release --product dgw-bench
 
 import DGWTables
+import DGWTraffic
 import DGWWire
 import Foundation
 import Synchronization

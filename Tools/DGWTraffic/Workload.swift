@@ -4,21 +4,22 @@
 
 import DGWWire
 
-struct Workload {
-    struct Route { var high: UInt64; var length: Int; var nextHop: UInt32 }
+public struct Workload: Sendable {
+    public struct Route: Sendable { public var high: UInt64; public var length: Int; public var nextHop: UInt32 }
 
-    let kind: String
-    let hnpCount: Int
-    var routes: [Route] = []
-    var keys: [IPv6Address] = []
+    public let kind: String
+    public let hnpCount: Int
+    public var routes: [Route] = []
+    public var keys: [IPv6Address] = []
 
     /// xorshift64, state 0x9E3779B97F4A7C15.
-    struct Xorshift64 {
+    public struct Xorshift64 {
         var x: UInt64 = 0x9E37_79B9_7F4A_7C15
-        mutating func next() -> UInt64 { x ^= x << 13; x ^= x >> 7; x ^= x << 17; return x }
+        public init() {}
+        public mutating func next() -> UInt64 { x ^= x << 13; x ^= x >> 7; x ^= x << 17; return x }
     }
 
-    init(kind: String, hnps: Int, lookups: Int) {
+    public init(kind: String, hnps: Int, lookups: Int) {
         self.kind = kind
         hnpCount = hnps
         routes.reserveCapacity(hnps + 4096 + 16)
@@ -53,7 +54,7 @@ struct Workload {
         }
     }
 
-    func prefix(_ r: Route) -> IPv6Prefix {
+    public func prefix(_ r: Route) -> IPv6Prefix {
         IPv6Prefix(address: IPv6Address(high: r.high, low: 0), length: r.length)!
     }
 }
