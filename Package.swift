@@ -65,13 +65,15 @@ let package = Package(
         .executableTarget(name: "dgw-pcapgen", dependencies: ["DGWTraffic", "DGWPorts"], path: "Tools/dgw-pcapgen"),
         // Counts mallocs for dgw-bench's mallocs_per_packet (interposes malloc; dgw-bench only).
         .target(name: "CMallocCounter", path: "Tools/CMallocCounter"),
+        // Running executables and tools from tests.
+        .target(name: "DGWTestSupport", path: "Tests/DGWTestSupport"),
         .testTarget(name: "DGWWireTests", dependencies: ["DGWWire"]),
-        .testTarget(name: "DGWPipelineTests", dependencies: ["DGWPipeline", "DGWWire", "DGWConfig", "DGWPorts", "dgw", "dgw-pcapgen"]),
+        .testTarget(name: "DGWPipelineTests", dependencies: ["DGWPipeline", "DGWWire", "DGWConfig", "DGWPorts", "DGWTestSupport", "dgw", "dgw-pcapgen"]),
         // No test links dgw-bench: it interposes malloc, which Thread Sanitizer cannot share.
-        .testTarget(name: "DGWTablesTests", dependencies: ["DGWTables", "DGWWire", "DGWTraffic"]),
+        .testTarget(name: "DGWTablesTests", dependencies: ["DGWTables", "DGWWire", "DGWTraffic", "DGWTestSupport"]),
         .testTarget(
             name: "DGWInspectTests",
-            dependencies: ["DGWWire", "DGWInspect", "DGWPorts", "dgw"]
+            dependencies: ["DGWWire", "DGWInspect", "DGWPorts", "DGWTestSupport", "dgw"]
         ),
         .testTarget(name: "DGWPortsTests", dependencies: ["DGWPorts", "CDGWShim"]),
     ]

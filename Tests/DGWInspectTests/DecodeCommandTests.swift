@@ -1,23 +1,15 @@
 import DGWInspect
+import DGWTestSupport
 import DGWPorts
 import DGWWire
 import Foundation
 import Testing
 
-/// The `dgw` executable itself: it sits next to the test bundle.
-let dgwBinary: String = {
-    var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-    while url.path != "/" {
-        url.deleteLastPathComponent()
-        let candidate = url.appendingPathComponent("dgw").path
-        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-    }
-    return packageRoot.appendingPathComponent(".build/debug/dgw").path
-}()
+let dgwBinary = builtExecutable("dgw")
 
 @Suite struct DecodeCommandTests {
     @Test func printsOneObjectPerFrameAndExitsZero() throws {
-        let r = try run(dgwBinary, ["decode", sampleCapture])
+        let r = try runProcess(dgwBinary, ["decode", sampleCapture])
         #expect(r.status == 0, "\(r.stderr)")
         let lines = r.stdout.split(separator: "\n")
         #expect(lines.count == 22)
@@ -31,14 +23,14 @@ let dgwBinary: String = {
     }
 
     @Test func unreadableFileExitsNonZeroWithAMessage() throws {
-        let r = try run(dgwBinary, ["decode", "/nonexistent/capture.pcap"])
+        let r = try runProcess(dgwBinary, ["decode", "/nonexistent/capture.pcap"])
         #expect(r.status != 0)
         #expect(r.stdout.isEmpty)
         #expect(r.stderr.contains("/nonexistent/capture.pcap"))
     }
 
     @Test func missingArgumentIsAUsageError() throws {
-        let r = try run(dgwBinary, ["decode"])
+        let r = try runProcess(dgwBinary, ["decode"])
         #expect(r.status != 0)
         #expect(r.stderr.contains("Usage") || r.stderr.contains("Missing"))
     }

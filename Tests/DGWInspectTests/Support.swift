@@ -1,40 +1,11 @@
 import DGWInspect
+import DGWTestSupport
 import DGWPorts
 import DGWWire
 import Foundation
 import Testing
 
-/// The package root, found from this file's path.
-let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-    .deletingLastPathComponent().deletingLastPathComponent()
-
 let sampleCapture = packageRoot.appendingPathComponent("Samples/handover.pcapng").path
-
-/// Runs a program; returns its exit status and standard output.
-@discardableResult
-func run(_ program: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: program)
-    p.arguments = arguments
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    try p.run()
-    // Read before waiting: a full pipe would block the child.
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    let e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-}
-
-/// Path of a tool on PATH, or nil.
-func which(_ tool: String) -> String? {
-    for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
-        let path = "\(dir)/\(tool)"
-        if FileManager.default.isExecutableFile(atPath: path) { return path }
-    }
-    return nil
-}
 
 /// tshark's fields for every frame: one dictionary per frame, each field
 /// the list of its occurrences.
@@ -43,7 +14,7 @@ func tsharkFields(_ file: String, _ fields: [String], options: [String] = []) th
     var args = ["-n", "-r", file, "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|", "-E", "separator=\t"]
     args += options
     for f in fields { args += ["-e", f] }
-    let r = try run(tshark, args)
+    let r = try runProcess(tshark, args)
     guard r.status == 0 else { throw ToolFailed(tool: "tshark", message: r.stderr) }
     return r.stdout.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map { line in
         let cols = line.split(separator: "\t", omittingEmptySubsequences: false)

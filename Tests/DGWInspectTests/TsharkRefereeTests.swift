@@ -1,4 +1,5 @@
 import DGWPorts
+import DGWTestSupport
 import DGWWire
 import Foundation
 import Testing
@@ -212,7 +213,7 @@ import Testing
         let writer = try PcapFileWriter(path: path)
         for (i, m) in try Self.messages().enumerated() { writer.write(m.1, seconds: i, nanoseconds: 0) }
         try writer.close()
-        let r = try run(tshark, ["-n", "-V", "-r", path])
+        let r = try runProcess(tshark, ["-n", "-V", "-r", path])
         #expect(r.status == 0)
         #expect(!r.stdout.contains("Malformed"))
         #expect(!r.stdout.contains("[Severity level: Error]"))

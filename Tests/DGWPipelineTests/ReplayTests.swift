@@ -1,36 +1,13 @@
 import DGWConfig
 import DGWPipeline
 import DGWPorts
+import DGWTestSupport
 import DGWWire
 import Foundation
 import Testing
 
-let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-/// The `dgw` binary next to the test bundle.
-let dgw: String = {
-    var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-    while url.path != "/" {
-        url.deleteLastPathComponent()
-        if FileManager.default.isExecutableFile(atPath: url.appendingPathComponent("dgw").path) {
-            return url.appendingPathComponent("dgw").path
-        }
-    }
-    return root.appendingPathComponent(".build/debug/dgw").path
-}()
-
-func exec(_ program: String, _ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: program)
-    p.arguments = args
-    let o = Pipe(), e = Pipe()
-    p.standardOutput = o
-    p.standardError = e
-    try p.run()
-    let out = o.fileHandleForReading.readDataToEndOfFile(), err = e.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
-}
+let root = packageRoot
+let dgw = builtExecutable("dgw")
 
 /// A scratch directory, removed by `cleanup()`.
 struct Scratch {
@@ -80,7 +57,7 @@ func scenarioCaptures(_ s: Scratch) throws -> (access: String, core: String) {
         defer { s.cleanup() }
         let config = try s.write("gw.yaml", S.yaml)
         let (access, core) = try scenarioCaptures(s)
-        let r = try exec(dgw, ["replay", "--config", config, "--access", access, "--core", core,
+        let r = try runProcess(dgw, ["replay", "--config", config, "--access", access, "--core", core,
                                "--out-access", s.path("out-access.pcap"), "--out-core", s.path("out-core.pcap")])
         #expect(r.status == 0, "\(r.stderr)")
         let summary = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
@@ -106,7 +83,7 @@ func scenarioCaptures(_ s: Scratch) throws -> (access: String, core: String) {
         let (access, core) = try scenarioCaptures(s)
         var outputs: [[Data]] = []
         for run in 0..<2 {
-            let r = try exec(dgw, ["replay", "--config", config, "--access", access, "--core", core,
+            let r = try runProcess(dgw, ["replay", "--config", config, "--access", access, "--core", core,
                                    "--out-access", s.path("a\(run).pcap"), "--out-core", s.path("c\(run).pcap")])
             #expect(r.status == 0)
             outputs.append([try Data(contentsOf: URL(fileURLWithPath: s.path("a\(run).pcap"))),
@@ -136,7 +113,7 @@ func scenarioCaptures(_ s: Scratch) throws -> (access: String, core: String) {
         let unresolved = try s.capture("unres.pcap", [S.udp(S.mn1, S.dlif1, from: S.h1, to: IPv6Address("2001:db8:ffff::77")!)], start: 1_764_000_002)
         var files: [String] = []
         for (i, (a, c)) in [(access, core), (unresolved, extra)].enumerated() {
-            let r = try exec(dgw, ["replay", "--config", config, "--access", a, "--core", c,
+            let r = try runProcess(dgw, ["replay", "--config", config, "--access", a, "--core", c,
                                    "--out-access", s.path("oa\(i).pcap"), "--out-core", s.path("oc\(i).pcap")])
             #expect(r.status == 0, "\(r.stderr)")
             files += [s.path("oa\(i).pcap"), s.path("oc\(i).pcap")]
@@ -147,7 +124,7 @@ func scenarioCaptures(_ s: Scratch) throws -> (access: String, core: String) {
         }
         var frames = 0
         for f in files {
-            let r = try exec(tshark, ["-n", "-r", f, "-o", "udp.check_checksum:TRUE", "-T", "fields", "-E", "occurrence=a",
+            let r = try runProcess(tshark, ["-n", "-r", f, "-o", "udp.check_checksum:TRUE", "-T", "fields", "-E", "occurrence=a",
                                       "-e", "frame.protocols", "-e", "_ws.malformed", "-e", "_ws.expert.severity",
                                       "-e", "icmpv6.checksum.status", "-e", "udp.checksum.status"])
             #expect(r.status == 0)
@@ -174,15 +151,15 @@ func scenarioCaptures(_ s: Scratch) throws -> (access: String, core: String) {
         let bad = try s.write("bad.yaml", S.yaml + "\nbogus: 1\n")
         let (access, _) = try scenarioCaptures(s)
         let outA = s.path("oa.pcap"), outC = s.path("oc.pcap")
-        let r1 = try exec(dgw, ["replay", "--config", bad, "--access", access, "--out-access", outA, "--out-core", outC])
+        let r1 = try runProcess(dgw, ["replay", "--config", bad, "--access", access, "--out-access", outA, "--out-core", outC])
         #expect(r1.status != 0)
         #expect(r1.stderr.contains("bad.yaml:15:1: unknown key 'bogus' in configuration"), "\(r1.stderr)")
-        let r2 = try exec(dgw, ["replay", "--config", good, "--access", s.path("missing.pcap"), "--out-access", outA, "--out-core", outC])
+        let r2 = try runProcess(dgw, ["replay", "--config", good, "--access", s.path("missing.pcap"), "--out-access", outA, "--out-core", outC])
         #expect(r2.status != 0 && r2.stderr.contains("missing.pcap"))
         let notPcap = try s.write("junk.pcap", "not a capture")
-        let r3 = try exec(dgw, ["replay", "--config", good, "--core", notPcap, "--out-access", outA, "--out-core", outC])
+        let r3 = try runProcess(dgw, ["replay", "--config", good, "--core", notPcap, "--out-access", outA, "--out-core", outC])
         #expect(r3.status != 0)
-        let r4 = try exec(dgw, ["replay", "--config", good, "--out-access", outA, "--out-core", outC])
+        let r4 = try runProcess(dgw, ["replay", "--config", good, "--out-access", outA, "--out-core", outC])
         #expect(r4.status != 0)
         #expect(!FileManager.default.fileExists(atPath: outA) && !FileManager.default.fileExists(atPath: outC))
         #expect(try FileManager.default.contentsOfDirectory(atPath: s.dir.path).allSatisfy { !$0.contains(".partial-") })
@@ -197,13 +174,13 @@ func scenarioCaptures(_ s: Scratch) throws -> (access: String, core: String) {
             {"t": 0.5, "attach": {"mn": "02:aa:00:00:00:01", "previous": ["2001:db8:ffff::2"]}}
             {"t": 1.0, "detach": {"mn": "02:aa:00:00:00:01"}}
             """)
-        let r = try exec(dgw, ["replay", "--config", config, "--access", access, "--events", events,
+        let r = try runProcess(dgw, ["replay", "--config", config, "--access", access, "--events", events,
                                "--out-access", s.path("a.pcap"), "--out-core", s.path("c.pcap")])
         #expect(r.status == 0, "\(r.stderr)")
         let summary = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         #expect(summary["events_not_applied"] as? [String: Int] == ["attach": 1, "detach": 1])
         let bad = try s.write("bad.jsonl", "{\"t\": 1, \"attach\": {\"mn\": \"nope\"}}\n")
-        let r2 = try exec(dgw, ["replay", "--config", config, "--access", access, "--events", bad,
+        let r2 = try runProcess(dgw, ["replay", "--config", config, "--access", access, "--events", bad,
                                 "--out-access", s.path("a2.pcap"), "--out-core", s.path("c2.pcap")])
         #expect(r2.status != 0 && r2.stderr.contains("bad.jsonl:1:"))
     }
@@ -282,14 +259,14 @@ func readFrames(_ path: String) throws -> [Captured] {
 }
 
 @Suite struct PcapgenTests {
-    var pcapgen: String { URL(fileURLWithPath: dgw).deletingLastPathComponent().appendingPathComponent("dgw-pcapgen").path }
+    var pcapgen: String { builtExecutable("dgw-pcapgen") }
 
     @Test func generatedTrafficExercisesEveryForwardingPathAndReplaysClean() throws {
         let s = try Scratch()
         defer { s.cleanup() }
-        let gen = try exec(pcapgen, ["--mns", "200", "--frames", "5000", "--out", s.path("g"), "--malformed-percent", "3"])
+        let gen = try runProcess(pcapgen, ["--mns", "200", "--frames", "5000", "--out", s.path("g"), "--malformed-percent", "3"])
         #expect(gen.status == 0, "\(gen.stderr)")
-        let r = try exec(dgw, ["replay", "--config", s.path("g/gw.yaml"), "--access", s.path("g/access.pcap"),
+        let r = try runProcess(dgw, ["replay", "--config", s.path("g/gw.yaml"), "--access", s.path("g/access.pcap"),
                                "--core", s.path("g/core.pcap"), "--out-access", s.path("oa.pcap"), "--out-core", s.path("oc.pcap")])
         #expect(r.status == 0, "\(r.stderr)")
         let summary = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
@@ -305,7 +282,7 @@ func readFrames(_ path: String) throws -> [Captured] {
         #expect((50...250).contains(dropped), "\(dropped) of 5000 dropped for 3% damaged")
         #expect(summary["frames_in"] as? Int == 5000 && summary["frames_out"] as? Int == 5000 - dropped)
         // Deterministic for a seed.
-        #expect(try exec(pcapgen, ["--mns", "200", "--frames", "5000", "--out", s.path("h"), "--malformed-percent", "3"]).status == 0)
+        #expect(try runProcess(pcapgen, ["--mns", "200", "--frames", "5000", "--out", s.path("h"), "--malformed-percent", "3"]).status == 0)
         for f in ["access.pcap", "core.pcap", "gw.yaml"] {
             #expect(FileManager.default.contents(atPath: s.path("g/" + f)) == FileManager.default.contents(atPath: s.path("h/" + f)))
         }

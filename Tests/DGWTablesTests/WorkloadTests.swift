@@ -2,6 +2,7 @@ import DGWWire
 import Foundation
 import Testing
 @testable import DGWTables
+import DGWTestSupport
 import DGWTraffic
 
 /// The HNP workload of ../shared/bench/WORKLOAD.md at reduced size: our
@@ -44,8 +45,8 @@ import DGWTraffic
         }
         let binary = FileManager.default.temporaryDirectory.appendingPathComponent("dgw-lpm6-hash-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: binary) }
-        #expect(try run("/usr/bin/cc", ["-O2", source, "-o", binary]).status == 0)
-        let out = try run(binary, [kind, String(Self.hnps), String(Self.lookups)]).stdout
+        #expect(try runProcess("/usr/bin/cc", ["-O2", source, "-o", binary]).status == 0)
+        let out = try runProcess(binary, [kind, String(Self.hnps), String(Self.lookups)]).stdout
         let theirs = out.split(separator: " ").first { $0.hasPrefix("checksum=") }.map { UInt64($0.dropFirst(9).trimmingCharacters(in: .whitespacesAndNewlines)) }
         let w = Workload(kind: kind, hnps: Self.hnps, lookups: Self.lookups)
         let table = HNPTable()
@@ -57,16 +58,4 @@ import DGWTraffic
         for v in results[..<(w.keys.count / 32 * 32)] { ours &+= UInt64(v) }
         #expect(theirs == ours, "anchor printed: \(out)")
     }
-}
-
-func run(_ program: String, _ arguments: [String]) throws -> (status: Int32, stdout: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: program)
-    p.arguments = arguments
-    let pipe = Pipe()
-    p.standardOutput = pipe
-    try p.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
 }
