@@ -43,7 +43,7 @@ let package = Package(
         // logical-MAC exact match, QSBR reclamation.
         .target(name: "DGWTables", dependencies: ["DGWWire", "CDGWShim"]),
         // The data plane: batches of frames in, verdicts and frames out (sans-I/O).
-        .target(name: "DGWPipeline", dependencies: ["DGWWire", "DGWTables"]),
+        .target(name: "DGWPipeline", dependencies: ["DGWWire", "DGWTables", "CDGWShim"]),
         // The gateway's YAML configuration, checked key by key.
         .target(name: "DGWConfig", dependencies: ["DGWWire", .product(name: "Yams", package: "Yams")]),
         // Frame dissection into JSON lines (`dgw decode`), shared by tests and tools.

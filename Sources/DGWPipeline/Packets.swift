@@ -113,24 +113,46 @@ public final class PacketPool: @unchecked Sendable {
     public let slotSize: Int
     public let count: Int
     @usableFromInline let base: UnsafeMutableRawPointer
-    private var free: [Int]
+    /// Free slots as a stack; `free[count]` holds the stack's height. Unsafe
+    /// storage: taken and given back per frame without the dynamic
+    /// exclusivity checks of a class's stored `var`.
+    private let free: UnsafeMutablePointer<Int>
 
     public init(count: Int, slotSize: Int = 2048 + 128) {
         self.count = count
         self.slotSize = slotSize
         base = UnsafeMutableRawPointer.allocate(byteCount: count * slotSize, alignment: 64)
         base.initializeMemory(as: UInt8.self, repeating: 0, count: count * slotSize)
-        free = Array((0..<count).reversed())
+        free = .allocate(capacity: count + 1)
+        for i in 0..<count { free[i] = count - 1 - i }
+        free[count] = count
     }
 
-    deinit { base.deallocate() }
+    deinit {
+        base.deallocate()
+        free.deallocate()
+    }
 
     /// Largest frame a slot holds after the headroom.
     public var capacity: Int { slotSize - Self.headroom }
 
-    public func allocate() -> Int? { free.popLast() }
-    public func release(_ slot: Int) { free.append(slot) }
-    public var available: Int { free.count }
+    @inline(__always)
+    public func allocate() -> Int? {
+        let n = free[count]
+        guard n > 0 else { return nil }
+        free[count] = n - 1
+        return free[n - 1]
+    }
+
+    @inline(__always)
+    public func release(_ slot: Int) {
+        let n = free[count]
+        precondition(n < count, "a slot released twice")
+        free[n] = slot
+        free[count] = n + 1
+    }
+
+    public var available: Int { free[count] }
 
     /// The whole slot.
     @inlinable

@@ -3,6 +3,7 @@
 // verdicts, rewritten frames and generated frames out. The same code runs
 // live, in replay and in simulations.
 
+import CDGWShim
 import DGWTables
 import DGWWire
 
@@ -103,6 +104,16 @@ public final class Pipeline {
     }
     let hot: UnsafeMutablePointer<Hot>
 
+    // Per-chunk look-up buffers (a chunk is up to 64 frames of a batch).
+    static let chunk = 64
+    let lpmKeys: UnsafeMutablePointer<IPv6Address>
+    let lpmResults: UnsafeMutablePointer<UInt32>
+    let macKeys: UnsafeMutablePointer<MACAddress>
+    let macResults: UnsafeMutablePointer<UInt32>
+    /// Per frame of the chunk: its index in the key arrays, -1 if none.
+    let lpmIndex: UnsafeMutablePointer<Int>
+    let macIndex: UnsafeMutablePointer<Int>
+
     struct NextHop {
         var address: IPv6Address
         var lastSolicit: Int64 = .min
@@ -159,6 +170,12 @@ public final class Pipeline {
         hops = list
         hopIndex = index
         knownHops = list.map(\.address)
+        lpmKeys = .allocate(capacity: Self.chunk)
+        lpmResults = .allocate(capacity: Self.chunk)
+        macKeys = .allocate(capacity: Self.chunk)
+        macResults = .allocate(capacity: Self.chunk)
+        lpmIndex = .allocate(capacity: Self.chunk)
+        macIndex = .allocate(capacity: Self.chunk)
         hot = .allocate(capacity: max(1, c.bindings.count))
         for (i, b) in c.bindings.enumerated() {
             (hot + i).initialize(to: Hot(
@@ -178,6 +195,11 @@ public final class Pipeline {
     }
 
     deinit {
+        for p in [lpmResults, macResults] { p.deallocate() }
+        lpmKeys.deallocate()
+        macKeys.deallocate()
+        lpmIndex.deallocate()
+        macIndex.deallocate()
         hot.deallocate()
         scratch.deallocate()
         hopMACs.deallocate()
@@ -193,17 +215,45 @@ public final class Pipeline {
     public func process(_ packets: UnsafeMutableBufferPointer<Packet>, generated: inout [Packet]) {
         scratch.update(repeating: 0, count: Self.timeSlot + 1)
         let before = generated.count
-        for i in packets.indices {
-            scratch[Self.timeSlot] = Int(packets[i].time)
-            switch packets[i].port {
-            case .access: accessIn(&packets[i], &generated)
-            case .core: coreIn(&packets[i], &generated)
+        var start = 0
+        while start < packets.count {
+            let n = min(Self.chunk, packets.count - start)
+            // Pass 1: which frames take the fast path, and their keys.
+            var m = 0, am = 0
+            for k in 0..<n {
+                lpmIndex[k] = -1
+                macIndex[k] = -1
+                guard let key = fastPathKey(packets[start + k]) else { continue }
+                lpmKeys[m] = key.address
+                lpmIndex[k] = m
+                m += 1
+                if let mac = key.dlif {
+                    macKeys[am] = mac
+                    macIndex[k] = am
+                    am += 1
+                }
             }
-            switch packets[i].verdict {
-            case .drop(let r): scratch[Self.dropBase + r.rawValue] += 1
-            case .forward: scratch[Self.framesOutSlot] += 1
-            default: break
+            // Pass 2: the look-ups, batched and prefetched, then the bindings they found.
+            if m > 0 { routes.lookup(UnsafeBufferPointer(start: lpmKeys, count: m), into: UnsafeMutableBufferPointer(start: lpmResults, count: m)) }
+            if am > 0 { dlifs.lookup(UnsafeBufferPointer(start: macKeys, count: am), into: UnsafeMutableBufferPointer(start: macResults, count: am)) }
+            for k in 0..<m where lpmResults[k] != 0 { dgw_prefetch(UnsafeRawPointer(hot + Int(lpmResults[k]) - 1)) }
+            // Pass 3: decide, in order (slow-path effects keep packet order).
+            for k in 0..<n {
+                let i = start + k
+                scratch[Self.timeSlot] = Int(packets[i].time)
+                let route = lpmIndex[k] >= 0 ? Int(lpmResults[lpmIndex[k]]) : -1
+                let dlif = macIndex[k] >= 0 ? Int(macResults[macIndex[k]]) : -1
+                switch packets[i].port {
+                case .access: accessIn(&packets[i], &generated, route: route, dlif: dlif)
+                case .core: coreIn(&packets[i], &generated, route: route)
+                }
+                switch packets[i].verdict {
+                case .drop(let r): scratch[Self.dropBase + r.rawValue] += 1
+                case .forward: scratch[Self.framesOutSlot] += 1
+                default: break
+                }
             }
+            start += n
         }
         // Counters: once per batch.
         for a in 0..<Self.dropBase { totals.actions[a] += scratch[a] }
@@ -213,12 +263,31 @@ public final class Pipeline {
         routes.qsbr.quiescent(reader)
     }
 
+    /// The look-up keys of a frame that takes the fast path: the source
+    /// (and the DLIF MAC) of an MN's unicast frame, or the destination of a
+    /// core frame in transit. Nil for anything else; pass 3 sorts those out.
+    @inline(__always)
+    func fastPathKey(_ p: Packet) -> (address: IPv6Address, dlif: MACAddress?)? {
+        let bytes = UnsafeRawBufferPointer(pool.bytes(p))
+        guard let eth = try? EthernetFrame(checking: bytes), eth.tagCount == 0, eth.etherType == EtherType.ipv6,
+              let ip = try? IPv6Packet(checking: eth.payload),
+              !ip.destination.isMulticast, !ip.destination.isLinkLocal, ip.destination != configuration.address
+        else { return nil }
+        switch p.port {
+        case .access:
+            return eth.destination.isMulticast ? nil : (ip.source, eth.destination)
+        case .core:
+            return eth.destination == configuration.coreMAC ? (ip.destination, nil) : nil
+        }
+    }
+
     @inline(__always) func count(_ a: Action) { scratch[a.rawValue] += 1 }
     @inline(__always) func count(_ d: DropReason) { scratch[Self.dropBase + d.rawValue] += 1 }
 
     // MARK: Access side: frames from MNs
 
-    func accessIn(_ p: inout Packet, _ out: inout [Packet]) {
+    /// `route` and `dlif`: look-up results from pass 2, or -1 (look up here).
+    func accessIn(_ p: inout Packet, _ out: inout [Packet], route: Int = -1, dlif hint: Int = -1) {
         let frame = pool.bytes(p)
         let ro = UnsafeRawBufferPointer(frame)
         guard let eth = try? EthernetFrame(checking: ro) else { p.verdict = .drop(.malformed); return }
@@ -233,11 +302,11 @@ public final class Pipeline {
             return
         }
         // The DLIF must be one this MN sees (DLIFs are per MN and anchor).
-        let dlif = Int(dlifs.lookup(dstMAC))
+        let dlif = hint >= 0 ? hint : Int(dlifs.lookup(dstMAC))
         guard dlif != 0, hot[dlif - 1].mnMAC == eth.source else { p.verdict = .drop(.unknownDestinationMAC); return }
         // Uplink source check: one of the prefixes of this MN, attached here.
         // (Bindings are /64s, so the longest match being a binding means it contains the source.)
-        let s = Int(routes.lookup(ip.source))
+        let s = route >= 0 ? route : Int(routes.lookup(ip.source))
         guard s != 0, hot[s - 1].mnMAC == eth.source, hot[s - 1].isServedHere else {
             p.verdict = .drop(.sourceCheck)
             return
@@ -258,7 +327,7 @@ public final class Pipeline {
 
     // MARK: Core side
 
-    func coreIn(_ p: inout Packet, _ out: inout [Packet]) {
+    func coreIn(_ p: inout Packet, _ out: inout [Packet], route: Int = -1) {
         let frame = pool.bytes(p)
         let ro = UnsafeRawBufferPointer(frame)
         guard let eth = try? EthernetFrame(checking: ro) else { p.verdict = .drop(.malformed); return }
@@ -279,7 +348,7 @@ public final class Pipeline {
             p.verdict = .drop(.hopLimitExceeded)
             return
         }
-        let d = Int(routes.lookup(ip.destination))
+        let d = route >= 0 ? route : Int(routes.lookup(ip.destination))
         guard d != 0 else {
             icmpError(.destinationUnreachable(code: UnreachableCode.noRoute, invoking: .borrowed(ip.bytes)), about: ip,
                       from: eth, on: .core, &out)

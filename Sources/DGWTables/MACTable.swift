@@ -34,6 +34,24 @@ public final class MACTable: @unchecked Sendable {
         return UInt32(truncatingIfNeeded: t.pointee.find(mac.value))
     }
 
+    /// Looks up a batch of up to 64 MACs, prefetching every probe before
+    /// reading any (the table of a million MNs does not fit in cache).
+    @inlinable
+    public func lookup(_ macs: UnsafeBufferPointer<MACAddress>, into results: UnsafeMutableBufferPointer<UInt32>) {
+        precondition(macs.count <= 64 && results.count >= macs.count)
+        let t = published.load(ordering: .acquiring).unsafelyUnwrapped.assumingMemoryBound(to: ExactTable.self).pointee
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: 64) { homes in
+            for k in 0..<macs.count {
+                let h = t.home(macs[k].value, 0)
+                homes[k] = h
+                t.prefetch(slot: h)
+            }
+            for k in 0..<macs.count {
+                results[k] = UInt32(truncatingIfNeeded: t.find(macs[k].value, 0, from: homes[k]))
+            }
+        }
+    }
+
     public var count: Int { table.live }
     public var bytesUsed: Int { table.bytes }
 
