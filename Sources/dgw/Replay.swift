@@ -82,6 +82,7 @@ struct Replay: ParsableCommand {
         generated.reserveCapacity(128)
         var truncated = 0
         var lastProgress = start
+        var frames = 0
         func flush() {
             batch.withUnsafeMutableBufferPointer { pipeline.process($0, generated: &generated) }
             // Forwarded and generated frames, merged by time (forwarded first on ties).
@@ -109,12 +110,16 @@ struct Replay: ParsableCommand {
                     throw ReplayError(message: "frame of \(record.data.count) bytes is larger than \(pool.capacity)")
                 }
                 batch.append(p)
-                if batch.count == 32 { flush() }
-                if pipeline.totals.framesIn % 4_194_304 == 0 && pipeline.totals.framesIn > 0 {
-                    let now = Syscall.monotonicNanoseconds()
-                    if now - lastProgress > 2_000_000_000 {
-                        lastProgress = now
-                        FileHandleStderr.write("dgw replay: \(pipeline.totals.framesIn) frames\n")
+                if batch.count == 32 {
+                    flush()
+                    frames += 32
+                    // Progress on stderr for long inputs, checked every 2^20 frames.
+                    if frames & 0xF_FFFF == 0 {
+                        let now = Syscall.monotonicNanoseconds()
+                        if now - lastProgress > 2_000_000_000 {
+                            lastProgress = now
+                            FileHandleStderr.write("dgw replay: \(frames) frames\n")
+                        }
                     }
                 }
             }
