@@ -85,7 +85,6 @@ public final class Pipeline {
     /// DLIF logical MAC -> binding index + 1 (any binding of that DLIF).
     let dlifs: MACTable
     let reader: QSBRReader
-    let bindings: [BindingEntry]
     let dlifMACs: [MACAddress]
 
     /// What forwarding needs of binding i, in 16 bytes (a million bindings in
@@ -125,8 +124,6 @@ public final class Pipeline {
     /// MAC of neighbour i (0: unresolved). Unsafe storage: read per packet
     /// without the dynamic exclusivity checks of a class's stored `var`.
     let hopMACs: UnsafeMutablePointer<UInt64>
-    /// Hop index of each binding's peer (anchor or serving gateway), -1 if none.
-    let peerHop: [Int]
     let gatewayHop: Int
     /// Addresses of the hops known at start (peers, core gateway), by index.
     let knownHops: [IPv6Address]
@@ -149,7 +146,6 @@ public final class Pipeline {
         routes = HNPTable(qsbr: qsbr)
         dlifs = MACTable(qsbr: qsbr, capacity: c.bindings.count)
         reader = qsbr.register()!
-        bindings = c.bindings
         dlifMACs = c.bindings.map { $0.dlifMAC ?? logicalMAC(anchor: $0.anchor ?? c.address, mn: $0.mn) }
         icmpTokens = Double(c.icmpRate)
         scratch = .allocate(capacity: Self.timeSlot + 1)
@@ -166,7 +162,8 @@ public final class Pipeline {
             return list.count - 1
         }
         gatewayHop = c.coreGateway.map(hop) ?? -1
-        peerHop = c.bindings.map { b in (b.anchor ?? b.serving).map(hop) ?? -1 }
+        // Hop index of each binding's peer (anchor or serving gateway), -1 if none.
+        let peerHop = c.bindings.map { b in (b.anchor ?? b.serving).map(hop) ?? -1 }
         hops = list
         hopIndex = index
         knownHops = list.map(\.address)
@@ -284,15 +281,36 @@ public final class Pipeline {
     @inline(__always) func count(_ a: Action) { scratch[a.rawValue] += 1 }
     @inline(__always) func count(_ d: DropReason) { scratch[Self.dropBase + d.rawValue] += 1 }
 
+    // MARK: Checks both sides make
+
+    /// The frame's Ethernet header if it is untagged IPv6; else the verdict says why not.
+    @inline(__always)
+    func untaggedIPv6(_ p: inout Packet) -> EthernetFrame? {
+        guard let eth = try? EthernetFrame(checking: UnsafeRawBufferPointer(pool.bytes(p))) else {
+            p.verdict = .drop(.malformed)
+            return nil
+        }
+        guard eth.tagCount == 0 else { p.verdict = .drop(.vlanTagged); return nil }
+        guard eth.etherType == EtherType.ipv6 else { p.verdict = .drop(.notIPv6); return nil }
+        return eth
+    }
+
+    /// A packet that would leave with hop limit 0: Time Exceeded back to its source.
+    @inline(__always)
+    func hopLimitExpired(_ p: inout Packet, _ ip: IPv6Packet, from eth: EthernetFrame, on port: GatewayPort,
+                         _ out: inout [Packet]) -> Bool {
+        guard ip.hopLimit <= 1 else { return false }
+        icmpError(.timeExceeded(code: TimeExceededCode.hopLimit, invoking: .borrowed(ip.bytes)), about: ip,
+                  from: eth, on: port, &out)
+        p.verdict = .drop(.hopLimitExceeded)
+        return true
+    }
+
     // MARK: Access side: frames from MNs
 
     /// `route` and `dlif`: look-up results from pass 2, or -1 (look up here).
     func accessIn(_ p: inout Packet, _ out: inout [Packet], route: Int = -1, dlif hint: Int = -1) {
-        let frame = pool.bytes(p)
-        let ro = UnsafeRawBufferPointer(frame)
-        guard let eth = try? EthernetFrame(checking: ro) else { p.verdict = .drop(.malformed); return }
-        guard eth.tagCount == 0 else { p.verdict = .drop(.vlanTagged); return }
-        guard eth.etherType == EtherType.ipv6 else { p.verdict = .drop(.notIPv6); return }
+        guard let eth = untaggedIPv6(&p) else { return }
         guard let ip = try? IPv6Packet(checking: eth.payload) else { p.verdict = .drop(.malformed); return }
         let dstMAC = eth.destination
         // Multicast (RS, NS, MLD) and anything for the gateway itself: control plane.
@@ -311,12 +329,7 @@ public final class Pipeline {
             p.verdict = .drop(.sourceCheck)
             return
         }
-        if ip.hopLimit <= 1 {
-            icmpError(.timeExceeded(code: TimeExceededCode.hopLimit, invoking: .borrowed(ip.bytes)), about: ip,
-                      from: eth, on: .access, &out)
-            p.verdict = .drop(.hopLimitExceeded)
-            return
-        }
+        if hopLimitExpired(&p, ip, from: eth, on: .access, &out) { return }
         let h = hot[s - 1]
         if h.isAnchoredHere {
             routeToCore(&p, ip, action: .uplinkNative, &out)
@@ -328,11 +341,7 @@ public final class Pipeline {
     // MARK: Core side
 
     func coreIn(_ p: inout Packet, _ out: inout [Packet], route: Int = -1) {
-        let frame = pool.bytes(p)
-        let ro = UnsafeRawBufferPointer(frame)
-        guard let eth = try? EthernetFrame(checking: ro) else { p.verdict = .drop(.malformed); return }
-        guard eth.tagCount == 0 else { p.verdict = .drop(.vlanTagged); return }
-        guard eth.etherType == EtherType.ipv6 else { p.verdict = .drop(.notIPv6); return }
+        guard let eth = untaggedIPv6(&p) else { return }
         guard eth.destination == configuration.coreMAC || eth.destination.isMulticast else {
             p.verdict = .drop(.notForThisGateway)
             return
@@ -342,12 +351,7 @@ public final class Pipeline {
             forGateway(&p, eth, ip, &out)
             return
         }
-        if ip.hopLimit <= 1 {
-            icmpError(.timeExceeded(code: TimeExceededCode.hopLimit, invoking: .borrowed(ip.bytes)), about: ip,
-                      from: eth, on: .core, &out)
-            p.verdict = .drop(.hopLimitExceeded)
-            return
-        }
+        if hopLimitExpired(&p, ip, from: eth, on: .core, &out) { return }
         let d = route >= 0 ? route : Int(routes.lookup(ip.destination))
         guard d != 0 else {
             icmpError(.destinationUnreachable(code: UnreachableCode.noRoute, invoking: .borrowed(ip.bytes)), about: ip,
@@ -387,17 +391,16 @@ public final class Pipeline {
         guard let inner = try? IPv6Packet(checking: innerBytes) else { p.verdict = .drop(.malformed); return }
         let innerStart = innerBytes.baseAddress! - UnsafeRawPointer(pool.bytes(p).baseAddress!)
         let peer = outer.source
+        // Bindings are /64s: the longest match being one means it contains the address.
         let s = Int(routes.lookup(inner.source))
-        if s != 0, bindings[s - 1].anchor == nil, bindings[s - 1].serving == peer,
-           bindings[s - 1].prefix.contains(inner.source) {
+        if s != 0, hot[s - 1].isAnchoredHere, !hot[s - 1].isServedHere, knownHops[hot[s - 1].peerHop] == peer {
             // Uplink of an MN served by `peer`, anchored here: on to the core.
             strip(&p, to: innerStart, length: inner.totalLength)
             routeToCore(&p, inner, action: .uplinkDecapsulated, &out)
             return
         }
         let d = Int(routes.lookup(inner.destination))
-        if d != 0, bindings[d - 1].serving == nil, bindings[d - 1].anchor == peer,
-           bindings[d - 1].prefix.contains(inner.destination) {
+        if d != 0, hot[d - 1].isServedHere, !hot[d - 1].isAnchoredHere, knownHops[hot[d - 1].peerHop] == peer {
             strip(&p, to: innerStart, length: inner.totalLength)
             deliver(&p, ipStart: 14, inner, hot[d - 1], action: .downlinkDecapsulated)
             return
