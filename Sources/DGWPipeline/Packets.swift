@@ -21,6 +21,7 @@ public enum DropReason: Int, CaseIterable, Sendable {
     case neighborUnresolved
     case punted                     // handed to the control plane, which is not there yet
     case poolExhausted
+    case frameTooLong               // longer than a packet slot: never reached the pipeline
 
     public var name: String {
         switch self {
@@ -37,6 +38,7 @@ public enum DropReason: Int, CaseIterable, Sendable {
         case .neighborUnresolved: "neighbor_unresolved"
         case .punted: "punted_no_control_plane"
         case .poolExhausted: "pool_exhausted"
+        case .frameTooLong: "frame_too_long"
         }
     }
 }

@@ -205,6 +205,13 @@ public final class Pipeline {
     /// The DLIF MAC serving `binding` on the access link.
     public func dlifMAC(of index: Int) -> MACAddress { dlifMACs[index] }
 
+    /// Frames a port received but could not hand over (longer than a
+    /// slot, say): counted as received and dropped, like any other drop.
+    public func countDroppedAtPort(_ reason: DropReason, frames: Int) {
+        totals.framesIn += frames
+        totals.drops[reason.rawValue] += frames
+    }
+
     // MARK: Batches
 
     /// Decides every packet of the batch, rewriting frames in place;

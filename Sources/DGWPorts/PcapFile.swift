@@ -1,4 +1,10 @@
+import CDGWShim
 import CPcap
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// One record of a capture file. `data` is valid until the next read.
 public struct PcapRecord {
@@ -10,12 +16,36 @@ public struct PcapRecord {
     public var data: UnsafeRawBufferPointer
 }
 
-/// Reads pcap and pcapng files through libpcap, timestamps in nanoseconds.
+// Classic pcap (https://www.tcpdump.org/manpages/pcap-savefile.5.html):
+//
+//   file header, 24 bytes                  record header, 16 bytes
+//   +0  magic (a1b2c3d4 us, a1b23c4d ns)     +0  seconds
+//   +4  major 2, minor 4                     +4  micro- or nanoseconds
+//   +8  reserved (thiszone, sigfigs)         +8  captured length
+//   +16 snap length                          +12 original length
+//   +20 link type (LINKTYPE_*)               +16 captured bytes
+enum PcapLayout {
+    static let fileHeader = 24
+    static let recordHeader = 16
+    static let magicMicro: UInt32 = 0xA1B2_C3D4
+    static let magicNano: UInt32 = 0xA1B2_3C4D
+    /// libpcap's largest snap length: a longer record is a corrupt file.
+    static let maxCapture = 262_144
+}
+
+/// Reads pcap and pcapng files, timestamps in nanoseconds.
+///
+/// Classic pcap, the format of every capture the gateway writes and of
+/// tcpdump's `-w`, is parsed here from large `read(2)` chunks, records
+/// handed out in place (no per-record copy or call into stdio); pcapng
+/// and anything else go through libpcap. libpcap opens every file first,
+/// so its checks and messages, and its link-type mapping, apply to both.
 public final class PcapFileReader {
-    private let handle: OpaquePointer
+    private var handle: OpaquePointer?
     public let path: String
     /// libpcap's data-link type (DLT_*).
     public let dataLinkType: Int32
+    private let direct: DirectReader?
 
     public init(path: String) throws(PortError) {
         var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
@@ -23,15 +53,22 @@ public final class PcapFileReader {
         else {
             throw .pcap(operation: "cannot read capture", message: String(decoding: errbuf.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self))
         }
-        handle = h
         self.path = path
         dataLinkType = pcap_datalink(h)
+        if path != "-", let d = try DirectReader(path: path) {
+            direct = d
+            pcap_close(h)
+        } else {
+            direct = nil
+            handle = h
+        }
     }
 
-    deinit { pcap_close(handle) }
+    deinit { if let handle { pcap_close(handle) } }
 
     /// The next record, or nil at the end of the file.
     public func next() throws(PortError) -> PcapRecord? {
+        if let direct { return try direct.next(path: path) }
         var header: UnsafeMutablePointer<pcap_pkthdr>?
         var data: UnsafePointer<UInt8>?
         switch pcap_next_ex(handle, &header, &data) {
@@ -49,58 +86,181 @@ public final class PcapFileReader {
     }
 }
 
-/// Writes a classic pcap file (nanosecond timestamps) through libpcap.
+/// Classic pcap records out of a buffer refilled by `read(2)`.
+private final class DirectReader {
+    static let chunk = 4 << 20
+    let fd: Int32
+    let swapped: Bool
+    let nanosecond: Bool
+    let buffer: UnsafeMutableRawPointer
+    let capacity = chunk + PcapLayout.maxCapture + PcapLayout.recordHeader
+    /// Unread bytes are buffer[start..<end].
+    var start = 0
+    var end = 0
+    var atEOF = false
+
+    /// nil when the file is not classic pcap (libpcap reads it then).
+    init?(path: String) throws(PortError) {
+        let fd = Syscall.open(path)
+        guard fd >= 0 else { throw .syscall(name: "open \(path)", errno: dgw_errno()) }
+        var header = [UInt8](repeating: 0, count: PcapLayout.fileHeader)
+        let got = header.withUnsafeMutableBytes { b in Result { () throws(PortError) in try Syscall.readFully(fd, b) } }
+        guard case .success(let got) = got else {
+            Glibc.close(fd)
+            if case .failure(let e) = got { throw e }
+            return nil
+        }
+        let magic = header.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }
+        let kinds: [UInt32: (Bool, Bool)] = [
+            PcapLayout.magicMicro: (false, false), PcapLayout.magicNano: (false, true),
+            PcapLayout.magicMicro.byteSwapped: (true, false), PcapLayout.magicNano.byteSwapped: (true, true),
+        ]
+        guard got == PcapLayout.fileHeader, let (swapped, nanosecond) = kinds[magic] else {
+            Glibc.close(fd)
+            return nil
+        }
+        self.fd = fd
+        self.swapped = swapped
+        self.nanosecond = nanosecond
+        buffer = .allocate(byteCount: capacity, alignment: 64)
+    }
+
+    deinit {
+        Glibc.close(fd)
+        buffer.deallocate()
+    }
+
+    @inline(__always)
+    func field(_ offset: Int) -> Int {
+        let v = (buffer + offset).loadUnaligned(as: UInt32.self)
+        return Int(swapped ? v.byteSwapped : v)
+    }
+
+    /// Makes `count` bytes available from `start`; false at the end of the file.
+    func fill(_ count: Int) throws(PortError) -> Bool {
+        while end - start < count {
+            if atEOF { return false }
+            if capacity - start < count || capacity - end < Self.chunk / 2 {
+                // Move the unread tail to the front before reading on.
+                (buffer).copyMemory(from: buffer + start, byteCount: end - start)
+                end -= start
+                start = 0
+            }
+            let n = try Syscall.read(fd, UnsafeMutableRawBufferPointer(start: buffer + end, count: capacity - end))
+            if n == 0 { atEOF = true }
+            end += n
+        }
+        return true
+    }
+
+    func next(path: String) throws(PortError) -> PcapRecord? {
+        if end - start < PcapLayout.recordHeader {
+            guard try fill(PcapLayout.recordHeader) else {
+                if end == start { return nil }
+                throw .pcap(operation: "reading \(path)",
+                            message: "truncated dump file; tried to read 16 header bytes, only got \(end - start)")
+            }
+        }
+        let seconds = field(start), fraction = field(start + 4)
+        let captured = field(start + 8), original = field(start + 12)
+        guard captured <= PcapLayout.maxCapture else {
+            throw .pcap(operation: "reading \(path)",
+                        message: "invalid packet capture length \(captured), bigger than maximum of \(PcapLayout.maxCapture)")
+        }
+        let total = PcapLayout.recordHeader + captured
+        if end - start < total {
+            guard try fill(total) else {
+                throw .pcap(operation: "reading \(path)",
+                            message: "truncated dump file; tried to read \(captured) captured bytes, only got \(end - start - PcapLayout.recordHeader)")
+            }
+        }
+        let data = UnsafeRawBufferPointer(start: buffer + start + PcapLayout.recordHeader, count: captured)
+        start += total
+        return PcapRecord(seconds: seconds, nanoseconds: nanosecond ? fraction : fraction * 1000,
+                          originalLength: original, data: data)
+    }
+}
+
+/// Writes a classic pcap file with nanosecond timestamps, records gathered
+/// in a 1 MiB buffer and written with one `write(2)` per buffer.
 public final class PcapFileWriter {
-    private let handle: OpaquePointer
-    private let dumper: OpaquePointer
+    static let bufferSize = 1 << 20
+    private let fd: Int32
     public let path: String
+    private let buffer: UnsafeMutableRawPointer
+    private var used = 0
     private var closed = false
 
     /// `dataLinkType` is a DLT_* value, 1 for Ethernet.
-    public init(path: String, dataLinkType: Int32 = 1, snapLength: Int32 = 262_144) throws(PortError) {
-        guard let h = pcap_open_dead_with_tstamp_precision(dataLinkType, snapLength,
-                                                           UInt32(PCAP_TSTAMP_PRECISION_NANO)) else {
-            throw .pcap(operation: "pcap_open_dead", message: "out of memory")
-        }
-        guard let d = pcap_dump_open(h, path) else {
-            let message = String(cString: pcap_geterr(h))
-            pcap_close(h)
-            throw .pcap(operation: "cannot write \(path)", message: message)
-        }
-        handle = h
-        dumper = d
+    public init(path: String, dataLinkType: Int32 = 1, snapLength: Int = 262_144) throws(PortError) {
+        let fd = Syscall.create(path)
+        guard fd >= 0 else { throw .syscall(name: "cannot write \(path): open", errno: dgw_errno()) }
+        self.fd = fd
         self.path = path
+        buffer = .allocate(byteCount: Self.bufferSize, alignment: 64)
+        // DLT and LINKTYPE values agree except for raw IP.
+        let linkType = dataLinkType == 12 || dataLinkType == 14 ? 101 : UInt32(dataLinkType)
+        let header: [UInt32] = [PcapLayout.magicNano, 2 | 4 << 16, 0, 0, UInt32(snapLength), linkType]
+        header.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        used = PcapLayout.fileHeader
     }
 
+    /// Appends one record; a failed write (a full disk, say) is thrown here
+    /// or by `close`.
     public func write(_ bytes: UnsafeRawBufferPointer, seconds: Int, nanoseconds: Int,
-                      originalLength: Int? = nil) {
-        var header = pcap_pkthdr()
-        header.ts.tv_sec = seconds
-        header.ts.tv_usec = nanoseconds  // nanoseconds at nanosecond precision
-        header.caplen = UInt32(bytes.count)
-        header.len = UInt32(originalLength ?? bytes.count)
-        pcap_dump(UnsafeMutableRawPointer(dumper).assumingMemoryBound(to: UInt8.self), &header,
-                  bytes.baseAddress?.assumingMemoryBound(to: UInt8.self))
+                      originalLength: Int? = nil) throws(PortError) {
+        precondition(!closed, "write after close")
+        let total = PcapLayout.recordHeader + bytes.count
+        if used + total > Self.bufferSize { try flush() }
+        if total > Self.bufferSize {
+            // Larger than the buffer (not a frame the gateway makes): straight out.
+            try record(into: buffer, bytes.count, seconds, nanoseconds, originalLength)
+            try Syscall.writeAll(fd, UnsafeRawBufferPointer(start: buffer, count: PcapLayout.recordHeader))
+            try Syscall.writeAll(fd, bytes)
+            return
+        }
+        try record(into: buffer + used, bytes.count, seconds, nanoseconds, originalLength)
+        if bytes.count > 0 { (buffer + used + PcapLayout.recordHeader).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
+        used += total
     }
 
-    public func write(_ bytes: [UInt8], seconds: Int, nanoseconds: Int) {
-        bytes.withUnsafeBytes { write($0, seconds: seconds, nanoseconds: nanoseconds) }
+    @inline(__always)
+    private func record(into p: UnsafeMutableRawPointer, _ count: Int, _ seconds: Int, _ nanoseconds: Int,
+                        _ originalLength: Int?) throws(PortError) {
+        guard (0...Int(UInt32.max)).contains(seconds), (0..<1_000_000_000).contains(nanoseconds) else {
+            throw .pcap(operation: "writing \(path)", message: "time \(seconds).\(nanoseconds) does not fit a pcap record")
+        }
+        p.storeBytes(of: UInt32(truncatingIfNeeded: seconds), as: UInt32.self)
+        (p + 4).storeBytes(of: UInt32(truncatingIfNeeded: nanoseconds), as: UInt32.self)
+        (p + 8).storeBytes(of: UInt32(truncatingIfNeeded: count), as: UInt32.self)
+        (p + 12).storeBytes(of: UInt32(truncatingIfNeeded: originalLength ?? count), as: UInt32.self)
     }
 
-    /// Flushes and closes; reports a failed flush (a full disk, say).
+    public func write(_ bytes: [UInt8], seconds: Int, nanoseconds: Int) throws(PortError) {
+        try bytes.withUnsafeBytes { b in Result { () throws(PortError) in try write(b, seconds: seconds, nanoseconds: nanoseconds) } }.get()
+    }
+
+    private func flush() throws(PortError) {
+        guard used > 0 else { return }
+        let n = used
+        used = 0
+        try Syscall.writeAll(fd, UnsafeRawBufferPointer(start: buffer, count: n))
+    }
+
+    /// Writes what is buffered and closes; reports a failed write.
     public func close() throws(PortError) {
         guard !closed else { return }
         closed = true
-        let failed = pcap_dump_flush(dumper) != 0
-        pcap_dump_close(dumper)
-        pcap_close(handle)
-        if failed { throw .pcap(operation: "writing \(path)", message: "flush failed") }
+        defer { Glibc.close(fd) }
+        try flush()
     }
 
     deinit {
         if !closed {
-            pcap_dump_close(dumper)
-            pcap_close(handle)
+            // Not closed by its owner: best effort, nothing to report to.
+            _ = Result { () throws(PortError) in try flush() }
+            Glibc.close(fd)
         }
+        buffer.deallocate()
     }
 }

@@ -38,6 +38,46 @@ public enum Syscall {
         }
     }
 
+    /// Reads what is there, up to `into.count` bytes (0 at the end of the
+    /// file), retrying EINTR.
+    @inline(never)
+    public static func read(_ fd: Int32, _ into: UnsafeMutableRawBufferPointer) throws(PortError) -> Int {
+        while true {
+            let n = Glibc.read(fd, into.baseAddress, into.count)
+            if n >= 0 { return n }
+            let e = dgw_errno()
+            if e != EINTR { throw .syscall(name: "read", errno: e) }
+        }
+    }
+
+    /// Reads until `into` is full or the file ends; returns the bytes read.
+    public static func readFully(_ fd: Int32, _ into: UnsafeMutableRawBufferPointer) throws(PortError) -> Int {
+        var done = 0
+        while done < into.count {
+            let n = try read(fd, UnsafeMutableRawBufferPointer(rebasing: into[done...]))
+            if n == 0 { break }
+            done += n
+        }
+        return done
+    }
+
+    /// Opens `path` read-only (close-on-exec); -1 with errno set on failure.
+    public static func open(_ path: String) -> Int32 {
+        while true {
+            let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+            if fd >= 0 || dgw_errno() != EINTR { return fd }
+        }
+    }
+
+    /// Creates or truncates `path` for writing (mode 0644 before the umask);
+    /// -1 with errno set on failure.
+    public static func create(_ path: String) -> Int32 {
+        while true {
+            let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            if fd >= 0 || dgw_errno() != EINTR { return fd }
+        }
+    }
+
     /// Pins the calling thread to `cpu`.
     @inline(never)
     public static func pinThread(to cpu: Int) throws(PortError) {

@@ -62,71 +62,19 @@ struct Replay: ParsableCommand {
         }
         // Written beside the targets, renamed into place only at the end.
         let tmpAccess = outAccess + ".partial-\(getpid())", tmpCore = outCore + ".partial-\(getpid())"
-        let writers: [PcapFileWriter]
-        do {
-            writers = [try PcapFileWriter(path: tmpAccess), try PcapFileWriter(path: tmpCore)]
-        } catch { throw ReplayError(message: "\(error)") }
         var done = false
-        defer {
-            if !done {
-                for w in writers { try? w.close() }
-                unlink(tmpAccess); unlink(tmpCore)
-            }
-        }
-
+        defer { if !done { unlink(tmpAccess); unlink(tmpCore) } }
         let start = Syscall.monotonicNanoseconds()
-        let merged = MergedCaptures(inputs)
-        var batch: [Packet] = []
-        batch.reserveCapacity(32)
-        var generated: [Packet] = []
-        generated.reserveCapacity(128)
         var truncated = 0
-        var lastProgress = start
-        var frames = 0
-        func flush() {
-            batch.withUnsafeMutableBufferPointer { pipeline.process($0, generated: &generated) }
-            // Forwarded and generated frames, merged by time (forwarded first on ties).
-            var g = 0
-            for p in batch {
-                while g < generated.count && generated[g].time < p.time { write(generated[g]); g += 1 }
-                if case .forward = p.verdict { write(p) }
-                pool.release(p.slot)
-            }
-            while g < generated.count { write(generated[g]); g += 1 }
-            for p in generated { pool.release(p.slot) }
-            batch.removeAll(keepingCapacity: true)
-            generated.removeAll(keepingCapacity: true)
-        }
-        func write(_ p: Packet) {
-            guard case .forward(let port) = p.verdict else { return }
-            writers[port.rawValue].write(UnsafeRawBufferPointer(pool.bytes(p)), seconds: Int(p.time / 1_000_000_000),
-                                         nanoseconds: Int(p.time % 1_000_000_000))
-        }
-        do {
-            while let (record, port) = try merged.next() {
-                let time = Int64(record.seconds) * 1_000_000_000 + Int64(record.nanoseconds)
-                if record.originalLength > record.data.count { truncated += 1 }
-                guard let p = pool.load(record.data, port: port, time: time) else {
-                    throw ReplayError(message: "frame of \(record.data.count) bytes is larger than \(pool.capacity)")
-                }
-                batch.append(p)
-                if batch.count == 32 {
-                    flush()
-                    frames += 32
-                    // Progress on stderr for long inputs, checked every 2^20 frames.
-                    if frames & 0xF_FFFF == 0 {
-                        let now = Syscall.monotonicNanoseconds()
-                        if now - lastProgress > 2_000_000_000 {
-                            lastProgress = now
-                            FileHandleStderr.write("dgw replay: \(frames) frames\n")
-                        }
-                    }
-                }
-            }
-            flush()
-            for w in writers { try w.close() }
-        } catch let e as PortError {
-            throw ReplayError(message: "\(e)")
+        do throws(PortError) {
+            let accessOut = try PcapFileWriter(path: tmpAccess), coreOut = try PcapFileWriter(path: tmpCore)
+            var loop = ReplayLoop(inputs: inputs, pool: pool, pipeline: pipeline, access: accessOut, core: coreOut)
+            try loop.run(start: start)
+            try accessOut.close()
+            try coreOut.close()
+            truncated = loop.truncated
+        } catch {
+            throw ReplayError(message: "\(error)")
         }
         guard rename(tmpAccess, outAccess) == 0, rename(tmpCore, outCore) == 0 else {
             throw ReplayError(message: "cannot move the outputs into place: \(String(cString: strerror(errno)))")
@@ -150,41 +98,112 @@ struct Replay: ParsableCommand {
     }
 }
 
-/// Several captures read in time order (the earlier port first on a tie).
-final class MergedCaptures {
-    static let maxFrame = 262_144
-    let inputs: [(reader: PcapFileReader, port: GatewayPort)]
-    var heads: [PcapRecord?]
-    /// One buffer per input: libpcap reuses its own on the next read.
-    let buffers: [UnsafeMutableRawBufferPointer]
+/// The replay loop: frames read from the captures straight into packet
+/// slots, merged by time (the earlier port first on a tie), forwarded in
+/// batches, and written to the capture of the port they leave by, in time
+/// order (a frame the gateway makes follows the frame that caused it).
+struct ReplayLoop {
+    static let batchSize = 64
+    let readers: [PcapFileReader]
+    let ports: [GatewayPort]
+    let pool: PacketPool
+    let pipeline: Pipeline
+    let access: PcapFileWriter
+    let core: PcapFileWriter
+    /// Frames captured shorter than they were on the wire.
+    private(set) var truncated = 0
 
-    init(_ inputs: [(PcapFileReader, GatewayPort)]) {
-        self.inputs = inputs.map { ($0.0, $0.1) }
-        heads = Array(repeating: nil, count: inputs.count)
-        buffers = inputs.map { _ in .allocate(byteCount: Self.maxFrame, alignment: 64) }
+    init(inputs: [(PcapFileReader, GatewayPort)], pool: PacketPool, pipeline: Pipeline,
+         access: PcapFileWriter, core: PcapFileWriter) {
+        readers = inputs.map(\.0)
+        ports = inputs.map(\.1)
+        self.pool = pool
+        self.pipeline = pipeline
+        self.access = access
+        self.core = core
     }
 
-    deinit { for b in buffers { b.deallocate() } }
-
-    /// The next record in time order; its data stays valid until the next call.
-    func next() throws -> (PcapRecord, GatewayPort)? {
-        for i in inputs.indices where heads[i] == nil {
-            if var r = try inputs[i].reader.next() {
-                let n = min(r.data.count, Self.maxFrame)
-                UnsafeMutableRawBufferPointer(rebasing: buffers[i][..<n]).copyMemory(from: UnsafeRawBufferPointer(rebasing: r.data[..<n]))
-                r.data = UnsafeRawBufferPointer(rebasing: buffers[i][..<n])
-                heads[i] = r
+    mutating func run(start: UInt64) throws(PortError) {
+        let batch = UnsafeMutableBufferPointer<Packet>.allocate(capacity: Self.batchSize)
+        defer { batch.deallocate() }
+        var generated: [Packet] = []
+        generated.reserveCapacity(2 * Self.batchSize)
+        // The next frame of each input, already in a slot; nil once it ends.
+        var heads: [Packet?] = []
+        for i in readers.indices { heads.append(try read(i)) }
+        var n = 0, frames = 0
+        var lastProgress = start
+        while true {
+            var best = -1
+            for i in heads.indices {
+                guard let h = heads[i] else { continue }
+                if best < 0 || h.time < heads[best]!.time { best = i }
+            }
+            if best < 0 { break }
+            batch[n] = heads[best]!
+            n += 1
+            heads[best] = try read(best)
+            if n == Self.batchSize {
+                try forward(UnsafeMutableBufferPointer(rebasing: batch[..<n]), &generated)
+                n = 0
+                frames += Self.batchSize
+                // Progress on stderr for long inputs, looked at every 2^20 frames.
+                if frames & 0xF_FFFF == 0 {
+                    let now = Syscall.monotonicNanoseconds()
+                    if now - lastProgress > 2_000_000_000 {
+                        lastProgress = now
+                        FileHandleStderr.write("dgw replay: \(frames) frames\n")
+                    }
+                }
             }
         }
-        var best: Int?
-        for i in inputs.indices {
-            guard let h = heads[i] else { continue }
-            if let b = best, let hb = heads[b], (hb.seconds, hb.nanoseconds) <= (h.seconds, h.nanoseconds) { continue }
-            best = i
+        try forward(UnsafeMutableBufferPointer(rebasing: batch[..<n]), &generated)
+    }
+
+    /// The next frame of input `i` in a fresh slot, nil at its end. Frames
+    /// longer than a slot are counted (`frame_too_long`) and skipped.
+    mutating func read(_ i: Int) throws(PortError) -> Packet? {
+        while let record = try readers[i].next() {
+            if record.originalLength > record.data.count { truncated += 1 }
+            let time = Int64(record.seconds) * 1_000_000_000 + Int64(record.nanoseconds)
+            guard record.data.count <= pool.capacity else {
+                pipeline.countDroppedAtPort(.frameTooLong, frames: 1)
+                continue
+            }
+            // The pool holds a batch, the heads and what the gateway makes of
+            // them, with room to spare: running out would be a leak.
+            guard let p = pool.load(record.data, port: ports[i], time: time) else {
+                preconditionFailure("packet pool exhausted: slots were not given back")
+            }
+            return p
         }
-        guard let b = best, let record = heads[b] else { return nil }
-        heads[b] = nil
-        return (record, inputs[b].port)
+        return nil
+    }
+
+    func forward(_ batch: UnsafeMutableBufferPointer<Packet>, _ generated: inout [Packet]) throws(PortError) {
+        guard batch.count > 0 else { return }
+        pipeline.process(batch, generated: &generated)
+        // Forwarded and generated frames, merged by time (forwarded first on ties).
+        var g = 0
+        for p in batch {
+            while g < generated.count && generated[g].time < p.time { try write(generated[g]); g += 1 }
+            try write(p)
+            pool.release(p.slot)
+        }
+        while g < generated.count { try write(generated[g]); g += 1 }
+        for p in generated { pool.release(p.slot) }
+        generated.removeAll(keepingCapacity: true)
+    }
+
+    @inline(__always)
+    func write(_ p: Packet) throws(PortError) {
+        guard case .forward(let port) = p.verdict else { return }
+        let bytes = UnsafeRawBufferPointer(pool.bytes(p))
+        let seconds = Int(p.time / 1_000_000_000), nanoseconds = Int(p.time % 1_000_000_000)
+        switch port {
+        case .access: try access.write(bytes, seconds: seconds, nanoseconds: nanoseconds)
+        case .core: try core.write(bytes, seconds: seconds, nanoseconds: nanoseconds)
+        }
     }
 }
 

@@ -177,7 +177,7 @@ import Testing
         let path = temporaryPath("referee.pcap")
         defer { try? FileManager.default.removeItem(atPath: path) }
         let writer = try PcapFileWriter(path: path)
-        for (i, m) in messages.enumerated() { writer.write(m.1, seconds: 1_764_000_000 + i, nanoseconds: 0) }
+        for (i, m) in messages.enumerated() { try writer.write(m.1, seconds: 1_764_000_000 + i, nanoseconds: 0) }
         try writer.close()
 
         let rows = try tsharkFields(path, ["frame.protocols", "_ws.malformed", "_ws.expert.severity", "_ws.expert.message",
@@ -211,7 +211,7 @@ import Testing
         let path = temporaryPath("referee-v.pcap")
         defer { try? FileManager.default.removeItem(atPath: path) }
         let writer = try PcapFileWriter(path: path)
-        for (i, m) in try Self.messages().enumerated() { writer.write(m.1, seconds: i, nanoseconds: 0) }
+        for (i, m) in try Self.messages().enumerated() { try writer.write(m.1, seconds: i, nanoseconds: 0) }
         try writer.close()
         let r = try runProcess(tshark, ["-n", "-V", "-r", path])
         #expect(r.status == 0)

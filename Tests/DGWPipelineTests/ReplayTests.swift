@@ -25,7 +25,7 @@ struct Scratch {
         let w = try PcapFileWriter(path: path(name))
         for (i, f) in frames.enumerated() {
             let t = i * stepNs
-            w.write(f, seconds: start + t / 1_000_000_000, nanoseconds: t % 1_000_000_000)
+            try w.write(f, seconds: start + t / 1_000_000_000, nanoseconds: t % 1_000_000_000)
         }
         try w.close()
         return path(name)
@@ -163,6 +163,24 @@ func scenarioCaptures(_ s: Scratch) throws -> (access: String, core: String) {
         #expect(r4.status != 0)
         #expect(!FileManager.default.fileExists(atPath: outA) && !FileManager.default.fileExists(atPath: outC))
         #expect(try FileManager.default.contentsOfDirectory(atPath: s.dir.path).allSatisfy { !$0.contains(".partial-") })
+    }
+
+    /// A frame longer than a packet slot (a jumbo frame in a capture) is
+    /// counted and dropped; the frames around it go through.
+    @Test func aFrameTooLongForTheGatewayIsDroppedByName() throws {
+        let s = try Scratch()
+        defer { s.cleanup() }
+        let config = try s.write("gw.yaml", S.yaml)
+        let up = S.udp(S.mn1, S.dlif1, from: S.h1, to: S.cn)
+        let jumbo = up + [UInt8](repeating: 0, count: 9000)  // a jumbo frame, as long as one gets
+        let access = try s.capture("jumbo.pcap", [up, jumbo, up])
+        let r = try runProcess(dgw, ["replay", "--config", config, "--access", access,
+                               "--out-access", s.path("a.pcap"), "--out-core", s.path("c.pcap")])
+        #expect(r.status == 0, "\(r.stderr)")
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        #expect(summary["frames_in"] as? Int == 3)
+        #expect(summary["drops"] as? [String: Int] == ["frame_too_long": 1])
+        #expect(try readFrames(s.path("c.pcap")).count == 2)
     }
 
     @Test func eventsAreCheckedAndCounted() throws {

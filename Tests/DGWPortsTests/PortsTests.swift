@@ -16,7 +16,7 @@ let sampleCapture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().
         defer { try? FileManager.default.removeItem(atPath: path) }
         let frames: [[UInt8]] = [[1, 2, 3], [UInt8](repeating: 0xAB, count: 1514), []]
         let writer = try PcapFileWriter(path: path)
-        for (i, f) in frames.enumerated() { writer.write(f, seconds: 1_764_000_000 + i, nanoseconds: 123_456_789 + i) }
+        for (i, f) in frames.enumerated() { try writer.write(f, seconds: 1_764_000_000 + i, nanoseconds: 123_456_789 + i) }
         try writer.close()
         try writer.close()  // closing twice is harmless
 
@@ -60,14 +60,81 @@ let sampleCapture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().
         let path = temporaryPath("cut.pcap")
         defer { try? FileManager.default.removeItem(atPath: path) }
         let writer = try PcapFileWriter(path: path)
-        writer.write([UInt8](repeating: 1, count: 100), seconds: 1, nanoseconds: 0)
-        writer.write([UInt8](repeating: 2, count: 100), seconds: 2, nanoseconds: 0)
+        try writer.write([UInt8](repeating: 1, count: 100), seconds: 1, nanoseconds: 0)
+        try writer.write([UInt8](repeating: 2, count: 100), seconds: 2, nanoseconds: 0)
         try writer.close()
         let whole = try Data(contentsOf: URL(fileURLWithPath: path))
         try whole.prefix(whole.count - 30).write(to: URL(fileURLWithPath: path))
         let reader = try PcapFileReader(path: path)
         #expect(try reader.next()?.data.count == 100)
         #expect(throws: PortError.self) { _ = try reader.next() }
+    }
+
+    /// A big-endian, microsecond capture (as written on a big-endian host):
+    /// fields swapped, the fraction scaled to nanoseconds.
+    @Test func readsByteSwappedMicrosecondPcap() throws {
+        let path = temporaryPath("be.pcap")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let bytes: [UInt8] = [
+            0xA1, 0xB2, 0xC3, 0xD4, 0x00, 0x02, 0x00, 0x04, 0, 0, 0, 0, 0, 0, 0, 0,
+            0x00, 0x00, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x01,                          // snap 65535, Ethernet
+            0x69, 0x2A, 0x0F, 0x80, 0x00, 0x0F, 0x42, 0x3F, 0, 0, 0, 3, 0, 0, 0, 60,  // 1764364160.999999, 3 of 60
+            0xDE, 0xAD, 0xBE,
+        ]
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let reader = try PcapFileReader(path: path)
+        #expect(reader.dataLinkType == 1)
+        let r = try #require(try reader.next())
+        #expect(r.seconds == 1_764_364_160 && r.nanoseconds == 999_999_000)
+        #expect(Array(r.data) == [0xDE, 0xAD, 0xBE] && r.originalLength == 60)
+        #expect(try reader.next() == nil)
+    }
+
+    /// Records straddling the reader's 4 MiB chunks come out whole, in order.
+    @Test func recordsAcrossReadChunksAreWhole() throws {
+        let path = temporaryPath("big.pcap")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let writer = try PcapFileWriter(path: path)
+        let count = 9_000  // about 13 MiB of varied sizes
+        func frame(_ i: Int) -> [UInt8] { (0..<(60 + (i * 7919) % 1455)).map { UInt8(truncatingIfNeeded: $0 &+ i) } }
+        for i in 0..<count { try writer.write(frame(i), seconds: i, nanoseconds: i) }
+        try writer.close()
+        let reader = try PcapFileReader(path: path)
+        var i = 0
+        while let r = try reader.next() {
+            guard Array(r.data) == frame(i), r.seconds == i, r.nanoseconds == i else {
+                Issue.record("record \(i) differs")
+                break
+            }
+            i += 1
+        }
+        #expect(i == count)
+    }
+
+    @Test func impossibleCaptureLengthIsAnError() throws {
+        let path = temporaryPath("huge.pcap")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let writer = try PcapFileWriter(path: path)
+        try writer.write([1, 2, 3], seconds: 1, nanoseconds: 0)
+        try writer.close()
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        bytes.replaceSubrange(32..<36, with: [0x00, 0x00, 0x10, 0x00])  // caplen 1 MiB
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let reader = try PcapFileReader(path: path)
+        #expect { _ = try reader.next() } throws: { "\($0)".contains("bigger than maximum") }
+    }
+
+    @Test func aFullDiskIsReportedByClose() throws {
+        let writer = try PcapFileWriter(path: "/dev/full")
+        try writer.write([UInt8](repeating: 0, count: 100), seconds: 1, nanoseconds: 0)
+        #expect(throws: PortError.syscall(name: "write", errno: ENOSPC)) { try writer.close() }
+    }
+
+    @Test func aTimeBeyondPcapIsRefused() throws {
+        let writer = try PcapFileWriter(path: "/dev/null")
+        #expect(throws: PortError.self) { try writer.write([1], seconds: -1, nanoseconds: 0) }
+        #expect(throws: PortError.self) { try writer.write([1], seconds: 1 << 33, nanoseconds: 0) }
+        try writer.close()
     }
 
     @Test func unwritablePathIsAClearError() {

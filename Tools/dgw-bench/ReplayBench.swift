@@ -23,7 +23,7 @@ func replayBench(frames: Int, size: Int) throws {
         let (toAccess, bytes) = generator.frame()
         if toAccess { continue }
         let t = 1_764_000_000_000_000_000 + n * 100
-        writer.write(bytes, seconds: t / 1_000_000_000, nanoseconds: t % 1_000_000_000)
+        try writer.write(bytes, seconds: t / 1_000_000_000, nanoseconds: t % 1_000_000_000)
         n += 1
     }
     try writer.close()

@@ -42,7 +42,7 @@ do {
         let (toAccess, bytes) = generator.frame()
         // One frame every microsecond, from 2025-11-24.
         let t = 1_764_000_000_000_000_000 + n * 1000
-        (toAccess ? access : core).write(bytes, seconds: t / 1_000_000_000, nanoseconds: t % 1_000_000_000)
+        try (toAccess ? access : core).write(bytes, seconds: t / 1_000_000_000, nanoseconds: t % 1_000_000_000)
         if toAccess { counts.0 += 1 } else { counts.1 += 1 }
     }
     try access.close()
