@@ -24,13 +24,17 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // Linux syscalls and macros Swift cannot see; compiled with _GNU_SOURCE.
         .target(
             name: "CDGWShim",
             cSettings: [.define("_GNU_SOURCE")]
+        ),
+        .systemLibrary(
+            name: "CYAML",
+            pkgConfig: "yaml-0.1",
+            providers: [.apt(["libyaml-dev"])]
         ),
         .systemLibrary(
             name: "CPcap",
@@ -44,8 +48,8 @@ let package = Package(
         .target(name: "DGWTables", dependencies: ["DGWWire", "CDGWShim"]),
         // The data plane: batches of frames in, verdicts and frames out (sans-I/O).
         .target(name: "DGWPipeline", dependencies: ["DGWWire", "DGWTables", "CDGWShim"]),
-        // The gateway's YAML configuration, checked key by key.
-        .target(name: "DGWConfig", dependencies: ["DGWWire", .product(name: "Yams", package: "Yams")]),
+        // The gateway's YAML configuration (libyaml), checked key by key.
+        .target(name: "DGWConfig", dependencies: ["DGWWire", "CYAML"]),
         // Frame dissection into JSON lines (`dgw decode`), shared by tests and tools.
         .target(name: "DGWInspect", dependencies: ["DGWWire"]),
         // Packet I/O: pcap files through libpcap, syscalls through the shim.
@@ -67,7 +71,7 @@ let package = Package(
         .target(name: "CMallocCounter", path: "Tools/CMallocCounter"),
         // Running executables and tools from tests.
         .target(name: "DGWTestSupport", path: "Tests/DGWTestSupport"),
-        .testTarget(name: "DGWWireTests", dependencies: ["DGWWire"]),
+        .testTarget(name: "DGWWireTests", dependencies: ["DGWWire", "DGWTestSupport"]),
         .testTarget(name: "DGWPipelineTests", dependencies: ["DGWPipeline", "DGWWire", "DGWConfig", "DGWPorts", "DGWTestSupport", "dgw", "dgw-pcapgen"]),
         // No test links dgw-bench: it interposes malloc, which Thread Sanitizer cannot share.
         .testTarget(name: "DGWTablesTests", dependencies: ["DGWTables", "DGWWire", "DGWTraffic", "DGWTestSupport"]),

@@ -3,7 +3,6 @@
 // the file, line and column, before anything starts.
 
 import DGWWire
-import Yams
 
 public struct ConfigError: Error, CustomStringConvertible, Equatable {
     public let file: String
@@ -120,27 +119,13 @@ extension GatewayConfig {
     }
 
     public static func parse(_ text: String, file: String) throws(ConfigError) -> GatewayConfig {
-        let root: Node
-        do {
-            // The basic resolver: scalars stay strings (we parse them ourselves), which
-            // spares a regular expression per scalar (a 100k-binding file loads in well under a second).
-            guard let n = try Yams.compose(yaml: text, .basic) else {
-                throw ConfigError(file: file, line: 1, column: 1, message: "empty configuration")
-            }
-            root = n
-        } catch let e as ConfigError {
-            throw e
-        } catch let e as YamlError {
-            switch e {
-            case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _),
-                 .composer(_, let problem, let mark, _):
-                throw ConfigError(file: file, line: mark.line, column: mark.column, message: "YAML: \(problem)")
-            default:
-                throw ConfigError(file: file, line: 0, column: 0, message: "YAML: \(e)")
-            }
+        let document: YAMLNode?
+        do throws(YAMLError) {
+            document = try YAMLNode.compose(text)
         } catch {
-            throw ConfigError(file: file, line: 0, column: 0, message: "YAML: \(error)")
+            throw ConfigError(file: file, line: error.line, column: error.column, message: "YAML: \(error.message)")
         }
+        guard let root = document else { throw ConfigError(file: file, line: 1, column: 1, message: "empty configuration") }
         var c = GatewayConfig()
         c.file = file
         let r = Reader(file: file)
@@ -154,7 +139,7 @@ extension GatewayConfig {
         return c
     }
 
-    private mutating func read(_ root: Node, _ r: Reader) throws {
+    private mutating func read(_ root: YAMLNode, _ r: Reader) throws {
         let top = try r.mapping(root, "configuration", keys: [
             "name", "role", "address", "access", "core", "prefix_pool", "local_networks", "peers", "cmd",
             "cmd_mode", "lma", "auth", "ra", "binding", "static_bindings", "neighbors", "control", "metrics",
@@ -223,7 +208,7 @@ extension GatewayConfig {
                                   anchor: try r.endpoint(m["anchor"]!, "anchor", this: address),
                                   serving: try r.endpoint(m["serving"]!, "serving", this: address),
                                   dlifMAC: try m["dlif_mac"].map { try r.mac($0, "dlif_mac") },
-                                  line: r.line(item))
+                                  line: item.line)
             if let d = b.dlifMAC, !d.isLocallyAdministered || d.isMulticast {
                 throw r.error(m["dlif_mac"]!, "dlif_mac must be a locally administered unicast MAC")
             }
@@ -244,7 +229,7 @@ extension GatewayConfig {
         if let n = top["metrics"] { metrics = try r.string(n, "metrics") }
     }
 
-    private func readPort(_ node: Node, _ what: String, _ r: Reader, extra: [String]) throws -> (Port, [String: Node]) {
+    private func readPort(_ node: YAMLNode, _ what: String, _ r: Reader, extra: [String]) throws -> (Port, [String: YAMLNode]) {
         let m = try r.mapping(node, what, keys: ["interface", "mtu", "mac"] + extra, required: ["interface"])
         let port = Port(interface: try r.string(m["interface"]!, "\(what).interface"),
                         mtu: try m["mtu"].map { try r.integer($0, "\(what).mtu", 1280...65535) } ?? 1500,
@@ -257,15 +242,13 @@ extension GatewayConfig {
 struct Reader {
     let file: String
 
-    func line(_ n: Node) -> Int { n.mark?.line ?? 0 }
-
-    func error(_ n: Node, _ message: String) -> ConfigError {
-        ConfigError(file: file, line: n.mark?.line ?? 0, column: n.mark?.column ?? 0, message: message)
+    func error(_ n: YAMLNode, _ message: String) -> ConfigError {
+        ConfigError(file: file, line: n.line, column: n.column, message: message)
     }
 
-    func mapping(_ n: Node, _ what: String, keys: [String], required: [String]) throws -> [String: Node] {
-        guard case .mapping(let m) = n else { throw error(n, "\(what) must be a mapping") }
-        var out: [String: Node] = [:]
+    func mapping(_ n: YAMLNode, _ what: String, keys: [String], required: [String]) throws -> [String: YAMLNode] {
+        guard case .mapping(let m) = n.kind else { throw error(n, "\(what) must be a mapping") }
+        var out: [String: YAMLNode] = [:]
         for (k, v) in m {
             guard let key = k.string else { throw error(k, "\(what): keys must be strings") }
             guard keys.contains(key) else { throw error(k, "unknown key '\(key)' in \(what)") }
@@ -276,37 +259,37 @@ struct Reader {
         return out
     }
 
-    func sequence(_ n: Node?, _ what: String) throws -> [Node] {
+    func sequence(_ n: YAMLNode?, _ what: String) throws -> [YAMLNode] {
         guard let n else { return [] }
-        if case .scalar(let s) = n, s.string == "" || s.string == "~" || s.string == "null" { return [] }
-        guard case .sequence(let s) = n else { throw error(n, "\(what) must be a list") }
-        return Array(s)
+        if case .scalar(let s) = n.kind, s == "" || s == "~" || s == "null" { return [] }
+        guard case .sequence(let s) = n.kind else { throw error(n, "\(what) must be a list") }
+        return s
     }
 
-    func string(_ n: Node, _ what: String) throws -> String {
-        guard case .scalar(let s) = n, !s.string.isEmpty else { throw error(n, "\(what) must be a non-empty string") }
-        return s.string
+    func string(_ n: YAMLNode, _ what: String) throws -> String {
+        guard case .scalar(let s) = n.kind, !s.isEmpty else { throw error(n, "\(what) must be a non-empty string") }
+        return s
     }
 
-    func integer(_ n: Node, _ what: String, _ range: ClosedRange<Int>) throws -> Int {
-        guard case .scalar(let s) = n, let v = Int(s.string) else { throw error(n, "\(what) must be an integer") }
+    func integer(_ n: YAMLNode, _ what: String, _ range: ClosedRange<Int>) throws -> Int {
+        guard case .scalar(let s) = n.kind, let v = Int(s) else { throw error(n, "\(what) must be an integer") }
         guard range.contains(v) else { throw error(n, "\(what) must be in \(range.lowerBound)...\(range.upperBound), not \(v)") }
         return v
     }
 
-    func number(_ n: Node, _ what: String, _ range: ClosedRange<Double>) throws -> Double {
-        guard case .scalar(let s) = n, let v = Double(s.string) else { throw error(n, "\(what) must be a number") }
+    func number(_ n: YAMLNode, _ what: String, _ range: ClosedRange<Double>) throws -> Double {
+        guard case .scalar(let s) = n.kind, let v = Double(s) else { throw error(n, "\(what) must be a number") }
         guard range.contains(v) else { throw error(n, "\(what) must be in \(range.lowerBound)...\(range.upperBound)") }
         return v
     }
 
-    func address(_ n: Node, _ what: String) throws -> IPv6Address {
+    func address(_ n: YAMLNode, _ what: String) throws -> IPv6Address {
         let s = try string(n, what)
         guard let a = IPv6Address(s) else { throw error(n, "\(what): '\(s)' is not an IPv6 address") }
         return a
     }
 
-    func prefix(_ n: Node, _ what: String) throws -> IPv6Prefix {
+    func prefix(_ n: YAMLNode, _ what: String) throws -> IPv6Prefix {
         let s = try string(n, what)
         guard let p = IPv6Prefix(s) else { throw error(n, "\(what): '\(s)' is not an IPv6 prefix (address/length)") }
         guard p.address.masked(to: Int(p.length)) == p.address else {
@@ -315,19 +298,19 @@ struct Reader {
         return p
     }
 
-    func mac(_ n: Node, _ what: String) throws -> MACAddress {
+    func mac(_ n: YAMLNode, _ what: String) throws -> MACAddress {
         let s = try string(n, what)
         guard let m = MACAddress(s) else { throw error(n, "\(what): '\(s)' is not a MAC address") }
         return m
     }
 
-    func endpoint(_ n: Node, _ what: String, this: IPv6Address) throws -> Endpoint {
+    func endpoint(_ n: YAMLNode, _ what: String, this: IPv6Address) throws -> Endpoint {
         if try string(n, what) == "self" { return .this }
         let a = try address(n, what)
         return a == this ? .this : .peer(a)
     }
 
-    func enumeration<E: RawRepresentable>(_ n: Node, _ what: String) throws -> E where E.RawValue == String {
+    func enumeration<E: RawRepresentable>(_ n: YAMLNode, _ what: String) throws -> E where E.RawValue == String {
         let s = try string(n, what)
         guard let v = E(rawValue: s) else { throw error(n, "\(what): '\(s)' is not allowed here") }
         return v

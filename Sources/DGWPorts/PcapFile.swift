@@ -45,7 +45,9 @@ public final class PcapFileReader {
     public let path: String
     /// libpcap's data-link type (DLT_*).
     public let dataLinkType: Int32
-    private let direct: DirectReader?
+    /// The classic-pcap reader's state, outside the object: the per-record
+    /// path then costs no reference counting or exclusivity check.
+    private let direct: UnsafeMutablePointer<DirectReader>?
 
     public init(path: String) throws(PortError) {
         var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
@@ -56,7 +58,8 @@ public final class PcapFileReader {
         self.path = path
         dataLinkType = pcap_datalink(h)
         if path != "-", let d = try DirectReader(path: path) {
-            direct = d
+            direct = .allocate(capacity: 1)
+            direct!.initialize(to: d)
             pcap_close(h)
         } else {
             direct = nil
@@ -64,11 +67,18 @@ public final class PcapFileReader {
         }
     }
 
-    deinit { if let handle { pcap_close(handle) } }
+    deinit {
+        if let handle { pcap_close(handle) }
+        if let direct {
+            direct.pointee.close()
+            direct.deinitialize(count: 1)
+            direct.deallocate()
+        }
+    }
 
     /// The next record, or nil at the end of the file.
     public func next() throws(PortError) -> PcapRecord? {
-        if let direct { return try direct.next(path: path) }
+        if let direct { return try direct.pointee.next() }
         var header: UnsafeMutablePointer<pcap_pkthdr>?
         var data: UnsafePointer<UInt8>?
         switch pcap_next_ex(handle, &header, &data) {
@@ -87,13 +97,14 @@ public final class PcapFileReader {
 }
 
 /// Classic pcap records out of a buffer refilled by `read(2)`.
-private final class DirectReader {
+private struct DirectReader {
     static let chunk = 4 << 20
+    static let capacity = chunk + PcapLayout.maxCapture + PcapLayout.recordHeader
+    let path: String
     let fd: Int32
     let swapped: Bool
     let nanosecond: Bool
     let buffer: UnsafeMutableRawPointer
-    let capacity = chunk + PcapLayout.maxCapture + PcapLayout.recordHeader
     /// Unread bytes are buffer[start..<end].
     var start = 0
     var end = 0
@@ -119,13 +130,14 @@ private final class DirectReader {
             Glibc.close(fd)
             return nil
         }
+        self.path = path
         self.fd = fd
         self.swapped = swapped
         self.nanosecond = nanosecond
-        buffer = .allocate(byteCount: capacity, alignment: 64)
+        buffer = .allocate(byteCount: Self.capacity, alignment: 64)
     }
 
-    deinit {
+    func close() {
         Glibc.close(fd)
         buffer.deallocate()
     }
@@ -137,23 +149,24 @@ private final class DirectReader {
     }
 
     /// Makes `count` bytes available from `start`; false at the end of the file.
-    func fill(_ count: Int) throws(PortError) -> Bool {
+    mutating func fill(_ count: Int) throws(PortError) -> Bool {
         while end - start < count {
             if atEOF { return false }
-            if capacity - start < count || capacity - end < Self.chunk / 2 {
+            if Self.capacity - start < count || Self.capacity - end < Self.chunk / 2 {
                 // Move the unread tail to the front before reading on.
-                (buffer).copyMemory(from: buffer + start, byteCount: end - start)
+                buffer.copyMemory(from: buffer + start, byteCount: end - start)
                 end -= start
                 start = 0
             }
-            let n = try Syscall.read(fd, UnsafeMutableRawBufferPointer(start: buffer + end, count: capacity - end))
+            let n = try Syscall.read(fd, UnsafeMutableRawBufferPointer(start: buffer + end, count: Self.capacity - end))
             if n == 0 { atEOF = true }
             end += n
         }
         return true
     }
 
-    func next(path: String) throws(PortError) -> PcapRecord? {
+    @inline(__always)
+    mutating func next() throws(PortError) -> PcapRecord? {
         if end - start < PcapLayout.recordHeader {
             guard try fill(PcapLayout.recordHeader) else {
                 if end == start { return nil }
@@ -185,43 +198,50 @@ private final class DirectReader {
 /// in a 1 MiB buffer and written with one `write(2)` per buffer.
 public final class PcapFileWriter {
     static let bufferSize = 1 << 20
-    private let fd: Int32
     public let path: String
-    private let buffer: UnsafeMutableRawPointer
-    private var used = 0
-    private var closed = false
+    /// Outside the object, like the reader's: no exclusivity check per record.
+    private let state: UnsafeMutablePointer<State>
+
+    private struct State {
+        let fd: Int32
+        let buffer: UnsafeMutableRawPointer
+        var used = 0
+        var closed = false
+    }
 
     /// `dataLinkType` is a DLT_* value, 1 for Ethernet.
     public init(path: String, dataLinkType: Int32 = 1, snapLength: Int = 262_144) throws(PortError) {
         let fd = Syscall.create(path)
         guard fd >= 0 else { throw .syscall(name: "cannot write \(path): open", errno: dgw_errno()) }
-        self.fd = fd
         self.path = path
-        buffer = .allocate(byteCount: Self.bufferSize, alignment: 64)
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: Self.bufferSize, alignment: 64)
         // DLT and LINKTYPE values agree except for raw IP.
         let linkType = dataLinkType == 12 || dataLinkType == 14 ? 101 : UInt32(dataLinkType)
         let header: [UInt32] = [PcapLayout.magicNano, 2 | 4 << 16, 0, 0, UInt32(snapLength), linkType]
         header.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-        used = PcapLayout.fileHeader
+        state = .allocate(capacity: 1)
+        state.initialize(to: State(fd: fd, buffer: buffer, used: PcapLayout.fileHeader))
     }
 
     /// Appends one record; a failed write (a full disk, say) is thrown here
     /// or by `close`.
     public func write(_ bytes: UnsafeRawBufferPointer, seconds: Int, nanoseconds: Int,
                       originalLength: Int? = nil) throws(PortError) {
-        precondition(!closed, "write after close")
+        precondition(!state.pointee.closed, "write after close")
         let total = PcapLayout.recordHeader + bytes.count
-        if used + total > Self.bufferSize { try flush() }
+        if state.pointee.used + total > Self.bufferSize { try flush() }
+        let buffer = state.pointee.buffer
         if total > Self.bufferSize {
             // Larger than the buffer (not a frame the gateway makes): straight out.
             try record(into: buffer, bytes.count, seconds, nanoseconds, originalLength)
-            try Syscall.writeAll(fd, UnsafeRawBufferPointer(start: buffer, count: PcapLayout.recordHeader))
-            try Syscall.writeAll(fd, bytes)
+            try Syscall.writeAll(state.pointee.fd, UnsafeRawBufferPointer(start: buffer, count: PcapLayout.recordHeader))
+            try Syscall.writeAll(state.pointee.fd, bytes)
             return
         }
-        try record(into: buffer + used, bytes.count, seconds, nanoseconds, originalLength)
-        if bytes.count > 0 { (buffer + used + PcapLayout.recordHeader).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
-        used += total
+        let at = buffer + state.pointee.used
+        try record(into: at, bytes.count, seconds, nanoseconds, originalLength)
+        if bytes.count > 0 { (at + PcapLayout.recordHeader).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
+        state.pointee.used += total
     }
 
     @inline(__always)
@@ -241,26 +261,28 @@ public final class PcapFileWriter {
     }
 
     private func flush() throws(PortError) {
-        guard used > 0 else { return }
-        let n = used
-        used = 0
-        try Syscall.writeAll(fd, UnsafeRawBufferPointer(start: buffer, count: n))
+        let n = state.pointee.used
+        guard n > 0 else { return }
+        state.pointee.used = 0
+        try Syscall.writeAll(state.pointee.fd, UnsafeRawBufferPointer(start: state.pointee.buffer, count: n))
     }
 
     /// Writes what is buffered and closes; reports a failed write.
     public func close() throws(PortError) {
-        guard !closed else { return }
-        closed = true
-        defer { Glibc.close(fd) }
+        guard !state.pointee.closed else { return }
+        state.pointee.closed = true
+        defer { Glibc.close(state.pointee.fd) }
         try flush()
     }
 
     deinit {
-        if !closed {
+        if !state.pointee.closed {
             // Not closed by its owner: best effort, nothing to report to.
             _ = Result { () throws(PortError) in try flush() }
-            Glibc.close(fd)
+            Glibc.close(state.pointee.fd)
         }
-        buffer.deallocate()
+        state.pointee.buffer.deallocate()
+        state.deinitialize(count: 1)
+        state.deallocate()
     }
 }

@@ -47,14 +47,9 @@ public struct MACAddress: Hashable, Sendable, Comparable, CustomStringConvertibl
     }
 
     /// Parses "02:aa:00:00:00:01" (also with '-' separators).
+    @inlinable
     public init?(_ text: some StringProtocol) {
-        let parts = text.split(whereSeparator: { $0 == ":" || $0 == "-" })
-        guard parts.count == 6 else { return nil }
-        var v: UInt64 = 0
-        for p in parts {
-            guard p.count == 2, let b = UInt8(p, radix: 16) else { return nil }
-            v = v << 8 | UInt64(b)
-        }
+        guard let v = AddressText.parse(text, AddressText.mac) else { return nil }
         value = v
     }
 
@@ -142,49 +137,10 @@ public struct IPv6Address: Hashable, Sendable, Comparable, CustomStringConvertib
     }
 
     /// Parses any RFC 4291 text form, including "::" and a dotted IPv4 tail.
+    @inlinable
     public init?(_ text: some StringProtocol) {
-        let s = String(text)
-        guard !s.isEmpty, s.count <= 45 else { return nil }
-        var head: [UInt16] = [], tail: [UInt16] = []
-        let halves = s.components(separatedByDoubleColon: ())
-        guard halves.count <= 2 else { return nil }
-        func groups(_ part: Substring, allowV4: Bool) -> [UInt16]? {
-            if part.isEmpty { return [] }
-            var out: [UInt16] = []
-            let fields = part.split(separator: ":", omittingEmptySubsequences: false)
-            for (n, f) in fields.enumerated() {
-                if allowV4 && n == fields.count - 1 && f.contains(".") {
-                    let o = f.split(separator: ".", omittingEmptySubsequences: false)
-                    guard o.count == 4 else { return nil }
-                    var b: [UInt16] = []
-                    for x in o {
-                        guard !x.isEmpty, x.count <= 3, x.allSatisfy(\.isASCII),
-                              let v = UInt16(x), v <= 255 else { return nil }
-                        b.append(v)
-                    }
-                    out.append(b[0] << 8 | b[1])
-                    out.append(b[2] << 8 | b[3])
-                } else {
-                    guard !f.isEmpty, f.count <= 4, let v = UInt16(f, radix: 16) else { return nil }
-                    out.append(v)
-                }
-            }
-            return out
-        }
-        if halves.count == 2 {
-            guard let h = groups(halves[0], allowV4: false),
-                  let t = groups(halves[1], allowV4: true),
-                  h.count + t.count <= 7 else { return nil }
-            head = h; tail = t
-        } else {
-            guard let h = groups(halves[0], allowV4: true), h.count == 8 else { return nil }
-            head = h
-        }
-        let all = head + Array(repeating: 0, count: 8 - head.count - tail.count) + tail
-        var hi: UInt64 = 0, lo: UInt64 = 0
-        for i in 0..<4 { hi = hi << 16 | UInt64(all[i]) }
-        for i in 4..<8 { lo = lo << 16 | UInt64(all[i]) }
-        high = hi; low = lo
+        guard let a = AddressText.parse(text, AddressText.ipv6) else { return nil }
+        self = a
     }
 
     public static func < (a: IPv6Address, b: IPv6Address) -> Bool {
@@ -201,26 +157,6 @@ public struct IPv6Address: Hashable, Sendable, Comparable, CustomStringConvertib
             return IPv6Address(high: high & m, low: 0)
         }
         return IPv6Address(high: high, low: low & ~(~0 >> UInt64(length - 64)))
-    }
-}
-
-extension String {
-    /// Splits at the first "::" only (a second one is left in place and
-    /// rejected by the caller's group parser).
-    fileprivate func components(separatedByDoubleColon _: ()) -> [Substring] {
-        guard let r = range(of: "::") else { return [self[...]] }
-        let rest = self[r.upperBound...]
-        if rest.contains("::") { return [self[..<r.lowerBound], rest, rest] }
-        return [self[..<r.lowerBound], rest]
-    }
-
-    fileprivate func range(of needle: String) -> Range<Index>? {
-        var i = startIndex
-        while i < endIndex {
-            if self[i...].hasPrefix(needle) { return i..<index(i, offsetBy: needle.count) }
-            i = index(after: i)
-        }
-        return nil
     }
 }
 
@@ -245,11 +181,10 @@ public struct IPv6Prefix: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// "2001:db8:1:1::/64"
+    @inlinable
     public init?(_ text: some StringProtocol) {
-        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 2, let a = IPv6Address(parts[0]),
-              parts[1].count <= 3, let l = Int(parts[1]) else { return nil }
-        self.init(address: a, length: l)
+        guard let p = AddressText.parse(text, AddressText.prefix) else { return nil }
+        self = p
     }
 
     @inlinable

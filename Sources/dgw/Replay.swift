@@ -68,7 +68,7 @@ struct Replay: ParsableCommand {
         var truncated = 0
         do throws(PortError) {
             let accessOut = try PcapFileWriter(path: tmpAccess), coreOut = try PcapFileWriter(path: tmpCore)
-            var loop = ReplayLoop(inputs: inputs, pool: pool, pipeline: pipeline, access: accessOut, core: coreOut)
+            let loop = ReplayLoop(inputs: inputs, pool: pool, pipeline: pipeline, access: accessOut, core: coreOut)
             try loop.run(start: start)
             try accessOut.close()
             try coreOut.close()
@@ -102,10 +102,16 @@ struct Replay: ParsableCommand {
 /// slots, merged by time (the earlier port first on a tie), forwarded in
 /// batches, and written to the capture of the port they leave by, in time
 /// order (a frame the gateway makes follows the frame that caused it).
-struct ReplayLoop {
+///
+/// A final class of constants: its methods reach the readers, the pool and
+/// the writers with no reference counting per frame.
+final class ReplayLoop {
     static let batchSize = 64
-    let readers: [PcapFileReader]
-    let ports: [GatewayPort]
+    /// One or two inputs (access first, then core, when both are given).
+    let first: PcapFileReader
+    let firstPort: GatewayPort
+    let second: PcapFileReader?
+    let secondPort: GatewayPort
     let pool: PacketPool
     let pipeline: Pipeline
     let access: PcapFileWriter
@@ -115,34 +121,37 @@ struct ReplayLoop {
 
     init(inputs: [(PcapFileReader, GatewayPort)], pool: PacketPool, pipeline: Pipeline,
          access: PcapFileWriter, core: PcapFileWriter) {
-        readers = inputs.map(\.0)
-        ports = inputs.map(\.1)
+        precondition((1...2).contains(inputs.count))
+        (first, firstPort) = inputs[0]
+        second = inputs.count > 1 ? inputs[1].0 : nil
+        secondPort = inputs.count > 1 ? inputs[1].1 : firstPort
         self.pool = pool
         self.pipeline = pipeline
         self.access = access
         self.core = core
     }
 
-    mutating func run(start: UInt64) throws(PortError) {
+    func run(start: UInt64) throws(PortError) {
         let batch = UnsafeMutableBufferPointer<Packet>.allocate(capacity: Self.batchSize)
         defer { batch.deallocate() }
         var generated: [Packet] = []
         generated.reserveCapacity(2 * Self.batchSize)
         // The next frame of each input, already in a slot; nil once it ends.
-        var heads: [Packet?] = []
-        for i in readers.indices { heads.append(try read(i)) }
+        var head0 = try read(first, firstPort)
+        var head1 = try second.flatMap { reader throws(PortError) in try read(reader, secondPort) }
         var n = 0, frames = 0
         var lastProgress = start
         while true {
-            var best = -1
-            for i in heads.indices {
-                guard let h = heads[i] else { continue }
-                if best < 0 || h.time < heads[best]!.time { best = i }
+            if let h0 = head0, head1 == nil || h0.time <= head1!.time {
+                batch[n] = h0
+                head0 = try read(first, firstPort)
+            } else if let h1 = head1 {
+                batch[n] = h1
+                head1 = try read(second!, secondPort)
+            } else {
+                break
             }
-            if best < 0 { break }
-            batch[n] = heads[best]!
             n += 1
-            heads[best] = try read(best)
             if n == Self.batchSize {
                 try forward(UnsafeMutableBufferPointer(rebasing: batch[..<n]), &generated)
                 n = 0
@@ -160,10 +169,11 @@ struct ReplayLoop {
         try forward(UnsafeMutableBufferPointer(rebasing: batch[..<n]), &generated)
     }
 
-    /// The next frame of input `i` in a fresh slot, nil at its end. Frames
+    /// The next frame of `reader` in a fresh slot, nil at its end. Frames
     /// longer than a slot are counted (`frame_too_long`) and skipped.
-    mutating func read(_ i: Int) throws(PortError) -> Packet? {
-        while let record = try readers[i].next() {
+    @inline(__always)
+    func read(_ reader: PcapFileReader, _ port: GatewayPort) throws(PortError) -> Packet? {
+        while let record = try reader.next() {
             if record.originalLength > record.data.count { truncated += 1 }
             let time = Int64(record.seconds) * 1_000_000_000 + Int64(record.nanoseconds)
             guard record.data.count <= pool.capacity else {
@@ -172,7 +182,7 @@ struct ReplayLoop {
             }
             // The pool holds a batch, the heads and what the gateway makes of
             // them, with room to spare: running out would be a leak.
-            guard let p = pool.load(record.data, port: ports[i], time: time) else {
+            guard let p = pool.load(record.data, port: port, time: time) else {
                 preconditionFailure("packet pool exhausted: slots were not given back")
             }
             return p

@@ -245,6 +245,28 @@ func readFrames(_ path: String) throws -> [Captured] {
         #expect(c.ra.intervalSeconds == 3 && c.binding.maxAttempts == 5 && c.cmdMode == .relay)
     }
 
+    /// The YAML layer (libyaml's events composed into a tree): positions,
+    /// anchors and aliases, and what it refuses.
+    @Test func yamlSyntaxAndStructure() throws {
+        let base = "name: x\naddress: 2001:db8::1\naccess: {interface: a}\n"
+        let aliased = try GatewayConfig.parse(base + """
+            core: &c {interface: c0, prefix: "2001:db8::/64"}
+            peers:
+              - {name: p, address: 2001:db8::2}
+            neighbors:
+              - &n {address: "2001:db8::2", mac: "02:00:00:00:00:02"}
+              - *n
+            """, file: "t.yaml")
+        #expect(aliased.core.port.interface == "c0" && aliased.neighbors.count == 2 && aliased.neighbors[1].address == aliased.neighbors[0].address)
+        #expect(error("name: x\n  bad: indent\n") == "t.yaml:2:6: YAML: mapping values are not allowed in this context")
+        #expect(error(base + "core: *nope\n") == "t.yaml:4:7: YAML: unknown alias 'nope'")
+        #expect(error(base + "core: {interface: c, prefix: 2001:db8::/64}\n---\nname: y\n").contains("t.yaml:5:1: YAML: one document expected"))
+        #expect(error("") == "t.yaml:1:1: empty configuration")
+        #expect(error("# only a comment\n") == "t.yaml:1:1: empty configuration")
+        #expect(error(base + "name: y\ncore: {interface: c, prefix: 2001:db8::/64}\n") == "t.yaml:4:1: duplicate key 'name' in configuration")
+        #expect(error("- just\n- a list\n") == "t.yaml:1:1: configuration must be a mapping")
+    }
+
     @Test func refusesWithFileLineAndReason() {
         #expect(error("name: x\naddress: 2001:db8::1\naccess: {interface: a}\ncore: {interface: c, prefix: 2001:db8::/64}\nfoo: 1\n")
                 == "t.yaml:5:1: unknown key 'foo' in configuration")

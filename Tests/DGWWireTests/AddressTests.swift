@@ -1,4 +1,8 @@
+import DGWTestSupport
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import DGWWire
 
 @Suite struct AddressTests {
@@ -22,6 +26,38 @@ import Testing
     @Test(arguments: [":::", "1::2::3", "12345::", "g::", "1:2:3:4:5:6:7", "1:2:3:4:5:6:7:8:9", "", "::1.2.3", "::256.1.1.1", "1:2:3:4:5:6:7::8:9"])
     func rejects(input: String) {
         #expect(IPv6Address(input) == nil)
+    }
+
+    /// Accepts exactly what the C library's inet_pton accepts, with the same
+    /// value, over random strings near the grammar and mutated addresses.
+    @Test func agreesWithInetPton() {
+        var rng = SplitMix64(seed: 4291)
+        let alphabet = Array(":::0123456789abcdefABCDEF..g".utf8)
+        let seeds = ["2001:db8::1", "::ffff:192.0.2.1", "1:2:3:4:5:6:7:8", "::", "fe80::d1:1", "1::8", "64:ff9b::192.0.2.33"]
+        for n in 0..<200_000 {
+            var bytes: [UInt8]
+            if n % 2 == 0 {
+                bytes = (0..<Int(rng.next() % 24)).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }
+            } else {
+                bytes = Array(seeds[n / 2 % seeds.count].utf8)
+                for _ in 0..<(1 + rng.next() % 3) {
+                    let at = Int(rng.next() % UInt64(bytes.count + 1))
+                    let c = alphabet[Int(rng.next() % UInt64(alphabet.count))]
+                    switch rng.next() % 3 {
+                    case 0: bytes.insert(c, at: at)
+                    case 1: if at < bytes.count { bytes.remove(at: at) }
+                    default: if at < bytes.count { bytes[at] = c }
+                    }
+                }
+            }
+            let text = String(decoding: bytes, as: UTF8.self)
+            var raw = [UInt8](repeating: 0, count: 16)
+            let expected = inet_pton(AF_INET6, text, &raw) == 1 ? raw.withUnsafeBytes { IPv6Address($0, at: 0) } : nil
+            guard IPv6Address(text) == expected else {
+                Issue.record("\"\(text)\": inet_pton \(String(describing: expected)), ours \(String(describing: IPv6Address(text)))")
+                return
+            }
+        }
     }
 
     @Test func roundTripsBytes() {

@@ -2,7 +2,9 @@
 //   dgw-bench lpm --workload dense|sparse [--routes N] [--lookups N]
 //   dgw-bench lpm-churn --workload dense|sparse [--routes N] [--updates-per-s N] [--seconds S]
 //   dgw-bench pipeline [--bindings N] [--frames N]
-//   dgw-bench replay [--frames N] [--size BYTES]   (default 10M frames of 78 bytes)
+//   dgw-bench replay [--frames N] [--size BYTES] [--keep DIR]
+//                                       (default 10M frames of 78 bytes; --keep leaves
+//                                        the capture and config in DIR, for profiling)
 // --routes is the number of HNPs (the anchors' argument); "routes" in the
 // output counts every route installed (HNPs, 4,096 /48s, 16 /32s).
 // Build in release: swift build -c release --product dgw-bench
@@ -28,6 +30,7 @@ struct Options {
     var duration = 3.0
     var frames = 1 << 24
     var size = 78
+    var keep: String?
 
     init(_ args: [String]) throws {
         var i = 1
@@ -49,6 +52,7 @@ struct Options {
             case "--bindings": hnps = try positive(value)
             case "--frames": frames = try positive(value)
             case "--size": size = try positive(value)
+            case "--keep": keep = value
             default: throw UsageError()
             }
             i += 2
@@ -198,7 +202,7 @@ do {
     case "lpm": try lpm(o)
     case "lpm-churn": try churn(o)
     case "pipeline": try pipelineBench(bindings: o.hnps, frames: o.frames)
-    case "replay": try replayBench(frames: o.frames == 1 << 24 ? 10_000_000 : o.frames, size: o.size)
+    case "replay": try replayBench(frames: o.frames == 1 << 24 ? 10_000_000 : o.frames, size: o.size, keep: o.keep)
     default: throw UsageError()
     }
 } catch is UsageError {
@@ -206,7 +210,7 @@ do {
         usage: dgw-bench lpm --workload dense|sparse [--routes N] [--lookups N]
                dgw-bench lpm-churn --workload dense|sparse [--routes N] [--updates-per-s N] [--seconds S]
                dgw-bench pipeline [--bindings N] [--frames N]
-               dgw-bench replay [--frames N] [--size BYTES]
+               dgw-bench replay [--frames N] [--size BYTES] [--keep DIR]
 
         """.utf8))
     exit(2)
