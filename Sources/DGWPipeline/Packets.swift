@@ -1,6 +1,8 @@
 // Frames in flight: fixed-size slots in one allocation, each with headroom
 // so that encapsulation prepends the outer header in place (no copy).
 
+import CDGWShim
+
 public enum GatewayPort: Int, Sendable, CaseIterable {
     case access = 0, core = 1
     public var name: String { self == .access ? "access" : "core" }
@@ -118,7 +120,7 @@ public final class PacketPool: @unchecked Sendable {
     /// Free slots as a stack; `free[count]` holds the stack's height. Unsafe
     /// storage: taken and given back per frame without the dynamic
     /// exclusivity checks of a class's stored `var`.
-    private let free: UnsafeMutablePointer<Int>
+    @usableFromInline let free: UnsafeMutablePointer<Int>
 
     public init(count: Int, slotSize: Int = 2048 + 128) {
         self.count = count
@@ -136,9 +138,9 @@ public final class PacketPool: @unchecked Sendable {
     }
 
     /// Largest frame a slot holds after the headroom.
-    public var capacity: Int { slotSize - Self.headroom }
+    @inlinable public var capacity: Int { slotSize - Self.headroom }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public func allocate() -> Int? {
         let n = free[count]
         guard n > 0 else { return nil }
@@ -146,7 +148,7 @@ public final class PacketPool: @unchecked Sendable {
         return free[n - 1]
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public func release(_ slot: Int) {
         let n = free[count]
         precondition(n < count, "a slot released twice")
@@ -169,9 +171,10 @@ public final class PacketPool: @unchecked Sendable {
     }
 
     /// Copies `frame` into a fresh slot; nil when the pool is empty or the frame too long.
+    @inlinable
     public func load(_ frame: UnsafeRawBufferPointer, port: GatewayPort, time: Int64) -> Packet? {
         guard frame.count <= capacity, let s = allocate() else { return nil }
-        UnsafeMutableRawBufferPointer(start: base + s * slotSize + Self.headroom, count: frame.count).copyMemory(from: frame)
+        if let from = frame.baseAddress { dgw_copy_frame(base + s * slotSize + Self.headroom, from, frame.count) }
         return Packet(slot: s, offset: Self.headroom, length: frame.count, port: port, time: time)
     }
 }

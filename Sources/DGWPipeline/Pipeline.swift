@@ -221,43 +221,10 @@ public final class Pipeline {
         let before = generated.count
         var start = 0
         while start < packets.count {
-            let n = min(Self.chunk, packets.count - start)
-            // Pass 1: which frames take the fast path, and their keys.
-            var m = 0, am = 0
-            for k in 0..<n {
-                lpmIndex[k] = -1
-                macIndex[k] = -1
-                guard let key = fastPathKey(packets[start + k]) else { continue }
-                lpmKeys[m] = key.address
-                lpmIndex[k] = m
-                m += 1
-                if let mac = key.dlif {
-                    macKeys[am] = mac
-                    macIndex[k] = am
-                    am += 1
-                }
-            }
-            // Pass 2: the look-ups, batched and prefetched, then the bindings they found.
-            if m > 0 { routes.lookup(UnsafeBufferPointer(start: lpmKeys, count: m), into: UnsafeMutableBufferPointer(start: lpmResults, count: m)) }
-            if am > 0 { dlifs.lookup(UnsafeBufferPointer(start: macKeys, count: am), into: UnsafeMutableBufferPointer(start: macResults, count: am)) }
-            for k in 0..<m where lpmResults[k] != 0 { dgw_prefetch(UnsafeRawPointer(hot + Int(lpmResults[k]) - 1)) }
-            // Pass 3: decide, in order (slow-path effects keep packet order).
-            for k in 0..<n {
-                let i = start + k
-                scratch[Self.timeSlot] = Int(packets[i].time)
-                let route = lpmIndex[k] >= 0 ? Int(lpmResults[lpmIndex[k]]) : -1
-                let dlif = macIndex[k] >= 0 ? Int(macResults[macIndex[k]]) : -1
-                switch packets[i].port {
-                case .access: accessIn(&packets[i], &generated, route: route, dlif: dlif)
-                case .core: coreIn(&packets[i], &generated, route: route)
-                }
-                switch packets[i].verdict {
-                case .drop(let r): scratch[Self.dropBase + r.rawValue] += 1
-                case .forward: scratch[Self.framesOutSlot] += 1
-                default: break
-                }
-            }
-            start += n
+            let range = start..<min(start + Self.chunk, packets.count)
+            lookUp(packets, range)
+            decide(packets, range, &generated)
+            start = range.upperBound
         }
         // Counters: once per batch.
         for a in 0..<Self.dropBase { totals.actions[a] += scratch[a] }
@@ -265,6 +232,64 @@ public final class Pipeline {
         totals.framesIn += packets.count
         totals.framesOut += scratch[Self.framesOutSlot] + generated.count - before
         routes.qsbr.quiescent(reader)
+    }
+
+    /// Passes 1 and 2 of a chunk: which frames take the fast path and
+    /// their keys, then the look-ups, batched and prefetched, and a prefetch
+    /// of the hot records they found (before the MAC look-ups, which then
+    /// cover part of its latency).
+    @inline(__always)
+    func lookUp(_ packets: UnsafeMutableBufferPointer<Packet>, _ range: Range<Int>) {
+        var m = 0, am = 0
+        for k in 0..<range.count {
+            lpmIndex[k] = -1
+            macIndex[k] = -1
+            guard let key = fastPathKey(packets[range.lowerBound + k]) else { continue }
+            lpmKeys[m] = key.address
+            lpmIndex[k] = m
+            m += 1
+            if let mac = key.dlif {
+                macKeys[am] = mac
+                macIndex[k] = am
+                am += 1
+            }
+        }
+        if m > 0 { routes.lookup(UnsafeBufferPointer(start: lpmKeys, count: m), into: UnsafeMutableBufferPointer(start: lpmResults, count: m)) }
+        for k in 0..<m where lpmResults[k] != 0 { dgw_prefetch(UnsafeRawPointer(hot + Int(lpmResults[k]) - 1)) }
+        if am > 0 { dlifs.lookup(UnsafeBufferPointer(start: macKeys, count: am), into: UnsafeMutableBufferPointer(start: macResults, count: am)) }
+    }
+
+    /// Pass 3 of a chunk: decide, in order (the slow path's effects keep
+    /// packet order); the common cases straight from pass 1's checks
+    /// (FastPath.swift), the rest in full.
+    @inline(__always)
+    func decide(_ packets: UnsafeMutableBufferPointer<Packet>, _ range: Range<Int>, _ generated: inout [Packet]) {
+        for k in 0..<range.count {
+            let i = range.lowerBound + k
+            let route = lpmIndex[k] >= 0 ? Int(lpmResults[lpmIndex[k]]) : -1
+            let dlif = macIndex[k] >= 0 ? Int(macResults[macIndex[k]]) : -1
+            if route >= 0 {
+                let decided: Bool
+                switch packets[i].port {
+                case .access: decided = fastAccessIn(&packets[i], route: route, dlif: dlif)
+                case .core: decided = fastCoreIn(&packets[i], route: route)
+                }
+                if decided {
+                    scratch[Self.framesOutSlot] += 1
+                    continue
+                }
+            }
+            scratch[Self.timeSlot] = Int(packets[i].time)
+            switch packets[i].port {
+            case .access: accessIn(&packets[i], &generated, route: route, dlif: dlif)
+            case .core: coreIn(&packets[i], &generated, route: route)
+            }
+            switch packets[i].verdict {
+            case .drop(let r): scratch[Self.dropBase + r.rawValue] += 1
+            case .forward: scratch[Self.framesOutSlot] += 1
+            default: break
+            }
+        }
     }
 
     /// The look-up keys of a frame that takes the fast path: the source

@@ -240,7 +240,7 @@ public final class PcapFileWriter {
         }
         let at = buffer + state.pointee.used
         try record(into: at, bytes.count, seconds, nanoseconds, originalLength)
-        if bytes.count > 0 { (at + PcapLayout.recordHeader).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
+        if let from = bytes.baseAddress { dgw_copy_frame(at + PcapLayout.recordHeader, from, bytes.count) }
         state.pointee.used += total
     }
 

@@ -38,22 +38,23 @@ public enum WireError: Error, Equatable, Sendable {
 
 // Views check their length once at construction; after that these reads are
 // in bounds by construction (the buffer's own debug checks still apply).
+// Public for the pipeline's fast path, which rewrites frames pass 1 checked.
 extension UnsafeRawBufferPointer {
     @inlinable @inline(__always)
     func u8(_ offset: Int) -> UInt8 { self[offset] }
 
     @inlinable @inline(__always)
-    func u16(_ offset: Int) -> UInt16 {
+    public func u16(_ offset: Int) -> UInt16 {
         UInt16(bigEndian: loadUnaligned(fromByteOffset: offset, as: UInt16.self))
     }
 
     @inlinable @inline(__always)
-    func u32(_ offset: Int) -> UInt32 {
+    public func u32(_ offset: Int) -> UInt32 {
         UInt32(bigEndian: loadUnaligned(fromByteOffset: offset, as: UInt32.self))
     }
 
     @inlinable @inline(__always)
-    func u64(_ offset: Int) -> UInt64 {
+    public func u64(_ offset: Int) -> UInt64 {
         UInt64(bigEndian: loadUnaligned(fromByteOffset: offset, as: UInt64.self))
     }
 
@@ -74,17 +75,17 @@ extension UnsafeMutableRawBufferPointer {
     func put8(_ value: UInt8, at offset: Int) { self[offset] = value }
 
     @inlinable @inline(__always)
-    func put16(_ value: UInt16, at offset: Int) {
+    public func put16(_ value: UInt16, at offset: Int) {
         storeBytes(of: value.bigEndian, toByteOffset: offset, as: UInt16.self)
     }
 
     @inlinable @inline(__always)
-    func put32(_ value: UInt32, at offset: Int) {
+    public func put32(_ value: UInt32, at offset: Int) {
         storeBytes(of: value.bigEndian, toByteOffset: offset, as: UInt32.self)
     }
 
     @inlinable @inline(__always)
-    func put64(_ value: UInt64, at offset: Int) {
+    public func put64(_ value: UInt64, at offset: Int) {
         storeBytes(of: value.bigEndian, toByteOffset: offset, as: UInt64.self)
     }
 

@@ -114,6 +114,37 @@ extension ICMPv6Message {
         #expect(r.counters[.downlinkEncapsulated] == 1)
     }
 
+    /// The fast path writes the outer header itself: byte for byte what the
+    /// wire layer's RFC 2473 encapsulation makes (traffic class and flow
+    /// label of the inner header, hop limit 64), behind an Ethernet header
+    /// to the peer, both ways into a tunnel.
+    @Test func tunnelledFramesMatchTheWireLayersEncapsulation() throws {
+        for (port, frame, expectedAction) in [
+            (GatewayPort.core, S.udp(S.routerMAC, S.coreMAC, from: S.cn, to: S.h2, hopLimit: 17), Action.downlinkEncapsulated),
+            (.access, S.udp(S.mn3, S.dlif3, from: S.h3, to: S.cn, hopLimit: 9), .uplinkEncapsulated),
+        ] {
+            var marked = frame
+            marked.replaceSubrange(14..<18, with: [0x6B, 0x81, 0x23, 0x45])  // class 0xB8, flow label 0x12345
+            let r = try Run([(port, marked)])
+            #expect(r.counters[expectedAction] == 1)
+            var inner = Array(marked[14...])
+            inner[7] -= 1
+            var expected = [UInt8](repeating: 0, count: 14 + 40 + inner.count)
+            expected.replaceSubrange(0..<6, with: S.a2MAC.octets)
+            expected.replaceSubrange(6..<12, with: S.coreMAC.octets)
+            expected.replaceSubrange(12..<14, with: [0x86, 0xDD])
+            let n = try inner.withUnsafeBytes { i in
+                try expected.withUnsafeMutableBytes { out in
+                    try IPv6Tunnel.encapsulate(try IPv6Packet(checking: i), into: UnsafeMutableRawBufferPointer(rebasing: out[14...]),
+                                               source: S.a1, destination: S.a2)
+                }
+            }
+            #expect(n == 40 + inner.count)
+            #expect(r.out.count == 1 && r.out.first?.0 == .core)
+            #expect(r.out.first?.1 == expected)
+        }
+    }
+
     @Test func tunnelledUplinkFromTheServingGatewayIsDecapsulatedToTheCore() throws {
         let inner = S.ip(S.udp(S.mn2, S.dlif1, from: S.h2, to: S.cn, hopLimit: 63))
         let r = try Run([(.core, S.ethernet(S.a2MAC, S.coreMAC, S.tunnel(from: S.a2, to: S.a1, inner)))])

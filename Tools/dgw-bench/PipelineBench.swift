@@ -2,7 +2,7 @@
 // 64-byte frames, 1M HNP bindings (the dense pools of WORKLOAD.md), a mix
 // of 50% downlink to MNs attached here, 30% downlink tunnelled to the MN's
 // serving gateway, 20% uplink tunnelled to the prefix's anchor. Each frame
-// is copied into a slot as a receive would, decided in batches of 32, and
+// is copied into a slot as a receive would, decided in batches of 64 (as replay does), and
 // its slot released.
 
 import CMallocCounter
@@ -33,7 +33,7 @@ func pipelineBench(bindings n: Int, frames: Int) throws {
     let config = PipelineConfiguration(address: me, coreMAC: coreMAC, coreMTU: 1500,
                                        corePrefix: IPv6Prefix("2001:db8:ffff::/64")!, coreGateway: nil,
                                        bindings: list, neighbors: [(peer, peerMAC)])
-    let pool = PacketPool(count: 64)
+    let pool = PacketPool(count: 256)
     let pipeline = try Pipeline(config, pool: pool)
 
     // 4096 distinct 64-byte frames over random bindings, in the mix.
@@ -67,7 +67,8 @@ func pipelineBench(bindings n: Int, frames: Int) throws {
         frame.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: flat[(k * 64)..<(k * 64 + 64)]).copyMemory(from: $0) }
         ports[k] = port
     }
-    var batch = [Packet](repeating: Packet(slot: 0, offset: 0, length: 0, port: .core, time: 0), count: 32)
+    let batchSize = 64
+    var batch = [Packet](repeating: Packet(slot: 0, offset: 0, length: 0, port: .core, time: 0), count: batchSize)
     var generated: [Packet] = []
     generated.reserveCapacity(64)
     func run(_ count: Int) {
@@ -75,7 +76,7 @@ func pipelineBench(bindings n: Int, frames: Int) throws {
         var done = 0
         batch.withUnsafeMutableBufferPointer { b in
             while done < count {
-                for j in 0..<32 {
+                for j in 0..<batchSize {
                     let t = k & 4095
                     k &+= 1
                     b[j] = pool.load(UnsafeRawBufferPointer(rebasing: flat[(t * 64)..<(t * 64 + 64)]), port: ports[t], time: Int64(done + j))!
@@ -84,7 +85,7 @@ func pipelineBench(bindings n: Int, frames: Int) throws {
                 for p in b { pool.release(p.slot) }
                 for p in generated { pool.release(p.slot) }
                 generated.removeAll(keepingCapacity: true)
-                done += 32
+                done += batchSize
             }
         }
     }

@@ -5,6 +5,7 @@
 #ifndef DGW_SHIM_H
 #define DGW_SHIM_H
 
+#include <string.h>
 #include <stdint.h>
 #include <stddef.h>
 
@@ -25,5 +26,20 @@ int dgw_errno(void);
 
 /// Prefetch for read into all cache levels (inlined into Swift callers).
 static inline void dgw_prefetch(const void *address) { __builtin_prefetch(address, 0, 3); }
+
+/// Copies a frame-sized block (inlined): 16-byte moves, the last one
+/// overlapping, where a call into memmove costs more than the copy for
+/// the 64- to 256-byte frames replay moves twice each. Buffers must not
+/// overlap.
+static inline void dgw_copy_frame(void *restrict to, const void *restrict from, size_t count) {
+    unsigned char *d = (unsigned char *)to;
+    const unsigned char *s = (const unsigned char *)from;
+    if (count < 16 || count > 256) {
+        memcpy(d, s, count);
+        return;
+    }
+    for (size_t i = 0; i + 16 < count; i += 16) memcpy(d + i, s + i, 16);
+    memcpy(d + count - 16, s + count - 16, 16);
+}
 
 #endif
