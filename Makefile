@@ -4,7 +4,7 @@
 
 SHELL := /bin/bash
 SWIFT ?= swift
-APT_PACKAGES := libpcap-dev libyaml-dev tshark tcpdump iproute2 libjemalloc-dev clang pkg-config
+APT_PACKAGES := libpcap-dev libyaml-dev tshark tcpdump iproute2 iputils-ping libjemalloc-dev clang pkg-config
 FUZZ_SECONDS ?= 20
 FUZZ_TARGETS := wire decode
 

@@ -80,5 +80,7 @@ let package = Package(
             dependencies: ["DGWWire", "DGWInspect", "DGWPorts", "DGWTestSupport", "dgw"]
         ),
         .testTarget(name: "DGWPortsTests", dependencies: ["DGWPorts", "CDGWShim"]),
+        // `dgw run` between network namespaces (root).
+        .testTarget(name: "DGWLiveTests", dependencies: ["DGWTestSupport", "dgw"]),
     ]
 )

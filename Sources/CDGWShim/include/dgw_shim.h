@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <stddef.h>
 
+#include "dgw_afpacket.h"
+
 /// CLOCK_MONOTONIC in nanoseconds (0 if the clock is unavailable).
 uint64_t dgw_monotonic_ns(void);
 

@@ -1,0 +1,299 @@
+import ArgumentParser
+import DGWConfig
+import DGWPipeline
+import DGWPorts
+import DGWWire
+import Foundation
+import Synchronization
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Forward live between the access and core interfaces until SIGINT or SIGTERM.",
+        discussion: """
+            Takes the configuration's interfaces over (kernel IPv6 off, link up; put back at exit \
+            and reported on stderr), opens an AF_PACKET socket with a TPACKET_V3 receive ring on \
+            each (promiscuous on the access side: the DLIFs' logical MACs are not the \
+            interface's), and forwards as the bindings say. On SIGINT or SIGTERM the workers drain \
+            their rings, the interfaces are restored and a JSON counter summary is printed; exit \
+            status 0. A bad configuration, a missing interface or missing privilege: a message \
+            and exit status 2.
+            """
+    )
+
+    enum IO: String, ExpressibleByArgument, CaseIterable { case afpacket }
+
+    @Option(help: "The gateway's YAML configuration.") var config: String
+    @Option(help: "Forwarding threads, each with its own rings (PACKET_FANOUT hash across them) and pinned to a CPU.")
+    var workers = 1
+    @Option(help: "Packet I/O: afpacket.") var io = IO.afpacket
+    @Option(name: .customLong("ring-block-kib"), help: "Receive ring block size in KiB (a multiple of the page size).")
+    var ringBlockKiB = 256
+    @Option(name: .customLong("ring-blocks"), help: "Receive ring blocks per socket.") var ringBlocks = 16
+    @Option(name: .customLong("ring-frame"), help: "Largest frame in the ring, header included, in bytes.") var ringFrame = 2176
+    @Option(name: .customLong("retire-ms"), help: "A partly filled block is handed over after this many milliseconds.")
+    var retireMs = 1
+
+    func validate() throws {
+        guard (1...64).contains(workers) else { throw ValidationError("--workers must be 1...64") }
+        guard ringBlockKiB >= 4, ringBlockKiB % 4 == 0 else { throw ValidationError("--ring-block-kib must be a multiple of 4") }
+        guard ringFrame >= 256, ringFrame <= ringBlockKiB * 1024 else { throw ValidationError("--ring-frame must be 256 bytes to a block") }
+        guard (1...4096).contains(ringBlocks) else { throw ValidationError("--ring-blocks must be 1...4096") }
+        guard (1...1000).contains(retireMs) else { throw ValidationError("--retire-ms must be 1...1000") }
+    }
+
+    func run() throws {
+        do {
+            print(try forward())
+        } catch let e as RunError {
+            FileHandleStderr.write("dgw run: \(e.message)\n")
+            throw ExitCode(2)
+        }
+    }
+
+    struct RunError: Error { let message: String }
+
+    func forward() throws -> String {
+        let gateway: GatewayConfig
+        do { gateway = try GatewayConfig.load(path: config) } catch { throw RunError(message: "\(error)") }
+        guard gateway.role == .dgw, let access = gateway.access else {
+            throw RunError(message: "\(config): role \(gateway.role.rawValue) does not forward (role dgw with an access port does)")
+        }
+        let names = (access: access.interface, core: gateway.core.port.interface)
+        var pipelineConfiguration = PipelineConfiguration(gateway)
+        let coreMAC: MACAddress
+        do {
+            for name in [names.access, names.core] { _ = try Interfaces.isUp(name) }
+            coreMAC = MACAddress(value: try Interfaces.mac(names.core).reduce(0) { $0 << 8 | UInt64($1) })
+        } catch { throw RunError(message: "\(error)") }
+        // The core MAC: the configured one (the interface then listens promiscuously) or the interface's.
+        if gateway.core.port.mac == nil { pipelineConfiguration.coreMAC = coreMAC }
+        let corePromiscuous = pipelineConfiguration.coreMAC != coreMAC
+
+        var options = AFPacketOptions()
+        options.blockSize = ringBlockKiB * 1024
+        options.blockCount = ringBlocks
+        options.frameSize = ringFrame
+        options.retireMilliseconds = retireMs
+
+        // Each worker: its own sockets (one fanout group per interface), pool and pipeline.
+        let group = Int(getpid() & 0x7FFF)
+        var list: [Worker] = []
+        do {
+            for _ in 0..<workers {
+                var a = options, c = options
+                a.promiscuous = true
+                c.promiscuous = corePromiscuous
+                if workers > 1 {
+                    a.fanoutGroup = group
+                    c.fanoutGroup = group + 1
+                }
+                let pool = PacketPool(count: 1024)
+                list.append(Worker(access: try AFPacketPort(interface: names.access, options: a),
+                                   core: try AFPacketPort(interface: names.core, options: c),
+                                   pool: pool, pipeline: try Pipeline(pipelineConfiguration, pool: pool),
+                                   retireMilliseconds: retireMs))
+            }
+        } catch let e as PortError {
+            throw RunError(message: "\(e)")
+        } catch {
+            throw RunError(message: "\(config): \(error)")
+        }
+        // Sockets first: a missing privilege is reported before anything is
+        // changed; signals caught from here on, so a SIGTERM restores too.
+        do { try StopSignal.install() } catch { throw RunError(message: "\(error)") }
+        let takeover = InterfaceTakeover()
+        defer { takeover.restore() }
+        do {
+            try takeover.take(names.access)
+            if names.core != names.access { try takeover.take(names.core) }
+        } catch { throw RunError(message: "\(error)") }
+
+        FileHandleStderr.write("dgw run: forwarding between \(names.access) (access) and \(names.core) (core, MAC \(pipelineConfiguration.coreMAC)) with \(workers) worker(s)\n")
+
+        let start = Syscall.monotonicNanoseconds()
+        let stop = StopFlag()
+        let done = DispatchGroup()
+        let firstCPU = (try? Syscall.firstAllowedCPU()) ?? 0
+        let cpus = max(1, (try? Syscall.allowedCPUCount()) ?? 1)
+        for (i, worker) in list.enumerated() {
+            done.enter()
+            let thread = Thread {
+                try? Syscall.pinThread(to: firstCPU + i % cpus)
+                worker.run(until: stop)
+                done.leave()
+            }
+            thread.name = "dgw-worker-\(i)"
+            thread.start()
+        }
+        while !StopSignal.requested && !list.contains(where: { $0.failure.withLock { $0 } != nil }) { usleep(20_000) }
+        stop.flag.store(true, ordering: .releasing)
+        done.wait()
+        let elapsed = Double(Syscall.monotonicNanoseconds() - start) / 1e9
+        var totals = Counters()
+        var transmitFailed = 0
+        for w in list {
+            totals.add(w.pipeline.totals)
+            transmitFailed += w.transmitFailed
+        }
+        takeover.restore()
+        if let failure = list.compactMap({ $0.failure.withLock { $0 } }).first {
+            throw RunError(message: "\(failure)")
+        }
+        return summary(totals, transmitFailed: transmitFailed, elapsed: elapsed, restored: takeover.changes)
+    }
+
+    func summary(_ t: Counters, transmitFailed: Int, elapsed: Double, restored: [String]) -> String {
+        func object(_ pairs: [(String, Int)]) -> String {
+            "{" + pairs.filter { $0.1 != 0 }.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
+        }
+        let actions = object(Action.allCases.map { ($0.name, t[$0]) })
+        let drops = object(DropReason.allCases.map { ($0.name, t[$0]) })
+        let changes = "[" + restored.map { "\"\($0)\"" }.joined(separator: ",") + "]"
+        return "{\"frames_in\":\(t.framesIn),\"frames_out\":\(t.framesOut),\"actions\":\(actions),\"drops\":\(drops)"
+            + ",\"transmit_failed\":\(transmitFailed),\"interfaces_restored\":\(changes)"
+            + ",\"elapsed_s\":\(String(format: "%.3f", elapsed))}"
+    }
+}
+
+final class StopFlag: Sendable {
+    let flag = Atomic<Bool>(false)
+}
+
+/// What the gateway changed on its interfaces, put back by `restore`.
+final class InterfaceTakeover {
+    private var undo: [(String, () throws(PortError) -> Void)] = []
+    /// For the summary: one line per change undone.
+    private(set) var changes: [String] = []
+
+    /// No kernel IPv6 on `name` (the gateway answers ND itself) and the link up.
+    func take(_ name: String) throws(PortError) {
+        if !(try Interfaces.ipv6Disabled(name)) {
+            try Interfaces.setIPv6Disabled(name, true)
+            FileHandleStderr.write("dgw run: \(name): kernel IPv6 disabled (re-enabled at exit; its IPv6 addresses are not restored)\n")
+            undo.append(("\(name): kernel IPv6 re-enabled", { () throws(PortError) in try Interfaces.setIPv6Disabled(name, false) }))
+        }
+        if !(try Interfaces.isUp(name)) {
+            try Interfaces.setUp(name, true)
+            FileHandleStderr.write("dgw run: \(name): link set up (set down again at exit)\n")
+            undo.append(("\(name): link set down", { () throws(PortError) in try Interfaces.setUp(name, false) }))
+        }
+    }
+
+    func restore() {
+        while let (what, action) = undo.popLast() {
+            do {
+                try action()
+                changes.append(what)
+                FileHandleStderr.write("dgw run: \(what)\n")
+            } catch {
+                FileHandleStderr.write("dgw run: could not restore (\(what)): \(error)\n")
+            }
+        }
+    }
+}
+
+/// One forwarding thread: its two sockets, packet pool and pipeline.
+final class Worker: @unchecked Sendable {
+    static let batchSize = 64
+    let access: AFPacketPort
+    let core: AFPacketPort
+    let pool: PacketPool
+    let pipeline: Pipeline
+    private(set) var transmitFailed = 0
+    /// Set when the worker stopped on an error (the process then exits).
+    let failure = Mutex<PortError?>(nil)
+    /// A transmit batch: frame addresses and lengths.
+    let sendFrames = UnsafeMutablePointer<UnsafeRawPointer?>.allocate(capacity: Worker.batchSize)
+    let sendLengths = UnsafeMutablePointer<UInt32>.allocate(capacity: Worker.batchSize)
+
+    let retireMilliseconds: Int
+
+    init(access: AFPacketPort, core: AFPacketPort, pool: PacketPool, pipeline: Pipeline, retireMilliseconds: Int) {
+        self.retireMilliseconds = retireMilliseconds
+        self.access = access
+        self.core = core
+        self.pool = pool
+        self.pipeline = pipeline
+    }
+
+    deinit {
+        sendFrames.deallocate()
+        sendLengths.deallocate()
+    }
+
+    func run(until stop: StopFlag) {
+        let batch = UnsafeMutableBufferPointer<Packet>.allocate(capacity: Self.batchSize)
+        defer { batch.deallocate() }
+        var generated: [Packet] = []
+        generated.reserveCapacity(4 * Self.batchSize)
+        var n = 0
+        let descriptors = [access.descriptor, core.descriptor]
+        do throws(PortError) {
+            while true {
+                // After a stop: one last pass over what the rings hold (the drain), then out.
+                let stopping = stop.flag.load(ordering: .acquiring)
+                if stopping {
+                    // Frames in a block the kernel has not retired yet: wait it out.
+                    usleep(UInt32(retireMilliseconds + 1) * 1000)
+                } else {
+                    try StopSignal.poll(descriptors, milliseconds: 20)
+                }
+                for (port, side) in [(access, GatewayPort.access), (core, GatewayPort.core)] {
+                    _ = try port.receive { (frame: ReceivedFrame) throws(PortError) in
+                        guard frame.bytes.count <= pool.capacity, let p = pool.load(frame.bytes, port: side, time: frame.time) else {
+                            pipeline.countDroppedAtPort(frame.bytes.count > pool.capacity ? .frameTooLong : .poolExhausted, frames: 1)
+                            return
+                        }
+                        batch[n] = p
+                        n += 1
+                        if n == Self.batchSize {
+                            try forward(UnsafeMutableBufferPointer(rebasing: batch[..<n]), &generated)
+                            n = 0
+                        }
+                    }
+                }
+                try forward(UnsafeMutableBufferPointer(rebasing: batch[..<n]), &generated)
+                n = 0
+                if stopping { break }
+            }
+        } catch {
+            failure.withLock { $0 = error }
+        }
+    }
+
+    /// Decides a batch and sends what leaves, by port, in order.
+    func forward(_ batch: UnsafeMutableBufferPointer<Packet>, _ generated: inout [Packet]) throws(PortError) {
+        guard batch.count > 0 else { return }
+        pipeline.process(batch, generated: &generated)
+        try send(batch)
+        try generated.withUnsafeMutableBufferPointer { g in Result { () throws(PortError) in try send(g) } }.get()
+        for p in batch { pool.release(p.slot) }
+        for p in generated { pool.release(p.slot) }
+        generated.removeAll(keepingCapacity: true)
+    }
+
+    private func send(_ packets: UnsafeMutableBufferPointer<Packet>) throws(PortError) {
+        var start = 0
+        while start < packets.count {
+            let chunk = UnsafeMutableBufferPointer(rebasing: packets[start..<min(start + Self.batchSize, packets.count)])
+            try sendChunk(chunk, on: .access, access)
+            try sendChunk(chunk, on: .core, core)
+            start += chunk.count
+        }
+    }
+
+    private func sendChunk(_ packets: UnsafeMutableBufferPointer<Packet>, on side: GatewayPort, _ port: AFPacketPort) throws(PortError) {
+        let frames = sendFrames, lengths = sendLengths
+        var count = 0
+        for p in packets {
+            guard case .forward(let out) = p.verdict, out == side else { continue }
+            let bytes = pool.bytes(p)
+            frames[count] = UnsafeRawPointer(bytes.baseAddress)
+            lengths[count] = UInt32(bytes.count)
+            count += 1
+        }
+        guard count > 0 else { return }
+        let sent = try port.send(frames, lengths: lengths, count: count)
+        transmitFailed += count - sent
+    }
+}

@@ -1,0 +1,121 @@
+import DGWTestSupport
+import Foundation
+import Testing
+
+let ip = which("ip") ?? "/usr/sbin/ip"
+
+/// JSON object of the last line of `text`.
+func lastJSON(_ text: String) throws -> [String: Any] {
+    let line = text.split(separator: "\n").last.map(String.init) ?? ""
+    return try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "not JSON: \(text)")
+}
+
+/// `tshark -r FILE -Y FILTER -T fields -e FIELD...`, one array per frame.
+func tsharkFields(_ file: String, _ filter: String, _ fields: [String]) throws -> [[String]] {
+    let tshark = try #require(which("tshark"), "tshark is not installed")
+    let r = try runProcess(tshark, ["-n", "-r", file, "-Y", filter, "-T", "fields", "-E", "occurrence=a"] + fields.flatMap { ["-e", $0] })
+    #expect(r.status == 0, "\(r.stderr)")
+    return r.stdout.split(separator: "\n").map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) }
+}
+
+/// Live forwarding between network namespaces (root; the namespaces are
+/// removed whatever happens). Serialized: they share the namespace names.
+@Suite(.serialized) struct LiveTests {
+    init() throws {
+        try #require(getuid() == 0, "the live tests make network namespaces: run them as root")
+    }
+
+    /// Two gateways and a few thousand pings: MN1 natively through gw1, MN2
+    /// through the gw2-gw1 tunnel both ways, checked at the core link with
+    /// tshark and in each gateway's counters.
+    @Test func forwardsNativelyAndThroughTheTunnelBothWays() throws {
+        let bed = try Testbed()
+        var gateways: [Background] = []
+        for i in 1...2 {
+            let config = bed.path("gw\(i).yaml")
+            try Data(bed.config(gateway: i).utf8).write(to: URL(fileURLWithPath: config))
+            let g = try Background([ip, "netns", "exec", bed.ns("gw\(i)"), dgw, "run", "--config", config],
+                                   output: bed.dir.appendingPathComponent("gw\(i)"))
+            gateways.append(g)
+            try #require(g.wait(for: "forwarding between"), "gw\(i) did not start: \(g.stderr)")
+        }
+        let capture = bed.path("core.pcap")
+        let tcpdump = try #require(which("tcpdump"))
+        let dump = try Background([ip, "netns", "exec", bed.ns("cn"), tcpdump, "-n", "--immediate-mode", "-B", "32768", "-i", "b1", "-w", capture, "ip6"],
+                                  output: bed.dir.appendingPathComponent("tcpdump"))
+        try #require(dump.wait(for: "listening on"), "\(dump.stderr)")
+
+        let count = 1500
+        for mn in ["mn1", "mn2"] {
+            let out = try sh("ip netns exec \(bed.ns(mn)) ping -6 -n -q -f -c \(count) -w 30 \(Net.cn) || true")
+            let received = out.split(separator: "\n").first { $0.contains("packets transmitted") }
+                .flatMap { $0.split(separator: ",").dropFirst().first?.split(separator: " ").first }.flatMap { Int($0) } ?? 0
+            // The first one or two may go while the CN's MAC is being resolved.
+            #expect(received >= count - 2, "\(mn): \(out)")
+        }
+        #expect(dump.stop() == 0)
+        var summaries: [[String: Any]] = []
+        for (i, g) in gateways.enumerated() {
+            #expect(g.stop() == 0, "gw\(i + 1): \(g.stderr)")
+            summaries.append(try lastJSON(g.stdout))
+        }
+        let a1 = try #require(summaries[0]["actions"] as? [String: Int]), a2 = try #require(summaries[1]["actions"] as? [String: Int])
+        #expect(a1["uplink_native", default: 0] >= count - 2 && a1["downlink_delivered", default: 0] >= count - 2, "\(a1)")
+        #expect(a1["uplink_decapsulated", default: 0] >= count - 2 && a1["downlink_encapsulated", default: 0] >= count - 2, "\(a1)")
+        #expect(a2["uplink_encapsulated", default: 0] >= count - 2 && a2["downlink_decapsulated", default: 0] >= count - 2, "\(a2)")
+        #expect(summaries.allSatisfy { $0["transmit_failed"] as? Int == 0 })
+
+        // On gw1's core port (b1, a bridge port sees what the bridge forwards): MN2's echo requests in the tunnel gw2 -> gw1 (outer hop limit 64, inner 63:
+        // gw2 forwarded it once); the replies in the tunnel gw1 -> gw2 (the CN's 64, minus gw1's hop).
+        let up = try tsharkFields(capture, "ipv6.src == \(Net.gw2) && ipv6.dst == \(Net.gw1) && icmpv6.type == 128", ["ipv6.hlim", "ipv6.src"])
+        #expect(up.count >= count - 2 && up.allSatisfy { $0 == ["64,63", "\(Net.gw2),\(Net.h2)"] }, "\(up.prefix(3))")
+        let down = try tsharkFields(capture, "ipv6.src == \(Net.gw1) && ipv6.dst == \(Net.gw2) && icmpv6.type == 129", ["ipv6.hlim", "ipv6.dst"])
+        #expect(down.count >= count - 2 && down.allSatisfy { $0 == ["64,63", "\(Net.gw2),\(Net.h2)"] }, "\(down.prefix(3))")
+        // Natively at the CN: MN1's requests after one hop (63), MN2's after two (62), no outer header.
+        let native1 = try tsharkFields(capture, "ipv6.src == \(Net.h1) && icmpv6.type == 128", ["ipv6.hlim"])
+        #expect(native1.count >= count - 2 && native1.allSatisfy { $0 == ["63"] }, "\(native1.prefix(3))")
+        let native2 = try tsharkFields(capture, "ipv6.src == \(Net.h2) && !(ipv6.nxt == 41) && icmpv6.type == 128", ["ipv6.hlim"])
+        #expect(native2.count >= count - 2 && native2.allSatisfy { $0 == ["62"] }, "\(native2.prefix(3))")
+        #expect(try tsharkFields(capture, "_ws.malformed || _ws.expert.severity >= error", ["frame.number"]).isEmpty)
+    }
+
+    /// Takes the interfaces over and gives them back on SIGTERM; refuses a
+    /// bad configuration, a missing interface and a missing privilege.
+    @Test func startStopRestoreAndRefusals() throws {
+        let bed = try Testbed()
+        let gw = bed.ns("gw1")
+        let config = bed.path("gw1.yaml")
+        try Data(bed.config(gateway: 1).utf8).write(to: URL(fileURLWithPath: config))
+        try sh("ip -n \(gw) link set acc0 down")
+        func state() throws -> (ipv6Disabled: String, up: Bool) {
+            (try sh("ip netns exec \(gw) cat /proc/sys/net/ipv6/conf/acc0/disable_ipv6").trimmingCharacters(in: .whitespacesAndNewlines),
+             try sh("ip -n \(gw) -o link show acc0").contains("<BROADCAST,MULTICAST,UP"))
+        }
+        #expect(try state() == ("0", false))
+        let g = try Background([ip, "netns", "exec", gw, dgw, "run", "--config", config], output: bed.dir.appendingPathComponent("gw"))
+        try #require(g.wait(for: "forwarding between"), "\(g.stderr)")
+        #expect(try state() == ("1", true))
+        #expect(g.stop() == 0)
+        #expect(try state() == ("0", false))
+        let summary = try lastJSON(g.stdout)
+        let restored = try #require(summary["interfaces_restored"] as? [String])
+        #expect(Set(restored) == ["acc0: link set down", "acc0: kernel IPv6 re-enabled", "core0: kernel IPv6 re-enabled"])
+        #expect(g.stderr.contains("acc0: kernel IPv6 disabled") && g.stderr.contains("acc0: link set up"))
+
+        let bad = bed.path("bad.yaml")
+        try Data((bed.config(gateway: 1) + "bogus: 1\n").utf8).write(to: URL(fileURLWithPath: bad))
+        let r1 = try runProcess(ip, ["netns", "exec", gw, dgw, "run", "--config", bad])
+        #expect(r1.status == 2 && r1.stderr.contains("bad.yaml:") && r1.stderr.contains("unknown key 'bogus'"), "\(r1.stderr)")
+        let missing = bed.path("missing.yaml")
+        try Data(bed.config(gateway: 1).replacingOccurrences(of: "interface: acc0", with: "interface: nope0").utf8)
+            .write(to: URL(fileURLWithPath: missing))
+        let r2 = try runProcess(ip, ["netns", "exec", gw, dgw, "run", "--config", missing])
+        #expect(r2.status == 2 && r2.stderr.contains("nope0: no such interface"), "\(r2.stderr)")
+        if let setpriv = which("setpriv") {
+            let r3 = try runProcess(ip, ["netns", "exec", gw, setpriv, "--bounding-set", "-net_raw", dgw, "run", "--config", config])
+            #expect(r3.status == 2 && r3.stderr.contains("needs CAP_NET_RAW"), "\(r3.stderr)")
+        }
+        // Nothing was changed by the refusals.
+        #expect(try state() == ("0", false))
+    }
+}

@@ -1,0 +1,187 @@
+// Network namespaces for the live tests: made by the test, always removed.
+// Two gateways on one core link (a bridge in the correspondent's namespace,
+// where the capture is taken), each with one MN on its access link:
+//
+//   mn1 ── acc0 [gw1] core0 ──┐
+//                              br0 [cn]  (CN 2001:db8:ffff::10; capture on b1, gw1's bridge port)
+//   mn2 ── acc0 [gw2] core0 ──┘
+//
+// MN1's prefix is anchored and served at gw1; MN2's is anchored at gw1 and
+// served at gw2, so its traffic crosses the gw2-gw1 tunnel both ways.
+
+import DGWTestSupport
+import Foundation
+import Testing
+
+let dgw = builtExecutable("dgw")
+
+enum Net {
+    static let gw1 = "2001:db8:ffff::1", gw2 = "2001:db8:ffff::2", cn = "2001:db8:ffff::10"
+    static let h1 = "2001:db8:1:1::100", h2 = "2001:db8:1:2::100"
+    static let mn1MAC = "02:aa:00:00:00:01", mn2MAC = "02:aa:00:00:00:02"
+    static let dlif1 = "02:d1:00:00:01:01", dlif2 = "02:d1:00:00:01:02"
+    static let core1MAC = "02:dd:00:00:00:01", core2MAC = "02:dd:00:00:00:02"
+}
+
+struct ShellError: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// Runs `ip`, `sh` and friends; throws with the command and its stderr on failure.
+@discardableResult
+func sh(_ command: String) throws -> String {
+    let r = try runProcess("/bin/sh", ["-c", command])
+    guard r.status == 0 else { throw ShellError(description: "\(command): status \(r.status): \(r.stderr)") }
+    return r.stdout
+}
+
+final class Testbed {
+    let prefix: String
+    let dir: URL
+
+    func ns(_ name: String) -> String { "\(prefix)-\(name)" }
+    func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+
+    init() throws {
+        prefix = "dgwt\(getpid() % 100_000)"
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("dgw-live-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        remove()
+        do { try build() } catch {
+            remove()
+            throw error
+        }
+    }
+
+    private func build() throws {
+        for n in ["mn1", "mn2", "gw1", "gw2", "cn"] {
+            try sh("ip netns add \(ns(n)) && ip -n \(ns(n)) link set lo up")
+        }
+        try sh("ip -n \(ns("cn")) link add br0 type bridge && ip -n \(ns("cn")) link set br0 up")
+        for (i, mn, mnMAC, dlif, h, coreMAC) in [(1, "mn1", Net.mn1MAC, Net.dlif1, Net.h1, Net.core1MAC),
+                                                  (2, "mn2", Net.mn2MAC, Net.dlif2, Net.h2, Net.core2MAC)] {
+            let gw = ns("gw\(i)")
+            try sh("ip link add mn0 netns \(ns(mn)) type veth peer name acc0 netns \(gw)")
+            try sh("ip link add core0 netns \(gw) type veth peer name b\(i) netns \(ns("cn"))")
+            try sh("ip -n \(ns(mn)) link set mn0 address \(mnMAC) up && ip -n \(gw) link set acc0 up")
+            try sh("ip -n \(gw) link set core0 address \(coreMAC) up")
+            try sh("ip -n \(ns("cn")) link set b\(i) master br0 up")
+            // The MN: its address, and the DLIF as its router (what RAs will set up once the control plane exists).
+            try sh("ip -n \(ns(mn)) -6 addr add \(h)/64 dev mn0 nodad")
+            try sh("ip -n \(ns(mn)) -6 neigh add fe80::1 lladdr \(dlif) dev mn0 nud permanent")
+            try sh("ip -n \(ns(mn)) -6 route add default via fe80::1 dev mn0")
+        }
+        try sh("ip -n \(ns("cn")) -6 addr add \(Net.cn)/64 dev br0 nodad")
+        try sh("ip -n \(ns("cn")) -6 route add 2001:db8:1::/48 via \(Net.gw1) dev br0")
+    }
+
+    /// Removes the namespaces (and with them every interface) and the files.
+    func remove() {
+        for n in ["mn1", "mn2", "gw1", "gw2", "cn"] { _ = try? runProcess("/bin/sh", ["-c", "ip netns del \(ns(n)) 2>/dev/null"]) }
+    }
+
+    deinit {
+        remove()
+        try? FileManager.default.removeItem(at: dir)
+    }
+
+    func config(gateway i: Int) -> String {
+        let common = """
+            core: { interface: core0, prefix: 2001:db8:ffff::/64, mac: "\(i == 1 ? Net.core1MAC : Net.core2MAC)" }
+            prefix_pool: 2001:db8:\(i)::/48
+            peers:
+              - { name: dgw\(3 - i), address: \(i == 1 ? Net.gw2 : Net.gw1) }
+            neighbors:
+              - { address: \(i == 1 ? Net.gw2 : Net.gw1), mac: "\(i == 1 ? Net.core2MAC : Net.core1MAC)" }
+
+            """
+        if i == 1 {
+            return "name: dgw1\naddress: \(Net.gw1)\naccess: { interface: acc0 }\n" + common + """
+                static_bindings:
+                  - { mn: "\(Net.mn1MAC)", prefix: 2001:db8:1:1::/64, anchor: self, serving: self, dlif_mac: "\(Net.dlif1)" }
+                  - { mn: "\(Net.mn2MAC)", prefix: 2001:db8:1:2::/64, anchor: self, serving: \(Net.gw2), dlif_mac: "\(Net.dlif2)" }
+
+                """
+        }
+        return "name: dgw2\naddress: \(Net.gw2)\naccess: { interface: acc0 }\n" + common + """
+            static_bindings:
+              - { mn: "\(Net.mn2MAC)", prefix: 2001:db8:1:2::/64, anchor: \(Net.gw1), serving: self, dlif_mac: "\(Net.dlif2)" }
+
+            """
+    }
+}
+
+/// A program running in the background (a gateway, a capture), its output
+/// in files. Spawned with an empty signal mask and default dispositions:
+/// the test runner blocks SIGTERM, and a child would inherit that.
+final class Background {
+    let pid: pid_t
+    let out: URL, err: URL
+    private var status: Int32?
+
+    init(_ arguments: [String], output: URL) throws {
+        out = output.appendingPathExtension("out")
+        err = output.appendingPathExtension("err")
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, out.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, err.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t(), defaults = sigset_t()
+        sigemptyset(&empty)
+        sigemptyset(&defaults)
+        for s in [SIGTERM, SIGINT, SIGPIPE] { sigaddset(&defaults, s) }
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, environ)
+        guard rc == 0 else { throw ShellError(description: "cannot start \(arguments[0]): \(String(cString: strerror(rc)))") }
+        self.pid = pid
+    }
+
+    var stderr: String { (try? String(contentsOf: err, encoding: .utf8)) ?? "" }
+    var stdout: String { (try? String(contentsOf: out, encoding: .utf8)) ?? "" }
+
+    /// The exit status if it has ended (128 + signal if killed).
+    private func poll(block: Bool) -> Int32? {
+        if let status { return status }
+        var s: Int32 = 0
+        let r = waitpid(pid, &s, block ? 0 : WNOHANG)
+        guard r == pid else { return nil }
+        let code = s & 0x7F == 0 ? (s >> 8) & 0xFF : 128 + (s & 0x7F)
+        status = code
+        return code
+    }
+
+    var isRunning: Bool { poll(block: false) == nil }
+
+    /// Waits until stderr contains `text` (true) or the process ends or time runs out (false).
+    func wait(for text: String, seconds: Double = 10) -> Bool {
+        let end = Date().addingTimeInterval(seconds)
+        while Date() < end {
+            if stderr.contains(text) { return true }
+            if !isRunning { return stderr.contains(text) }
+            usleep(20_000)
+        }
+        return false
+    }
+
+    /// SIGTERM, then the exit status (SIGKILL after `seconds`).
+    @discardableResult
+    func stop(seconds: Double = 10) -> Int32 {
+        if isRunning { kill(pid, SIGTERM) }
+        let end = Date().addingTimeInterval(seconds)
+        while isRunning && Date() < end { usleep(10_000) }
+        if isRunning { kill(pid, SIGKILL) }
+        return poll(block: true) ?? -1
+    }
+
+    deinit { if isRunning { stop(seconds: 2) } }
+}
