@@ -6,6 +6,7 @@
 // takes the general path, which decides it in full.
 
 import DGWWire
+import Synchronization
 
 extension Pipeline {
     /// A core frame from pass 1: untagged IPv6 to the gateway's MAC, a whole
@@ -52,7 +53,7 @@ extension Pipeline {
         // Header plus payload length (an IPv6 header is as long as the overhead).
         let totalLength = overhead + Int(UnsafeRawBufferPointer(inner).u16(14 + 4))
         guard hop >= 0, totalLength <= configuration.coreMTU - overhead, p.offset >= overhead else { return false }
-        let mac = hopMACs[hop]
+        let mac = neighborMACs[hop].load(ordering: .relaxed)
         guard mac != 0 else { return false }
         inner[14 + 7] &-= 1
         p.offset -= overhead

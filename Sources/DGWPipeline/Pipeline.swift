@@ -6,6 +6,7 @@
 import CDGWShim
 import DGWTables
 import DGWWire
+import Synchronization
 
 /// A prefix bound to an MN: where it is anchored and where the MN is served.
 public struct BindingEntry: Sendable {
@@ -113,17 +114,10 @@ public final class Pipeline {
     let lpmIndex: UnsafeMutablePointer<Int>
     let macIndex: UnsafeMutablePointer<Int>
 
-    struct NextHop {
-        var address: IPv6Address
-        var lastSolicit: Int64 = .min
-    }
-    // Slow-path bookkeeping of core neighbours; their MACs are in `hopMACs`.
-    var hops: [NextHop] = []
-    var hopIndex: [IPv6Address: Int] = [:]
-    static let maxHops = 65_536
-    /// MAC of neighbour i (0: unresolved). Unsafe storage: read per packet
-    /// without the dynamic exclusivity checks of a class's stored `var`.
-    let hopMACs: UnsafeMutablePointer<UInt64>
+    /// Core next hops and their MACs, shared with the gateway's other workers.
+    public let neighbors: NeighborTable
+    /// `neighbors.macs`, one load closer for the fast path.
+    let neighborMACs: UnsafeMutablePointer<Atomic<UInt64>>
     let gatewayHop: Int
     /// Addresses of the hops known at start (peers, core gateway), by index.
     let knownHops: [IPv6Address]
@@ -139,7 +133,9 @@ public final class Pipeline {
     /// Time of the packet being decided (for what it causes).
     var currentTime: Int64 { Int64(scratch[Self.timeSlot]) }
 
-    public init(_ c: PipelineConfiguration, pool: PacketPool) throws {
+    /// `neighbors`: the table of core next hops, one per gateway (every
+    /// worker's pipeline is given the same one).
+    public init(_ c: PipelineConfiguration, pool: PacketPool, neighbors: NeighborTable = NeighborTable()) throws {
         configuration = c
         self.pool = pool
         let qsbr = QSBR()
@@ -150,23 +146,17 @@ public final class Pipeline {
         icmpTokens = Double(c.icmpRate)
         scratch = .allocate(capacity: Self.timeSlot + 1)
         scratch.initialize(repeating: 0, count: Self.timeSlot + 1)
-        hopMACs = .allocate(capacity: Self.maxHops)
-        hopMACs.initialize(repeating: 0, count: Self.maxHops)
         // Hops known from the start: the core gateway and every peer of a binding.
-        var index: [IPv6Address: Int] = [:]
-        var list: [NextHop] = []
+        self.neighbors = neighbors
+        neighborMACs = neighbors.macs
         func hop(_ a: IPv6Address) -> Int {
-            if let i = index[a] { return i }
-            index[a] = list.count
-            list.append(NextHop(address: a))
-            return list.count - 1
+            guard let i = neighbors.index(of: a) else { preconditionFailure("a fresh neighbour table is full") }
+            return i
         }
         gatewayHop = c.coreGateway.map(hop) ?? -1
         // Hop index of each binding's peer (anchor or serving gateway), -1 if none.
         let peerHop = c.bindings.map { b in (b.anchor ?? b.serving).map(hop) ?? -1 }
-        hops = list
-        hopIndex = index
-        knownHops = list.map(\.address)
+        knownHops = neighbors.addresses
         lpmKeys = .allocate(capacity: Self.chunk)
         lpmResults = .allocate(capacity: Self.chunk)
         macKeys = .allocate(capacity: Self.chunk)
@@ -188,7 +178,7 @@ public final class Pipeline {
             }
             try dlifs.insert(dlifMACs[i], dlif: UInt32(i + 1))
         }
-        for (a, m) in c.neighbors { learn(a, m) }
+        for (a, m) in c.neighbors { _ = neighbors.learn(a, m) }
     }
 
     deinit {
@@ -199,7 +189,6 @@ public final class Pipeline {
         macIndex.deallocate()
         hot.deallocate()
         scratch.deallocate()
-        hopMACs.deallocate()
     }
 
     /// The DLIF MAC serving `binding` on the access link.

@@ -6,19 +6,7 @@ import DGWWire
 extension Pipeline {
     /// Records (or updates) a core neighbour.
     func learn(_ address: IPv6Address, _ mac: MACAddress) {
-        guard let i = hopIndex[address] ?? addHop(address) else { return }
-        if hopMACs[i] != mac.value {
-            hopMACs[i] = mac.value
-            count(.neighborLearned)
-        }
-    }
-
-    /// A new neighbour entry; nil once the table is full.
-    func addHop(_ address: IPv6Address) -> Int? {
-        guard hops.count < Self.maxHops else { return nil }
-        hopIndex[address] = hops.count
-        hops.append(NextHop(address: address))
-        return hops.count - 1
+        if neighbors.learn(address, mac) { count(.neighborLearned) }
     }
 
     /// The core neighbour a packet for `destination` goes to: the
@@ -28,17 +16,20 @@ extension Pipeline {
     /// core gateway): then a resolved MAC costs one load.
     @inline(__always)
     func nextHopMAC(for destination: IPv6Address, hop known: Int, time: Int64, _ out: inout [Packet]) -> MACAddress? {
-        if known >= 0, hopMACs[known] != 0 { return MACAddress(value: hopMACs[known]) }
+        if known >= 0 {
+            let mac = neighbors.mac(known)
+            if mac != 0 { return MACAddress(value: mac) }
+        }
         return resolve(destination, time: time, &out)
     }
 
     @inline(never)
     func resolve(_ destination: IPv6Address, time: Int64, _ out: inout [Packet]) -> MACAddress? {
         let hop = configuration.corePrefix.contains(destination) ? destination : (configuration.coreGateway ?? destination)
-        guard let i = hopIndex[hop] ?? addHop(hop) else { return nil }
-        if hopMACs[i] != 0 { return MACAddress(value: hopMACs[i]) }
-        if hops[i].lastSolicit == .min || time - hops[i].lastSolicit >= 1_000_000_000 {
-            hops[i].lastSolicit = time
+        guard let i = neighbors.index(of: hop) else { return nil }
+        let known = neighbors.mac(i)
+        if known != 0 { return MACAddress(value: known) }
+        if neighbors.shouldSolicit(i, time: time) {
             let target = hop, me = configuration.address, mac = configuration.coreMAC
             let sent = emitFrame(on: .core, time: time, &out) { b in
                 try Self.ipv6Frame(b, from: mac, to: MACAddress(multicast: target.solicitedNodeMulticast), source: me,
@@ -78,8 +69,9 @@ extension Pipeline {
             if sent { count(.neighborAdvertised) }
             p.verdict = .consumed
         case .neighborAdvertisement(let na) where ip.hopLimit == 255:
-            if let i = hopIndex[na.target] {
-                learn(hops[i].address, na.options.targetLinkLayerAddress?.mac ?? eth.source)
+            // Only for hops asked about (an unsolicited NA creates nothing).
+            if neighbors.index(of: na.target, adding: false) != nil {
+                learn(na.target, na.options.targetLinkLayerAddress?.mac ?? eth.source)
             }
             p.verdict = .consumed
         case .echoRequest(let id, let seq, let data) where ip.destination == me:

@@ -25,16 +25,17 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String]) throws -
         try #require(getuid() == 0, "the live tests make network namespaces: run them as root")
     }
 
-    /// Two gateways and a few thousand pings: MN1 natively through gw1, MN2
-    /// through the gw2-gw1 tunnel both ways, checked at the core link with
-    /// tshark and in each gateway's counters.
+    /// Two gateways (gw1 with two workers) and a few thousand pings: MN1
+    /// natively through gw1, MN2 through the gw2-gw1 tunnel both ways,
+    /// checked at the core link with tshark and in each gateway's counters.
     @Test func forwardsNativelyAndThroughTheTunnelBothWays() throws {
         let bed = try Testbed()
         var gateways: [Background] = []
         for i in 1...2 {
             let config = bed.path("gw\(i).yaml")
             try Data(bed.config(gateway: i).utf8).write(to: URL(fileURLWithPath: config))
-            let g = try Background([ip, "netns", "exec", bed.ns("gw\(i)"), dgw, "run", "--config", config],
+            // gw1 with two workers: PACKET_FANOUT across them, one neighbour table.
+            let g = try Background([ip, "netns", "exec", bed.ns("gw\(i)"), dgw, "run", "--config", config, "--workers", i == 1 ? "2" : "1"],
                                    output: bed.dir.appendingPathComponent("gw\(i)"))
             gateways.append(g)
             try #require(g.wait(for: "forwarding between"), "gw\(i) did not start: \(g.stderr)")

@@ -314,6 +314,33 @@ extension ICMPv6Message {
         #expect(try Seen(forwarded.1).eth.destination == mac)
     }
 
+    /// Two workers' pipelines share one neighbour table: the advertisement
+    /// one of them receives resolves the hop for the other, and only one of
+    /// them solicits within the second.
+    @Test func workersShareTheNeighbourTable() throws {
+        let onLink = IPv6Address("2001:db8:ffff::77")!, mac = MACAddress("02:77:00:00:00:77")!
+        let na = S.ethernet(mac, S.coreMAC, S.ipv6(from: onLink, to: S.a1, nextHeader: IPProtocol.icmpv6, hopLimit: 255) { b in
+            try ICMPv6Message.neighborAdvertisement(NeighborAdvertisement(router: false, solicited: true, override: true, target: onLink,
+                                                                          options: .built([.targetLinkLayerAddress(LinkLayerAddress(mac))])))
+                .emit(into: b, source: onLink, destination: S.a1)
+        })
+        let packet = S.udp(S.mn1, S.dlif1, from: S.h1, to: onLink)
+        let pool = PacketPool(count: 64), table = NeighborTable()
+        let workers = [try Pipeline(S.configuration, pool: pool, neighbors: table), try Pipeline(S.configuration, pool: pool, neighbors: table)]
+        func run(_ w: Int, _ port: GatewayPort, _ frame: [UInt8], at t: Int64) throws -> (Verdict, Int) {
+            var batch = [try #require(frame.withUnsafeBytes { pool.load($0, port: port, time: t) })]
+            var generated: [Packet] = []
+            batch.withUnsafeMutableBufferPointer { workers[w].process($0, generated: &generated) }
+            for p in batch + generated { pool.release(p.slot) }
+            return (batch[0].verdict, generated.count)
+        }
+        #expect(try run(0, .access, packet, at: 1_000) == (.drop(.neighborUnresolved), 1))  // worker 0 solicits
+        #expect(try run(1, .access, packet, at: 2_000) == (.drop(.neighborUnresolved), 0))  // worker 1: already asked
+        #expect(try run(1, .core, na, at: 3_000).0 == .consumed)                            // the answer reaches worker 1
+        #expect(try run(0, .access, packet, at: 4_000) == (.forward(.core), 0))             // and serves worker 0
+        #expect(MACAddress(value: table.mac(try #require(table.index(of: onLink, adding: false)))) == mac)
+    }
+
     @Test func repliesToEcho() throws {
         let echo = S.ethernet(S.routerMAC, S.coreMAC, S.ipv6(from: S.cn, to: S.a1, nextHeader: IPProtocol.icmpv6) { b in
             try ICMPv6Message.echoRequest(identifier: 7, sequence: 9, data: [1, 2, 3]).emit(into: b, source: S.cn, destination: S.a1)
