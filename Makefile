@@ -8,7 +8,7 @@ APT_PACKAGES := libpcap-dev libyaml-dev tshark tcpdump iproute2 iputils-ping lib
 FUZZ_SECONDS ?= 20
 FUZZ_TARGETS := wire decode
 
-.PHONY: all build release test demo deps unit-test tsan-test fuzz fuzz-smoke bench bench-check compare-lpm clean
+.PHONY: all build release test demo deps unit-test tsan-test fuzz fuzz-smoke bench bench-check compare-lpm testbed clean
 
 all: build
 
@@ -66,6 +66,11 @@ bench-check: deps
 # The HNP table against DPDK rte_lpm6 on the full workload (installs libdpdk-dev).
 compare-lpm: deps
 	Tools/compare-lpm.sh
+
+# Live forwarding against kernel forwarding and DPDK testpmd on the anchors'
+# veth topology (root; installs netsniff-ng and dpdk-dev).
+testbed: deps
+	Tools/testbed/bench.sh
 
 clean:
 	rm -rf .build .build-tsan Benchmarks/.build Fuzz/out
