@@ -174,12 +174,15 @@ public enum StopSignal {
 
     public static var requested: Bool { dgw_stop_requested() != 0 }
 
-    /// Waits up to `milliseconds` for one of `descriptors` to be readable (EINTR is a wake-up, not an error).
-    public static func poll(_ descriptors: [Int32], milliseconds: Int) throws(PortError) {
+    /// Waits up to `milliseconds` for one of `descriptors` to be readable;
+    /// true if one is. A signal (EINTR) is a wake-up, not an error.
+    @discardableResult
+    public static func poll(_ descriptors: [Int32], milliseconds: Int) throws(PortError) -> Bool {
         let n = descriptors.withUnsafeBufferPointer { dgw_poll_readable($0.baseAddress, Int32($0.count), Int32(milliseconds)) }
         if n < 0 {
             let e = dgw_errno()
             if e != EINTR { throw .syscall(name: "poll", errno: e) }
         }
+        return n > 0
     }
 }

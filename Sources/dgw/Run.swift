@@ -78,6 +78,8 @@ struct Run: ParsableCommand {
         // Each worker: its own sockets (one fanout group per interface), pool and pipeline.
         let group = Int(getpid() & 0x7FFF)
         var list: [Worker] = []
+        // One neighbour table for all: an advertisement may reach any worker.
+        let neighbors = NeighborTable()
         do {
             for _ in 0..<workers {
                 var a = options, c = options
@@ -90,7 +92,7 @@ struct Run: ParsableCommand {
                 let pool = PacketPool(count: 1024)
                 list.append(Worker(access: try AFPacketPort(interface: names.access, options: a),
                                    core: try AFPacketPort(interface: names.core, options: c),
-                                   pool: pool, pipeline: try Pipeline(pipelineConfiguration, pool: pool),
+                                   pool: pool, pipeline: try Pipeline(pipelineConfiguration, pool: pool, neighbors: neighbors),
                                    retireMilliseconds: retireMs))
             }
         } catch let e as PortError {
@@ -112,6 +114,14 @@ struct Run: ParsableCommand {
 
         let start = Syscall.monotonicNanoseconds()
         let stop = StopFlag()
+        var control: ControlServer?
+        if let path = gateway.control {
+            do { control = try ControlServer(path: path) } catch { throw RunError(message: "\(error)") }
+            control?.start(ControlView(workers: list, bindings: pipelineConfiguration.bindings,
+                                       dlifMACs: (0..<pipelineConfiguration.bindings.count).map { list[0].pipeline.dlifMAC(of: $0) },
+                                       neighbors: neighbors), until: stop)
+            FileHandleStderr.write("dgw run: control socket \(path)\n")
+        }
         let done = DispatchGroup()
         let firstCPU = (try? Syscall.firstAllowedCPU()) ?? 0
         let cpus = max(1, (try? Syscall.allowedCPUCount()) ?? 1)
@@ -128,6 +138,7 @@ struct Run: ParsableCommand {
         while !StopSignal.requested && !list.contains(where: { $0.failure.withLock { $0 } != nil }) { usleep(20_000) }
         stop.flag.store(true, ordering: .releasing)
         done.wait()
+        control?.finish()
         let elapsed = Double(Syscall.monotonicNanoseconds() - start) / 1e9
         var totals = Counters()
         var transmitFailed = 0
@@ -202,6 +213,8 @@ final class Worker: @unchecked Sendable {
     private(set) var transmitFailed = 0
     /// Set when the worker stopped on an error (the process then exits).
     let failure = Mutex<PortError?>(nil)
+    /// The pipeline's counters as of at most 100 ms ago, for the control socket.
+    let published = Mutex(Counters())
     /// A transmit batch: frame addresses and lengths.
     let sendFrames = UnsafeMutablePointer<UnsafeRawPointer?>.allocate(capacity: Worker.batchSize)
     let sendLengths = UnsafeMutablePointer<UInt32>.allocate(capacity: Worker.batchSize)
@@ -228,8 +241,15 @@ final class Worker: @unchecked Sendable {
         generated.reserveCapacity(4 * Self.batchSize)
         var n = 0
         let descriptors = [access.descriptor, core.descriptor]
+        var lastPublished: UInt64 = 0
+        defer { published.withLock { $0 = pipeline.totals } }
         do throws(PortError) {
             while true {
+                let now = Syscall.monotonicNanoseconds()
+                if now &- lastPublished >= 100_000_000 {
+                    published.withLock { $0 = pipeline.totals }
+                    lastPublished = now
+                }
                 // After a stop: one last pass over what the rings hold (the drain), then out.
                 let stopping = stop.flag.load(ordering: .acquiring)
                 if stopping {

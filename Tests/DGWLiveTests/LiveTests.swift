@@ -55,6 +55,23 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String]) throws -
             #expect(received >= count - 2, "\(mn): \(out)")
         }
         #expect(dump.stop() == 0)
+
+        // The control socket, while they run: counters (published every 100 ms), bindings, DLIFs, neighbours.
+        usleep(250_000)
+        let socket = bed.path("gw1.sock")
+        let counters = try runProcess(dgw, ["ctl", "--socket", socket, "counters", "--json"])
+        #expect(counters.status == 0, "\(counters.stderr)")
+        let live = try lastJSON(counters.stdout)
+        #expect((live["actions"] as? [String: Int])?["uplink_native", default: 0] ?? 0 >= count - 2, "\(live)")
+        let bindings = try runProcess(dgw, ["ctl", "--socket", socket, "bindings"])
+        #expect(bindings.stdout.contains("\(Net.mn2MAC) 2001:db8:1:2::/64 anchor self serving \(Net.gw2) dlif \(Net.dlif2)"), "\(bindings.stdout)")
+        let dlifs = try runProcess(dgw, ["ctl", "--socket", socket, "dlifs", "--json"])
+        #expect(dlifs.stdout == "[{\"mn\":\"\(Net.mn1MAC)\",\"dlif_mac\":\"\(Net.dlif1)\",\"anchor\":\"self\"}]\n", "\(dlifs.stdout)")
+        let cnMAC = try sh("ip -n \(bed.ns("cn")) -o link show br0").split(separator: " ").drop { $0 != "link/ether" }.dropFirst().first.map(String.init) ?? "?"
+        let neighbors = try runProcess(dgw, ["ctl", "--socket", socket, "neighbors"])
+        #expect(neighbors.stdout.contains("\(Net.cn) \(cnMAC)") && neighbors.stdout.contains("\(Net.gw2) \(Net.core2MAC)"), "\(neighbors.stdout)")
+        let nobody = try runProcess(dgw, ["ctl", "--socket", bed.path("nobody.sock"), "counters"])
+        #expect(nobody.status == 2 && nobody.stderr.contains("cannot connect"), "\(nobody.stderr)")
         var summaries: [[String: Any]] = []
         for (i, g) in gateways.enumerated() {
             #expect(g.stop() == 0, "gw\(i + 1): \(g.stderr)")
@@ -65,6 +82,7 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String]) throws -
         #expect(a1["uplink_decapsulated", default: 0] >= count - 2 && a1["downlink_encapsulated", default: 0] >= count - 2, "\(a1)")
         #expect(a2["uplink_encapsulated", default: 0] >= count - 2 && a2["downlink_decapsulated", default: 0] >= count - 2, "\(a2)")
         #expect(summaries.allSatisfy { $0["transmit_failed"] as? Int == 0 })
+        #expect(!FileManager.default.fileExists(atPath: socket))  // removed at exit
 
         // On gw1's core port (b1, a bridge port sees what the bridge forwards): MN2's echo requests in the tunnel gw2 -> gw1 (outer hop limit 64, inner 63:
         // gw2 forwarded it once); the replies in the tunnel gw1 -> gw2 (the CN's 64, minus gw1's hop).

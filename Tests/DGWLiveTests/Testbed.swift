@@ -93,6 +93,7 @@ final class Testbed {
               - { name: dgw\(3 - i), address: \(i == 1 ? Net.gw2 : Net.gw1) }
             neighbors:
               - { address: \(i == 1 ? Net.gw2 : Net.gw1), mac: "\(i == 1 ? Net.core2MAC : Net.core1MAC)" }
+            control: \(path("gw\(i).sock"))
 
             """
         if i == 1 {

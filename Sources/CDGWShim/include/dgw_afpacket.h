@@ -51,6 +51,17 @@ int dgw_stop_requested(void);
 /// ready, 0 on timeout, -1/errno (EINTR when a signal came).
 int dgw_poll_readable(const int *fds, int count, int timeout_ms);
 
+/// A listening Unix stream socket at `path` (a stale socket file is
+/// replaced; a live one, where a connect succeeds, is refused with
+/// EADDRINUSE). The fd, or -1/errno.
+int dgw_unix_listen(const char *path);
+
+/// A connected Unix stream socket to `path`, or -1/errno.
+int dgw_unix_connect(const char *path);
+
+/// accept4 with SOCK_CLOEXEC, EINTR retried; -1/errno.
+int dgw_unix_accept(int fd);
+
 /// The block the kernel has handed over at `current`, or NULL.
 static inline struct tpacket_block_desc *dgw_afpacket_block(const struct dgw_afpacket *port) {
     struct tpacket_block_desc *b = (struct tpacket_block_desc *)(port->ring + (size_t)port->current * port->block_size);

@@ -1,0 +1,185 @@
+// The control socket of `dgw run` (a Unix stream socket at the
+// configuration's `control:` path) and `dgw ctl`, its client. One request
+// per connection: a line `COMMAND [json]`, answered in text or JSON, then
+// the server closes. Served from a thread of its own, from published
+// snapshots: the workers are never stopped or locked by a request.
+
+import ArgumentParser
+import CDGWShim
+import DGWPipeline
+import DGWPorts
+import DGWWire
+import Foundation
+
+enum ControlCommand: String, ExpressibleByArgument, CaseIterable, Sendable {
+    case counters, bindings, dlifs, neighbors
+}
+
+/// What the control socket reports, read from another thread than the workers'.
+final class ControlView: @unchecked Sendable {
+    let workers: [Worker]
+    let bindings: [BindingEntry]
+    let dlifMACs: [MACAddress]
+    let neighbors: NeighborTable
+
+    init(workers: [Worker], bindings: [BindingEntry], dlifMACs: [MACAddress], neighbors: NeighborTable) {
+        self.workers = workers
+        self.bindings = bindings
+        self.dlifMACs = dlifMACs
+        self.neighbors = neighbors
+    }
+
+    var counters: Counters {
+        var t = Counters()
+        for w in workers { t.add(w.published.withLock { $0 }) }
+        return t
+    }
+
+    func answer(_ request: String) -> String {
+        let words = request.split(separator: " ").map(String.init)
+        guard let first = words.first, let command = ControlCommand(rawValue: first),
+              words.dropFirst().allSatisfy({ $0 == "json" }) else {
+            return "error: unknown request '\(request)' (counters, bindings, dlifs, neighbors; optionally json)\n"
+        }
+        let json = words.contains("json")
+        switch command {
+        case .counters:
+            let t = counters
+            let actions = Action.allCases.map { ($0.name, t[$0]) }.filter { $0.1 != 0 }
+            let drops = DropReason.allCases.map { ($0.name, t[$0]) }.filter { $0.1 != 0 }
+            if json {
+                func object(_ pairs: [(String, Int)]) -> String { "{" + pairs.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}" }
+                return "{\"frames_in\":\(t.framesIn),\"frames_out\":\(t.framesOut),\"actions\":\(object(actions)),\"drops\":\(object(drops))}\n"
+            }
+            return (["frames_in \(t.framesIn)", "frames_out \(t.framesOut)"] + actions.map { "action \($0.0) \($0.1)" }
+                + drops.map { "drop \($0.0) \($0.1)" }).joined(separator: "\n") + "\n"
+        case .bindings:
+            let rows = bindings.enumerated().map { i, b in
+                (mn: "\(b.mn)", prefix: "\(b.prefix)", anchor: b.anchor.map { "\($0)" } ?? "self",
+                 serving: b.serving.map { "\($0)" } ?? "self", dlif: "\(dlifMACs[i])")
+            }
+            if json {
+                return "[" + rows.map { "{\"mn\":\"\($0.mn)\",\"prefix\":\"\($0.prefix)\",\"anchor\":\"\($0.anchor)\",\"serving\":\"\($0.serving)\",\"dlif_mac\":\"\($0.dlif)\"}" }
+                    .joined(separator: ",") + "]\n"
+            }
+            return rows.map { "\($0.mn) \($0.prefix) anchor \($0.anchor) serving \($0.serving) dlif \($0.dlif)\n" }.joined()
+        case .dlifs:
+            // The logical interfaces shown on this access link: one per MN served here and anchor.
+            var seen = Set<String>()
+            var rows: [(mn: String, dlif: String, anchor: String)] = []
+            for (i, b) in bindings.enumerated() where b.serving == nil {
+                let row = (mn: "\(b.mn)", dlif: "\(dlifMACs[i])", anchor: b.anchor.map { "\($0)" } ?? "self")
+                if seen.insert("\(row.mn) \(row.dlif)").inserted { rows.append(row) }
+            }
+            if json {
+                return "[" + rows.map { "{\"mn\":\"\($0.mn)\",\"dlif_mac\":\"\($0.dlif)\",\"anchor\":\"\($0.anchor)\"}" }.joined(separator: ",") + "]\n"
+            }
+            return rows.map { "\($0.mn) dlif \($0.dlif) anchor \($0.anchor)\n" }.joined()
+        case .neighbors:
+            let rows = neighbors.addresses.enumerated().map { i, a in
+                (address: "\(a)", mac: neighbors.mac(i) == 0 ? nil : "\(MACAddress(value: neighbors.mac(i)))")
+            }
+            if json {
+                return "[" + rows.map { "{\"address\":\"\($0.address)\",\"mac\":\($0.mac.map { "\"\($0)\"" } ?? "null")}" }.joined(separator: ",") + "]\n"
+            }
+            return rows.map { "\($0.address) \($0.mac ?? "unresolved")\n" }.joined()
+        }
+    }
+}
+
+/// The listening socket and the thread that answers on it.
+final class ControlServer: @unchecked Sendable {
+    let path: String
+    private let fd: Int32
+    private let done = DispatchGroup()
+
+    init(path: String) throws(PortError) {
+        let fd = dgw_unix_listen(path)
+        guard fd >= 0 else {
+            let e = dgw_errno()
+            throw .syscall(name: e == EADDRINUSE ? "control socket \(path): another dgw is listening there" : "control socket \(path)", errno: e)
+        }
+        self.path = path
+        self.fd = fd
+    }
+
+    func start(_ view: ControlView, until stop: StopFlag) {
+        done.enter()
+        let thread = Thread { [self] in
+            defer { done.leave() }
+            while !stop.flag.load(ordering: .acquiring) {
+                guard (try? StopSignal.poll([fd], milliseconds: 100)) == true else { continue }
+                let client = dgw_unix_accept(fd)
+                if client < 0 { continue }
+                serve(client, view)
+                close(client)
+            }
+        }
+        thread.name = "dgw-control"
+        thread.start()
+    }
+
+    /// Waits for the thread, then removes the socket.
+    func finish() {
+        done.wait()
+        close(fd)
+        unlink(path)
+    }
+
+    private func serve(_ client: Int32, _ view: ControlView) {
+        var request: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 512)
+        // One line, within a second and 4 KiB.
+        let deadline = Syscall.monotonicNanoseconds() + 1_000_000_000
+        while !request.contains(UInt8(ascii: "\n")), request.count < 4096, Syscall.monotonicNanoseconds() < deadline {
+            guard (try? StopSignal.poll([client], milliseconds: 100)) != nil else { return }  // (a timeout loops)
+            let n = buffer.withUnsafeMutableBytes { b in (try? Syscall.read(client, b)) ?? -1 }
+            if n <= 0 { break }
+            request += buffer[..<n]
+        }
+        let line = String(decoding: request.prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self).trimmingCharacters(in: .whitespaces)
+        let reply = Array(view.answer(line).utf8)
+        _ = reply.withUnsafeBytes { b in Result { () throws(PortError) in try Syscall.writeAll(client, b) } }
+    }
+}
+
+struct Ctl: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Ask a running `dgw run` (its control socket) for counters, bindings, DLIFs or neighbours.",
+        discussion: "Exit status 2 when the socket cannot be reached or the gateway refuses the request."
+    )
+
+    @Option(help: "The control socket (the configuration's `control:` path).") var socket: String
+    @Argument(help: "counters, bindings, dlifs or neighbors.") var command: ControlCommand
+    @Flag(help: "JSON instead of text.") var json = false
+
+    func run() throws {
+        let fd = dgw_unix_connect(socket)
+        guard fd >= 0 else {
+            FileHandleStderr.write("dgw ctl: cannot connect to \(socket): \(String(cString: strerror(dgw_errno()))) (is `dgw run` running with `control: \(socket)`?)\n")
+            throw ExitCode(2)
+        }
+        defer { close(fd) }
+        var reply: [UInt8] = []
+        do throws(PortError) {
+            try Array("\(command.rawValue)\(json ? " json" : "")\n".utf8).withUnsafeBytes { b in
+                Result { () throws(PortError) in try Syscall.writeAll(fd, b) }
+            }.get()
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let n = try buffer.withUnsafeMutableBytes { b in Result { () throws(PortError) in try Syscall.read(fd, b) } }.get()
+                if n == 0 { break }
+                reply += buffer[..<n]
+            }
+        } catch {
+            FileHandleStderr.write("dgw ctl: \(socket): \(error)\n")
+            throw ExitCode(2)
+        }
+        let text = String(decoding: reply, as: UTF8.self)
+        if text.hasPrefix("error:") {
+            FileHandleStderr.write("dgw ctl: \(text)")
+            throw ExitCode(2)
+        }
+        print(text, terminator: "")
+    }
+}
