@@ -17,12 +17,12 @@ enum ControlCommand: String, ExpressibleByArgument, CaseIterable, Sendable {
 
 /// What the control socket reports, read from another thread than the workers'.
 final class ControlView: @unchecked Sendable {
-    let workers: [Worker]
+    let workers: [any ForwardingWorker]
     let bindings: [BindingEntry]
     let dlifMACs: [MACAddress]
     let neighbors: NeighborTable
 
-    init(workers: [Worker], bindings: [BindingEntry], dlifMACs: [MACAddress], neighbors: NeighborTable) {
+    init(workers: [any ForwardingWorker], bindings: [BindingEntry], dlifMACs: [MACAddress], neighbors: NeighborTable) {
         self.workers = workers
         self.bindings = bindings
         self.dlifMACs = dlifMACs
@@ -31,7 +31,7 @@ final class ControlView: @unchecked Sendable {
 
     var counters: Counters {
         var t = Counters()
-        for w in workers { t.add(w.published.withLock { $0 }) }
+        for w in workers { t.add(w.publishedCounters()) }
         return t
     }
 

@@ -20,12 +20,13 @@ struct Run: ParsableCommand {
             """
     )
 
-    enum IO: String, ExpressibleByArgument, CaseIterable { case afpacket }
+    enum IO: String, ExpressibleByArgument, CaseIterable { case afpacket, pcap }
 
     @Option(help: "The gateway's YAML configuration.") var config: String
     @Option(help: "Forwarding threads, each with its own rings (PACKET_FANOUT hash across them) and pinned to a CPU.")
     var workers = 1
-    @Option(help: "Packet I/O: afpacket.") var io = IO.afpacket
+    @Option(help: "Packet I/O: afpacket (TPACKET_V3 rings) or pcap (libpcap capture and injection, one worker).")
+    var io = IO.afpacket
     @Option(name: .customLong("ring-block-kib"), help: "Receive ring block size in KiB (a multiple of the page size).")
     var ringBlockKiB = 256
     @Option(name: .customLong("ring-blocks"), help: "Receive ring blocks per socket.") var ringBlocks = 16
@@ -35,6 +36,7 @@ struct Run: ParsableCommand {
 
     func validate() throws {
         guard (1...64).contains(workers) else { throw ValidationError("--workers must be 1...64") }
+        guard io == .afpacket || workers == 1 else { throw ValidationError("--io pcap runs one worker (libpcap has no fanout)") }
         guard ringBlockKiB >= 4, ringBlockKiB % 4 == 0 else { throw ValidationError("--ring-block-kib must be a multiple of 4") }
         guard ringFrame >= 256, ringFrame <= ringBlockKiB * 1024 else { throw ValidationError("--ring-frame must be 256 bytes to a block") }
         guard (1...4096).contains(ringBlocks) else { throw ValidationError("--ring-blocks must be 1...4096") }
@@ -77,7 +79,7 @@ struct Run: ParsableCommand {
 
         // Each worker: its own sockets (one fanout group per interface), pool and pipeline.
         let group = Int(getpid() & 0x7FFF)
-        var list: [Worker] = []
+        var list: [any ForwardingWorker] = []
         // One neighbour table for all: an advertisement may reach any worker.
         let neighbors = NeighborTable()
         do {
@@ -90,10 +92,17 @@ struct Run: ParsableCommand {
                     c.fanoutGroup = group + 1
                 }
                 let pool = PacketPool(count: 1024)
-                list.append(Worker(access: try AFPacketPort(interface: names.access, options: a),
-                                   core: try AFPacketPort(interface: names.core, options: c),
-                                   pool: pool, pipeline: try Pipeline(pipelineConfiguration, pool: pool, neighbors: neighbors),
-                                   retireMilliseconds: retireMs))
+                let pipeline = try Pipeline(pipelineConfiguration, pool: pool, neighbors: neighbors)
+                switch io {
+                case .afpacket:
+                    list.append(Worker(access: try AFPacketPort(interface: names.access, options: a),
+                                       core: try AFPacketPort(interface: names.core, options: c),
+                                       pool: pool, pipeline: pipeline, retireMilliseconds: retireMs))
+                case .pcap:
+                    list.append(Worker(access: try PcapLivePort(interface: names.access, promiscuous: true),
+                                       core: try PcapLivePort(interface: names.core, promiscuous: corePromiscuous),
+                                       pool: pool, pipeline: pipeline, retireMilliseconds: 0))
+                }
             }
         } catch let e as PortError {
             throw RunError(message: "\(e)")
@@ -135,7 +144,7 @@ struct Run: ParsableCommand {
             thread.name = "dgw-worker-\(i)"
             thread.start()
         }
-        while !StopSignal.requested && !list.contains(where: { $0.failure.withLock { $0 } != nil }) { usleep(20_000) }
+        while !StopSignal.requested && !list.contains(where: { $0.failed() != nil }) { usleep(20_000) }
         stop.flag.store(true, ordering: .releasing)
         done.wait()
         control?.finish()
@@ -147,7 +156,7 @@ struct Run: ParsableCommand {
             transmitFailed += w.transmitFailed
         }
         takeover.restore()
-        if let failure = list.compactMap({ $0.failure.withLock { $0 } }).first {
+        if let failure = list.compactMap({ $0.failed() }).first {
             throw RunError(message: "\(failure)")
         }
         return summary(totals, transmitFailed: transmitFailed, elapsed: elapsed, restored: takeover.changes)
@@ -204,10 +213,21 @@ final class InterfaceTakeover {
 }
 
 /// One forwarding thread: its two sockets, packet pool and pipeline.
-final class Worker: @unchecked Sendable {
-    static let batchSize = 64
-    let access: AFPacketPort
-    let core: AFPacketPort
+/// A forwarding thread as the rest of `dgw run` sees it (whatever its port type).
+protocol ForwardingWorker: AnyObject, Sendable {
+    var pipeline: Pipeline { get }
+    var transmitFailed: Int { get }
+    /// The counters as last published (at most 100 ms old while running).
+    func publishedCounters() -> Counters
+    /// The error the worker stopped on, if any.
+    func failed() -> PortError?
+    func run(until stop: StopFlag)
+}
+
+final class Worker<Port: LivePort>: @unchecked Sendable, ForwardingWorker {
+    static var batchSize: Int { 64 }
+    let access: Port
+    let core: Port
     let pool: PacketPool
     let pipeline: Pipeline
     private(set) var transmitFailed = 0
@@ -216,18 +236,21 @@ final class Worker: @unchecked Sendable {
     /// The pipeline's counters as of at most 100 ms ago, for the control socket.
     let published = Mutex(Counters())
     /// A transmit batch: frame addresses and lengths.
-    let sendFrames = UnsafeMutablePointer<UnsafeRawPointer?>.allocate(capacity: Worker.batchSize)
-    let sendLengths = UnsafeMutablePointer<UInt32>.allocate(capacity: Worker.batchSize)
+    let sendFrames = UnsafeMutablePointer<UnsafeRawPointer?>.allocate(capacity: 64)
+    let sendLengths = UnsafeMutablePointer<UInt32>.allocate(capacity: 64)
 
     let retireMilliseconds: Int
 
-    init(access: AFPacketPort, core: AFPacketPort, pool: PacketPool, pipeline: Pipeline, retireMilliseconds: Int) {
+    init(access: Port, core: Port, pool: PacketPool, pipeline: Pipeline, retireMilliseconds: Int) {
         self.retireMilliseconds = retireMilliseconds
         self.access = access
         self.core = core
         self.pool = pool
         self.pipeline = pipeline
     }
+
+    func publishedCounters() -> Counters { published.withLock { $0 } }
+    func failed() -> PortError? { failure.withLock { $0 } }
 
     deinit {
         sendFrames.deallocate()
@@ -259,7 +282,7 @@ final class Worker: @unchecked Sendable {
                     try StopSignal.poll(descriptors, milliseconds: 20)
                 }
                 for (port, side) in [(access, GatewayPort.access), (core, GatewayPort.core)] {
-                    _ = try port.receive { (frame: ReceivedFrame) throws(PortError) in
+                    _ = try port.receive(maxBlocks: 4) { (frame: ReceivedFrame) throws(PortError) in
                         guard frame.bytes.count <= pool.capacity, let p = pool.load(frame.bytes, port: side, time: frame.time) else {
                             pipeline.countDroppedAtPort(frame.bytes.count > pool.capacity ? .frameTooLong : .poolExhausted, frames: 1)
                             return
@@ -302,7 +325,7 @@ final class Worker: @unchecked Sendable {
         }
     }
 
-    private func sendChunk(_ packets: UnsafeMutableBufferPointer<Packet>, on side: GatewayPort, _ port: AFPacketPort) throws(PortError) {
+    private func sendChunk(_ packets: UnsafeMutableBufferPointer<Packet>, on side: GatewayPort, _ port: Port) throws(PortError) {
         let frames = sendFrames, lengths = sendLengths
         var count = 0
         for p in packets {

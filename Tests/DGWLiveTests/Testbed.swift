@@ -73,6 +73,10 @@ final class Testbed {
         }
         try sh("ip -n \(ns("cn")) -6 addr add \(Net.cn)/64 dev br0 nodad")
         try sh("ip -n \(ns("cn")) -6 route add 2001:db8:1::/48 via \(Net.gw1) dev br0")
+        // Until the bridge's link-local address has passed DAD, the CN's
+        // kernel does not answer Neighbor Solicitations: wait for it (1-2 s).
+        let end = Date().addingTimeInterval(5)
+        while Date() < end, !(try sh("ip -n \(ns("cn")) -6 addr show dev br0 tentative")).isEmpty { usleep(50_000) }
     }
 
     /// Removes the namespaces (and with them every interface) and the files.
