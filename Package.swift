@@ -24,6 +24,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // Linux syscalls and macros Swift cannot see; compiled with _GNU_SOURCE.
@@ -57,8 +60,11 @@ let package = Package(
         .executableTarget(
             name: "dgw",
             dependencies: [
-                "DGWWire", "DGWInspect", "DGWPorts", "DGWConfig", "DGWPipeline",
+                "DGWWire", "DGWInspect", "DGWPorts", "DGWConfig", "DGWPipeline", "CDGWShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         // Benchmarks that print JSON lines, against the anchors of ../shared/bench.

@@ -1,5 +1,7 @@
 #include "dgw_shim.h"
 
+#include <stdio.h>
+
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -285,4 +287,33 @@ int dgw_unix_accept(int fd) {
         int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
         if (c >= 0 || errno != EINTR) return c;
     }
+}
+
+// MARK: Metrics endpoint
+
+#include <netdb.h>
+
+int dgw_tcp_listen(const char *host, int port) {
+    if (port <= 0 || port > 65535) { errno = EINVAL; return -1; }
+    struct addrinfo hints, *result = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+    char service[8];
+    snprintf(service, sizeof(service), "%d", port);
+    if (getaddrinfo(host, service, &hints, &result) != 0 || result == NULL) { errno = EINVAL; return -1; }
+    int fd = socket(result->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) { freeaddrinfo(result); return -1; }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, result->ai_addr, result->ai_addrlen) != 0 || listen(fd, 16) != 0) {
+        int saved = errno;
+        close(fd);
+        freeaddrinfo(result);
+        errno = saved;
+        return -1;
+    }
+    freeaddrinfo(result);
+    return fd;
 }

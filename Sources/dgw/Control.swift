@@ -87,23 +87,21 @@ final class ControlView: @unchecked Sendable {
     }
 }
 
-/// The listening socket and the thread that answers on it.
-final class ControlServer: @unchecked Sendable {
-    let path: String
+/// A listening socket and the thread that answers on it, one request per
+/// connection (the control socket, the metrics endpoint).
+final class Listener: @unchecked Sendable {
+    let name: String
     private let fd: Int32
+    private let cleanup: () -> Void
     private let done = DispatchGroup()
 
-    init(path: String) throws(PortError) {
-        let fd = dgw_unix_listen(path)
-        guard fd >= 0 else {
-            let e = dgw_errno()
-            throw .syscall(name: e == EADDRINUSE ? "control socket \(path): another dgw is listening there" : "control socket \(path)", errno: e)
-        }
-        self.path = path
+    init(name: String, fd: Int32, cleanup: @escaping () -> Void = {}) {
+        self.name = name
         self.fd = fd
+        self.cleanup = cleanup
     }
 
-    func start(_ view: ControlView, until stop: StopFlag) {
+    func start(until stop: StopFlag, _ handle: @escaping @Sendable (Int32) -> Void) {
         done.enter()
         let thread = Thread { [self] in
             defer { done.leave() }
@@ -111,35 +109,55 @@ final class ControlServer: @unchecked Sendable {
                 guard (try? StopSignal.poll([fd], milliseconds: 100)) == true else { continue }
                 let client = dgw_unix_accept(fd)
                 if client < 0 { continue }
-                serve(client, view)
+                handle(client)
                 close(client)
             }
         }
-        thread.name = "dgw-control"
+        thread.name = name
         thread.start()
     }
 
-    /// Waits for the thread, then removes the socket.
+    /// Waits for the thread, then closes (and removes) the socket.
     func finish() {
         done.wait()
         close(fd)
-        unlink(path)
+        cleanup()
     }
 
-    private func serve(_ client: Int32, _ view: ControlView) {
+    /// The request's bytes up to `terminator` (within a second and 8 KiB), or nil.
+    static func request(_ client: Int32, until terminator: [UInt8]) -> [UInt8]? {
         var request: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 512)
-        // One line, within a second and 4 KiB.
+        var buffer = [UInt8](repeating: 0, count: 1024)
         let deadline = Syscall.monotonicNanoseconds() + 1_000_000_000
-        while !request.contains(UInt8(ascii: "\n")), request.count < 4096, Syscall.monotonicNanoseconds() < deadline {
-            guard (try? StopSignal.poll([client], milliseconds: 100)) != nil else { return }  // (a timeout loops)
+        while request.count < 8192, Syscall.monotonicNanoseconds() < deadline {
+            if let end = request.firstRange(of: terminator) { return Array(request[..<end.lowerBound]) }
+            guard (try? StopSignal.poll([client], milliseconds: 100)) != nil else { return nil }  // (a timeout loops)
             let n = buffer.withUnsafeMutableBytes { b in (try? Syscall.read(client, b)) ?? -1 }
             if n <= 0 { break }
             request += buffer[..<n]
         }
-        let line = String(decoding: request.prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self).trimmingCharacters(in: .whitespaces)
-        let reply = Array(view.answer(line).utf8)
-        _ = reply.withUnsafeBytes { b in Result { () throws(PortError) in try Syscall.writeAll(client, b) } }
+        return request.firstRange(of: terminator).map { Array(request[..<$0.lowerBound]) }
+    }
+
+    static func reply(_ client: Int32, _ text: String) {
+        _ = Array(text.utf8).withUnsafeBytes { b in Result { () throws(PortError) in try Syscall.writeAll(client, b) } }
+    }
+}
+
+/// The control socket: a line `COMMAND [json]` in, the answer out.
+enum ControlServer {
+    static func open(path: String, view: ControlView, until stop: StopFlag) throws(PortError) -> Listener {
+        let fd = dgw_unix_listen(path)
+        guard fd >= 0 else {
+            let e = dgw_errno()
+            throw .syscall(name: e == EADDRINUSE ? "control socket \(path): another dgw is listening there" : "control socket \(path)", errno: e)
+        }
+        let listener = Listener(name: "dgw-control", fd: fd) { unlink(path) }
+        listener.start(until: stop) { client in
+            guard let line = Listener.request(client, until: [UInt8(ascii: "\n")]) else { return }
+            Listener.reply(client, view.answer(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespaces)))
+        }
+        return listener
     }
 }
 

@@ -4,6 +4,7 @@ import DGWPipeline
 import DGWPorts
 import DGWWire
 import Foundation
+import Logging
 import Synchronization
 
 struct Run: ParsableCommand {
@@ -109,6 +110,22 @@ struct Run: ParsableCommand {
         } catch {
             throw RunError(message: "\(config): \(error)")
         }
+        let stop = StopFlag()
+        var listeners: [Listener] = []
+        defer { stop.flag.store(true, ordering: .releasing); listeners.forEach { $0.finish() } }
+        let view = ControlView(workers: list, bindings: pipelineConfiguration.bindings,
+                               dlifMACs: (0..<pipelineConfiguration.bindings.count).map { list[0].pipeline.dlifMAC(of: $0) },
+                               neighbors: neighbors)
+        do {
+            if let path = gateway.control {
+                listeners.append(try ControlServer.open(path: path, view: view, until: stop))
+                log.info("control socket \(path)")
+            }
+            if let address = gateway.metrics {
+                listeners.append(try MetricsServer.open(address: address, view: view, until: stop))
+                log.info("Prometheus metrics on http://\(address)/metrics")
+            }
+        } catch { throw RunError(message: "\(error)") }
         // Sockets first: a missing privilege is reported before anything is
         // changed; signals caught from here on, so a SIGTERM restores too.
         do { try StopSignal.install() } catch { throw RunError(message: "\(error)") }
@@ -119,18 +136,9 @@ struct Run: ParsableCommand {
             if names.core != names.access { try takeover.take(names.core) }
         } catch { throw RunError(message: "\(error)") }
 
-        FileHandleStderr.write("dgw run: forwarding between \(names.access) (access) and \(names.core) (core, MAC \(pipelineConfiguration.coreMAC)) with \(workers) worker(s)\n")
+        log.notice("forwarding between \(names.access) (access) and \(names.core) (core, MAC \(pipelineConfiguration.coreMAC)) with \(workers) worker(s), \(io.rawValue)")
 
         let start = Syscall.monotonicNanoseconds()
-        let stop = StopFlag()
-        var control: ControlServer?
-        if let path = gateway.control {
-            do { control = try ControlServer(path: path) } catch { throw RunError(message: "\(error)") }
-            control?.start(ControlView(workers: list, bindings: pipelineConfiguration.bindings,
-                                       dlifMACs: (0..<pipelineConfiguration.bindings.count).map { list[0].pipeline.dlifMAC(of: $0) },
-                                       neighbors: neighbors), until: stop)
-            FileHandleStderr.write("dgw run: control socket \(path)\n")
-        }
         let done = DispatchGroup()
         let firstCPU = (try? Syscall.firstAllowedCPU()) ?? 0
         let cpus = max(1, (try? Syscall.allowedCPUCount()) ?? 1)
@@ -147,7 +155,8 @@ struct Run: ParsableCommand {
         while !StopSignal.requested && !list.contains(where: { $0.failed() != nil }) { usleep(20_000) }
         stop.flag.store(true, ordering: .releasing)
         done.wait()
-        control?.finish()
+        listeners.forEach { $0.finish() }
+        listeners = []
         let elapsed = Double(Syscall.monotonicNanoseconds() - start) / 1e9
         var totals = Counters()
         var transmitFailed = 0
@@ -189,12 +198,12 @@ final class InterfaceTakeover {
     func take(_ name: String) throws(PortError) {
         if !(try Interfaces.ipv6Disabled(name)) {
             try Interfaces.setIPv6Disabled(name, true)
-            FileHandleStderr.write("dgw run: \(name): kernel IPv6 disabled (re-enabled at exit; its IPv6 addresses are not restored)\n")
+            log.notice("\(name): kernel IPv6 disabled (re-enabled at exit; its IPv6 addresses are not restored)")
             undo.append(("\(name): kernel IPv6 re-enabled", { () throws(PortError) in try Interfaces.setIPv6Disabled(name, false) }))
         }
         if !(try Interfaces.isUp(name)) {
             try Interfaces.setUp(name, true)
-            FileHandleStderr.write("dgw run: \(name): link set up (set down again at exit)\n")
+            log.notice("\(name): link set up (set down again at exit)")
             undo.append(("\(name): link set down", { () throws(PortError) in try Interfaces.setUp(name, false) }))
         }
     }
@@ -204,9 +213,9 @@ final class InterfaceTakeover {
             do {
                 try action()
                 changes.append(what)
-                FileHandleStderr.write("dgw run: \(what)\n")
+                log.notice("\(what)")
             } catch {
-                FileHandleStderr.write("dgw run: could not restore (\(what)): \(error)\n")
+                log.error("could not restore (\(what)): \(error)")
             }
         }
     }

@@ -76,6 +76,11 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String]) throws -
         let cnMAC = try sh("ip -n \(bed.ns("cn")) -o link show br0").split(separator: " ").drop { $0 != "link/ether" }.dropFirst().first.map(String.init) ?? "?"
         let neighbors = try runProcess(dgw, ["ctl", "--socket", socket, "neighbors"])
         #expect(neighbors.stdout.contains("\(Net.cn) \(cnMAC)") && neighbors.stdout.contains("\(Net.gw2) \(Net.core2MAC)"), "\(neighbors.stdout)")
+        // The Prometheus endpoint (in gw1's namespace, on its loopback).
+        let scrape = try sh("ip netns exec \(bed.ns("gw1")) python3 -c \"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:9464/metrics').read().decode())\"")
+        let nativeLine = scrape.split(separator: "\n").first { $0.hasPrefix("dgw_actions_total{action=\"uplink_native\"}") }
+        #expect(nativeLine.flatMap { $0.split(separator: " ").last }.flatMap { Int($0) } ?? 0 >= count, "\(scrape)")
+        #expect(scrape.contains("# TYPE dgw_frames_in_total counter"), "\(scrape)")
         let nobody = try runProcess(dgw, ["ctl", "--socket", bed.path("nobody.sock"), "counters"])
         #expect(nobody.status == 2 && nobody.stderr.contains("cannot connect"), "\(nobody.stderr)")
         var summaries: [[String: Any]] = []

@@ -98,6 +98,7 @@ final class Testbed {
             neighbors:
               - { address: \(i == 1 ? Net.gw2 : Net.gw1), mac: "\(i == 1 ? Net.core2MAC : Net.core1MAC)" }
             control: \(path("gw\(i).sock"))
+            metrics: 127.0.0.1:9464
 
             """
         if i == 1 {

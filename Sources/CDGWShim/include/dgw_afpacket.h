@@ -59,6 +59,10 @@ int dgw_unix_listen(const char *path);
 /// A connected Unix stream socket to `path`, or -1/errno.
 int dgw_unix_connect(const char *path);
 
+/// A listening, non-blocking TCP socket on the numeric `host` (IPv4 or
+/// IPv6) and `port`; the fd, or -1/errno (EINVAL for a bad address).
+int dgw_tcp_listen(const char *host, int port);
+
 /// accept4 with SOCK_CLOEXEC, EINTR retried; -1/errno.
 int dgw_unix_accept(int fd);
 
