@@ -6,7 +6,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 APT_PACKAGES := libpcap-dev libyaml-dev tshark tcpdump iproute2 iputils-ping libjemalloc-dev clang pkg-config
 FUZZ_SECONDS ?= 20
-FUZZ_TARGETS := wire decode
+FUZZ_TARGETS := wire decode config
 
 .PHONY: all build release test demo deps unit-test tsan-test fuzz fuzz-smoke bench bench-check compare-lpm testbed clean
 

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Builds and runs the libFuzzer targets over the parsers.
-#   Fuzz/run.sh SECONDS [TARGET...]     targets: wire decode (default: both)
-# Each target is the wire sources (and for decode, the dissector) compiled
-# into one module with -sanitize=fuzzer,address. Seeds: Fuzz/seeds (the
-# frames of Samples/handover.pcapng); the corpus grows in Fuzz/out/corpus-*.
+#   Fuzz/run.sh SECONDS [TARGET...]     targets: wire decode config (default: all)
+# Each target is the wire sources (and for decode, the dissector; for
+# config, the configuration reader over libyaml) compiled into one module
+# with -sanitize=fuzzer,address. Seeds: Fuzz/seeds (the frames of
+# Samples/handover.pcapng), Fuzz/seeds-config (YAML); the corpus grows in
+# Fuzz/out/corpus-*.
 # A crash leaves its input in Fuzz/out/ and makes this script fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}; shift || true
-targets=("${@:-wire decode}")
+targets=("${@:-wire decode config}")
 mkdir -p Fuzz/out
 flags=(-sanitize=fuzzer,address -parse-as-library -O -g)
 # The wire layer as its own module, for targets that import it.
@@ -21,6 +23,8 @@ for target in ${targets[@]}; do
     wire) sources=(Sources/DGWWire/*.swift Fuzz/FuzzWire.swift); extra=() ;;
     decode) sources=(Sources/DGWInspect/*.swift Fuzz/FuzzDecode.swift)
             extra=(-I Fuzz/out/modules -L Fuzz/out/modules -lDGWWire) ;;
+    config) sources=(Sources/DGWConfig/*.swift Fuzz/FuzzConfig.swift)
+            extra=(-I Fuzz/out/modules -L Fuzz/out/modules -lDGWWire -I Sources/CYAML -lyaml) ;;
     *) echo "unknown fuzz target $target" >&2; exit 2 ;;
   esac
   bin=Fuzz/out/fuzz-$target
@@ -30,8 +34,9 @@ for target in ${targets[@]}; do
   mkdir -p "Fuzz/out/corpus-$target"
   echo "fuzz: $target for ${seconds}s"
   status=0
+  seeds=Fuzz/seeds; [ "$target" = config ] && seeds=Fuzz/seeds-config
   "$bin" -max_total_time="$seconds" -print_final_stats=1 -artifact_prefix=Fuzz/out/ \
-    "Fuzz/out/corpus-$target" Fuzz/seeds >"Fuzz/out/$target.log" 2>&1 || status=$?
+    "Fuzz/out/corpus-$target" "$seeds" >"Fuzz/out/$target.log" 2>&1 || status=$?
   grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|==[0-9]+==ERROR|SUMMARY|Test unit written)" \
     "Fuzz/out/$target.log" || true
   if [ "$status" != 0 ]; then
