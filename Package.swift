@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "DGWTables", targets: ["DGWTables"]),
         .library(name: "DGWPipeline", targets: ["DGWPipeline"]),
         .library(name: "DGWConfig", targets: ["DGWConfig"]),
+        .library(name: "DGWControl", targets: ["DGWControl"]),
         .executable(name: "dgw-bench", targets: ["dgw-bench"]),
         .executable(name: "dgw-pcapgen", targets: ["dgw-pcapgen"]),
     ],
@@ -51,6 +52,8 @@ let package = Package(
         .target(name: "DGWTables", dependencies: ["DGWWire", "CDGWShim"]),
         // The data plane: batches of frames in, verdicts and frames out (sans-I/O).
         .target(name: "DGWPipeline", dependencies: ["DGWWire", "DGWTables", "CDGWShim"]),
+        // The control plane, sans-I/O: frames and time in, frames out.
+        .target(name: "DGWControl", dependencies: ["DGWWire"]),
         // The gateway's YAML configuration (libyaml), checked key by key.
         .target(name: "DGWConfig", dependencies: ["DGWWire", "CYAML"]),
         // Frame dissection into JSON lines (`dgw decode`), shared by tests and tools.
@@ -60,7 +63,7 @@ let package = Package(
         .executableTarget(
             name: "dgw",
             dependencies: [
-                "DGWWire", "DGWInspect", "DGWPorts", "DGWConfig", "DGWPipeline", "CDGWShim",
+                "DGWWire", "DGWInspect", "DGWPorts", "DGWConfig", "DGWPipeline", "DGWControl", "CDGWShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -86,6 +89,7 @@ let package = Package(
             dependencies: ["DGWWire", "DGWInspect", "DGWPorts", "DGWTestSupport", "dgw"]
         ),
         .testTarget(name: "DGWPortsTests", dependencies: ["DGWPorts", "CDGWShim"]),
+        .testTarget(name: "DGWControlTests", dependencies: ["DGWControl", "DGWWire"]),
         // `dgw run` between network namespaces (root).
         .testTarget(name: "DGWLiveTests", dependencies: ["DGWTestSupport", "dgw"]),
     ]

@@ -81,6 +81,21 @@ int dgw_afpacket_open(const char *ifname, const struct dgw_afpacket_options *o,
     req.tp_retire_blk_tov = o->retire_ms;
     *stage = "PACKET_VERSION";
     if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &version, sizeof(version)) != 0) goto fail;
+    if (o->block_count == 0) {
+        /* Send only: no ring, and bound with protocol 0, so nothing is received. */
+        *stage = "PACKET_QDISC_BYPASS";
+        if (setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one)) != 0) goto fail;
+        *stage = "bind";
+        struct sockaddr_ll tx;
+        memset(&tx, 0, sizeof(tx));
+        tx.sll_family = AF_PACKET;
+        tx.sll_ifindex = ifindex;
+        if (bind(fd, (struct sockaddr *)&tx, sizeof(tx)) != 0) goto fail;
+        port->fd = fd;
+        port->ifindex = ifindex;
+        *stage = NULL;
+        return 0;
+    }
     *stage = "PACKET_RX_RING";
     if (setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) != 0) goto fail;
     *stage = "PACKET_QDISC_BYPASS";

@@ -11,6 +11,7 @@ import Glibc
 public struct AFPacketOptions: Sendable {
     /// Bytes per ring block (a multiple of the page size).
     public var blockSize = 1 << 18
+    /// 0: a send-only socket (no ring; `receive` sees nothing).
     public var blockCount = 16
     /// The largest frame the ring holds, its TPACKET header included.
     public var frameSize = 2048 + 128
@@ -83,6 +84,7 @@ public final class AFPacketPort {
     public func receive(maxBlocks: Int = 4, _ body: (ReceivedFrame) throws(PortError) -> Void) throws(PortError) -> Int {
         var frames = 0
         var blocks = 0
+        guard ring.pointee.block_count > 0 else { return 0 }
         while blocks < maxBlocks, let block = dgw_afpacket_block(ring) {
             var h = dgw_afpacket_first(block)
             for _ in 0..<Int(dgw_afpacket_block_frames(block)) {

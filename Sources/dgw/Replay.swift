@@ -1,5 +1,6 @@
 import ArgumentParser
 import DGWConfig
+import DGWControl
 import DGWPipeline
 import DGWPorts
 import DGWWire
@@ -66,13 +67,16 @@ struct Replay: ParsableCommand {
         defer { if !done { unlink(tmpAccess); unlink(tmpCore) } }
         let start = Syscall.monotonicNanoseconds()
         var truncated = 0
+        var control = AccessRouterCounters()
         do throws(PortError) {
             let accessOut = try PcapFileWriter(path: tmpAccess), coreOut = try PcapFileWriter(path: tmpCore)
-            let loop = ReplayLoop(inputs: inputs, pool: pool, pipeline: pipeline, access: accessOut, core: coreOut)
+            let router = gateway.access == nil ? nil : AccessRouter(AccessRouterConfiguration(gateway))
+            let loop = ReplayLoop(inputs: inputs, pool: pool, pipeline: pipeline, access: accessOut, core: coreOut, router: router)
             try loop.run(start: start)
             try accessOut.close()
             try coreOut.close()
             truncated = loop.truncated
+            control = loop.router?.counters ?? AccessRouterCounters()
         } catch {
             throw ReplayError(message: "\(error)")
         }
@@ -81,10 +85,10 @@ struct Replay: ParsableCommand {
         }
         done = true
         let elapsed = Double(Syscall.monotonicNanoseconds() - start) / 1e9
-        return summary(pipeline.totals, elapsed: elapsed, triggers: triggers, truncated: truncated)
+        return summary(pipeline.totals, elapsed: elapsed, triggers: triggers, truncated: truncated, control: control)
     }
 
-    func summary(_ t: Counters, elapsed: Double, triggers: EventLog, truncated: Int) -> String {
+    func summary(_ t: Counters, elapsed: Double, triggers: EventLog, truncated: Int, control c: AccessRouterCounters) -> String {
         func object(_ pairs: [(String, Int)]) -> String {
             "{" + pairs.filter { $0.1 != 0 }.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
         }
@@ -93,7 +97,7 @@ struct Replay: ParsableCommand {
         let events = object(triggers.counts.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
         let mpps = elapsed > 0 ? Double(t.framesIn) / elapsed / 1e6 : 0
         return "{\"frames_in\":\(t.framesIn),\"frames_out\":\(t.framesOut),\"actions\":\(actions),\"drops\":\(drops)"
-            + ",\"events_not_applied\":\(events),\"truncated_frames\":\(truncated)"
+            + ",\"control\":\(c.json),\"events_not_applied\":\(events),\"truncated_frames\":\(truncated)"
             + ",\"elapsed_s\":\(String(format: "%.6f", elapsed)),\"mpps\":\(String(format: "%.3f", mpps))}"
     }
 }
@@ -116,11 +120,14 @@ final class ReplayLoop {
     let pipeline: Pipeline
     let access: PcapFileWriter
     let core: PcapFileWriter
+    /// The access side of the control plane (RAs, answers to RS and NS), on capture time.
+    let router: AccessRouter?
     /// Frames captured shorter than they were on the wire.
     private(set) var truncated = 0
 
     init(inputs: [(PcapFileReader, GatewayPort)], pool: PacketPool, pipeline: Pipeline,
-         access: PcapFileWriter, core: PcapFileWriter) {
+         access: PcapFileWriter, core: PcapFileWriter, router: AccessRouter?) {
+        self.router = router
         precondition((1...2).contains(inputs.count))
         (first, firstPort) = inputs[0]
         second = inputs.count > 1 ? inputs[1].0 : nil
@@ -141,7 +148,17 @@ final class ReplayLoop {
         var head1 = try second.flatMap { reader throws(PortError) in try read(reader, secondPort) }
         var n = 0, frames = 0
         var lastProgress = start
+        // When the router next has something to send (the first frame starts it).
+        var nextDue: Int64 = router == nil ? .max : .min
         while true {
+            // Advertisements due before the next frame go out first, in time order.
+            let t = min(head0?.time ?? .max, head1?.time ?? .max)
+            if t >= nextDue && t != .max, let router {
+                try forward(UnsafeMutableBufferPointer(rebasing: batch[..<n]), &generated)
+                n = 0
+                for (due, frame) in router.tick(t) { try access.write(frame, seconds: Int(due / 1_000_000_000), nanoseconds: Int(due % 1_000_000_000)) }
+                nextDue = router.nextDeadline ?? .max
+            }
             if let h0 = head0, head1 == nil || h0.time <= head1!.time {
                 batch[n] = h0
                 head0 = try read(first, firstPort)
@@ -198,6 +215,11 @@ final class ReplayLoop {
         for p in batch {
             while g < generated.count && generated[g].time < p.time { try write(generated[g]); g += 1 }
             try write(p)
+            if case .drop(.punted) = p.verdict, p.port == .access, let router {
+                for frame in router.handle(UnsafeRawBufferPointer(pool.bytes(p))) {
+                    try access.write(frame, seconds: Int(p.time / 1_000_000_000), nanoseconds: Int(p.time % 1_000_000_000))
+                }
+            }
             pool.release(p.slot)
         }
         while g < generated.count { try write(generated[g]); g += 1 }
@@ -263,5 +285,43 @@ extension PipelineConfiguration {
         }
         self.init(address: g.address, coreMAC: g.coreMAC, coreMTU: g.core.port.mtu, corePrefix: g.core.prefix,
                   coreGateway: g.core.gateway, bindings: bindings, neighbors: g.neighbors.map { ($0.address, $0.mac) })
+    }
+}
+
+extension AccessRouterConfiguration {
+    /// The DLIFs of the MNs served here, one per MN and anchor, from the
+    /// static bindings; RA timing and lifetimes from `ra:`.
+    init(_ g: GatewayConfig) {
+        self.init()
+        interval = g.ra.intervalSeconds
+        routerLifetime = g.ra.routerLifetime
+        validLifetime = g.ra.validLifetime
+        preferredLifetime = g.ra.preferredLifetime
+        mtu = g.access?.mtu ?? 1500
+        struct Key: Hashable { var mn: UInt64, dlif: UInt64 }
+        var index: [Key: Int] = [:]
+        for b in g.staticBindings where b.serving == .this {
+            let anchor: IPv6Address? = if case .peer(let a) = b.anchor { a } else { nil }
+            let mac = b.dlifMAC ?? logicalMAC(anchor: anchor ?? g.address, mn: b.mn)
+            let key = Key(mn: b.mn.value, dlif: mac.value)
+            if let i = index[key] {
+                dlifs[i].prefixes.append(b.prefix)
+            } else {
+                index[key] = dlifs.count
+                // This gateway's local networks; another anchor's come with its PBA (issue 6).
+                dlifs.append(DLIF(mn: b.mn, mac: mac, anchor: anchor, prefixes: [b.prefix],
+                                  localNetworks: anchor == nil ? g.localNetworks.map(\.prefix) : []))
+            }
+        }
+    }
+}
+
+extension AccessRouterCounters {
+    /// The summaries' "control" object (zeros left out).
+    var json: String {
+        let pairs = [("router_solicitations", routerSolicitations), ("neighbor_solicitations", neighborSolicitations),
+                     ("router_advertisements", routerAdvertisements), ("neighbor_advertisements", neighborAdvertisements),
+                     ("ignored", ignored), ("too_large", tooLarge)]
+        return "{" + pairs.filter { $0.1 != 0 }.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DGWConfig
+import DGWControl
 import DGWPipeline
 import DGWPorts
 import DGWWire
@@ -110,6 +111,15 @@ struct Run: ParsableCommand {
         } catch {
             throw RunError(message: "\(config): \(error)")
         }
+        // The access router (RAs, answers to RS and NS) on a thread of its own.
+        let controlLoop: ControlLoop
+        do {
+            var sendOnly = AFPacketOptions()
+            sendOnly.blockCount = 0
+            controlLoop = ControlLoop(router: AccessRouter(AccessRouterConfiguration(gateway)),
+                                      sender: try AFPacketPort(interface: names.access, options: sendOnly))
+        } catch { throw RunError(message: "\(error)") }
+        for w in list { w.punts = controlLoop.punts }
         let stop = StopFlag()
         var listeners: [Listener] = []
         defer { stop.flag.store(true, ordering: .releasing); listeners.forEach { $0.finish() } }
@@ -139,6 +149,7 @@ struct Run: ParsableCommand {
         log.notice("forwarding between \(names.access) (access) and \(names.core) (core, MAC \(pipelineConfiguration.coreMAC)) with \(workers) worker(s), \(io.rawValue)")
 
         let start = Syscall.monotonicNanoseconds()
+        controlLoop.start(until: stop)
         let done = DispatchGroup()
         let firstCPU = (try? Syscall.firstAllowedCPU()) ?? 0
         let cpus = max(1, (try? Syscall.allowedCPUCount()) ?? 1)
@@ -155,6 +166,7 @@ struct Run: ParsableCommand {
         while !StopSignal.requested && !list.contains(where: { $0.failed() != nil }) { usleep(20_000) }
         stop.flag.store(true, ordering: .releasing)
         done.wait()
+        controlLoop.finish()
         listeners.forEach { $0.finish() }
         listeners = []
         let elapsed = Double(Syscall.monotonicNanoseconds() - start) / 1e9
@@ -168,10 +180,12 @@ struct Run: ParsableCommand {
         if let failure = list.compactMap({ $0.failed() }).first {
             throw RunError(message: "\(failure)")
         }
-        return summary(totals, transmitFailed: transmitFailed, elapsed: elapsed, restored: takeover.changes)
+        return summary(totals, transmitFailed: transmitFailed + controlLoop.transmitFailed, elapsed: elapsed, restored: takeover.changes,
+                       control: controlLoop.router.counters, puntOverflow: controlLoop.punts.overflow.load(ordering: .relaxed))
     }
 
-    func summary(_ t: Counters, transmitFailed: Int, elapsed: Double, restored: [String]) -> String {
+    func summary(_ t: Counters, transmitFailed: Int, elapsed: Double, restored: [String], control: AccessRouterCounters,
+                 puntOverflow: Int) -> String {
         func object(_ pairs: [(String, Int)]) -> String {
             "{" + pairs.filter { $0.1 != 0 }.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
         }
@@ -179,6 +193,7 @@ struct Run: ParsableCommand {
         let drops = object(DropReason.allCases.map { ($0.name, t[$0]) })
         let changes = "[" + restored.map { "\"\($0)\"" }.joined(separator: ",") + "]"
         return "{\"frames_in\":\(t.framesIn),\"frames_out\":\(t.framesOut),\"actions\":\(actions),\"drops\":\(drops)"
+            + ",\"control\":\(control.json),\"punt_overflow\":\(puntOverflow)"
             + ",\"transmit_failed\":\(transmitFailed),\"interfaces_restored\":\(changes)"
             + ",\"elapsed_s\":\(String(format: "%.3f", elapsed))}"
     }
@@ -231,6 +246,7 @@ protocol ForwardingWorker: AnyObject, Sendable {
     /// The error the worker stopped on, if any.
     func failed() -> PortError?
     func run(until stop: StopFlag)
+    var punts: PuntQueue? { get set }
 }
 
 final class Worker<Port: LivePort>: @unchecked Sendable, ForwardingWorker {
@@ -244,6 +260,8 @@ final class Worker<Port: LivePort>: @unchecked Sendable, ForwardingWorker {
     let failure = Mutex<PortError?>(nil)
     /// The pipeline's counters as of at most 100 ms ago, for the control socket.
     let published = Mutex(Counters())
+    /// Where frames punted from the access port go (the control plane's thread).
+    var punts: PuntQueue?
     /// A transmit batch: frame addresses and lengths.
     let sendFrames = UnsafeMutablePointer<UnsafeRawPointer?>.allocate(capacity: 64)
     let sendLengths = UnsafeMutablePointer<UInt32>.allocate(capacity: 64)
@@ -317,6 +335,11 @@ final class Worker<Port: LivePort>: @unchecked Sendable, ForwardingWorker {
     func forward(_ batch: UnsafeMutableBufferPointer<Packet>, _ generated: inout [Packet]) throws(PortError) {
         guard batch.count > 0 else { return }
         pipeline.process(batch, generated: &generated)
+        if let punts {
+            for p in batch where p.port == .access {
+                if case .drop(.punted) = p.verdict { punts.push(UnsafeRawBufferPointer(pool.bytes(p))) }
+            }
+        }
         try send(batch)
         try generated.withUnsafeMutableBufferPointer { g in Result { () throws(PortError) in try send(g) } }.get()
         for p in batch { pool.release(p.slot) }

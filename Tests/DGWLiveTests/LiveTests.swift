@@ -48,6 +48,10 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String]) throws -
             gateways.append(g)
             try #require(g.wait(for: "forwarding between"), "gw\(i) did not start: \(g.stderr)")
         }
+        // MN1 has nothing set by hand: gw1's access router brings it up (RA, SLAAC), and with its
+        // neighbour cache emptied it must ask for the DLIF's MAC (NS, answered by an NA).
+        try bed.waitForMN1()
+        try sh("ip -n \(bed.ns("mn1")) -6 neigh flush dev mn0")
         let capture = bed.path("core.pcap")
         let tcpdump = try #require(which("tcpdump"))
         let dump = try Background([ip, "netns", "exec", bed.ns("cn"), tcpdump, "-n", "--immediate-mode", "-B", "32768", "-i", "b1", "-w", capture, "ip6"],
@@ -93,6 +97,8 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String]) throws -
         #expect(a1["uplink_decapsulated", default: 0] >= count && a1["downlink_encapsulated", default: 0] >= count, "\(a1)")
         #expect(a2["uplink_encapsulated", default: 0] >= count && a2["downlink_decapsulated", default: 0] >= count, "\(a2)")
         #expect(summaries.allSatisfy { $0["transmit_failed"] as? Int == 0 })
+        let control1 = try #require(summaries[0]["control"] as? [String: Int])
+        #expect(control1["router_advertisements", default: 0] >= 3 && control1["neighbor_advertisements", default: 0] >= 1, "\(control1)")
         #expect(!FileManager.default.fileExists(atPath: socket))  // removed at exit
 
         // On gw1's core port (b1, a bridge port sees what the bridge forwards): MN2's echo requests in the tunnel gw2 -> gw1 (outer hop limit 64, inner 63:
@@ -117,6 +123,7 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String]) throws -
         let g = try Background([ip, "netns", "exec", bed.ns("gw1"), dgw, "run", "--config", config, "--io", "pcap"],
                                output: bed.dir.appendingPathComponent("gw1"))
         try #require(g.wait(for: "forwarding between"), "\(g.stderr)")
+        try bed.waitForMN1()
         let count = 500
         let r = try ping(from: bed.ns("mn1"), Net.cn, count: count)
         #expect(g.stop() == 0, "\(g.stderr)")

@@ -17,7 +17,9 @@ let dgw = builtExecutable("dgw")
 
 enum Net {
     static let gw1 = "2001:db8:ffff::1", gw2 = "2001:db8:ffff::2", cn = "2001:db8:ffff::10"
-    static let h1 = "2001:db8:1:1::100", h2 = "2001:db8:1:2::100"
+    /// MN1 configures itself from gw1's RAs (SLAAC, the modified EUI-64 of its MAC);
+    /// MN2 is set up by hand, as a host without RAs would be.
+    static let h1 = "2001:db8:1:1:aa:ff:fe00:1", h2 = "2001:db8:1:2::100"
     static let mn1MAC = "02:aa:00:00:00:01", mn2MAC = "02:aa:00:00:00:02"
     static let dlif1 = "02:d1:00:00:01:01", dlif2 = "02:d1:00:00:01:02"
     static let core1MAC = "02:dd:00:00:00:01", core2MAC = "02:dd:00:00:00:02"
@@ -66,10 +68,13 @@ final class Testbed {
             try sh("ip -n \(ns(mn)) link set mn0 address \(mnMAC) up && ip -n \(gw) link set acc0 up")
             try sh("ip -n \(gw) link set core0 address \(coreMAC) up")
             try sh("ip -n \(ns("cn")) link set b\(i) master br0 up")
-            // The MN: its address, and the DLIF as its router (what RAs will set up once the control plane exists).
-            try sh("ip -n \(ns(mn)) -6 addr add \(h)/64 dev mn0 nodad")
-            try sh("ip -n \(ns(mn)) -6 neigh add fe80::1 lladdr \(dlif) dev mn0 nud permanent")
-            try sh("ip -n \(ns(mn)) -6 route add default via fe80::1 dev mn0")
+            if i == 2 {
+                // MN2 by hand: its address, and its DLIF as router, as a host ignoring RAs would have them.
+                try sh("ip netns exec \(ns(mn)) sysctl -qw net.ipv6.conf.mn0.accept_ra=0")
+                try sh("ip -n \(ns(mn)) -6 addr add \(h)/64 dev mn0 nodad")
+                try sh("ip -n \(ns(mn)) -6 neigh add fe80::1 lladdr \(dlif) dev mn0 nud permanent")
+                try sh("ip -n \(ns(mn)) -6 route add default via fe80::1 dev mn0")
+            }
         }
         try sh("ip -n \(ns("cn")) -6 addr add \(Net.cn)/64 dev br0 nodad")
         try sh("ip -n \(ns("cn")) -6 route add 2001:db8:1::/48 via \(Net.gw1) dev br0")
@@ -77,6 +82,20 @@ final class Testbed {
         // kernel does not answer Neighbor Solicitations: wait for it (1-2 s).
         let end = Date().addingTimeInterval(5)
         while Date() < end, !(try sh("ip -n \(ns("cn")) -6 addr show dev br0 tentative")).isEmpty { usleep(50_000) }
+    }
+
+    /// Waits (up to 10 s) until MN1 has configured itself from gw1's RAs:
+    /// its address past DAD and a default route through gw1's DLIF.
+    func waitForMN1() throws {
+        let end = Date().addingTimeInterval(10)
+        var addresses = "", routes = ""
+        while Date() < end {
+            addresses = try sh("ip -n \(ns("mn1")) -6 addr show dev mn0 scope global")
+            routes = try sh("ip -n \(ns("mn1")) -6 route show default")
+            if addresses.contains(Net.h1), !addresses.contains("tentative"), routes.contains("via fe80::") { return }
+            usleep(100_000)
+        }
+        throw ShellError(description: "MN1 did not configure itself from the RAs: \(addresses) \(routes)")
     }
 
     /// Removes the namespaces (and with them every interface) and the files.

@@ -69,11 +69,19 @@ func scenarioCaptures(_ s: Scratch) throws -> (access: String, core: String) {
         #expect(summary["frames_out"] as? Int == 9)
         #expect(summary["mpps"] != nil && summary["elapsed_s"] != nil)
 
-        // Outputs by port: to the MNs 2 delivered + 2 errors; to the core 4 forwarded + 1 error.
+        // The access router's first advertisements, one per DLIF (mn1's and mn3's), at the first frame's time.
+        #expect(summary["control"] as? [String: Int] == ["router_advertisements": 2])
+
+        // Outputs by port: to the MNs 2 RAs, 2 delivered + 2 errors; to the core 4 forwarded + 1 error.
         let outAccess = try readFrames(s.path("out-access.pcap")), outCore = try readFrames(s.path("out-core.pcap"))
-        #expect(outAccess.count == 4 && outCore.count == 5)
+        #expect(outAccess.count == 6 && outCore.count == 5)
+        let ras = try outAccess.prefix(2).map { try Seen($0.bytes) }
+        #expect(Set(ras.map { "\($0.eth.source) > \($0.eth.destination)" }) == ["\(S.dlif1) > \(S.mn1)", "\(S.dlif3) > \(S.mn3)"])
+        #expect(ras.allSatisfy { $0.ip.destination == .allNodes && $0.ip.hopLimit == 255 && $0.ip.source.isLinkLocal })
+        #expect(outAccess[0].time == 1_764_000_000_000_000_000)
         // Each frame stamped with the time of the frame that caused it, in order.
         #expect(outCore.map(\.time) == outCore.map(\.time).sorted())
+        #expect(outAccess.map(\.time) == outAccess.map(\.time).sorted())
     }
 
     @Test func isDeterministic() throws {
@@ -141,7 +149,9 @@ func scenarioCaptures(_ s: Scratch) throws -> (access: String, core: String) {
                 if let first = cols[4].split(separator: ",").first, !cols[0].contains("icmpv6") { #expect(first == "1", "\(line)") }
             }
         }
-        #expect(frames == 9 + 3)  // the scenario's 9, then NA, echo reply and NS
+        // The scenario's 9, then NA, echo reply and NS; and the RAs: 2 in the first run, 4 in the
+        // second, whose captures span a second of the initial burst.
+        #expect(frames == 9 + 3 + 6)
     }
 
     @Test func refusesBadInputAndWritesNothing() throws {

@@ -20,7 +20,7 @@ struct dgw_afpacket {
 
 struct dgw_afpacket_options {
     unsigned block_size;     /* a multiple of the page size */
-    unsigned block_count;
+    unsigned block_count;    /* 0: a send-only socket (no ring, receives nothing) */
     unsigned frame_size;     /* the largest frame the ring holds, with its header */
     unsigned retire_ms;      /* a block is handed over at the latest after this */
     int promiscuous;         /* receive every unicast MAC (the logical MACs are not the interface's) */

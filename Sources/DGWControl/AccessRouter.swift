@@ -1,0 +1,189 @@
+// The access side of the control plane: each MN attached here sees one
+// router per anchor of its prefixes, a DLIF (distributed logical interface:
+// the anchor's logical MAC and a link-local address derived from it, so
+// the MN meets the same router wherever it moves). The DLIF answers the
+// MN's Router and Neighbor Solicitations and advertises periodically: the
+// prefix of this gateway with normal lifetimes, another anchor's prefix
+// deprecated (preferred lifetime 0, low router preference) with a Route
+// Information Option for each of that anchor's local networks.
+//
+// Sans-I/O: frames and time in, frames out; the same code runs in `dgw
+// replay` (time from the capture) and in `dgw run` (on its control thread).
+
+import DGWWire
+
+/// One logical interface shown to one MN.
+public struct DLIF: Sendable, Equatable {
+    public var mn: MACAddress
+    public var mac: MACAddress
+    /// The anchor whose router this is; nil: this gateway.
+    public var anchor: IPv6Address?
+    public var prefixes: [IPv6Prefix]
+    /// Networks reachable only through that anchor (LIPA), advertised in RIOs.
+    public var localNetworks: [IPv6Prefix]
+
+    public init(mn: MACAddress, mac: MACAddress, anchor: IPv6Address?, prefixes: [IPv6Prefix], localNetworks: [IPv6Prefix] = []) {
+        self.mn = mn
+        self.mac = mac
+        self.anchor = anchor
+        self.prefixes = prefixes
+        self.localNetworks = localNetworks
+    }
+
+    /// fe80::/64 with the modified EUI-64 of the DLIF's MAC (RFC 4291
+    /// appendix A): fixed by the anchor, since the anchor assigns the MAC.
+    public var linkLocal: IPv6Address {
+        let m = mac.value
+        let eui = ((m >> 24) ^ 0x02_0000) << 40 | 0xFF_FE00_0000 | (m & 0xFF_FFFF)
+        return IPv6Address(high: 0xFE80 << 48, low: eui)
+    }
+}
+
+public struct AccessRouterConfiguration: Sendable {
+    /// Seconds between unsolicited RAs once the first burst is out.
+    public var interval: Double = 3
+    public var routerLifetime: Int = 1800
+    public var validLifetime: Int = 86_400
+    public var preferredLifetime: Int = 3600
+    /// The access link's MTU, advertised.
+    public var mtu: Int = 1500
+    public var dlifs: [DLIF] = []
+
+    public init() {}
+}
+
+public struct AccessRouterCounters: Sendable, Equatable {
+    public var routerSolicitations = 0
+    public var neighborSolicitations = 0
+    public var routerAdvertisements = 0
+    public var neighborAdvertisements = 0
+    /// Punted frames that asked nothing of a DLIF (DAD probes, another MN's target, MLD...).
+    public var ignored = 0
+    /// Advertisements not sent: more prefixes and routes than one frame holds.
+    public var tooLarge = 0
+    public init() {}
+}
+
+public final class AccessRouter {
+    /// RFC 4861 6.2.4: the first few unsolicited advertisements go faster.
+    public static let initialAdvertisements = 3
+    public static let initialInterval: Int64 = 1_000_000_000
+
+    public let configuration: AccessRouterConfiguration
+    public private(set) var counters = AccessRouterCounters()
+    private var nextAdvertisement: [Int64?]
+    private var sent: [Int]
+
+    public init(_ configuration: AccessRouterConfiguration) {
+        self.configuration = configuration
+        nextAdvertisement = Array(repeating: nil, count: configuration.dlifs.count)
+        sent = Array(repeating: 0, count: configuration.dlifs.count)
+    }
+
+    /// The earliest time `tick` has something to send, nil before the first tick.
+    public private(set) var nextDeadline: Int64?
+
+    /// Unsolicited RAs due by `time`, each with the time it was due. The
+    /// first call starts every DLIF's initial burst at `time`.
+    public func tick(_ time: Int64) -> [(time: Int64, frame: [UInt8])] {
+        var out: [(Int64, [UInt8])] = []
+        for i in configuration.dlifs.indices {
+            if nextAdvertisement[i] == nil { nextAdvertisement[i] = time }
+            while let due = nextAdvertisement[i], due <= time {
+                if let frame = advertisement(configuration.dlifs[i]) { out.append((due, frame)) }
+                sent[i] += 1
+                let gap = sent[i] < Self.initialAdvertisements ? Self.initialInterval : Int64(configuration.interval * 1e9)
+                nextAdvertisement[i] = due + max(gap, 1)
+            }
+        }
+        counters.routerAdvertisements += out.count
+        nextDeadline = nextAdvertisement.compactMap { $0 }.min()
+        return out.sorted { $0.0 < $1.0 }
+    }
+
+    /// Answers a frame punted from the access port: RAs for a Router
+    /// Solicitation, an NA for a Neighbor Solicitation of a DLIF address.
+    public func handle(_ frame: UnsafeRawBufferPointer) -> [[UInt8]] {
+        guard let eth = try? EthernetFrame(checking: frame), eth.tagCount == 0, eth.etherType == EtherType.ipv6,
+              let ip = try? IPv6Packet(checking: eth.payload), ip.nextHeader == IPProtocol.icmpv6, ip.hopLimit == 255,
+              let icmp = try? ICMPv6Packet(checking: ip.payload),
+              let message = try? ICMPv6Message.parse(icmp, source: ip.source, destination: ip.destination)
+        else {
+            counters.ignored += 1
+            return []
+        }
+        let mn = eth.source
+        switch message {
+        case .routerSolicitation:
+            counters.routerSolicitations += 1
+            // To every DLIF of this MN when multicast, else to the one addressed.
+            let dlifs = configuration.dlifs.filter { $0.mn == mn && (eth.destination.isMulticast || $0.mac == eth.destination) }
+            let frames = dlifs.compactMap(advertisement)
+            counters.routerAdvertisements += frames.count
+            return frames
+        case .neighborSolicitation(let target, _):
+            counters.neighborSolicitations += 1
+            guard let dlif = configuration.dlifs.first(where: { $0.mn == mn && $0.linkLocal == target }) else {
+                counters.ignored += 1  // the MN's own DAD, or another address: not ours to answer
+                return []
+            }
+            guard let na = neighborAdvertisement(dlif, to: ip.source, mac: mn) else { return [] }
+            counters.neighborAdvertisements += 1
+            return [na]
+        default:
+            counters.ignored += 1
+            return []
+        }
+    }
+
+    /// An RA from `dlif` to all nodes, in a frame to its MN alone.
+    func advertisement(_ dlif: DLIF) -> [UInt8]? {
+        let c = configuration
+        let here = dlif.anchor == nil
+        var options: [NDOption] = [.sourceLinkLayerAddress(LinkLayerAddress(dlif.mac)), .mtu(UInt32(c.mtu))]
+        for p in dlif.prefixes {
+            options.append(.prefixInformation(PrefixInformation(
+                prefix: p, validLifetime: UInt32(c.validLifetime), preferredLifetime: here ? UInt32(c.preferredLifetime) : 0)))
+        }
+        for n in dlif.localNetworks {
+            options.append(.routeInformation(RouteInformation(prefix: n, lifetime: UInt32(c.routerLifetime))))
+        }
+        let ra = RouterAdvertisement(preference: here ? .medium : .low, routerLifetime: UInt16(min(c.routerLifetime, 9000)),
+                                     options: .built(options))
+        return frame(from: dlif, to: dlif.mn, destination: .allNodes) { (b) throws(WireError) -> Int in
+            try ICMPv6Message.routerAdvertisement(ra).emit(into: b, source: dlif.linkLocal, destination: .allNodes)
+        }
+    }
+
+    func neighborAdvertisement(_ dlif: DLIF, to source: IPv6Address, mac: MACAddress) -> [UInt8]? {
+        // A solicitation from :: (DAD) is answered to all nodes, not solicited (RFC 4861 7.2.4).
+        let dad = source == .unspecified
+        let destination = dad ? IPv6Address.allNodes : source
+        let na = NeighborAdvertisement(router: true, solicited: !dad, override: true, target: dlif.linkLocal,
+                                       options: .built([.targetLinkLayerAddress(LinkLayerAddress(dlif.mac))]))
+        return frame(from: dlif, to: mac, destination: destination) { (b) throws(WireError) -> Int in
+            try ICMPv6Message.neighborAdvertisement(na).emit(into: b, source: dlif.linkLocal, destination: destination)
+        }
+    }
+
+    private func frame(from dlif: DLIF, to mac: MACAddress, destination: IPv6Address,
+                       _ payload: (UnsafeMutableRawBufferPointer) throws(WireError) -> Int) -> [UInt8]? {
+        var bytes = [UInt8](repeating: 0, count: 1514)
+        let n = bytes.withUnsafeMutableBytes { b -> Int in
+            do throws(WireError) {
+                try EthernetHeader(destination: mac, source: dlif.mac, etherType: EtherType.ipv6).emit(into: b)
+                let length = try payload(UnsafeMutableRawBufferPointer(rebasing: b[54...]))
+                try IPv6Header(payloadLength: length, nextHeader: IPProtocol.icmpv6, hopLimit: 255, source: dlif.linkLocal,
+                               destination: destination).emit(into: UnsafeMutableRawBufferPointer(rebasing: b[14..<54]))
+                return 54 + length
+            } catch {
+                return 0  // more prefixes and routes than a frame holds (some 40)
+            }
+        }
+        if n == 0 {
+            counters.tooLarge += 1
+            return nil
+        }
+        return Array(bytes[..<n])
+    }
+}

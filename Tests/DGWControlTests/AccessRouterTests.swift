@@ -1,0 +1,149 @@
+import DGWControl
+import DGWWire
+import Testing
+
+let mn = MACAddress("02:aa:00:00:00:01")!, other = MACAddress("02:aa:00:00:00:09")!
+let here = MACAddress("02:d1:00:00:01:01")!, there = MACAddress("02:d2:00:00:01:01")!
+let anchor2 = IPv6Address("2001:db8:ffff::2")!
+let p1 = IPv6Prefix("2001:db8:1:1::/64")!, p2 = IPv6Prefix("2001:db8:2:7::/64")!, lipa = IPv6Prefix("2001:db8:aaaa::/48")!
+
+func router(interval: Double = 10) -> AccessRouter {
+    var c = AccessRouterConfiguration()
+    c.interval = interval
+    c.routerLifetime = 1800
+    c.validLifetime = 86_400
+    c.preferredLifetime = 3600
+    c.mtu = 1500
+    c.dlifs = [DLIF(mn: mn, mac: here, anchor: nil, prefixes: [p1], localNetworks: [lipa]),
+               DLIF(mn: mn, mac: there, anchor: anchor2, prefixes: [p2])]
+    return AccessRouter(c)
+}
+
+/// An ND message from the MN in an Ethernet frame.
+func fromMN(to mac: MACAddress, source: IPv6Address, destination: IPv6Address, _ message: ICMPv6Message, sender: MACAddress = mn) -> [UInt8] {
+    var b = [UInt8](repeating: 0, count: 200)
+    let n = b.withUnsafeMutableBytes { out -> Int in
+        try! EthernetHeader(destination: mac, source: sender, etherType: EtherType.ipv6).emit(into: out)
+        let length = try! message.emit(into: UnsafeMutableRawBufferPointer(rebasing: out[54...]), source: source, destination: destination)
+        try! IPv6Header(payloadLength: length, nextHeader: IPProtocol.icmpv6, hopLimit: 255, source: source, destination: destination)
+            .emit(into: UnsafeMutableRawBufferPointer(rebasing: out[14..<54]))
+        return 54 + length
+    }
+    return Array(b[..<n])
+}
+
+/// The layers of a frame the router sent.
+struct Sent {
+    var eth: EthernetHeader
+    var ip: IPv6Header
+    var message: ICMPv6Message
+    var options: [NDOption]
+
+    init(_ frame: [UInt8]) throws {
+        (eth, ip, message, options) = try frame.withUnsafeBytes { b in
+            let e = try EthernetFrame(checking: b)
+            let p = try IPv6Packet(checking: e.payload)
+            let m = try ICMPv6Message.parse(try ICMPv6Packet(checking: p.payload), source: p.source, destination: p.destination)
+            let options: [NDOption]
+            switch m {
+            case .routerAdvertisement(let ra): options = Array(ra.options)
+            case .neighborAdvertisement(let na): options = Array(na.options)
+            default: options = []
+            }
+            return (EthernetHeader(e), IPv6Header(p), m, options)
+        }
+    }
+}
+
+@Suite struct AccessRouterTests {
+    @Test func linkLocalIsTheModifiedEUI64OfTheDLIFsMAC() {
+        #expect(DLIF(mn: mn, mac: here, anchor: nil, prefixes: []).linkLocal == IPv6Address("fe80::d1:ff:fe00:101")!)
+        #expect(DLIF(mn: mn, mac: MACAddress("00:11:22:33:44:55")!, anchor: nil, prefixes: []).linkLocal
+                == IPv6Address("fe80::211:22ff:fe33:4455")!)
+    }
+
+    /// A multicast RS gets one RA from each of the MN's DLIFs: this gateway's
+    /// prefix preferred, with its local network in a RIO; the other anchor's
+    /// deprecated, at low preference.
+    @Test func routerSolicitationIsAnsweredByEveryDLIFOfTheMN() throws {
+        let r = router()
+        let rs = fromMN(to: MACAddress(multicast: IPv6Address("ff02::2")!), source: IPv6Address("fe80::1")!,
+                        destination: IPv6Address("ff02::2")!, .routerSolicitation(options: .none))
+        let out = try rs.withUnsafeBytes { r.handle($0) }.map(Sent.init)
+        try #require(out.count == 2)
+        let mine = out[0], theirs = out[1]
+        for (sent, mac) in [(mine, here), (theirs, there)] {
+            #expect(sent.eth.source == mac && sent.eth.destination == mn)
+            #expect(sent.ip.source == DLIF(mn: mn, mac: mac, anchor: nil, prefixes: []).linkLocal)
+            #expect(sent.ip.destination == .allNodes && sent.ip.hopLimit == 255)
+            #expect(sent.options.contains(.sourceLinkLayerAddress(LinkLayerAddress(mac))) && sent.options.contains(.mtu(1500)))
+        }
+        guard case .routerAdvertisement(let ra1) = mine.message, case .routerAdvertisement(let ra2) = theirs.message else {
+            Issue.record("not RAs")
+            return
+        }
+        #expect(ra1.preference == .medium && ra1.routerLifetime == 1800)
+        #expect(ra2.preference == .low && ra2.routerLifetime == 1800)
+        #expect(mine.options.contains(.prefixInformation(PrefixInformation(prefix: p1, validLifetime: 86_400, preferredLifetime: 3600))))
+        #expect(mine.options.contains(.routeInformation(RouteInformation(prefix: lipa, lifetime: 1800))))
+        #expect(theirs.options.contains(.prefixInformation(PrefixInformation(prefix: p2, validLifetime: 86_400, preferredLifetime: 0))))
+        #expect(!theirs.options.contains { if case .routeInformation = $0 { return true }; return false })
+        #expect(r.counters.routerSolicitations == 1 && r.counters.routerAdvertisements == 2)
+
+        // Unicast to one DLIF: that one answers. Another MN: nobody.
+        let unicast = fromMN(to: there, source: IPv6Address("fe80::1")!, destination: IPv6Address("ff02::2")!, .routerSolicitation(options: .none))
+        #expect(try unicast.withUnsafeBytes { r.handle($0) }.map { try Sent($0).eth.source } == [there])
+        let stranger = fromMN(to: MACAddress(multicast: IPv6Address("ff02::2")!), source: IPv6Address("fe80::9")!,
+                              destination: IPv6Address("ff02::2")!, .routerSolicitation(options: .none), sender: other)
+        #expect(stranger.withUnsafeBytes { r.handle($0) }.isEmpty)
+    }
+
+    /// NS for a DLIF's link-local address: an NA with its MAC; from :: (DAD)
+    /// to all nodes, unsolicited; the MN's own DAD probe is left alone.
+    @Test func neighborSolicitationsOfDLIFAddressesAreAnswered() throws {
+        let r = router()
+        let lla = DLIF(mn: mn, mac: here, anchor: nil, prefixes: []).linkLocal
+        let mnLLA = IPv6Address("fe80::aa:ff:fe00:1")!
+        let ns = fromMN(to: MACAddress(multicast: lla.solicitedNodeMulticast), source: mnLLA, destination: lla.solicitedNodeMulticast,
+                        .neighborSolicitation(target: lla, options: .built([.sourceLinkLayerAddress(LinkLayerAddress(mn))])))
+        let na = try #require(try ns.withUnsafeBytes { r.handle($0) }.map(Sent.init).first)
+        #expect(na.eth.source == here && na.eth.destination == mn && na.ip.source == lla && na.ip.destination == mnLLA)
+        guard case .neighborAdvertisement(let a) = na.message else { Issue.record("not an NA"); return }
+        #expect(a.router && a.solicited && a.override && a.target == lla && na.options == [.targetLinkLayerAddress(LinkLayerAddress(here))])
+
+        let probe = fromMN(to: MACAddress(multicast: lla.solicitedNodeMulticast), source: .unspecified, destination: lla.solicitedNodeMulticast,
+                           .neighborSolicitation(target: lla, options: .none))
+        let dad = try #require(try probe.withUnsafeBytes { r.handle($0) }.map(Sent.init).first)
+        guard case .neighborAdvertisement(let d) = dad.message else { Issue.record("not an NA"); return }
+        #expect(dad.ip.destination == .allNodes && !d.solicited)
+
+        let own = fromMN(to: MACAddress(multicast: mnLLA.solicitedNodeMulticast), source: .unspecified, destination: mnLLA.solicitedNodeMulticast,
+                         .neighborSolicitation(target: mnLLA, options: .none))
+        #expect(own.withUnsafeBytes { r.handle($0) }.isEmpty)
+        #expect(r.counters.neighborSolicitations == 3 && r.counters.neighborAdvertisements == 2 && r.counters.ignored == 1)
+    }
+
+    /// Unsolicited RAs: a burst of three a second apart from the first tick,
+    /// then one every interval, each stamped with the time it was due.
+    @Test func periodicAdvertisements() {
+        let r = router(interval: 10)
+        let s: Int64 = 1_000_000_000, t0: Int64 = 50 * s
+        #expect(r.nextDeadline == nil)
+        #expect(r.tick(t0).map(\.time) == [t0, t0])  // both DLIFs
+        #expect(r.nextDeadline == t0 + s)
+        #expect(r.tick(t0 + s / 2).isEmpty)
+        #expect(r.tick(t0 + 2 * s).map(\.time) == [t0 + s, t0 + s, t0 + 2 * s, t0 + 2 * s])  // late: both due times
+        #expect(r.nextDeadline == t0 + 12 * s)
+        #expect(r.tick(t0 + 12 * s).count == 2)
+        #expect(r.counters.routerAdvertisements == 8)
+    }
+
+    @Test func somethingElseIsIgnored() {
+        let r = router()
+        #expect([UInt8](repeating: 0xFF, count: 20).withUnsafeBytes { r.handle($0) }.isEmpty)
+        let echo = fromMN(to: here, source: IPv6Address("fe80::1")!, destination: IPv6Address("fe80::2")!,
+                          .echoRequest(identifier: 1, sequence: 1, data: .owned([1])))
+        #expect(echo.withUnsafeBytes { r.handle($0) }.isEmpty)
+        #expect(r.counters.ignored == 2)
+    }
+}
