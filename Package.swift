@@ -3,11 +3,13 @@ import PackageDescription
 
 // Module graph (dependencies point one way, left to right):
 //
-//   CDGWShim, CPcap  ->  DGWPorts ─┐
-//   DGWWire  ->  DGWInspect  ──────┴─>  dgw (CLI)
+//   CDGWShim, CPcap  ->  DGWPorts (pcap files, AF_PACKET, live pcap) ──────┐
+//   DGWWire  ->  DGWInspect (dgw decode) ──────────────────────────────────┤
+//   DGWWire, DGWTables  ->  DGWPipeline (the data plane, sans-I/O) ────────┼─>  dgw (CLI)
+//   DGWWire  ->  DGWControl (the control plane, sans-I/O) ─────────────────┤
+//   DGWWire, CYAML  ->  DGWConfig (the YAML configuration) ─────────────────┘
 //
-// Tables, pipeline and control plane join as DGWTables, DGWPipeline and
-// DGWControl between DGWWire and the CLI (see README "Architecture").
+// (see README "Architecture").
 let package = Package(
     name: "dgw",
     platforms: [.macOS(.v15)],
