@@ -65,7 +65,7 @@ let package = Package(
         .executableTarget(
             name: "dgw",
             dependencies: [
-                "DGWWire", "DGWInspect", "DGWPorts", "DGWConfig", "DGWPipeline", "DGWControl", "CDGWShim",
+                "DGWWire", "DGWInspect", "DGWPorts", "DGWConfig", "DGWPipeline", "DGWControl", "DGWTables", "CDGWShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -1,49 +1,27 @@
 // The control plane's thread in `dgw run`: the workers hand it the frames
-// they punt from the access port (RS, NS), it answers them and sends the
-// periodic advertisements, through a send-only socket of its own.
+// they punt from the access port (RS, NS) through lock-free rings, one per
+// worker; it answers them and sends the periodic advertisements, through a
+// send-only socket of its own.
 
 import DGWControl
 import DGWPipeline
 import DGWPorts
+import DGWTables
 import Foundation
 import Synchronization
-
-/// Punted frames, copied by the workers, taken by the control thread. A
-/// lock, but only on the slow path: a worker takes it for a frame the fast
-/// path did not decide, never per forwarded packet.
-final class PuntQueue: Sendable {
-    static let limit = 4096
-    private let frames = Mutex<[[UInt8]]>([])
-    /// Frames not queued because the control thread was this far behind.
-    let overflow = Atomic<Int>(0)
-
-    func push(_ bytes: UnsafeRawBufferPointer) {
-        let queued = frames.withLock { f -> Bool in
-            guard f.count < Self.limit else { return false }
-            f.append(Array(bytes))
-            return true
-        }
-        if !queued { overflow.add(1, ordering: .relaxed) }
-    }
-
-    func drain() -> [[UInt8]] {
-        frames.withLock { f in
-            defer { f.removeAll(keepingCapacity: true) }
-            return f
-        }
-    }
-}
 
 final class ControlLoop: @unchecked Sendable {
     let router: AccessRouter
     let sender: AFPacketPort
-    let punts = PuntQueue()
+    /// One ring per worker (single producer, single consumer).
+    let punts: [FrameRing]
     private let done = DispatchGroup()
     private(set) var transmitFailed = 0
 
-    init(router: AccessRouter, sender: AFPacketPort) {
+    init(router: AccessRouter, sender: AFPacketPort, workers: Int) {
         self.router = router
         self.sender = sender
+        punts = (0..<workers).map { _ in FrameRing(capacity: 1024) }
     }
 
     /// Runs on its own thread until `stop`; answers within 10 ms.
@@ -65,7 +43,9 @@ final class ControlLoop: @unchecked Sendable {
 
     private func step(now: Int64) {
         var out: [[UInt8]] = []
-        for frame in punts.drain() { out += frame.withUnsafeBytes { router.handle($0) } }
+        for ring in punts {
+            while let answers = ring.pop({ router.handle($0) }) { out += answers }
+        }
         out += router.tick(now).map(\.frame)
         var start = 0
         while start < out.count {

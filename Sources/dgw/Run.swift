@@ -1,6 +1,7 @@
 import ArgumentParser
 import DGWConfig
 import DGWControl
+import DGWTables
 import DGWPipeline
 import DGWPorts
 import DGWWire
@@ -117,9 +118,9 @@ struct Run: ParsableCommand {
             var sendOnly = AFPacketOptions()
             sendOnly.blockCount = 0
             controlLoop = ControlLoop(router: AccessRouter(AccessRouterConfiguration(gateway)),
-                                      sender: try AFPacketPort(interface: names.access, options: sendOnly))
+                                      sender: try AFPacketPort(interface: names.access, options: sendOnly), workers: list.count)
         } catch { throw RunError(message: "\(error)") }
-        for w in list { w.punts = controlLoop.punts }
+        for (w, ring) in zip(list, controlLoop.punts) { w.punts = ring }
         let stop = StopFlag()
         var listeners: [Listener] = []
         defer { stop.flag.store(true, ordering: .releasing); listeners.forEach { $0.finish() } }
@@ -181,7 +182,7 @@ struct Run: ParsableCommand {
             throw RunError(message: "\(failure)")
         }
         return summary(totals, transmitFailed: transmitFailed + controlLoop.transmitFailed, elapsed: elapsed, restored: takeover.changes,
-                       control: controlLoop.router.counters, puntOverflow: controlLoop.punts.overflow.load(ordering: .relaxed))
+                       control: controlLoop.router.counters, puntOverflow: list.reduce(0) { $0 + $1.puntOverflow })
     }
 
     func summary(_ t: Counters, transmitFailed: Int, elapsed: Double, restored: [String], control: AccessRouterCounters,
@@ -246,7 +247,8 @@ protocol ForwardingWorker: AnyObject, Sendable {
     /// The error the worker stopped on, if any.
     func failed() -> PortError?
     func run(until stop: StopFlag)
-    var punts: PuntQueue? { get set }
+    var punts: FrameRing? { get set }
+    var puntOverflow: Int { get }
 }
 
 final class Worker<Port: LivePort>: @unchecked Sendable, ForwardingWorker {
@@ -261,7 +263,9 @@ final class Worker<Port: LivePort>: @unchecked Sendable, ForwardingWorker {
     /// The pipeline's counters as of at most 100 ms ago, for the control socket.
     let published = Mutex(Counters())
     /// Where frames punted from the access port go (the control plane's thread).
-    var punts: PuntQueue?
+    var punts: FrameRing?
+    /// Punted frames dropped because the control plane's ring was full.
+    private(set) var puntOverflow = 0
     /// A transmit batch: frame addresses and lengths.
     let sendFrames = UnsafeMutablePointer<UnsafeRawPointer?>.allocate(capacity: 64)
     let sendLengths = UnsafeMutablePointer<UInt32>.allocate(capacity: 64)
@@ -337,7 +341,7 @@ final class Worker<Port: LivePort>: @unchecked Sendable, ForwardingWorker {
         pipeline.process(batch, generated: &generated)
         if let punts {
             for p in batch where p.port == .access {
-                if case .drop(.punted) = p.verdict { punts.push(UnsafeRawBufferPointer(pool.bytes(p))) }
+                if case .drop(.punted) = p.verdict, !punts.push(UnsafeRawBufferPointer(pool.bytes(p))) { puntOverflow += 1 }
             }
         }
         try send(batch)
