@@ -32,12 +32,16 @@ public struct ReceivedFrame {
     public var originalLength: Int
     /// Kernel receive time, nanoseconds since the epoch.
     public var time: Int64
+    /// The frame carried an 802.1Q tag that the kernel took off (it is not
+    /// in `bytes`): the gateway forwards untagged frames only.
+    public var vlanTagged: Bool
 
     @inlinable
-    public init(bytes: UnsafeRawBufferPointer, originalLength: Int, time: Int64) {
+    public init(bytes: UnsafeRawBufferPointer, originalLength: Int, time: Int64, vlanTagged: Bool = false) {
         self.bytes = bytes
         self.originalLength = originalLength
         self.time = time
+        self.vlanTagged = vlanTagged
     }
 }
 
@@ -93,7 +97,8 @@ public final class AFPacketPort {
                 let time = Int64(hdr.pointee.tp_sec) * 1_000_000_000 + Int64(hdr.pointee.tp_nsec)
                 do {
                     try body(ReceivedFrame(bytes: UnsafeRawBufferPointer(start: data, count: Int(hdr.pointee.tp_snaplen)),
-                                           originalLength: Int(hdr.pointee.tp_len), time: time))
+                                           originalLength: Int(hdr.pointee.tp_len), time: time,
+                                           vlanTagged: hdr.pointee.tp_status & UInt32(TP_STATUS_VLAN_VALID) != 0))
                 } catch {
                     dgw_afpacket_release(ring, block)
                     throw error

@@ -314,6 +314,11 @@ final class Worker<Port: LivePort>: @unchecked Sendable, ForwardingWorker {
                 }
                 for (port, side) in [(access, GatewayPort.access), (core, GatewayPort.core)] {
                     _ = try port.receive(maxBlocks: 4) { (frame: ReceivedFrame) throws(PortError) in
+                        // A tag the kernel took off: still a tagged frame, and not ours.
+                        if frame.vlanTagged {
+                            pipeline.countDroppedAtPort(.vlanTagged, frames: 1)
+                            return
+                        }
                         guard frame.bytes.count <= pool.capacity, let p = pool.load(frame.bytes, port: side, time: frame.time) else {
                             pipeline.countDroppedAtPort(frame.bytes.count > pool.capacity ? .frameTooLong : .poolExhausted, frames: 1)
                             return

@@ -136,6 +136,46 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String]) throws -
         #expect(refused.status != 0 && refused.stderr.contains("libpcap has no fanout"), "\(refused.stderr)")
     }
 
+    /// Junk from the wire (random bytes, cut IPv6 headers, bad ND, VLAN
+    /// tags, oversized frames) on both ports: counted under named drop
+    /// reasons, and the gateway goes on forwarding.
+    @Test func junkFromTheWireIsCountedAndForwardingGoesOn() throws {
+        let bed = try Testbed()
+        let config = bed.path("gw1.yaml")
+        try Data(bed.config(gateway: 1).utf8).write(to: URL(fileURLWithPath: config))
+        let g = try Background([ip, "netns", "exec", bed.ns("gw1"), dgw, "run", "--config", config],
+                               output: bed.dir.appendingPathComponent("gw1"))
+        try #require(g.wait(for: "forwarding between"), "\(g.stderr)")
+        try bed.waitForMN1()
+        // 2,000 frames of junk into each port, from the MN's side and the core's.
+        let junk = """
+            import random, socket, struct
+            random.seed(7)
+            s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+            s.bind((IFACE, 0))
+            dst = bytes.fromhex(DST.replace(":", "")); src = bytes.fromhex("02aa00000001")
+            for i in range(2000):
+                kind = i % 5
+                if kind == 0: f = bytes(random.getrandbits(8) for _ in range(random.randint(14, 300)))
+                elif kind == 1: f = dst + src + b"\\x86\\xdd" + bytes(random.getrandbits(8) for _ in range(random.randint(0, 39)))
+                elif kind == 2: f = dst + src + b"\\x86\\xdd" + bytes([0x60, 0, 0, 0, 0, 8, 58, 255]) + bytes(32) + bytes([133, 0, 0, 0]) + bytes(4)
+                elif kind == 3: f = dst + src + b"\\x81\\x00\\x00\\x05\\x86\\xdd" + bytes(60)
+                else: f = dst + src + b"\\x86\\xdd" + bytes([0x60, 0, 0, 0, 0xff, 0xff, 17, 64]) + bytes(32) + bytes(random.randint(0, 200))
+                s.send(f)
+            """
+        for (ns, iface, dst) in [(bed.ns("mn1"), "mn0", Net.dlif1), (bed.ns("cn"), "br0", Net.core1MAC)] {
+            let script = junk.replacingOccurrences(of: "IFACE", with: "\"\(iface)\"").replacingOccurrences(of: "DST", with: "\"\(dst)\"")
+            try sh("ip netns exec \(ns) python3 -c '\(script)'")
+        }
+        let r = try ping(from: bed.ns("mn1"), Net.cn, count: 200)
+        #expect(r.received == 200, "\(r.output)")
+        #expect(g.stop() == 0, "\(g.stderr)")
+        let summary = try lastJSON(g.stdout)
+        let drops = try #require(summary["drops"] as? [String: Int])
+        #expect(drops["malformed", default: 0] >= 1000 && drops["vlan_tagged", default: 0] >= 800, "\(drops) \(summary)")
+        #expect((summary["actions"] as? [String: Int])?["uplink_native"] ?? 0 >= 200)
+    }
+
     /// Takes the interfaces over and gives them back on SIGTERM; refuses a
     /// bad configuration, a missing interface and a missing privilege.
     @Test func startStopRestoreAndRefusals() throws {
