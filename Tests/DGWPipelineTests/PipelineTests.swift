@@ -302,11 +302,7 @@ extension ICMPv6Message {
 
     @Test func learnsANeighbourFromItsAdvertisementThenForwards() throws {
         let onLink = IPv6Address("2001:db8:ffff::77")!, mac = MACAddress("02:77:00:00:00:77")!
-        let na = S.ethernet(mac, S.coreMAC, S.ipv6(from: onLink, to: S.a1, nextHeader: IPProtocol.icmpv6, hopLimit: 255) { b in
-            try ICMPv6Message.neighborAdvertisement(NeighborAdvertisement(router: false, solicited: true, override: true, target: onLink,
-                                                                          options: .built([.targetLinkLayerAddress(LinkLayerAddress(mac))])))
-                .emit(into: b, source: onLink, destination: S.a1)
-        })
+        let na = S.neighborAdvertisement(of: onLink, at: mac)
         let packet = S.udp(S.mn1, S.dlif1, from: S.h1, to: onLink)
         let r = try Run([(.access, packet), (.core, na), (.access, packet)])
         #expect(r.verdicts == [.drop(.neighborUnresolved), .consumed, .forward(.core)])
@@ -319,11 +315,7 @@ extension ICMPv6Message {
     /// them solicits within the second.
     @Test func workersShareTheNeighbourTable() throws {
         let onLink = IPv6Address("2001:db8:ffff::77")!, mac = MACAddress("02:77:00:00:00:77")!
-        let na = S.ethernet(mac, S.coreMAC, S.ipv6(from: onLink, to: S.a1, nextHeader: IPProtocol.icmpv6, hopLimit: 255) { b in
-            try ICMPv6Message.neighborAdvertisement(NeighborAdvertisement(router: false, solicited: true, override: true, target: onLink,
-                                                                          options: .built([.targetLinkLayerAddress(LinkLayerAddress(mac))])))
-                .emit(into: b, source: onLink, destination: S.a1)
-        })
+        let na = S.neighborAdvertisement(of: onLink, at: mac)
         let packet = S.udp(S.mn1, S.dlif1, from: S.h1, to: onLink)
         let pool = PacketPool(count: 64), table = NeighborTable()
         let workers = [try Pipeline(S.configuration, pool: pool, neighbors: table), try Pipeline(S.configuration, pool: pool, neighbors: table)]

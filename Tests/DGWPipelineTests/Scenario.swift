@@ -54,6 +54,15 @@ enum Scenario {
     // MARK: Frame builders
 
     /// Ethernet + IPv6 + UDP carrying `size` bytes of payload.
+    /// A neighbour on the core link answering our solicitation for `address`.
+    static func neighborAdvertisement(of address: IPv6Address, at mac: MACAddress) -> [UInt8] {
+        ethernet(mac, coreMAC, ipv6(from: address, to: a1, nextHeader: IPProtocol.icmpv6, hopLimit: 255) { b in
+            try ICMPv6Message.neighborAdvertisement(NeighborAdvertisement(router: false, solicited: true, override: true, target: address,
+                                                                          options: .built([.targetLinkLayerAddress(LinkLayerAddress(mac))])))
+                .emit(into: b, source: address, destination: a1)
+        })
+    }
+
     static func udp(_ src: MACAddress, _ dst: MACAddress, from s: IPv6Address, to d: IPv6Address,
                     hopLimit: UInt8 = 64, size: Int = 16) -> [UInt8] {
         let payload = [UInt8]((0..<size).map { UInt8(truncatingIfNeeded: $0) })
