@@ -78,77 +78,47 @@ public enum PipelineError: Error, CustomStringConvertible {
     }
 }
 
-public final class Pipeline {
+/// What forwarding needs of binding i, in 16 bytes (a million bindings in
+/// 16 MB instead of 96): MN MAC and peer hop + 1 in `mn` (low 48 and high
+/// 16 bits), DLIF MAC and flags in `dlif`.
+struct Hot {
+    var mn: UInt64
+    var dlif: UInt64
+    static let servedHere: UInt64 = 1 << 48
+    static let anchoredHere: UInt64 = 1 << 49
+    @inline(__always) var mnMAC: MACAddress { MACAddress(value: mn & 0xFFFF_FFFF_FFFF) }
+    @inline(__always) var dlifMAC: MACAddress { MACAddress(value: dlif & 0xFFFF_FFFF_FFFF) }
+    @inline(__always) var peerHop: Int { Int(mn >> 48) - 1 }
+    @inline(__always) var isServedHere: Bool { dlif & Self.servedHere != 0 }
+    @inline(__always) var isAnchoredHere: Bool { dlif & Self.anchoredHere != 0 }
+}
+
+/// The tables of one gateway, built once and shared by its workers'
+/// pipelines, which read them without locks (each through its own QSBR
+/// reader): prefixes, logical MACs, the bindings' hot records and the core
+/// neighbours. With N workers and a million bindings, one copy, not N.
+public final class GatewayTables: @unchecked Sendable {
     public let configuration: PipelineConfiguration
-    public let pool: PacketPool
     /// Prefix -> binding index + 1.
     let routes: HNPTable
     /// DLIF logical MAC -> binding index + 1 (any binding of that DLIF).
     let dlifs: MACTable
-    let reader: QSBRReader
     let dlifMACs: [MACAddress]
-
-    /// What forwarding needs of binding i, in 16 bytes (a million bindings in
-    /// 16 MB instead of 96): MN MAC and peer hop + 1 in `mn` (low 48 and high
-    /// 16 bits), DLIF MAC and flags in `dlif`.
-    struct Hot {
-        var mn: UInt64
-        var dlif: UInt64
-        static let servedHere: UInt64 = 1 << 48
-        static let anchoredHere: UInt64 = 1 << 49
-        @inline(__always) var mnMAC: MACAddress { MACAddress(value: mn & 0xFFFF_FFFF_FFFF) }
-        @inline(__always) var dlifMAC: MACAddress { MACAddress(value: dlif & 0xFFFF_FFFF_FFFF) }
-        @inline(__always) var peerHop: Int { Int(mn >> 48) - 1 }
-        @inline(__always) var isServedHere: Bool { dlif & Self.servedHere != 0 }
-        @inline(__always) var isAnchoredHere: Bool { dlif & Self.anchoredHere != 0 }
-    }
     let hot: UnsafeMutablePointer<Hot>
-
-    // Per-chunk look-up buffers (a chunk is up to 64 frames of a batch).
-    static let chunk = 64
-    let lpmKeys: UnsafeMutablePointer<IPv6Address>
-    let lpmResults: UnsafeMutablePointer<UInt32>
-    let macKeys: UnsafeMutablePointer<MACAddress>
-    let macResults: UnsafeMutablePointer<UInt32>
-    /// Per frame of the chunk: its index in the key arrays, -1 if none.
-    let lpmIndex: UnsafeMutablePointer<Int>
-    let macIndex: UnsafeMutablePointer<Int>
-
-    /// Core next hops and their MACs, shared with the gateway's other workers.
+    /// Core next hops and their MACs.
     public let neighbors: NeighborTable
-    /// `neighbors.macs`, one load closer for the fast path.
-    let neighborMACs: UnsafeMutablePointer<Atomic<UInt64>>
     let gatewayHop: Int
     /// Addresses of the hops known at start (peers, core gateway), by index.
     let knownHops: [IPv6Address]
 
-    public private(set) var totals = Counters()
-    /// This batch's action and drop counts, then [framesOut, time of the packet being decided].
-    let scratch: UnsafeMutablePointer<Int>
-    static let dropBase = Action.allCases.count
-    static let framesOutSlot = Action.allCases.count + DropReason.allCases.count
-    static let timeSlot = framesOutSlot + 1
-    var icmpTokens: Double
-    var icmpLast: Int64 = .min
-    /// Time of the packet being decided (for what it causes).
-    var currentTime: Int64 { Int64(scratch[Self.timeSlot]) }
-
-    /// `neighbors`: the table of core next hops, one per gateway (every
-    /// worker's pipeline is given the same one).
-    public init(_ c: PipelineConfiguration, pool: PacketPool, neighbors: NeighborTable = NeighborTable()) throws {
+    public init(_ c: PipelineConfiguration, neighbors: NeighborTable = NeighborTable()) throws {
         configuration = c
-        self.pool = pool
         let qsbr = QSBR()
         routes = HNPTable(qsbr: qsbr)
         dlifs = MACTable(qsbr: qsbr, capacity: c.bindings.count)
-        reader = qsbr.register()!
         dlifMACs = c.bindings.map { $0.dlifMAC ?? logicalMAC(anchor: $0.anchor ?? c.address, mn: $0.mn) }
-        icmpTokens = Double(c.icmpRate)
-        scratch = .allocate(capacity: Self.timeSlot + 1)
-        scratch.initialize(repeating: 0, count: Self.timeSlot + 1)
         // Hops known from the start: the core gateway and every peer of a binding.
         self.neighbors = neighbors
-        neighborMACs = neighbors.macs
         func hop(_ a: IPv6Address) -> Int {
             guard let i = neighbors.index(of: a) else { preconditionFailure("a fresh neighbour table is full") }
             return i
@@ -157,12 +127,6 @@ public final class Pipeline {
         // Hop index of each binding's peer (anchor or serving gateway), -1 if none.
         let peerHop = c.bindings.map { b in (b.anchor ?? b.serving).map(hop) ?? -1 }
         knownHops = neighbors.addresses
-        lpmKeys = .allocate(capacity: Self.chunk)
-        lpmResults = .allocate(capacity: Self.chunk)
-        macKeys = .allocate(capacity: Self.chunk)
-        macResults = .allocate(capacity: Self.chunk)
-        lpmIndex = .allocate(capacity: Self.chunk)
-        macIndex = .allocate(capacity: Self.chunk)
         hot = .allocate(capacity: max(1, c.bindings.count))
         for (i, b) in c.bindings.enumerated() {
             (hot + i).initialize(to: Hot(
@@ -181,18 +145,95 @@ public final class Pipeline {
         for (a, m) in c.neighbors { _ = neighbors.learn(a, m) }
     }
 
+    deinit { hot.deallocate() }
+
+    /// The DLIF MAC serving `binding` on the access link.
+    public func dlifMAC(of index: Int) -> MACAddress { dlifMACs[index] }
+}
+
+public final class Pipeline {
+    public let configuration: PipelineConfiguration
+    public let pool: PacketPool
+    /// Shared with the gateway's other workers; the fields below are its
+    /// parts, one load closer for the hot path.
+    public let tables: GatewayTables
+    let routes: HNPTable
+    let dlifs: MACTable
+    /// This worker's QSBR reader on the shared tables.
+    let reader: QSBRReader
+    let hot: UnsafeMutablePointer<Hot>
+
+    // Per-chunk look-up buffers (a chunk is up to 64 frames of a batch).
+    static let chunk = 64
+    let lpmKeys: UnsafeMutablePointer<IPv6Address>
+    let lpmResults: UnsafeMutablePointer<UInt32>
+    let macKeys: UnsafeMutablePointer<MACAddress>
+    let macResults: UnsafeMutablePointer<UInt32>
+    /// Per frame of the chunk: its index in the key arrays, -1 if none.
+    let lpmIndex: UnsafeMutablePointer<Int>
+    let macIndex: UnsafeMutablePointer<Int>
+
+    /// Core next hops and their MACs (the shared table's).
+    public let neighbors: NeighborTable
+    let neighborMACs: UnsafeMutablePointer<Atomic<UInt64>>
+    let gatewayHop: Int
+    let knownHops: [IPv6Address]
+
+    public private(set) var totals = Counters()
+    /// This batch's action and drop counts, then [framesOut, time of the packet being decided].
+    let scratch: UnsafeMutablePointer<Int>
+    static let dropBase = Action.allCases.count
+    static let framesOutSlot = Action.allCases.count + DropReason.allCases.count
+    static let timeSlot = framesOutSlot + 1
+    var icmpTokens: Double
+    var icmpLast: Int64 = .min
+    /// Time of the packet being decided (for what it causes).
+    var currentTime: Int64 { Int64(scratch[Self.timeSlot]) }
+
+    /// A pipeline with tables of its own (replay, tests, one worker).
+    public convenience init(_ c: PipelineConfiguration, pool: PacketPool) throws {
+        self.init(pool: pool, tables: try GatewayTables(c))
+    }
+
+    /// One worker's pipeline over the gateway's shared `tables`.
+    public init(pool: PacketPool, tables: GatewayTables) {
+        configuration = tables.configuration
+        self.pool = pool
+        self.tables = tables
+        routes = tables.routes
+        dlifs = tables.dlifs
+        guard let reader = tables.routes.qsbr.register() else {
+            preconditionFailure("more than \(QSBR.maxReaders) readers of one gateway's tables")
+        }
+        self.reader = reader
+        hot = tables.hot
+        neighbors = tables.neighbors
+        neighborMACs = tables.neighbors.macs
+        gatewayHop = tables.gatewayHop
+        knownHops = tables.knownHops
+        icmpTokens = Double(configuration.icmpRate)
+        scratch = .allocate(capacity: Self.timeSlot + 1)
+        scratch.initialize(repeating: 0, count: Self.timeSlot + 1)
+        lpmKeys = .allocate(capacity: Self.chunk)
+        lpmResults = .allocate(capacity: Self.chunk)
+        macKeys = .allocate(capacity: Self.chunk)
+        macResults = .allocate(capacity: Self.chunk)
+        lpmIndex = .allocate(capacity: Self.chunk)
+        macIndex = .allocate(capacity: Self.chunk)
+    }
+
     deinit {
         for p in [lpmResults, macResults] { p.deallocate() }
         lpmKeys.deallocate()
         macKeys.deallocate()
         lpmIndex.deallocate()
         macIndex.deallocate()
-        hot.deallocate()
         scratch.deallocate()
+        routes.qsbr.unregister(reader)
     }
 
     /// The DLIF MAC serving `binding` on the access link.
-    public func dlifMAC(of index: Int) -> MACAddress { dlifMACs[index] }
+    public func dlifMAC(of index: Int) -> MACAddress { tables.dlifMAC(of: index) }
 
     /// Frames a port received but could not hand over (longer than a
     /// slot, say): counted as received and dropped, like any other drop.

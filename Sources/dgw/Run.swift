@@ -83,8 +83,11 @@ struct Run: ParsableCommand {
         // Each worker: its own sockets (one fanout group per interface), pool and pipeline.
         let group = Int(getpid() & 0x7FFF)
         var list: [any ForwardingWorker] = []
-        // One neighbour table for all: an advertisement may reach any worker.
-        let neighbors = NeighborTable()
+        // One set of tables for all the workers (each reads it through its
+        // own QSBR reader): a neighbour's advertisement may reach any of them.
+        let tables: GatewayTables
+        do { tables = try GatewayTables(pipelineConfiguration) } catch { throw RunError(message: "\(config): \(error)") }
+        let neighbors = tables.neighbors
         do {
             for _ in 0..<workers {
                 var a = options, c = options
@@ -95,7 +98,7 @@ struct Run: ParsableCommand {
                     c.fanoutGroup = group + 1
                 }
                 let pool = PacketPool(count: 1024)
-                let pipeline = try Pipeline(pipelineConfiguration, pool: pool, neighbors: neighbors)
+                let pipeline = Pipeline(pool: pool, tables: tables)
                 switch io {
                 case .afpacket:
                     list.append(Worker(access: try AFPacketPort(interface: names.access, options: a),
@@ -107,10 +110,8 @@ struct Run: ParsableCommand {
                                        pool: pool, pipeline: pipeline, retireMilliseconds: 0))
                 }
             }
-        } catch let e as PortError {
-            throw RunError(message: "\(e)")
         } catch {
-            throw RunError(message: "\(config): \(error)")
+            throw RunError(message: "\(error)")
         }
         // The access router (RAs, answers to RS and NS) on a thread of its own.
         let controlLoop: ControlLoop

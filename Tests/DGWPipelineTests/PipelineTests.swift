@@ -310,15 +310,15 @@ extension ICMPv6Message {
         #expect(try Seen(forwarded.1).eth.destination == mac)
     }
 
-    /// Two workers' pipelines share one neighbour table: the advertisement
+    /// Two workers' pipelines share one set of tables, the neighbours with them: the advertisement
     /// one of them receives resolves the hop for the other, and only one of
     /// them solicits within the second.
     @Test func workersShareTheNeighbourTable() throws {
         let onLink = IPv6Address("2001:db8:ffff::77")!, mac = MACAddress("02:77:00:00:00:77")!
         let na = S.neighborAdvertisement(of: onLink, at: mac)
         let packet = S.udp(S.mn1, S.dlif1, from: S.h1, to: onLink)
-        let pool = PacketPool(count: 64), table = NeighborTable()
-        let workers = [try Pipeline(S.configuration, pool: pool, neighbors: table), try Pipeline(S.configuration, pool: pool, neighbors: table)]
+        let pool = PacketPool(count: 64), tables = try GatewayTables(S.configuration), table = tables.neighbors
+        let workers = [Pipeline(pool: pool, tables: tables), Pipeline(pool: pool, tables: tables)]
         func run(_ w: Int, _ port: GatewayPort, _ frame: [UInt8], at t: Int64) throws -> (Verdict, Int) {
             var batch = [try #require(frame.withUnsafeBytes { pool.load($0, port: port, time: t) })]
             var generated: [Packet] = []
