@@ -48,8 +48,37 @@ public struct AccessRouterConfiguration: Sendable {
     /// The access link's MTU, advertised.
     public var mtu: Int = 1500
     public var dlifs: [DLIF] = []
+    /// Where an MN that attaches here (an RS from an unknown MAC) gets its
+    /// /64, the same one again when it comes back; nil: no attach here.
+    public var prefixPool: IPv6Prefix?
+    /// This gateway's local networks, advertised to MNs that attach.
+    public var localNetworks: [IPv6Prefix] = []
+    /// Prefixes of the pool never handed out (bound statically, whoever serves them).
+    public var reserved: [IPv6Prefix] = []
+    /// The logical MAC of this gateway's DLIF for an MN.
+    public var logicalMAC: @Sendable (MACAddress) -> MACAddress = { $0 }
 
     public init() {}
+}
+
+/// An MN that attached here: the binding the data plane must install.
+public struct Attachment: Sendable, Equatable {
+    public var mn: MACAddress
+    public var prefix: IPv6Prefix
+    public var dlifMAC: MACAddress
+
+    public init(mn: MACAddress, prefix: IPv6Prefix, dlifMAC: MACAddress) {
+        self.mn = mn
+        self.prefix = prefix
+        self.dlifMAC = dlifMAC
+    }
+}
+
+/// What the router does about a frame: frames to send on the access link,
+/// and bindings to install (before those frames go).
+public struct AccessRouterReply: Sendable {
+    public var frames: [[UInt8]] = []
+    public var attached: [Attachment] = []
 }
 
 public struct AccessRouterCounters: Sendable, Equatable {
@@ -61,6 +90,10 @@ public struct AccessRouterCounters: Sendable, Equatable {
     public var ignored = 0
     /// Advertisements not sent: more prefixes and routes than one frame holds.
     public var tooLarge = 0
+    /// MNs that attached here (a prefix from the pool, a DLIF).
+    public var attached = 0
+    /// Solicitations from unknown MNs that found the pool used up.
+    public var poolExhausted = 0
     public init() {}
 }
 
@@ -71,13 +104,21 @@ public final class AccessRouter {
 
     public let configuration: AccessRouterConfiguration
     public private(set) var counters = AccessRouterCounters()
+    /// The DLIFs shown: the configuration's, then one per MN attached since.
+    public private(set) var dlifs: [DLIF]
     private var nextAdvertisement: [Int64?]
     private var sent: [Int]
+    /// Every MN that attached, with its prefix (kept when it leaves).
+    private var allocations: [MACAddress: IPv6Prefix] = [:]
+    private var taken: Set<IPv6Prefix>
+    private var nextCandidate: UInt64 = 0
 
     public init(_ configuration: AccessRouterConfiguration) {
         self.configuration = configuration
+        dlifs = configuration.dlifs
         nextAdvertisement = Array(repeating: nil, count: configuration.dlifs.count)
         sent = Array(repeating: 0, count: configuration.dlifs.count)
+        taken = Set(configuration.dlifs.flatMap(\.prefixes) + configuration.reserved)
     }
 
     /// The earliest time `tick` has something to send, nil before the first tick.
@@ -87,10 +128,10 @@ public final class AccessRouter {
     /// first call starts every DLIF's initial burst at `time`.
     public func tick(_ time: Int64) -> [(time: Int64, frame: [UInt8])] {
         var out: [(Int64, [UInt8])] = []
-        for i in configuration.dlifs.indices {
+        for i in dlifs.indices {
             if nextAdvertisement[i] == nil { nextAdvertisement[i] = time }
             while let due = nextAdvertisement[i], due <= time {
-                if let frame = advertisement(configuration.dlifs[i]) { out.append((due, frame)) }
+                if let frame = advertisement(dlifs[i]) { out.append((due, frame)) }
                 sent[i] += 1
                 let gap = sent[i] < Self.initialAdvertisements ? Self.initialInterval : Int64(configuration.interval * 1e9)
                 nextAdvertisement[i] = due + max(gap, 1)
@@ -102,38 +143,80 @@ public final class AccessRouter {
     }
 
     /// Answers a frame punted from the access port: RAs for a Router
-    /// Solicitation, an NA for a Neighbor Solicitation of a DLIF address.
-    public func handle(_ frame: UnsafeRawBufferPointer) -> [[UInt8]] {
+    /// Solicitation (and, from an MN not seen before, its attachment: a /64
+    /// from the pool and a DLIF), an NA for a Neighbor Solicitation of a
+    /// DLIF address.
+    public func handle(_ frame: UnsafeRawBufferPointer) -> AccessRouterReply {
         guard let eth = try? EthernetFrame(checking: frame), eth.tagCount == 0, eth.etherType == EtherType.ipv6,
               let ip = try? IPv6Packet(checking: eth.payload), ip.nextHeader == IPProtocol.icmpv6, ip.hopLimit == 255,
               let icmp = try? ICMPv6Packet(checking: ip.payload),
               let message = try? ICMPv6Message.parse(icmp, source: ip.source, destination: ip.destination)
         else {
             counters.ignored += 1
-            return []
+            return AccessRouterReply()
         }
         let mn = eth.source
+        var reply = AccessRouterReply()
         switch message {
         case .routerSolicitation:
             counters.routerSolicitations += 1
+            if !dlifs.contains(where: { $0.mn == mn }), !mn.isMulticast, let attachment = attach(mn) {
+                reply.attached.append(attachment)
+            }
             // To every DLIF of this MN when multicast, else to the one addressed.
-            let dlifs = configuration.dlifs.filter { $0.mn == mn && (eth.destination.isMulticast || $0.mac == eth.destination) }
-            let frames = dlifs.compactMap(advertisement)
-            counters.routerAdvertisements += frames.count
-            return frames
+            let mine = dlifs.filter { $0.mn == mn && (eth.destination.isMulticast || $0.mac == eth.destination) }
+            reply.frames = mine.compactMap(advertisement)
+            counters.routerAdvertisements += reply.frames.count
         case .neighborSolicitation(let target, _):
             counters.neighborSolicitations += 1
-            guard let dlif = configuration.dlifs.first(where: { $0.mn == mn && $0.linkLocal == target }) else {
+            guard let dlif = dlifs.first(where: { $0.mn == mn && $0.linkLocal == target }) else {
                 counters.ignored += 1  // the MN's own DAD, or another address: not ours to answer
-                return []
+                return reply
             }
-            guard let na = neighborAdvertisement(dlif, to: ip.source, mac: mn) else { return [] }
-            counters.neighborAdvertisements += 1
-            return [na]
+            if let na = neighborAdvertisement(dlif, to: ip.source, mac: mn) {
+                counters.neighborAdvertisements += 1
+                reply.frames = [na]
+            }
         default:
             counters.ignored += 1
-            return []
         }
+        return reply
+    }
+
+    /// A new MN: its /64 (the one it had, if it was here before) and this
+    /// gateway's DLIF for it, advertised from the next tick on.
+    private func attach(_ mn: MACAddress) -> Attachment? {
+        guard let pool = configuration.prefixPool else { return nil }
+        let prefix: IPv6Prefix
+        if let known = allocations[mn] {
+            prefix = known
+        } else {
+            let room: UInt64 = pool.length == 0 ? .max : 1 << UInt64(64 - Int(pool.length))
+            var found: IPv6Prefix?
+            while nextCandidate < room {
+                let candidate = IPv6Prefix(uncheckedAddress: IPv6Address(high: pool.address.high | nextCandidate, low: 0), length: 64)
+                nextCandidate += 1
+                if !taken.contains(candidate) {
+                    found = candidate
+                    break
+                }
+            }
+            guard let found else {
+                counters.poolExhausted += 1
+                return nil
+            }
+            prefix = found
+            taken.insert(found)
+            allocations[mn] = found
+        }
+        let dlif = DLIF(mn: mn, mac: configuration.logicalMAC(mn), anchor: nil, prefixes: [prefix],
+                        localNetworks: configuration.localNetworks)
+        dlifs.append(dlif)
+        nextAdvertisement.append(nil)
+        sent.append(0)
+        nextDeadline = .min  // its first advertisements are due at once
+        counters.attached += 1
+        return Attachment(mn: mn, prefix: prefix, dlifMAC: dlif.mac)
     }
 
     /// An RA from `dlif` to all nodes, in a frame to its MN alone.

@@ -54,6 +54,8 @@ public struct PipelineConfiguration: Sendable {
     public var neighbors: [(IPv6Address, MACAddress)]
     /// ICMPv6 errors per second (token bucket, burst of the same size).
     public var icmpRate: Int = 100
+    /// Bindings the control plane may add at run time (room is made at start).
+    public var dynamicBindings: Int = 0
 
     public init(address: IPv6Address, coreMAC: MACAddress, coreMTU: Int, corePrefix: IPv6Prefix,
                 coreGateway: IPv6Address?, bindings: [BindingEntry], neighbors: [(IPv6Address, MACAddress)]) {
@@ -110,6 +112,10 @@ public final class GatewayTables: @unchecked Sendable {
     let gatewayHop: Int
     /// Addresses of the hops known at start (peers, core gateway), by index.
     let knownHops: [IPv6Address]
+    /// Room for hot records: the static bindings and the dynamic ones.
+    public let capacity: Int
+    /// Bindings installed so far (the writer's: start-up, then the control plane).
+    public private(set) var count: Int
 
     public init(_ c: PipelineConfiguration, neighbors: NeighborTable = NeighborTable()) throws {
         configuration = c
@@ -127,7 +133,9 @@ public final class GatewayTables: @unchecked Sendable {
         // Hop index of each binding's peer (anchor or serving gateway), -1 if none.
         let peerHop = c.bindings.map { b in (b.anchor ?? b.serving).map(hop) ?? -1 }
         knownHops = neighbors.addresses
-        hot = .allocate(capacity: max(1, c.bindings.count))
+        capacity = max(1, c.bindings.count + c.dynamicBindings)
+        count = c.bindings.count
+        hot = .allocate(capacity: capacity)
         for (i, b) in c.bindings.enumerated() {
             (hot + i).initialize(to: Hot(
                 mn: b.mn.value | UInt64(peerHop[i] + 1) << 48,
@@ -148,7 +156,45 @@ public final class GatewayTables: @unchecked Sendable {
     deinit { hot.deallocate() }
 
     /// The DLIF MAC serving `binding` on the access link.
-    public func dlifMAC(of index: Int) -> MACAddress { dlifMACs[index] }
+    public func dlifMAC(of index: Int) -> MACAddress { index < dlifMACs.count ? dlifMACs[index] : hot[index].dlifMAC }
+
+    /// Adds an MN attached and anchored here (the control plane's attach),
+    /// while workers read: the hot record is written before the prefix and
+    /// the logical MAC are published (each with one release store). One
+    /// writer at a time. Returns the binding's index.
+    @discardableResult
+    public func attach(mn: MACAddress, prefix: IPv6Prefix, dlifMAC: MACAddress) throws(GatewayTablesError) -> Int {
+        // Every route is a binding's /64: any match is this prefix bound already.
+        guard prefix.length == 64, routes.lookup(prefix.address) == 0 else { throw .prefixInUse(prefix) }
+        let other = Int(dlifs.lookup(dlifMAC))
+        guard other == 0 || hot[other - 1].mnMAC == mn else { throw .logicalMACInUse(dlifMAC) }
+        guard count < capacity else { throw .full(capacity) }
+        let i = count
+        (hot + i).initialize(to: Hot(mn: mn.value, dlif: dlifMAC.value | Hot.servedHere | Hot.anchoredHere))
+        do {
+            try routes.insert(prefix, nextHop: UInt32(i + 1))
+            if other == 0 { try dlifs.insert(dlifMAC, dlif: UInt32(i + 1)) }
+        } catch {
+            throw .full(capacity)  // next hops are indices below capacity: not reached
+        }
+        count += 1
+        routes.reclaim()
+        return i
+    }
+}
+
+public enum GatewayTablesError: Error, Equatable, CustomStringConvertible {
+    case full(Int)
+    case prefixInUse(IPv6Prefix)
+    case logicalMACInUse(MACAddress)
+
+    public var description: String {
+        switch self {
+        case .full(let n): "the gateway's \(n) bindings are all in use"
+        case .prefixInUse(let p): "\(p) is bound already"
+        case .logicalMACInUse(let m): "the logical MAC \(m) serves another MN"
+        }
+    }
 }
 
 public final class Pipeline {

@@ -8,19 +8,23 @@ import DGWPipeline
 import DGWPorts
 import DGWTables
 import Foundation
+import Logging
 import Synchronization
 
 final class ControlLoop: @unchecked Sendable {
     let router: AccessRouter
     let sender: AFPacketPort
+    /// Where attachments are installed: this thread is the tables' writer.
+    let tables: GatewayTables
     /// One ring per worker (single producer, single consumer).
     let punts: [FrameRing]
     private let done = DispatchGroup()
     private(set) var transmitFailed = 0
 
-    init(router: AccessRouter, sender: AFPacketPort, workers: Int) {
+    init(router: AccessRouter, sender: AFPacketPort, tables: GatewayTables, workers: Int) {
         self.router = router
         self.sender = sender
+        self.tables = tables
         punts = (0..<workers).map { _ in FrameRing(capacity: 1024) }
     }
 
@@ -44,7 +48,16 @@ final class ControlLoop: @unchecked Sendable {
     private func step(now: Int64) {
         var out: [[UInt8]] = []
         for ring in punts {
-            while let answers = ring.pop({ router.handle($0) }) { out += answers }
+            while let reply = ring.pop({ router.handle($0) }) {
+                // The binding in place before the RA that brings the MN up.
+                for a in reply.attached {
+                    do { try tables.attach(mn: a.mn, prefix: a.prefix, dlifMAC: a.dlifMAC) } catch {
+                        log.error("attach of \(a.mn) with \(a.prefix) refused: \(error)")
+                    }
+                    log.info("\(a.mn) attached: \(a.prefix), DLIF \(a.dlifMAC)")
+                }
+                out += reply.frames
+            }
         }
         out += router.tick(now).map(\.frame)
         var start = 0

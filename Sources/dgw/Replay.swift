@@ -146,10 +146,11 @@ final class ReplayLoop {
         // The next frame of each input, already in a slot; nil once it ends.
         var head0 = try read(first, firstPort)
         var head1 = try second.flatMap { reader throws(PortError) in try read(reader, secondPort) }
-        var n = 0, frames = 0
+        var n = 0, frames = 0, nextProgressCheck = 1 << 20
         var lastProgress = start
         // When the router next has something to send (the first frame starts it).
         var nextDue: Int64 = router == nil ? .max : .min
+        var lastTime = Int64.min
         while true {
             // Advertisements due before the next frame go out first, in time order.
             let t = min(head0?.time ?? .max, head1?.time ?? .max)
@@ -159,6 +160,7 @@ final class ReplayLoop {
                 for (due, frame) in router.tick(t) { try access.write(frame, seconds: Int(due / 1_000_000_000), nanoseconds: Int(due % 1_000_000_000)) }
                 nextDue = router.nextDeadline ?? .max
             }
+            if t != .max { lastTime = t }
             if let h0 = head0, head1 == nil || h0.time <= head1!.time {
                 batch[n] = h0
                 head0 = try read(first, firstPort)
@@ -169,12 +171,19 @@ final class ReplayLoop {
                 break
             }
             n += 1
-            if n == Self.batchSize {
+            // A multicast frame from an MN (RS, NS) may be the control plane's
+            // to act on (an attach): it ends the batch, so that the frames
+            // after it see what the control plane made of it, as they would live.
+            let last = batch[n - 1]
+            if n == Self.batchSize || (last.port == .access && router != nil && pool.bytes(last)[0] & 1 != 0) {
                 try forward(UnsafeMutableBufferPointer(rebasing: batch[..<n]), &generated)
+                frames += n
                 n = 0
-                frames += Self.batchSize
+                // An MN may have attached: its advertisements are due at once.
+                if let router { nextDue = router.nextDeadline ?? .max }
                 // Progress on stderr for long inputs, looked at every 2^20 frames.
-                if frames & 0xF_FFFF == 0 {
+                if frames >= nextProgressCheck {
+                    nextProgressCheck = frames + 1 << 20
                     let now = Syscall.monotonicNanoseconds()
                     if now - lastProgress > 2_000_000_000 {
                         lastProgress = now
@@ -184,6 +193,10 @@ final class ReplayLoop {
             }
         }
         try forward(UnsafeMutableBufferPointer(rebasing: batch[..<n]), &generated)
+        // Advertisements due by the last frame's time (an MN that attached in the last batch).
+        if let router, lastTime != .min, (router.nextDeadline ?? .max) <= lastTime {
+            for (due, frame) in router.tick(lastTime) { try access.write(frame, seconds: Int(due / 1_000_000_000), nanoseconds: Int(due % 1_000_000_000)) }
+        }
     }
 
     /// The next frame of `reader` in a fresh slot, nil at its end. Frames
@@ -216,7 +229,10 @@ final class ReplayLoop {
             while g < generated.count && generated[g].time < p.time { try write(generated[g]); g += 1 }
             try write(p)
             if case .drop(.punted) = p.verdict, p.port == .access, let router {
-                for frame in router.handle(UnsafeRawBufferPointer(pool.bytes(p))) {
+                let reply = router.handle(UnsafeRawBufferPointer(pool.bytes(p)))
+                // An MN that attached: its binding in place before the frames after this one.
+                for a in reply.attached { _ = try? pipeline.tables.attach(mn: a.mn, prefix: a.prefix, dlifMAC: a.dlifMAC) }
+                for frame in reply.frames {
                     try access.write(frame, seconds: Int(p.time / 1_000_000_000), nanoseconds: Int(p.time % 1_000_000_000))
                 }
             }
@@ -285,6 +301,10 @@ extension PipelineConfiguration {
         }
         self.init(address: g.address, coreMAC: g.coreMAC, coreMTU: g.core.port.mtu, corePrefix: g.core.prefix,
                   coreGateway: g.core.gateway, bindings: bindings, neighbors: g.neighbors.map { ($0.address, $0.mac) })
+        // Room for every /64 of the pool (at most a million) to be handed out at run time.
+        if let pool = g.prefixPool, g.access != nil {
+            dynamicBindings = 64 - Int(pool.length) >= 20 ? 1 << 20 : 1 << (64 - Int(pool.length))
+        }
     }
 }
 
@@ -298,11 +318,16 @@ extension AccessRouterConfiguration {
         validLifetime = g.ra.validLifetime
         preferredLifetime = g.ra.preferredLifetime
         mtu = g.access?.mtu ?? 1500
+        prefixPool = g.prefixPool
+        localNetworks = g.localNetworks.map(\.prefix)
+        reserved = g.staticBindings.map(\.prefix)
+        let address = g.address
+        logicalMAC = { DGWPipeline.logicalMAC(anchor: address, mn: $0) }
         struct Key: Hashable { var mn: UInt64, dlif: UInt64 }
         var index: [Key: Int] = [:]
         for b in g.staticBindings where b.serving == .this {
             let anchor: IPv6Address? = if case .peer(let a) = b.anchor { a } else { nil }
-            let mac = b.dlifMAC ?? logicalMAC(anchor: anchor ?? g.address, mn: b.mn)
+            let mac = b.dlifMAC ?? DGWPipeline.logicalMAC(anchor: anchor ?? g.address, mn: b.mn)
             let key = Key(mn: b.mn.value, dlif: mac.value)
             if let i = index[key] {
                 dlifs[i].prefixes.append(b.prefix)
@@ -321,7 +346,7 @@ extension AccessRouterCounters {
     var json: String {
         let pairs = [("router_solicitations", routerSolicitations), ("neighbor_solicitations", neighborSolicitations),
                      ("router_advertisements", routerAdvertisements), ("neighbor_advertisements", neighborAdvertisements),
-                     ("ignored", ignored), ("too_large", tooLarge)]
+                     ("ignored", ignored), ("too_large", tooLarge), ("attached", attached), ("pool_exhausted", poolExhausted)]
         return "{" + pairs.filter { $0.1 != 0 }.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
     }
 }

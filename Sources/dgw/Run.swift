@@ -119,7 +119,8 @@ struct Run: ParsableCommand {
             var sendOnly = AFPacketOptions()
             sendOnly.blockCount = 0
             controlLoop = ControlLoop(router: AccessRouter(AccessRouterConfiguration(gateway)),
-                                      sender: try AFPacketPort(interface: names.access, options: sendOnly), workers: list.count)
+                                      sender: try AFPacketPort(interface: names.access, options: sendOnly), tables: tables,
+                                      workers: list.count)
         } catch { throw RunError(message: "\(error)") }
         for (w, ring) in zip(list, controlLoop.punts) { w.punts = ring }
         let stop = StopFlag()

@@ -69,7 +69,7 @@ struct Sent {
         let r = router()
         let rs = fromMN(to: MACAddress(multicast: IPv6Address("ff02::2")!), source: IPv6Address("fe80::1")!,
                         destination: IPv6Address("ff02::2")!, .routerSolicitation(options: .none))
-        let out = try rs.withUnsafeBytes { r.handle($0) }.map(Sent.init)
+        let out = try rs.withUnsafeBytes { r.handle($0).frames }.map(Sent.init)
         try #require(out.count == 2)
         let mine = out[0], theirs = out[1]
         for (sent, mac) in [(mine, here), (theirs, there)] {
@@ -92,10 +92,10 @@ struct Sent {
 
         // Unicast to one DLIF: that one answers. Another MN: nobody.
         let unicast = fromMN(to: there, source: IPv6Address("fe80::1")!, destination: IPv6Address("ff02::2")!, .routerSolicitation(options: .none))
-        #expect(try unicast.withUnsafeBytes { r.handle($0) }.map { try Sent($0).eth.source } == [there])
+        #expect(try unicast.withUnsafeBytes { r.handle($0).frames }.map { try Sent($0).eth.source } == [there])
         let stranger = fromMN(to: MACAddress(multicast: IPv6Address("ff02::2")!), source: IPv6Address("fe80::9")!,
                               destination: IPv6Address("ff02::2")!, .routerSolicitation(options: .none), sender: other)
-        #expect(stranger.withUnsafeBytes { r.handle($0) }.isEmpty)
+        #expect(stranger.withUnsafeBytes { r.handle($0).frames }.isEmpty)
     }
 
     /// NS for a DLIF's link-local address: an NA with its MAC; from :: (DAD)
@@ -106,20 +106,20 @@ struct Sent {
         let mnLLA = IPv6Address("fe80::aa:ff:fe00:1")!
         let ns = fromMN(to: MACAddress(multicast: lla.solicitedNodeMulticast), source: mnLLA, destination: lla.solicitedNodeMulticast,
                         .neighborSolicitation(target: lla, options: .built([.sourceLinkLayerAddress(LinkLayerAddress(mn))])))
-        let na = try #require(try ns.withUnsafeBytes { r.handle($0) }.map(Sent.init).first)
+        let na = try #require(try ns.withUnsafeBytes { r.handle($0).frames }.map(Sent.init).first)
         #expect(na.eth.source == here && na.eth.destination == mn && na.ip.source == lla && na.ip.destination == mnLLA)
         guard case .neighborAdvertisement(let a) = na.message else { Issue.record("not an NA"); return }
         #expect(a.router && a.solicited && a.override && a.target == lla && na.options == [.targetLinkLayerAddress(LinkLayerAddress(here))])
 
         let probe = fromMN(to: MACAddress(multicast: lla.solicitedNodeMulticast), source: .unspecified, destination: lla.solicitedNodeMulticast,
                            .neighborSolicitation(target: lla, options: .none))
-        let dad = try #require(try probe.withUnsafeBytes { r.handle($0) }.map(Sent.init).first)
+        let dad = try #require(try probe.withUnsafeBytes { r.handle($0).frames }.map(Sent.init).first)
         guard case .neighborAdvertisement(let d) = dad.message else { Issue.record("not an NA"); return }
         #expect(dad.ip.destination == .allNodes && !d.solicited)
 
         let own = fromMN(to: MACAddress(multicast: mnLLA.solicitedNodeMulticast), source: .unspecified, destination: mnLLA.solicitedNodeMulticast,
                          .neighborSolicitation(target: mnLLA, options: .none))
-        #expect(own.withUnsafeBytes { r.handle($0) }.isEmpty)
+        #expect(own.withUnsafeBytes { r.handle($0).frames }.isEmpty)
         #expect(r.counters.neighborSolicitations == 3 && r.counters.neighborAdvertisements == 2 && r.counters.ignored == 1)
     }
 
@@ -138,12 +138,47 @@ struct Sent {
         #expect(r.counters.routerAdvertisements == 8)
     }
 
+    /// An RS from an MN not seen before attaches it: the next free /64 of
+    /// the pool (the same one when it comes back), this gateway's DLIF, an
+    /// RA at once and the initial burst from the next tick; the pool used up,
+    /// nobody else.
+    @Test func attachFromTheFirstRouterSolicitation() throws {
+        var c = AccessRouterConfiguration()
+        c.prefixPool = IPv6Prefix("2001:db8:1::/63")!
+        c.dlifs = [DLIF(mn: mn, mac: here, anchor: nil, prefixes: [IPv6Prefix("2001:db8:1::/64")!])]
+        c.logicalMAC = { MACAddress(value: 0x02EE_0000_0000 | ($0.value & 0xFFFF_FFFF)) }
+        c.localNetworks = [lipa]
+        let r = AccessRouter(c)
+        _ = r.tick(0)
+        func rs(from sender: MACAddress) -> [UInt8] {
+            fromMN(to: MACAddress(multicast: IPv6Address("ff02::2")!), source: .unspecified, destination: IPv6Address("ff02::2")!,
+                   .routerSolicitation(options: .none), sender: sender)
+        }
+        let reply = rs(from: other).withUnsafeBytes { r.handle($0) }
+        let dlifMAC = MACAddress("02:ee:00:00:00:09")!
+        #expect(reply.attached == [Attachment(mn: other, prefix: IPv6Prefix("2001:db8:1:1::/64")!, dlifMAC: dlifMAC)])
+        let ra = try Sent(try #require(reply.frames.first))
+        #expect(reply.frames.count == 1 && ra.eth.source == dlifMAC && ra.eth.destination == other)
+        #expect(ra.options.contains(.prefixInformation(PrefixInformation(prefix: IPv6Prefix("2001:db8:1:1::/64")!, validLifetime: 86_400,
+                                                                        preferredLifetime: 3600))))
+        #expect(ra.options.contains(.routeInformation(RouteInformation(prefix: lipa, lifetime: 1800))))
+        #expect(r.nextDeadline == .min && r.dlifs.count == 2)
+        #expect(r.tick(5).map { try! Sent($0.frame).eth.source } == [dlifMAC])  // its burst starts; the first DLIF is not due
+        // Again: no second attachment.
+        #expect(rs(from: other).withUnsafeBytes { r.handle($0) }.attached.isEmpty)
+        // The pool (two /64s, one static) is used up.
+        let third = MACAddress("02:aa:00:00:00:33")!
+        let refused = rs(from: third).withUnsafeBytes { r.handle($0) }
+        #expect(refused.attached.isEmpty && refused.frames.isEmpty)
+        #expect(r.counters.attached == 1 && r.counters.poolExhausted == 1)
+    }
+
     @Test func somethingElseIsIgnored() {
         let r = router()
-        #expect([UInt8](repeating: 0xFF, count: 20).withUnsafeBytes { r.handle($0) }.isEmpty)
+        #expect([UInt8](repeating: 0xFF, count: 20).withUnsafeBytes { r.handle($0).frames }.isEmpty)
         let echo = fromMN(to: here, source: IPv6Address("fe80::1")!, destination: IPv6Address("fe80::2")!,
                           .echoRequest(identifier: 1, sequence: 1, data: .owned([1])))
-        #expect(echo.withUnsafeBytes { r.handle($0) }.isEmpty)
+        #expect(echo.withUnsafeBytes { r.handle($0).frames }.isEmpty)
         #expect(r.counters.ignored == 2)
     }
 }

@@ -333,6 +333,41 @@ extension ICMPv6Message {
         #expect(MACAddress(value: table.mac(try #require(table.index(of: onLink, adding: false)))) == mac)
     }
 
+    /// A binding attached at run time (the control plane's attach) forwards
+    /// both ways at once; the tables refuse a prefix bound already, and
+    /// more bindings than they were given room for.
+    @Test func attachAtRunTime() throws {
+        var c = S.configuration
+        c.dynamicBindings = 1
+        let tables = try GatewayTables(c), pool = PacketPool(count: 64)
+        let pipeline = Pipeline(pool: pool, tables: tables)
+        let mn = MACAddress("02:aa:00:00:00:44")!, dlif = MACAddress("02:ee:00:00:00:44")!
+        let prefix = IPv6Prefix("2001:db8:1:44::/64")!, host = IPv6Address("2001:db8:1:44::7")!
+        let before = try Run([(.access, S.udp(mn, dlif, from: host, to: S.cn))], configuration: c)
+        #expect(before.verdicts == [.drop(.unknownDestinationMAC)])
+        try tables.attach(mn: mn, prefix: prefix, dlifMAC: dlif)
+        func forward(_ port: GatewayPort, _ frame: [UInt8]) throws -> (Verdict, [UInt8]) {
+            var batch = [try #require(frame.withUnsafeBytes { pool.load($0, port: port, time: 1) })]
+            var generated: [Packet] = []
+            batch.withUnsafeMutableBufferPointer { pipeline.process($0, generated: &generated) }
+            defer { for p in batch + generated { pool.release(p.slot) } }
+            return (batch[0].verdict, Array(pool.bytes(batch[0])))
+        }
+        #expect(try forward(.access, S.udp(mn, dlif, from: host, to: S.gatewayAddress)).0 == .forward(.core))
+        let (verdict, down) = try forward(.core, S.udp(S.routerMAC, S.coreMAC, from: S.cn, to: host))
+        #expect(verdict == .forward(.access))
+        let seen = try Seen(down)
+        #expect(seen.eth.source == dlif && seen.eth.destination == mn)
+        #expect(throws: GatewayTablesError.prefixInUse(S.p1)) { try tables.attach(mn: mn, prefix: S.p1, dlifMAC: dlif) }
+        #expect(throws: GatewayTablesError.logicalMACInUse(dlif)) {
+            try tables.attach(mn: MACAddress("02:aa:00:00:00:45")!, prefix: IPv6Prefix("2001:db8:1:45::/64")!, dlifMAC: dlif)
+        }
+        #expect(throws: GatewayTablesError.full(4)) {
+            try tables.attach(mn: MACAddress("02:aa:00:00:00:45")!, prefix: IPv6Prefix("2001:db8:1:45::/64")!,
+                              dlifMAC: MACAddress("02:ee:00:00:00:45")!)
+        }
+    }
+
     @Test func repliesToEcho() throws {
         let echo = S.ethernet(S.routerMAC, S.coreMAC, S.ipv6(from: S.cn, to: S.a1, nextHeader: IPProtocol.icmpv6) { b in
             try ICMPv6Message.echoRequest(identifier: 7, sequence: 9, data: [1, 2, 3]).emit(into: b, source: S.cn, destination: S.a1)

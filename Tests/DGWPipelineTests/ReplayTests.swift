@@ -193,6 +193,39 @@ func scenarioCaptures(_ s: Scratch) throws -> (access: String, core: String) {
         #expect(try readFrames(s.path("c.pcap")).count == 2)
     }
 
+    /// An MN nobody configured sends an RS: it attaches (the first free /64
+    /// of the pool, this gateway's DLIF, an RA), and its next frame, from
+    /// its new address through that DLIF, goes out natively.
+    @Test func anMNAttachesByItsRouterSolicitation() throws {
+        let s = try Scratch()
+        defer { s.cleanup() }
+        let config = try s.write("gw.yaml", S.yaml)
+        let mn = MACAddress("02:aa:00:00:00:44")!, dlif = logicalMAC(anchor: S.a1, mn: mn)
+        let allRouters = IPv6Address("ff02::2")!
+        let rs = S.ethernet(mn, MACAddress(multicast: allRouters), S.ipv6(from: .unspecified, to: allRouters, nextHeader: IPProtocol.icmpv6, hopLimit: 255) { b in
+            try ICMPv6Message.routerSolicitation(options: .none).emit(into: b, source: .unspecified, destination: allRouters)
+        })
+        // 2001:db8:1:1:: and 1:2:: are bound statically: the first free /64 of 2001:db8:1::/48 is 2001:db8:1::/64.
+        let up = S.udp(mn, dlif, from: IPv6Address("2001:db8:1::44")!, to: S.cn)
+        let access = try s.capture("attach.pcap", [rs, up])
+        let r = try runProcess(dgw, ["replay", "--config", config, "--access", access,
+                               "--out-access", s.path("a.pcap"), "--out-core", s.path("c.pcap")])
+        #expect(r.status == 0, "\(r.stderr)")
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        #expect((summary["control"] as? [String: Int])?["attached"] == 1, "\(summary)")
+        #expect(summary["actions"] as? [String: Int] == ["uplink_native": 1, "punted_neighbor_discovery": 1], "\(summary)")
+        let ras = try readFrames(s.path("a.pcap")).map { try Seen($0.bytes) }.filter { $0.eth.source == dlif }
+        #expect(!ras.isEmpty && ras.allSatisfy { $0.eth.destination == mn })
+        let pio = ras.first?.bytes.withUnsafeBytes { b -> [IPv6Prefix] in
+            guard let e = try? EthernetFrame(checking: b), let ip = try? IPv6Packet(checking: e.payload),
+                  let icmp = try? ICMPv6Packet(checking: ip.payload), case .routerAdvertisement(let ra)? = try? ICMPv6Message.parse(unverified: icmp)
+            else { return [] }
+            return ra.options.compactMap { if case .prefixInformation(let p) = $0 { return p.prefix }; return nil }
+        }
+        #expect(pio == [IPv6Prefix("2001:db8:1::/64")!])
+        #expect(try readFrames(s.path("c.pcap")).count == 1)
+    }
+
     @Test func eventsAreCheckedAndCounted() throws {
         let s = try Scratch()
         defer { s.cleanup() }
