@@ -125,6 +125,38 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String]) throws -
         #expect(try tsharkFields(capture, "_ws.malformed || _ws.expert.severity >= error", ["frame.number"]).isEmpty)
     }
 
+    /// An MN nobody configured, at a gateway with no binding for it: its RS
+    /// attaches it (a /64 from the pool, a DLIF, RAs), it configures itself
+    /// by SLAAC and reaches the CN through gw1.
+    @Test func anMNAttachesAndForwards() throws {
+        let bed = try Testbed()
+        let config = bed.path("gw1.yaml")
+        // gw1 without MN1's static binding (MN2's stays: its prefix is never handed out).
+        let yaml = bed.config(gateway: 1).split(separator: "\n").filter { !$0.contains(Net.mn1MAC) }.joined(separator: "\n") + "\n"
+        try Data(yaml.utf8).write(to: URL(fileURLWithPath: config))
+        let g = try Background([ip, "netns", "exec", bed.ns("gw1"), dgw, "run", "--config", config],
+                               output: bed.dir.appendingPathComponent("gw1"))
+        try #require(g.wait(for: "forwarding between"), "\(g.stderr)")
+        // The link comes up again, as on association with the cell: the MN solicits at once.
+        try sh("ip -n \(bed.ns("mn1")) link set mn0 down && ip -n \(bed.ns("mn1")) link set mn0 up")
+        // 2001:db8:1:2::/64 is MN2's: the first free /64 of 2001:db8:1::/48 is 2001:db8:1::/64.
+        let address = "2001:db8:1:0:aa:ff:fe00:1"  // (RFC 5952: one zero group is not shortened)
+        let end = Date().addingTimeInterval(10)
+        var shown = ""
+        while Date() < end {
+            shown = try sh("ip -n \(bed.ns("mn1")) -6 addr show dev mn0 scope global")
+            if shown.contains(address), !shown.contains("tentative") { break }
+            usleep(100_000)
+        }
+        #expect(shown.contains(address) && !shown.contains("tentative"), "\(shown) \(g.stderr)")
+        let r = try ping(from: bed.ns("mn1"), Net.cn, count: 100)
+        #expect(g.stop() == 0, "\(g.stderr)")
+        #expect(r.received == 100, "\(r.output)")
+        let summary = try lastJSON(g.stdout)
+        #expect((summary["control"] as? [String: Int])?["attached"] == 1, "\(summary)")
+        #expect(g.stderr.contains("\(Net.mn1MAC) attached: 2001:db8:1::/64"), "\(g.stderr)")
+    }
+
     /// The libpcap port (`--io pcap`): MN1's pings natively through gw1.
     @Test func forwardsWithLibpcap() throws {
         let bed = try Testbed()
