@@ -116,6 +116,9 @@ public final class GatewayTables: @unchecked Sendable {
     public let capacity: Int
     /// Bindings installed so far (the writer's: start-up, then the control plane).
     public private(set) var count: Int
+    /// The bindings attached at run time, for whoever reports them (a lock:
+    /// taken by the writer once per attach and by the reporter, never by a worker).
+    private let attached = Mutex<[(BindingEntry, MACAddress)]>([])
 
     public init(_ c: PipelineConfiguration, neighbors: NeighborTable = NeighborTable()) throws {
         configuration = c
@@ -156,7 +159,12 @@ public final class GatewayTables: @unchecked Sendable {
     deinit { hot.deallocate() }
 
     /// The DLIF MAC serving `binding` on the access link.
-    public func dlifMAC(of index: Int) -> MACAddress { index < dlifMACs.count ? dlifMACs[index] : hot[index].dlifMAC }
+    public func dlifMAC(of index: Int) -> MACAddress { dlifMACs[index] }
+
+    /// Every binding with its DLIF MAC: the configuration's, then those attached since.
+    public var bindings: [(binding: BindingEntry, dlifMAC: MACAddress)] {
+        Array(zip(configuration.bindings, dlifMACs)) + attached.withLock { $0 }.map { (binding: $0.0, dlifMAC: $0.1) }
+    }
 
     /// Adds an MN attached and anchored here (the control plane's attach),
     /// while workers read: the hot record is written before the prefix and
@@ -178,6 +186,7 @@ public final class GatewayTables: @unchecked Sendable {
             throw .full(capacity)  // next hops are indices below capacity: not reached
         }
         count += 1
+        attached.withLock { $0.append((BindingEntry(mn: mn, prefix: prefix, anchor: nil, serving: nil, dlifMAC: dlifMAC), dlifMAC)) }
         routes.reclaim()
         return i
     }

@@ -18,15 +18,12 @@ enum ControlCommand: String, ExpressibleByArgument, CaseIterable, Sendable {
 /// What the control socket reports, read from another thread than the workers'.
 final class ControlView: @unchecked Sendable {
     let workers: [any ForwardingWorker]
-    let bindings: [BindingEntry]
-    let dlifMACs: [MACAddress]
-    let neighbors: NeighborTable
+    let tables: GatewayTables
+    var neighbors: NeighborTable { tables.neighbors }
 
-    init(workers: [any ForwardingWorker], bindings: [BindingEntry], dlifMACs: [MACAddress], neighbors: NeighborTable) {
+    init(workers: [any ForwardingWorker], tables: GatewayTables) {
         self.workers = workers
-        self.bindings = bindings
-        self.dlifMACs = dlifMACs
-        self.neighbors = neighbors
+        self.tables = tables
     }
 
     var counters: Counters {
@@ -54,9 +51,9 @@ final class ControlView: @unchecked Sendable {
             return (["frames_in \(t.framesIn)", "frames_out \(t.framesOut)"] + actions.map { "action \($0.0) \($0.1)" }
                 + drops.map { "drop \($0.0) \($0.1)" }).joined(separator: "\n") + "\n"
         case .bindings:
-            let rows = bindings.enumerated().map { i, b in
+            let rows = tables.bindings.map { b, dlif in
                 (mn: "\(b.mn)", prefix: "\(b.prefix)", anchor: b.anchor.map { "\($0)" } ?? "self",
-                 serving: b.serving.map { "\($0)" } ?? "self", dlif: "\(dlifMACs[i])")
+                 serving: b.serving.map { "\($0)" } ?? "self", dlif: "\(dlif)")
             }
             if json {
                 return "[" + rows.map { "{\"mn\":\"\($0.mn)\",\"prefix\":\"\($0.prefix)\",\"anchor\":\"\($0.anchor)\",\"serving\":\"\($0.serving)\",\"dlif_mac\":\"\($0.dlif)\"}" }
@@ -67,8 +64,8 @@ final class ControlView: @unchecked Sendable {
             // The logical interfaces shown on this access link: one per MN served here and anchor.
             var seen = Set<String>()
             var rows: [(mn: String, dlif: String, anchor: String)] = []
-            for (i, b) in bindings.enumerated() where b.serving == nil {
-                let row = (mn: "\(b.mn)", dlif: "\(dlifMACs[i])", anchor: b.anchor.map { "\($0)" } ?? "self")
+            for (b, dlif) in tables.bindings where b.serving == nil {
+                let row = (mn: "\(b.mn)", dlif: "\(dlif)", anchor: b.anchor.map { "\($0)" } ?? "self")
                 if seen.insert("\(row.mn) \(row.dlif)").inserted { rows.append(row) }
             }
             if json {

@@ -87,7 +87,6 @@ struct Run: ParsableCommand {
         // own QSBR reader): a neighbour's advertisement may reach any of them.
         let tables: GatewayTables
         do { tables = try GatewayTables(pipelineConfiguration) } catch { throw RunError(message: "\(config): \(error)") }
-        let neighbors = tables.neighbors
         do {
             for _ in 0..<workers {
                 var a = options, c = options
@@ -126,9 +125,7 @@ struct Run: ParsableCommand {
         let stop = StopFlag()
         var listeners: [Listener] = []
         defer { stop.flag.store(true, ordering: .releasing); listeners.forEach { $0.finish() } }
-        let view = ControlView(workers: list, bindings: pipelineConfiguration.bindings,
-                               dlifMACs: (0..<pipelineConfiguration.bindings.count).map { list[0].pipeline.dlifMAC(of: $0) },
-                               neighbors: neighbors)
+        let view = ControlView(workers: list, tables: tables)
         do {
             if let path = gateway.control {
                 listeners.append(try ControlServer.open(path: path, view: view, until: stop))

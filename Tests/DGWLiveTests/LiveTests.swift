@@ -150,6 +150,10 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String]) throws -
         }
         #expect(shown.contains(address) && !shown.contains("tentative"), "\(shown) \(g.stderr)")
         let r = try ping(from: bed.ns("mn1"), Net.cn, count: 100)
+        let dlifs = try runProcess(dgw, ["ctl", "--socket", bed.path("gw1.sock"), "dlifs"])
+        #expect(dlifs.stdout.hasPrefix("\(Net.mn1MAC) dlif 02:"), "\(dlifs.stdout)")  // shown by `dgw ctl` too
+        let bindings = try runProcess(dgw, ["ctl", "--socket", bed.path("gw1.sock"), "bindings"])
+        #expect(bindings.stdout.contains("\(Net.mn1MAC) 2001:db8:1::/64 anchor self serving self"), "\(bindings.stdout)")
         #expect(g.stop() == 0, "\(g.stderr)")
         #expect(r.received == 100, "\(r.output)")
         let summary = try lastJSON(g.stdout)
