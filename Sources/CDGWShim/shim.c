@@ -297,7 +297,7 @@ int dgw_unix_listen(const char *path) {
     return fd;
 }
 
-int dgw_unix_accept(int fd) {
+int dgw_accept(int fd) {
     for (;;) {
         int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
         if (c >= 0 || errno != EINTR) return c;

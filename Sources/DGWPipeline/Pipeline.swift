@@ -158,9 +158,6 @@ public final class GatewayTables: @unchecked Sendable {
 
     deinit { hot.deallocate() }
 
-    /// The DLIF MAC serving `binding` on the access link.
-    public func dlifMAC(of index: Int) -> MACAddress { dlifMACs[index] }
-
     /// Every binding with its DLIF MAC: the configuration's, then those attached since.
     public var bindings: [(binding: BindingEntry, dlifMAC: MACAddress)] {
         Array(zip(configuration.bindings, dlifMACs)) + attached.withLock { $0 }.map { (binding: $0.0, dlifMAC: $0.1) }
@@ -286,9 +283,6 @@ public final class Pipeline {
         scratch.deallocate()
         routes.qsbr.unregister(reader)
     }
-
-    /// The DLIF MAC serving `binding` on the access link.
-    public func dlifMAC(of index: Int) -> MACAddress { tables.dlifMAC(of: index) }
 
     /// Frames a port received but could not hand over (longer than a
     /// slot, say): counted as received and dropped, like any other drop.

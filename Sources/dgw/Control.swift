@@ -104,7 +104,7 @@ final class Listener: @unchecked Sendable {
             defer { done.leave() }
             while !stop.flag.load(ordering: .acquiring) {
                 guard (try? StopSignal.poll([fd], milliseconds: 100)) == true else { continue }
-                let client = dgw_unix_accept(fd)
+                let client = dgw_accept(fd)
                 if client < 0 { continue }
                 handle(client)
                 close(client)

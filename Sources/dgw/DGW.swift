@@ -55,6 +55,24 @@ struct Decode: ParsableCommand {
     }
 }
 
+/// Why a command cannot go on (a bad configuration, an unreadable file, a
+/// missing interface): said on stderr as "dgw COMMAND: message", exit status 2.
+struct Refusal: Error {
+    let message: String
+
+    init(message: String) { self.message = message }
+
+    /// `body`'s result, or its refusal reported.
+    static func reported<T>(by command: String, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let refusal as Refusal {
+            FileHandleStderr.write("dgw \(command): \(refusal.message)\n")
+            throw ExitCode(2)
+        }
+    }
+}
+
 enum FileHandleStderr {
     static func write(_ s: String) {
         var bytes = Array(s.utf8)

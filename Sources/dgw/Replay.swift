@@ -30,36 +30,28 @@ struct Replay: ParsableCommand {
     }
 
     func run() throws {
-        do {
-            let summary = try replay()
-            print(summary)
-        } catch let e as ReplayError {
-            FileHandleStderr.write("dgw replay: \(e.message)\n")
-            throw ExitCode(2)
-        }
+        print(try Refusal.reported(by: "replay") { try replay() })
     }
-
-    struct ReplayError: Error { let message: String }
 
     func replay() throws -> String {
         let gateway: GatewayConfig
-        do { gateway = try GatewayConfig.load(path: config) } catch { throw ReplayError(message: "\(error)") }
+        do { gateway = try GatewayConfig.load(path: config) } catch { throw Refusal(message: "\(error)") }
         let triggers = try events.map { try EventLog.load(path: $0) } ?? EventLog()
 
         var inputs: [(PcapFileReader, GatewayPort)] = []
         for (path, port) in [(access, GatewayPort.access), (core, GatewayPort.core)] {
             guard let path else { continue }
             let reader: PcapFileReader
-            do { reader = try PcapFileReader(path: path) } catch { throw ReplayError(message: "\(error)") }
+            do { reader = try PcapFileReader(path: path) } catch { throw Refusal(message: "\(error)") }
             guard reader.dataLinkType == 1 else {
-                throw ReplayError(message: "\(path): link type \(reader.dataLinkType) is not Ethernet")
+                throw Refusal(message: "\(path): link type \(reader.dataLinkType) is not Ethernet")
             }
             inputs.append((reader, port))
         }
         let pool = PacketPool(count: 512)
         let pipeline: Pipeline
         do { pipeline = try Pipeline(PipelineConfiguration(gateway), pool: pool) } catch {
-            throw ReplayError(message: "\(config): \(error)")
+            throw Refusal(message: "\(config): \(error)")
         }
         // Written beside the targets, renamed into place only at the end.
         let tmpAccess = outAccess + ".partial-\(getpid())", tmpCore = outCore + ".partial-\(getpid())"
@@ -78,10 +70,10 @@ struct Replay: ParsableCommand {
             truncated = loop.truncated
             control = loop.router?.counters ?? AccessRouterCounters()
         } catch {
-            throw ReplayError(message: "\(error)")
+            throw Refusal(message: "\(error)")
         }
         guard rename(tmpAccess, outAccess) == 0, rename(tmpCore, outCore) == 0 else {
-            throw ReplayError(message: "cannot move the outputs into place: \(String(cString: strerror(errno)))")
+            throw Refusal(message: "cannot move the outputs into place: \(String(cString: strerror(errno)))")
         }
         done = true
         let elapsed = Double(Syscall.monotonicNanoseconds() - start) / 1e9
@@ -262,14 +254,14 @@ struct EventLog {
 
     static func load(path: String) throws -> EventLog {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw Replay.ReplayError(message: "\(path): cannot read the file")
+            throw Refusal(message: "\(path): cannot read the file")
         }
         var log = EventLog()
         var lastTime = -Double.infinity
         for (n, line) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let text = line.trimmingCharacters(in: .whitespaces)
             if text.isEmpty { continue }
-            func fail(_ why: String) -> Replay.ReplayError { Replay.ReplayError(message: "\(path):\(n + 1): \(why)") }
+            func fail(_ why: String) -> Refusal { Refusal(message: "\(path):\(n + 1): \(why)") }
             guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
                 throw fail("not a JSON object")
             }
@@ -290,63 +282,5 @@ struct EventLog {
             log.counts[kind, default: 0] += 1
         }
         return log
-    }
-}
-
-extension PipelineConfiguration {
-    init(_ g: GatewayConfig) {
-        let bindings = g.staticBindings.map { b -> BindingEntry in
-            func address(_ e: Endpoint) -> IPv6Address? { if case .peer(let a) = e { return a }; return nil }
-            return BindingEntry(mn: b.mn, prefix: b.prefix, anchor: address(b.anchor), serving: address(b.serving), dlifMAC: b.dlifMAC)
-        }
-        self.init(address: g.address, coreMAC: g.coreMAC, coreMTU: g.core.port.mtu, corePrefix: g.core.prefix,
-                  coreGateway: g.core.gateway, bindings: bindings, neighbors: g.neighbors.map { ($0.address, $0.mac) })
-        // Room for every /64 of the pool (at most a million) to be handed out at run time.
-        if let pool = g.prefixPool, g.access != nil {
-            dynamicBindings = 64 - Int(pool.length) >= 20 ? 1 << 20 : 1 << (64 - Int(pool.length))
-        }
-    }
-}
-
-extension AccessRouterConfiguration {
-    /// The DLIFs of the MNs served here, one per MN and anchor, from the
-    /// static bindings; RA timing and lifetimes from `ra:`.
-    init(_ g: GatewayConfig) {
-        self.init()
-        interval = g.ra.intervalSeconds
-        routerLifetime = g.ra.routerLifetime
-        validLifetime = g.ra.validLifetime
-        preferredLifetime = g.ra.preferredLifetime
-        mtu = g.access?.mtu ?? 1500
-        prefixPool = g.prefixPool
-        localNetworks = g.localNetworks.map(\.prefix)
-        reserved = g.staticBindings.map(\.prefix)
-        let address = g.address
-        logicalMAC = { DGWPipeline.logicalMAC(anchor: address, mn: $0) }
-        struct Key: Hashable { var mn: UInt64, dlif: UInt64 }
-        var index: [Key: Int] = [:]
-        for b in g.staticBindings where b.serving == .this {
-            let anchor: IPv6Address? = if case .peer(let a) = b.anchor { a } else { nil }
-            let mac = b.dlifMAC ?? DGWPipeline.logicalMAC(anchor: anchor ?? g.address, mn: b.mn)
-            let key = Key(mn: b.mn.value, dlif: mac.value)
-            if let i = index[key] {
-                dlifs[i].prefixes.append(b.prefix)
-            } else {
-                index[key] = dlifs.count
-                // This gateway's local networks; another anchor's come with its PBA (issue 6).
-                dlifs.append(DLIF(mn: b.mn, mac: mac, anchor: anchor, prefixes: [b.prefix],
-                                  localNetworks: anchor == nil ? g.localNetworks.map(\.prefix) : []))
-            }
-        }
-    }
-}
-
-extension AccessRouterCounters {
-    /// The summaries' "control" object (zeros left out).
-    var json: String {
-        let pairs = [("router_solicitations", routerSolicitations), ("neighbor_solicitations", neighborSolicitations),
-                     ("router_advertisements", routerAdvertisements), ("neighbor_advertisements", neighborAdvertisements),
-                     ("ignored", ignored), ("too_large", tooLarge), ("attached", attached), ("pool_exhausted", poolExhausted)]
-        return "{" + pairs.filter { $0.1 != 0 }.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
     }
 }

@@ -47,21 +47,14 @@ struct Run: ParsableCommand {
     }
 
     func run() throws {
-        do {
-            print(try forward())
-        } catch let e as RunError {
-            FileHandleStderr.write("dgw run: \(e.message)\n")
-            throw ExitCode(2)
-        }
+        print(try Refusal.reported(by: "run") { try forward() })
     }
-
-    struct RunError: Error { let message: String }
 
     func forward() throws -> String {
         let gateway: GatewayConfig
-        do { gateway = try GatewayConfig.load(path: config) } catch { throw RunError(message: "\(error)") }
+        do { gateway = try GatewayConfig.load(path: config) } catch { throw Refusal(message: "\(error)") }
         guard gateway.role == .dgw, let access = gateway.access else {
-            throw RunError(message: "\(config): role \(gateway.role.rawValue) does not forward (role dgw with an access port does)")
+            throw Refusal(message: "\(config): role \(gateway.role.rawValue) does not forward (role dgw with an access port does)")
         }
         let names = (access: access.interface, core: gateway.core.port.interface)
         var pipelineConfiguration = PipelineConfiguration(gateway)
@@ -69,7 +62,7 @@ struct Run: ParsableCommand {
         do {
             for name in [names.access, names.core] { _ = try Interfaces.isUp(name) }
             coreMAC = MACAddress(value: try Interfaces.mac(names.core).reduce(0) { $0 << 8 | UInt64($1) })
-        } catch { throw RunError(message: "\(error)") }
+        } catch { throw Refusal(message: "\(error)") }
         // The core MAC: the configured one (the interface then listens promiscuously) or the interface's.
         if gateway.core.port.mac == nil { pipelineConfiguration.coreMAC = coreMAC }
         let corePromiscuous = pipelineConfiguration.coreMAC != coreMAC
@@ -86,7 +79,7 @@ struct Run: ParsableCommand {
         // One set of tables for all the workers (each reads it through its
         // own QSBR reader): a neighbour's advertisement may reach any of them.
         let tables: GatewayTables
-        do { tables = try GatewayTables(pipelineConfiguration) } catch { throw RunError(message: "\(config): \(error)") }
+        do { tables = try GatewayTables(pipelineConfiguration) } catch { throw Refusal(message: "\(config): \(error)") }
         do {
             for _ in 0..<workers {
                 var a = options, c = options
@@ -110,7 +103,7 @@ struct Run: ParsableCommand {
                 }
             }
         } catch {
-            throw RunError(message: "\(error)")
+            throw Refusal(message: "\(error)")
         }
         // The access router (RAs, answers to RS and NS) on a thread of its own.
         let controlLoop: ControlLoop
@@ -120,7 +113,7 @@ struct Run: ParsableCommand {
             controlLoop = ControlLoop(router: AccessRouter(AccessRouterConfiguration(gateway)),
                                       sender: try AFPacketPort(interface: names.access, options: sendOnly), tables: tables,
                                       workers: list.count)
-        } catch { throw RunError(message: "\(error)") }
+        } catch { throw Refusal(message: "\(error)") }
         for (w, ring) in zip(list, controlLoop.punts) { w.punts = ring }
         let stop = StopFlag()
         var listeners: [Listener] = []
@@ -135,16 +128,16 @@ struct Run: ParsableCommand {
                 listeners.append(try MetricsServer.open(address: address, view: view, until: stop))
                 log.info("Prometheus metrics on http://\(address)/metrics")
             }
-        } catch { throw RunError(message: "\(error)") }
+        } catch { throw Refusal(message: "\(error)") }
         // Sockets first: a missing privilege is reported before anything is
         // changed; signals caught from here on, so a SIGTERM restores too.
-        do { try StopSignal.install() } catch { throw RunError(message: "\(error)") }
+        do { try StopSignal.install() } catch { throw Refusal(message: "\(error)") }
         let takeover = InterfaceTakeover()
         defer { takeover.restore() }
         do {
             try takeover.take(names.access)
             if names.core != names.access { try takeover.take(names.core) }
-        } catch { throw RunError(message: "\(error)") }
+        } catch { throw Refusal(message: "\(error)") }
 
         log.notice("forwarding between \(names.access) (access) and \(names.core) (core, MAC \(pipelineConfiguration.coreMAC)) with \(workers) worker(s), \(io.rawValue)")
 
@@ -178,7 +171,7 @@ struct Run: ParsableCommand {
         }
         takeover.restore()
         if let failure = list.compactMap({ $0.failed() }).first {
-            throw RunError(message: "\(failure)")
+            throw Refusal(message: "\(failure)")
         }
         return summary(totals, transmitFailed: transmitFailed + controlLoop.transmitFailed, elapsed: elapsed, restored: takeover.changes,
                        control: controlLoop.router.counters, puntOverflow: list.reduce(0) { $0 + $1.puntOverflow })

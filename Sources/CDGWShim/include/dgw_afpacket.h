@@ -64,7 +64,7 @@ int dgw_unix_connect(const char *path);
 int dgw_tcp_listen(const char *host, int port);
 
 /// accept4 with SOCK_CLOEXEC, EINTR retried; -1/errno.
-int dgw_unix_accept(int fd);
+int dgw_accept(int fd);
 
 /// The block the kernel has handed over at `current`, or NULL.
 static inline struct tpacket_block_desc *dgw_afpacket_block(const struct dgw_afpacket *port) {

@@ -1,0 +1,65 @@
+// The configuration file turned into what the data plane and the access
+// router are made from: the same for `dgw replay` and `dgw run`.
+
+import DGWConfig
+import DGWControl
+import DGWPipeline
+import DGWWire
+
+extension PipelineConfiguration {
+    init(_ g: GatewayConfig) {
+        let bindings = g.staticBindings.map { b -> BindingEntry in
+            func address(_ e: Endpoint) -> IPv6Address? { if case .peer(let a) = e { return a }; return nil }
+            return BindingEntry(mn: b.mn, prefix: b.prefix, anchor: address(b.anchor), serving: address(b.serving), dlifMAC: b.dlifMAC)
+        }
+        self.init(address: g.address, coreMAC: g.coreMAC, coreMTU: g.core.port.mtu, corePrefix: g.core.prefix,
+                  coreGateway: g.core.gateway, bindings: bindings, neighbors: g.neighbors.map { ($0.address, $0.mac) })
+        // Room for every /64 of the pool (at most a million) to be handed out at run time.
+        if let pool = g.prefixPool, g.access != nil {
+            dynamicBindings = 64 - Int(pool.length) >= 20 ? 1 << 20 : 1 << (64 - Int(pool.length))
+        }
+    }
+}
+
+extension AccessRouterConfiguration {
+    /// The DLIFs of the MNs served here, one per MN and anchor, from the
+    /// static bindings; RA timing and lifetimes from `ra:`.
+    init(_ g: GatewayConfig) {
+        self.init()
+        interval = g.ra.intervalSeconds
+        routerLifetime = g.ra.routerLifetime
+        validLifetime = g.ra.validLifetime
+        preferredLifetime = g.ra.preferredLifetime
+        mtu = g.access?.mtu ?? 1500
+        prefixPool = g.prefixPool
+        localNetworks = g.localNetworks.map(\.prefix)
+        reserved = g.staticBindings.map(\.prefix)
+        let address = g.address
+        logicalMAC = { DGWPipeline.logicalMAC(anchor: address, mn: $0) }
+        struct Key: Hashable { var mn: UInt64, dlif: UInt64 }
+        var index: [Key: Int] = [:]
+        for b in g.staticBindings where b.serving == .this {
+            let anchor: IPv6Address? = if case .peer(let a) = b.anchor { a } else { nil }
+            let mac = b.dlifMAC ?? DGWPipeline.logicalMAC(anchor: anchor ?? g.address, mn: b.mn)
+            let key = Key(mn: b.mn.value, dlif: mac.value)
+            if let i = index[key] {
+                dlifs[i].prefixes.append(b.prefix)
+            } else {
+                index[key] = dlifs.count
+                // This gateway's local networks; another anchor's come with its PBA (issue 6).
+                dlifs.append(DLIF(mn: b.mn, mac: mac, anchor: anchor, prefixes: [b.prefix],
+                                  localNetworks: anchor == nil ? g.localNetworks.map(\.prefix) : []))
+            }
+        }
+    }
+}
+
+extension AccessRouterCounters {
+    /// The summaries' "control" object (zeros left out).
+    var json: String {
+        let pairs = [("router_solicitations", routerSolicitations), ("neighbor_solicitations", neighborSolicitations),
+                     ("router_advertisements", routerAdvertisements), ("neighbor_advertisements", neighborAdvertisements),
+                     ("ignored", ignored), ("too_large", tooLarge), ("attached", attached), ("pool_exhausted", poolExhausted)]
+        return "{" + pairs.filter { $0.1 != 0 }.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
+    }
+}
