@@ -7,6 +7,8 @@ import PackageDescription
 //   DGWWire  ->  DGWInspect (dgw decode) ──────────────────────────────────┤
 //   DGWWire, DGWTables  ->  DGWPipeline (the data plane, sans-I/O) ────────┼─>  dgw (CLI)
 //   DGWWire  ->  DGWControl (the control plane, sans-I/O) ─────────────────┤
+//   DGWPipeline, DGWControl  ->  DGWGateway (effects applied) ─────────────┤
+//                                  └─> DGWSimulation (gateways in memory, for tests)
 //   DGWWire, CYAML  ->  DGWConfig (the YAML configuration) ─────────────────┘
 //
 // (see README "Architecture").
@@ -22,6 +24,7 @@ let package = Package(
         .library(name: "DGWPipeline", targets: ["DGWPipeline"]),
         .library(name: "DGWConfig", targets: ["DGWConfig"]),
         .library(name: "DGWControl", targets: ["DGWControl"]),
+        .library(name: "DGWSimulation", targets: ["DGWSimulation"]),
         .executable(name: "dgw-bench", targets: ["dgw-bench"]),
         .executable(name: "dgw-pcapgen", targets: ["dgw-pcapgen"]),
     ],
@@ -56,6 +59,11 @@ let package = Package(
         .target(name: "DGWPipeline", dependencies: ["DGWWire", "DGWTables", "CDGWShim"]),
         // The control plane, sans-I/O: frames and time in, frames out.
         .target(name: "DGWControl", dependencies: ["DGWWire"]),
+        // Gateways (data and control plane), MNs and correspondents wired in
+        // memory, on virtual time: the tests' and benchmarks' domain.
+        // The two planes of one gateway joined: control effects applied to the tables.
+        .target(name: "DGWGateway", dependencies: ["DGWWire", "DGWPipeline", "DGWControl"]),
+        .target(name: "DGWSimulation", dependencies: ["DGWWire", "DGWPipeline", "DGWControl", "DGWGateway"]),
         // The gateway's YAML configuration (libyaml), checked key by key.
         .target(name: "DGWConfig", dependencies: ["DGWWire", "CYAML"]),
         // Frame dissection into JSON lines (`dgw decode`), shared by tests and tools.
@@ -65,7 +73,7 @@ let package = Package(
         .executableTarget(
             name: "dgw",
             dependencies: [
-                "DGWWire", "DGWInspect", "DGWPorts", "DGWConfig", "DGWPipeline", "DGWControl", "DGWTables", "CDGWShim",
+                "DGWWire", "DGWInspect", "DGWPorts", "DGWConfig", "DGWPipeline", "DGWControl", "DGWGateway", "DGWTables", "CDGWShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -91,7 +99,7 @@ let package = Package(
             dependencies: ["DGWWire", "DGWInspect", "DGWPorts", "DGWTestSupport", "dgw"]
         ),
         .testTarget(name: "DGWPortsTests", dependencies: ["DGWPorts", "CDGWShim"]),
-        .testTarget(name: "DGWControlTests", dependencies: ["DGWControl", "DGWWire"]),
+        .testTarget(name: "DGWControlTests", dependencies: ["DGWControl", "DGWWire", "DGWSimulation", "DGWPipeline", "DGWPorts", "DGWTestSupport"]),
         // `dgw run` between network namespaces (root).
         .testTarget(name: "DGWLiveTests", dependencies: ["DGWTestSupport", "dgw"]),
     ]

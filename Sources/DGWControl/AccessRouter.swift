@@ -22,17 +22,22 @@ public struct DLIF: Sendable, Equatable {
     /// Networks reachable only through that anchor (LIPA), advertised in RIOs.
     public var localNetworks: [IPv6Prefix]
 
-    public init(mn: MACAddress, mac: MACAddress, anchor: IPv6Address?, prefixes: [IPv6Prefix], localNetworks: [IPv6Prefix] = []) {
+    /// The DLIF's link-local address: fixed by the anchor (the PBA's DLIF
+    /// Link-local Address option), by default the modified EUI-64 of its MAC.
+    public var linkLocal: IPv6Address
+
+    public init(mn: MACAddress, mac: MACAddress, anchor: IPv6Address?, prefixes: [IPv6Prefix], localNetworks: [IPv6Prefix] = [],
+                linkLocal: IPv6Address? = nil) {
         self.mn = mn
         self.mac = mac
         self.anchor = anchor
         self.prefixes = prefixes
         self.localNetworks = localNetworks
+        self.linkLocal = linkLocal ?? Self.linkLocal(of: mac)
     }
 
-    /// fe80::/64 with the modified EUI-64 of the DLIF's MAC (RFC 4291
-    /// appendix A): fixed by the anchor, since the anchor assigns the MAC.
-    public var linkLocal: IPv6Address {
+    /// fe80::/64 with the modified EUI-64 of `mac` (RFC 4291 appendix A).
+    public static func linkLocal(of mac: MACAddress) -> IPv6Address {
         let m = mac.value
         let eui = ((m >> 24) ^ 0x02_0000) << 40 | 0xFF_FE00_0000 | (m & 0xFF_FFFF)
         return IPv6Address(high: 0xFE80 << 48, low: eui)
@@ -121,8 +126,9 @@ public final class AccessRouter {
         taken = Set(configuration.dlifs.flatMap(\.prefixes) + configuration.reserved)
     }
 
-    /// The earliest time `tick` has something to send, nil before the first tick.
-    public private(set) var nextDeadline: Int64?
+    /// The earliest time `tick` has something to send: nil when nothing is
+    /// scheduled, .min before the first tick (which starts the advertisements).
+    public private(set) var nextDeadline: Int64? = .min
 
     /// Unsolicited RAs due by `time`, each with the time it was due. The
     /// first call starts every DLIF's initial burst at `time`.
@@ -183,9 +189,18 @@ public final class AccessRouter {
         return reply
     }
 
-    /// A new MN: its /64 (the one it had, if it was here before) and this
-    /// gateway's DLIF for it, advertised from the next tick on.
-    private func attach(_ mn: MACAddress) -> Attachment? {
+    /// The prefix an MN got here, if it ever attached.
+    public func allocation(of mn: MACAddress) -> IPv6Prefix? { allocations[mn] }
+
+    /// Attaches `mn` (an RS from an MN not seen before, or a trigger): its
+    /// /64 from the pool (the one it had, if it was here before) and this
+    /// gateway's DLIF for it, advertised from the next tick on. An MN with
+    /// this gateway's DLIF shown already gets that one again; nil when no
+    /// pool is configured or it is used up.
+    public func attach(_ mn: MACAddress) -> Attachment? {
+        if let shown = dlifs.first(where: { $0.mn == mn && $0.anchor == nil }), let prefix = shown.prefixes.first {
+            return Attachment(mn: mn, prefix: prefix, dlifMAC: shown.mac)
+        }
         guard let pool = configuration.prefixPool else { return nil }
         let prefix: IPv6Prefix
         if let known = allocations[mn] {
@@ -209,14 +224,33 @@ public final class AccessRouter {
             taken.insert(found)
             allocations[mn] = found
         }
-        let dlif = DLIF(mn: mn, mac: configuration.logicalMAC(mn), anchor: nil, prefixes: [prefix],
-                        localNetworks: configuration.localNetworks)
-        dlifs.append(dlif)
-        nextAdvertisement.append(nil)
-        sent.append(0)
-        nextDeadline = .min  // its first advertisements are due at once
+        show(DLIF(mn: mn, mac: configuration.logicalMAC(mn), anchor: nil, prefixes: [prefix], localNetworks: configuration.localNetworks))
         counters.attached += 1
-        return Attachment(mn: mn, prefix: prefix, dlifMAC: dlif.mac)
+        return Attachment(mn: mn, prefix: prefix, dlifMAC: configuration.logicalMAC(mn))
+    }
+
+    /// Shows `dlif` to its MN (replacing the DLIF of the same MN and anchor),
+    /// with a fresh burst of advertisements from the next tick on.
+    public func show(_ dlif: DLIF) {
+        if let i = dlifs.firstIndex(where: { $0.mn == dlif.mn && $0.anchor == dlif.anchor }) {
+            dlifs[i] = dlif
+            nextAdvertisement[i] = nil
+            sent[i] = 0
+        } else {
+            dlifs.append(dlif)
+            nextAdvertisement.append(nil)
+            sent.append(0)
+        }
+        nextDeadline = .min  // its first advertisements are due at once
+    }
+
+    /// Stops showing the DLIFs of `mn` that `matching` selects (all by default).
+    public func hide(_ mn: MACAddress, where matching: (DLIF) -> Bool = { _ in true }) {
+        for i in dlifs.indices.reversed() where dlifs[i].mn == mn && matching(dlifs[i]) {
+            dlifs.remove(at: i)
+            nextAdvertisement.remove(at: i)
+            sent.remove(at: i)
+        }
     }
 
     /// An RA from `dlif` to all nodes, in a frame to its MN alone.

@@ -64,7 +64,7 @@ extension Pipeline {
         frame[14 + 6] = IPProtocol.ipv6
         frame[14 + 7] = IPv6Tunnel.defaultHopLimit
         configuration.address.write(to: frame, at: 14 + 8)
-        knownHops[hop].write(to: frame, at: 14 + 24)
+        hopAddress(hop).write(to: frame, at: 14 + 24)
         writeEthernet(frame, destination: MACAddress(value: mac), source: configuration.coreMAC)
         p.verdict = .forward(.core)
         count(action)

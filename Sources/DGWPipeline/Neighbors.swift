@@ -10,9 +10,13 @@ import Synchronization
 import DGWWire
 
 public final class NeighborTable: @unchecked Sendable {
-    public static let capacity = 65_536
+    /// Hop indices + 1 fit the hot records' 16 bits.
+    public static let capacity = 65_535
     /// MAC of hop i (48 bits), 0 while unresolved.
     @usableFromInline let macs: UnsafeMutablePointer<Atomic<UInt64>>
+    /// Address of hop i: written once, before index i is handed out (and
+    /// so before any binding that names it is published).
+    @usableFromInline let hopAddresses: UnsafeMutablePointer<IPv6Address>
 
     private struct State {
         var index: [IPv6Address: Int] = [:]
@@ -24,12 +28,19 @@ public final class NeighborTable: @unchecked Sendable {
     public init() {
         macs = .allocate(capacity: Self.capacity)
         for i in 0..<Self.capacity { (macs + i).initialize(to: Atomic(0)) }
+        hopAddresses = .allocate(capacity: Self.capacity)
+        hopAddresses.initialize(repeating: .unspecified, count: Self.capacity)
     }
 
     deinit {
         macs.deinitialize(count: Self.capacity)
         macs.deallocate()
+        hopAddresses.deallocate()
     }
+
+    /// The address of hop `i` (an index this table handed out).
+    @inlinable @inline(__always)
+    public func address(_ hop: Int) -> IPv6Address { hopAddresses[hop] }
 
     /// The hop's MAC value, 0 while unresolved.
     @inlinable @inline(__always)
@@ -40,6 +51,7 @@ public final class NeighborTable: @unchecked Sendable {
         state.withLock { s in
             if let i = s.index[address] { return i }
             guard adding, s.addresses.count < Self.capacity else { return nil }
+            hopAddresses[s.addresses.count] = address
             s.index[address] = s.addresses.count
             s.addresses.append(address)
             s.lastSolicit.append(.min)

@@ -95,114 +95,6 @@ struct Hot {
     @inline(__always) var isAnchoredHere: Bool { dlif & Self.anchoredHere != 0 }
 }
 
-/// The tables of one gateway, built once and shared by its workers'
-/// pipelines, which read them without locks (each through its own QSBR
-/// reader): prefixes, logical MACs, the bindings' hot records and the core
-/// neighbours. With N workers and a million bindings, one copy, not N.
-public final class GatewayTables: @unchecked Sendable {
-    public let configuration: PipelineConfiguration
-    /// Prefix -> binding index + 1.
-    let routes: HNPTable
-    /// DLIF logical MAC -> binding index + 1 (any binding of that DLIF).
-    let dlifs: MACTable
-    let dlifMACs: [MACAddress]
-    let hot: UnsafeMutablePointer<Hot>
-    /// Core next hops and their MACs.
-    public let neighbors: NeighborTable
-    let gatewayHop: Int
-    /// Addresses of the hops known at start (peers, core gateway), by index.
-    let knownHops: [IPv6Address]
-    /// Room for hot records: the static bindings and the dynamic ones.
-    public let capacity: Int
-    /// Bindings installed so far (the writer's: start-up, then the control plane).
-    public private(set) var count: Int
-    /// The bindings attached at run time, for whoever reports them (a lock:
-    /// taken by the writer once per attach and by the reporter, never by a worker).
-    private let attached = Mutex<[(BindingEntry, MACAddress)]>([])
-
-    public init(_ c: PipelineConfiguration, neighbors: NeighborTable = NeighborTable()) throws {
-        configuration = c
-        let qsbr = QSBR()
-        routes = HNPTable(qsbr: qsbr)
-        dlifs = MACTable(qsbr: qsbr, capacity: c.bindings.count)
-        dlifMACs = c.bindings.map { $0.dlifMAC ?? logicalMAC(anchor: $0.anchor ?? c.address, mn: $0.mn) }
-        // Hops known from the start: the core gateway and every peer of a binding.
-        self.neighbors = neighbors
-        func hop(_ a: IPv6Address) -> Int {
-            guard let i = neighbors.index(of: a) else { preconditionFailure("a fresh neighbour table is full") }
-            return i
-        }
-        gatewayHop = c.coreGateway.map(hop) ?? -1
-        // Hop index of each binding's peer (anchor or serving gateway), -1 if none.
-        let peerHop = c.bindings.map { b in (b.anchor ?? b.serving).map(hop) ?? -1 }
-        knownHops = neighbors.addresses
-        capacity = max(1, c.bindings.count + c.dynamicBindings)
-        count = c.bindings.count
-        hot = .allocate(capacity: capacity)
-        for (i, b) in c.bindings.enumerated() {
-            (hot + i).initialize(to: Hot(
-                mn: b.mn.value | UInt64(peerHop[i] + 1) << 48,
-                dlif: dlifMACs[i].value | (b.serving == nil ? Hot.servedHere : 0) | (b.anchor == nil ? Hot.anchoredHere : 0)))
-        }
-        for (i, b) in c.bindings.enumerated() {
-            try routes.insert(b.prefix, nextHop: UInt32(i + 1))
-            guard b.serving == nil else { continue }
-            let other = Int(dlifs.lookup(dlifMACs[i]))
-            if other != 0 && c.bindings[other - 1].mn != b.mn {
-                throw PipelineError.logicalMACCollision(dlifMACs[i], b.mn, c.bindings[other - 1].mn)
-            }
-            try dlifs.insert(dlifMACs[i], dlif: UInt32(i + 1))
-        }
-        for (a, m) in c.neighbors { _ = neighbors.learn(a, m) }
-    }
-
-    deinit { hot.deallocate() }
-
-    /// Every binding with its DLIF MAC: the configuration's, then those attached since.
-    public var bindings: [(binding: BindingEntry, dlifMAC: MACAddress)] {
-        Array(zip(configuration.bindings, dlifMACs)) + attached.withLock { $0 }.map { (binding: $0.0, dlifMAC: $0.1) }
-    }
-
-    /// Adds an MN attached and anchored here (the control plane's attach),
-    /// while workers read: the hot record is written before the prefix and
-    /// the logical MAC are published (each with one release store). One
-    /// writer at a time. Returns the binding's index.
-    @discardableResult
-    public func attach(mn: MACAddress, prefix: IPv6Prefix, dlifMAC: MACAddress) throws(GatewayTablesError) -> Int {
-        // Every route is a binding's /64: any match is this prefix bound already.
-        guard prefix.length == 64, routes.lookup(prefix.address) == 0 else { throw .prefixInUse(prefix) }
-        let other = Int(dlifs.lookup(dlifMAC))
-        guard other == 0 || hot[other - 1].mnMAC == mn else { throw .logicalMACInUse(dlifMAC) }
-        guard count < capacity else { throw .full(capacity) }
-        let i = count
-        (hot + i).initialize(to: Hot(mn: mn.value, dlif: dlifMAC.value | Hot.servedHere | Hot.anchoredHere))
-        do {
-            try routes.insert(prefix, nextHop: UInt32(i + 1))
-            if other == 0 { try dlifs.insert(dlifMAC, dlif: UInt32(i + 1)) }
-        } catch {
-            throw .full(capacity)  // next hops are indices below capacity: not reached
-        }
-        count += 1
-        attached.withLock { $0.append((BindingEntry(mn: mn, prefix: prefix, anchor: nil, serving: nil, dlifMAC: dlifMAC), dlifMAC)) }
-        routes.reclaim()
-        return i
-    }
-}
-
-public enum GatewayTablesError: Error, Equatable, CustomStringConvertible {
-    case full(Int)
-    case prefixInUse(IPv6Prefix)
-    case logicalMACInUse(MACAddress)
-
-    public var description: String {
-        switch self {
-        case .full(let n): "the gateway's \(n) bindings are all in use"
-        case .prefixInUse(let p): "\(p) is bound already"
-        case .logicalMACInUse(let m): "the logical MAC \(m) serves another MN"
-        }
-    }
-}
-
 public final class Pipeline {
     public let configuration: PipelineConfiguration
     public let pool: PacketPool
@@ -229,7 +121,8 @@ public final class Pipeline {
     public let neighbors: NeighborTable
     let neighborMACs: UnsafeMutablePointer<Atomic<UInt64>>
     let gatewayHop: Int
-    let knownHops: [IPv6Address]
+    let hopAddresses: UnsafeMutablePointer<IPv6Address>
+    @inline(__always) func hopAddress(_ hop: Int) -> IPv6Address { hopAddresses[hop] }
 
     public private(set) var totals = Counters()
     /// This batch's action and drop counts, then [framesOut, time of the packet being decided].
@@ -262,7 +155,7 @@ public final class Pipeline {
         neighbors = tables.neighbors
         neighborMACs = tables.neighbors.macs
         gatewayHop = tables.gatewayHop
-        knownHops = tables.knownHops
+        hopAddresses = tables.neighbors.hopAddresses
         icmpTokens = Double(configuration.icmpRate)
         scratch = .allocate(capacity: Self.timeSlot + 1)
         scratch.initialize(repeating: 0, count: Self.timeSlot + 1)
@@ -445,7 +338,7 @@ public final class Pipeline {
         if h.isAnchoredHere {
             routeToCore(&p, ip, action: .uplinkNative, &out)
         } else {
-            encapsulate(&p, ip, to: knownHops[h.peerHop], hop: h.peerHop, from: eth, on: .access, &out, action: .uplinkEncapsulated)
+            encapsulate(&p, ip, to: hopAddress(h.peerHop), hop: h.peerHop, from: eth, on: .access, &out, action: .uplinkEncapsulated)
         }
     }
 
@@ -474,7 +367,7 @@ public final class Pipeline {
         if h.isServedHere {
             deliver(&p, ipStart: 14, ip, h, action: .downlinkDelivered)
         } else {
-            encapsulate(&p, ip, to: knownHops[h.peerHop], hop: h.peerHop, from: eth, on: .core, &out, action: .downlinkEncapsulated)
+            encapsulate(&p, ip, to: hopAddress(h.peerHop), hop: h.peerHop, from: eth, on: .core, &out, action: .downlinkEncapsulated)
         }
     }
 
@@ -504,14 +397,14 @@ public final class Pipeline {
         let peer = outer.source
         // Bindings are /64s: the longest match being one means it contains the address.
         let s = Int(routes.lookup(inner.source))
-        if s != 0, hot[s - 1].isAnchoredHere, !hot[s - 1].isServedHere, knownHops[hot[s - 1].peerHop] == peer {
+        if s != 0, hot[s - 1].isAnchoredHere, !hot[s - 1].isServedHere, hopAddress(hot[s - 1].peerHop) == peer {
             // Uplink of an MN served by `peer`, anchored here: on to the core.
             strip(&p, to: innerStart, length: inner.totalLength)
             routeToCore(&p, inner, action: .uplinkDecapsulated, &out)
             return
         }
         let d = Int(routes.lookup(inner.destination))
-        if d != 0, hot[d - 1].isServedHere, !hot[d - 1].isAnchoredHere, knownHops[hot[d - 1].peerHop] == peer {
+        if d != 0, hot[d - 1].isServedHere, !hot[d - 1].isAnchoredHere, hopAddress(hot[d - 1].peerHop) == peer {
             strip(&p, to: innerStart, length: inner.totalLength)
             deliver(&p, ipStart: 14, inner, hot[d - 1], action: .downlinkDecapsulated)
             return

@@ -54,6 +54,38 @@ extension AccessRouterConfiguration {
     }
 }
 
+extension ControlPlaneConfiguration {
+    /// Signalling peers, binding timers and the MNs anchored here statically.
+    init(_ g: GatewayConfig) {
+        self.init(address: g.address)
+        peers = g.peers.map(\.address) + [g.cmd, g.lma].compactMap { $0 }
+        bindingLifetime = g.binding.lifetime
+        initialRetransmit = Int64(g.binding.initialRetransmitMs) * 1_000_000
+        maxRetransmit = Int64(g.binding.maxRetransmitMs) * 1_000_000
+        maxAttempts = g.binding.maxAttempts
+        localNetworks = g.localNetworks.map(\.prefix)
+        access = AccessRouterConfiguration(g)
+        logicalMAC = { DGWPipeline.logicalMAC(anchor: $0, mn: $1) }
+        for b in g.staticBindings where b.anchor == .this {
+            let serving: AnchoredMN.Serving = if case .peer(let p) = b.serving { .peer(p) } else { .here }
+            anchored.append(AnchoredMN(mn: b.mn, prefix: b.prefix, dlifMAC: b.dlifMAC ?? DGWPipeline.logicalMAC(anchor: g.address, mn: b.mn),
+                                       serving: serving))
+        }
+    }
+}
+
+extension SignallingCounters {
+    /// The summaries' "signalling" object (zeros left out).
+    var json: String {
+        let pairs = [("pbu_sent", pbuSent), ("pbu_retransmitted", pbuRetransmitted), ("pbu_received", pbuReceived),
+                     ("pba_sent", pbaSent), ("pba_received", pbaReceived), ("accepted", accepted), ("rejected", rejected),
+                     ("refused", refused), ("timeouts", timeouts), ("expired", expired), ("deregistrations", deregistrations),
+                     ("resynchronised", resynchronised), ("unknown_peer", unknownPeer), ("malformed", malformed),
+                     ("unexpected", unexpected), ("not_signalling", notSignalling)]
+        return "{" + pairs.filter { $0.1 != 0 }.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
+    }
+}
+
 extension AccessRouterCounters {
     /// The summaries' "control" object (zeros left out).
     var json: String {

@@ -13,17 +13,22 @@ import Foundation
 
 enum ControlCommand: String, ExpressibleByArgument, CaseIterable, Sendable {
     case counters, bindings, dlifs, neighbors
+    /// Triggers: an MN associated with this gateway's access point (with its
+    /// former anchors), or left it.
+    case attach, detach
 }
 
 /// What the control socket reports, read from another thread than the workers'.
 final class ControlView: @unchecked Sendable {
     let workers: [any ForwardingWorker]
     let tables: GatewayTables
+    let control: ControlLoop
     var neighbors: NeighborTable { tables.neighbors }
 
-    init(workers: [any ForwardingWorker], tables: GatewayTables) {
+    init(workers: [any ForwardingWorker], tables: GatewayTables, control: ControlLoop) {
         self.workers = workers
         self.tables = tables
+        self.control = control
     }
 
     var counters: Counters {
@@ -34,22 +39,42 @@ final class ControlView: @unchecked Sendable {
 
     func answer(_ request: String) -> String {
         let words = request.split(separator: " ").map(String.init)
-        guard let first = words.first, let command = ControlCommand(rawValue: first),
-              words.dropFirst().allSatisfy({ $0 == "json" }) else {
-            return "error: unknown request '\(request)' (counters, bindings, dlifs, neighbors; optionally json)\n"
+        guard let first = words.first, let command = ControlCommand(rawValue: first) else {
+            return "error: unknown request '\(request)' (counters, bindings, dlifs, neighbors, attach, detach)\n"
         }
         let json = words.contains("json")
+        let rest = words.dropFirst().filter { $0 != "json" }
         switch command {
+        case .attach, .detach:
+            guard let mnText = rest.first, let mn = MACAddress(mnText), !mn.isMulticast else {
+                return "error: \(command.rawValue) needs the MN's unicast MAC address\n"
+            }
+            var previous: [IPv6Address] = []
+            for a in rest.dropFirst() {
+                guard let address = IPv6Address(a), command == .attach else { return "error: '\(a)' is not a former anchor's address\n" }
+                previous.append(address)
+            }
+            control.trigger(command == .attach ? .attach(mn, previous: previous) : .detach(mn))
+            return json ? "{\"queued\":\"\(command.rawValue)\",\"mn\":\"\(mn)\"}\n" : "\(command.rawValue) \(mn) queued\n"
+        default:
+            guard rest.isEmpty else { return "error: '\(command.rawValue)' takes no arguments\n" }
+        }
+        switch command {
+        case .attach, .detach:
+            return ""
         case .counters:
             let t = counters
+            let (router, signalling) = control.published.withLock { $0 }
             let actions = Action.allCases.map { ($0.name, t[$0]) }.filter { $0.1 != 0 }
             let drops = DropReason.allCases.map { ($0.name, t[$0]) }.filter { $0.1 != 0 }
             if json {
                 func object(_ pairs: [(String, Int)]) -> String { "{" + pairs.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}" }
-                return "{\"frames_in\":\(t.framesIn),\"frames_out\":\(t.framesOut),\"actions\":\(object(actions)),\"drops\":\(object(drops))}\n"
+                return "{\"frames_in\":\(t.framesIn),\"frames_out\":\(t.framesOut),\"actions\":\(object(actions)),\"drops\":\(object(drops))"
+                    + ",\"control\":\(router.json),\"signalling\":\(signalling.json)}\n"
             }
             return (["frames_in \(t.framesIn)", "frames_out \(t.framesOut)"] + actions.map { "action \($0.0) \($0.1)" }
-                + drops.map { "drop \($0.0) \($0.1)" }).joined(separator: "\n") + "\n"
+                + drops.map { "drop \($0.0) \($0.1)" } + [router.json, signalling.json].enumerated().map { ["control ", "signalling "][$0.offset] + $0.element })
+                .joined(separator: "\n") + "\n"
         case .bindings:
             let rows = tables.bindings.map { b, dlif in
                 (mn: "\(b.mn)", prefix: "\(b.prefix)", anchor: b.anchor.map { "\($0)" } ?? "self",
@@ -160,13 +185,26 @@ enum ControlServer {
 
 struct Ctl: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Ask a running `dgw run` (its control socket) for counters, bindings, DLIFs or neighbours.",
+        abstract: "Ask a running `dgw run` (its control socket) for counters, bindings, DLIFs or neighbours, or trigger an attach or detach.",
         discussion: "Exit status 2 when the socket cannot be reached or the gateway refuses the request."
     )
 
     @Option(help: "The control socket (the configuration's `control:` path).") var socket: String
-    @Argument(help: "counters, bindings, dlifs or neighbors.") var command: ControlCommand
+    @Argument(help: "counters, bindings, dlifs, neighbors; or the triggers attach and detach.") var command: ControlCommand
+    @Option(help: "attach, detach: the MN's MAC address.") var mn: String?
+    @Option(help: "attach: a former anchor of the MN (repeat for several).") var previous: [String] = []
     @Flag(help: "JSON instead of text.") var json = false
+
+    func validate() throws {
+        switch command {
+        case .attach, .detach:
+            guard let mn, MACAddress(mn) != nil else { throw ValidationError("\(command.rawValue) needs --mn MAC") }
+            for a in previous where IPv6Address(a) == nil { throw ValidationError("--previous \(a): not an IPv6 address") }
+            if command == .detach && !previous.isEmpty { throw ValidationError("--previous goes with attach") }
+        default:
+            if mn != nil || !previous.isEmpty { throw ValidationError("--mn and --previous go with attach and detach") }
+        }
+    }
 
     func run() throws {
         let fd = dgw_unix_connect(socket)
@@ -177,7 +215,8 @@ struct Ctl: ParsableCommand {
         defer { close(fd) }
         var reply: [UInt8] = []
         do throws(PortError) {
-            try Array("\(command.rawValue)\(json ? " json" : "")\n".utf8).withUnsafeBytes { b in
+            let request = ([command.rawValue] + [mn].compactMap { $0 } + previous + (json ? ["json"] : [])).joined(separator: " ")
+            try Array("\(request)\n".utf8).withUnsafeBytes { b in
                 Result { () throws(PortError) in try Syscall.writeAll(fd, b) }
             }.get()
             var buffer = [UInt8](repeating: 0, count: 65536)

@@ -1,41 +1,60 @@
 // The control plane's thread in `dgw run`: the workers hand it the frames
-// they punt from the access port (RS, NS) through lock-free rings, one per
-// worker; it answers them and sends the periodic advertisements, through a
-// send-only socket of its own.
+// they punt (RS and NS from the access port, signalling from the core)
+// through lock-free rings, one per worker and port; `dgw ctl` hands it
+// triggers (attach, detach). It applies what the control plane decides to
+// the shared tables (it is their one writer) and sends the control plane's
+// frames through send-only sockets of its own.
 
 import DGWControl
+import DGWGateway
 import DGWPipeline
 import DGWPorts
 import DGWTables
+import DGWWire
 import Foundation
 import Logging
 import Synchronization
 
 final class ControlLoop: @unchecked Sendable {
-    let router: AccessRouter
-    let sender: AFPacketPort
-    /// Where attachments are installed: this thread is the tables' writer.
-    let tables: GatewayTables
-    /// One ring per worker (single producer, single consumer).
-    let punts: [FrameRing]
-    private let done = DispatchGroup()
-    private(set) var transmitFailed = 0
-
-    init(router: AccessRouter, sender: AFPacketPort, tables: GatewayTables, workers: Int) {
-        self.router = router
-        self.sender = sender
-        self.tables = tables
-        punts = (0..<workers).map { _ in FrameRing(capacity: 1024) }
+    enum Trigger: Sendable {
+        case attach(MACAddress, previous: [IPv6Address])
+        case detach(MACAddress)
     }
 
-    /// Runs on its own thread until `stop`; answers within 10 ms.
+    let control: ControlPlane
+    let accessSender: AFPacketPort
+    let coreSender: AFPacketPort
+    let tables: GatewayTables
+    /// One ring per worker and port (single producer, single consumer).
+    let punts: [FrameRing]
+    let corePunts: [FrameRing]
+    private let triggers = Mutex<[Trigger]>([])
+    /// The control plane's counters as of the last step, for `dgw ctl`.
+    let published = Mutex((AccessRouterCounters(), SignallingCounters()))
+    private let done = DispatchGroup()
+    private(set) var transmitFailed = 0
+    private(set) var unresolvedSignalling = 0
+
+    init(control: ControlPlane, accessSender: AFPacketPort, coreSender: AFPacketPort, tables: GatewayTables, workers: Int) {
+        self.control = control
+        self.accessSender = accessSender
+        self.coreSender = coreSender
+        self.tables = tables
+        punts = (0..<workers).map { _ in FrameRing(capacity: 1024) }
+        corePunts = (0..<workers).map { _ in FrameRing(capacity: 1024) }
+    }
+
+    /// Queues a trigger for the control thread (any thread).
+    func trigger(_ t: Trigger) { triggers.withLock { $0.append(t) } }
+
+    /// Runs on its own thread until `stop`; answers within a millisecond or so.
     func start(until stop: StopFlag) {
         done.enter()
         let thread = Thread { [self] in
             defer { done.leave() }
             while !stop.flag.load(ordering: .acquiring) {
                 step(now: Int64(Syscall.monotonicNanoseconds()))
-                usleep(10_000)
+                usleep(1_000)
             }
             step(now: Int64(Syscall.monotonicNanoseconds()))
         }
@@ -46,40 +65,62 @@ final class ControlLoop: @unchecked Sendable {
     func finish() { done.wait() }
 
     private func step(now: Int64) {
-        var out: [[UInt8]] = []
-        for ring in punts {
-            while let reply = ring.pop({ router.handle($0) }) {
-                // The binding in place before the RA that brings the MN up.
-                for a in reply.attached {
-                    do { try tables.attach(mn: a.mn, prefix: a.prefix, dlifMAC: a.dlifMAC) } catch {
-                        log.error("attach of \(a.mn) with \(a.prefix) refused: \(error)")
-                    }
-                    log.info("\(a.mn) attached: \(a.prefix), DLIF \(a.dlifMAC)")
-                }
-                out += reply.frames
+        var effects: [ControlEffects] = []
+        for t in triggers.withLock({ t in defer { t.removeAll() }; return t }) {
+            switch t {
+            case .attach(let mn, let previous):
+                log.info("attach \(mn)\(previous.isEmpty ? "" : ", former anchors \(previous.map { "\($0)" }.joined(separator: " "))")")
+                effects.append(control.attach(mn, previous: previous, time: now))
+            case .detach(let mn):
+                log.info("detach \(mn)")
+                effects.append(control.detach(mn, time: now))
             }
         }
-        out += router.tick(now).map(\.frame)
-        var start = 0
-        while start < out.count {
-            let chunk = out[start..<min(start + 64, out.count)]
-            transmitFailed += chunk.count - send(Array(chunk))
-            start += chunk.count
+        for ring in punts { while let e = ring.pop({ control.access($0, time: now) }) { effects.append(e) } }
+        for ring in corePunts { while let e = ring.pop({ control.core($0, time: now) }) { effects.append(e) } }
+        effects.append(control.tick(now))
+        var access: [[UInt8]] = [], core: [[UInt8]] = []
+        for e in effects where !e.isEmpty {
+            for change in e.bindings { log.info("\(Self.describe(change))") }
+            let applied = tables.apply(e, time: now)
+            for r in applied.refused { log.error("binding change refused: \(r.change): \(r.error)") }
+            unresolvedSignalling += applied.unresolved.count
+            access += applied.access.map(\.frame)
+            core += applied.core
+        }
+        transmitFailed += send(access, on: accessSender) + send(core, on: coreSender)
+        published.withLock { $0 = (control.router.counters, control.counters) }
+    }
+
+    static func describe(_ change: BindingChange) -> String {
+        switch change {
+        case .install(let mn, let prefix, nil, nil, let mac): "\(mn) attached: \(prefix), DLIF \(mac)"
+        case .install(let mn, let prefix, nil, let serving?, _): "\(mn) served by \(serving): \(prefix) tunnelled there"
+        case .install(let mn, let prefix, let anchor?, _, let mac): "\(mn) anchored at \(anchor): \(prefix) tunnelled there, its DLIF \(mac) shown"
+        case .remove(let prefix): "\(prefix) unbound"
         }
     }
 
-    /// Sends up to 64 frames from one contiguous copy; returns how many went.
-    private func send(_ frames: [[UInt8]]) -> Int {
-        let flat = frames.flatMap { $0 }
-        let lengths = frames.map { UInt32($0.count) }
-        return flat.withUnsafeBytes { bytes in
-            var pointers: [UnsafeRawPointer?] = []
-            var offset = 0
-            for f in frames {
-                pointers.append(bytes.baseAddress.map { $0 + offset })
-                offset += f.count
+    /// Sends frames 64 at a time from one contiguous copy; returns how many failed.
+    private func send(_ frames: [[UInt8]], on port: AFPacketPort) -> Int {
+        var failed = 0
+        var start = 0
+        while start < frames.count {
+            let chunk = Array(frames[start..<min(start + 64, frames.count)])
+            let flat = chunk.flatMap { $0 }
+            let lengths = chunk.map { UInt32($0.count) }
+            let sent = flat.withUnsafeBytes { bytes in
+                var pointers: [UnsafeRawPointer?] = []
+                var offset = 0
+                for f in chunk {
+                    pointers.append(bytes.baseAddress.map { $0 + offset })
+                    offset += f.count
+                }
+                return (try? port.send(pointers, lengths: lengths, count: chunk.count)) ?? 0
             }
-            return (try? sender.send(pointers, lengths: lengths, count: frames.count)) ?? 0
+            failed += chunk.count - sent
+            start += chunk.count
         }
+        return failed
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import DGWConfig
 import DGWControl
+import DGWGateway
 import DGWPipeline
 import DGWPorts
 import DGWWire
@@ -59,16 +60,21 @@ struct Replay: ParsableCommand {
         defer { if !done { unlink(tmpAccess); unlink(tmpCore) } }
         let start = Syscall.monotonicNanoseconds()
         var truncated = 0
-        var control = AccessRouterCounters()
+        var control = AccessRouterCounters(), signalling = SignallingCounters()
+        var applied: [String: Int] = [:], unresolved = 0
         do throws(PortError) {
             let accessOut = try PcapFileWriter(path: tmpAccess), coreOut = try PcapFileWriter(path: tmpCore)
-            let router = gateway.access == nil ? nil : AccessRouter(AccessRouterConfiguration(gateway))
-            let loop = ReplayLoop(inputs: inputs, pool: pool, pipeline: pipeline, access: accessOut, core: coreOut, router: router)
+            let plane = gateway.access == nil ? nil : ControlPlane(ControlPlaneConfiguration(gateway))
+            let loop = ReplayLoop(inputs: inputs, pool: pool, pipeline: pipeline, access: accessOut, core: coreOut, control: plane,
+                                  triggers: triggers.triggers)
             try loop.run(start: start)
             try accessOut.close()
             try coreOut.close()
             truncated = loop.truncated
-            control = loop.router?.counters ?? AccessRouterCounters()
+            control = plane?.router.counters ?? AccessRouterCounters()
+            signalling = plane?.counters ?? SignallingCounters()
+            applied = loop.applied
+            unresolved = loop.unresolvedSignalling
         } catch {
             throw Refusal(message: "\(error)")
         }
@@ -77,19 +83,25 @@ struct Replay: ParsableCommand {
         }
         done = true
         let elapsed = Double(Syscall.monotonicNanoseconds() - start) / 1e9
-        return summary(pipeline.totals, elapsed: elapsed, triggers: triggers, truncated: truncated, control: control)
+        var notApplied = triggers.counts
+        for (kind, n) in applied { notApplied[kind, default: 0] -= n }
+        return summary(pipeline.totals, elapsed: elapsed, applied: applied, notApplied: notApplied, truncated: truncated, control: control,
+                       signalling: signalling, unresolved: unresolved)
     }
 
-    func summary(_ t: Counters, elapsed: Double, triggers: EventLog, truncated: Int, control c: AccessRouterCounters) -> String {
+    func summary(_ t: Counters, elapsed: Double, applied: [String: Int], notApplied: [String: Int], truncated: Int,
+                 control c: AccessRouterCounters, signalling: SignallingCounters, unresolved: Int) -> String {
         func object(_ pairs: [(String, Int)]) -> String {
             "{" + pairs.filter { $0.1 != 0 }.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
         }
         let actions = object(Action.allCases.map { ($0.name, t[$0]) })
         let drops = object(DropReason.allCases.map { ($0.name, t[$0]) })
-        let events = object(triggers.counts.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+        let events = object(applied.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+        let skipped = object(notApplied.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
         let mpps = elapsed > 0 ? Double(t.framesIn) / elapsed / 1e6 : 0
         return "{\"frames_in\":\(t.framesIn),\"frames_out\":\(t.framesOut),\"actions\":\(actions),\"drops\":\(drops)"
-            + ",\"control\":\(c.json),\"events_not_applied\":\(events),\"truncated_frames\":\(truncated)"
+            + ",\"control\":\(c.json),\"signalling\":\(signalling.json),\"signalling_unresolved\":\(unresolved)"
+            + ",\"events\":\(events),\"events_not_applied\":\(skipped),\"truncated_frames\":\(truncated)"
             + ",\"elapsed_s\":\(String(format: "%.6f", elapsed)),\"mpps\":\(String(format: "%.3f", mpps))}"
     }
 }
@@ -97,7 +109,9 @@ struct Replay: ParsableCommand {
 /// The replay loop: frames read from the captures straight into packet
 /// slots, merged by time (the earlier port first on a tie), forwarded in
 /// batches, and written to the capture of the port they leave by, in time
-/// order (a frame the gateway makes follows the frame that caused it).
+/// order (a frame the gateway makes follows the frame that caused it). The
+/// control plane runs on capture time: its timers and the triggers fire
+/// between frames, at their times.
 ///
 /// A final class of constants: its methods reach the readers, the pool and
 /// the writers with no reference counting per frame.
@@ -112,14 +126,22 @@ final class ReplayLoop {
     let pipeline: Pipeline
     let access: PcapFileWriter
     let core: PcapFileWriter
-    /// The access side of the control plane (RAs, answers to RS and NS), on capture time.
-    let router: AccessRouter?
+    /// The control plane (access router, bindings, signalling), on capture time.
+    let control: ControlPlane?
+    /// Triggers still to fire, their times relative to the first frame.
+    private var triggers: ArraySlice<Trigger>
+    private var base: Int64?
+    /// Triggers fired, by kind.
+    private(set) var applied: [String: Int] = [:]
+    /// Signalling not sent: its next hop's MAC unknown.
+    private(set) var unresolvedSignalling = 0
     /// Frames captured shorter than they were on the wire.
     private(set) var truncated = 0
 
     init(inputs: [(PcapFileReader, GatewayPort)], pool: PacketPool, pipeline: Pipeline,
-         access: PcapFileWriter, core: PcapFileWriter, router: AccessRouter?) {
-        self.router = router
+         access: PcapFileWriter, core: PcapFileWriter, control: ControlPlane?, triggers: [Trigger] = []) {
+        self.control = control
+        self.triggers = control == nil ? [] : triggers[...]
         precondition((1...2).contains(inputs.count))
         (first, firstPort) = inputs[0]
         second = inputs.count > 1 ? inputs[1].0 : nil
@@ -128,6 +150,13 @@ final class ReplayLoop {
         self.pipeline = pipeline
         self.access = access
         self.core = core
+    }
+
+    /// When the control plane next has something to do, .max if never.
+    private var nextControlTime: Int64 {
+        guard let control else { return .max }
+        let trigger = triggers.first.map { $0.time &+ (base ?? 0) } ?? .max
+        return min(control.nextDeadline ?? .max, trigger)
     }
 
     func run(start: UInt64) throws(PortError) {
@@ -140,17 +169,18 @@ final class ReplayLoop {
         var head1 = try second.flatMap { reader throws(PortError) in try read(reader, secondPort) }
         var n = 0, frames = 0, nextProgressCheck = 1 << 20
         var lastProgress = start
-        // When the router next has something to send (the first frame starts it).
-        var nextDue: Int64 = router == nil ? .max : .min
+        // When the control plane next has something to do (the first frame starts its clock).
+        var nextDue: Int64 = control == nil ? .max : .min
         var lastTime = Int64.min
         while true {
-            // Advertisements due before the next frame go out first, in time order.
+            // Timers and triggers due before the next frame go first, in time order.
             let t = min(head0?.time ?? .max, head1?.time ?? .max)
-            if t >= nextDue && t != .max, let router {
+            if base == nil && t != .max { base = t }
+            if t >= nextDue && t != .max {
                 try forward(UnsafeMutableBufferPointer(rebasing: batch[..<n]), &generated)
                 n = 0
-                for (due, frame) in router.tick(t) { try access.write(frame, seconds: Int(due / 1_000_000_000), nanoseconds: Int(due % 1_000_000_000)) }
-                nextDue = router.nextDeadline ?? .max
+                try runControl(until: t)
+                nextDue = nextControlTime
             }
             if t != .max { lastTime = t }
             if let h0 = head0, head1 == nil || h0.time <= head1!.time {
@@ -163,16 +193,17 @@ final class ReplayLoop {
                 break
             }
             n += 1
-            // A multicast frame from an MN (RS, NS) may be the control plane's
-            // to act on (an attach): it ends the batch, so that the frames
-            // after it see what the control plane made of it, as they would live.
+            // A multicast frame from an MN (RS, NS) or signalling may be the
+            // control plane's to act on (an attach, a binding): it ends the
+            // batch, so that the frames after it see what the control plane
+            // made of it, as they would live.
             let last = batch[n - 1]
-            if n == Self.batchSize || (last.port == .access && router != nil && pool.bytes(last)[0] & 1 != 0) {
+            if n == Self.batchSize || (control != nil && endsBatch(last)) {
                 try forward(UnsafeMutableBufferPointer(rebasing: batch[..<n]), &generated)
                 frames += n
                 n = 0
                 // An MN may have attached: its advertisements are due at once.
-                if let router { nextDue = router.nextDeadline ?? .max }
+                nextDue = nextControlTime
                 // Progress on stderr for long inputs, looked at every 2^20 frames.
                 if frames >= nextProgressCheck {
                     nextProgressCheck = frames + 1 << 20
@@ -185,10 +216,48 @@ final class ReplayLoop {
             }
         }
         try forward(UnsafeMutableBufferPointer(rebasing: batch[..<n]), &generated)
-        // Advertisements due by the last frame's time (an MN that attached in the last batch).
-        if let router, lastTime != .min, (router.nextDeadline ?? .max) <= lastTime {
-            for (due, frame) in router.tick(lastTime) { try access.write(frame, seconds: Int(due / 1_000_000_000), nanoseconds: Int(due % 1_000_000_000)) }
+        // What is due by the last frame's time (an MN that attached in the last batch, a PBA's RAs).
+        if lastTime != .min { try runControl(until: lastTime) }
+    }
+
+    /// A multicast frame from an MN, or a Mobility Header on the core.
+    @inline(__always)
+    func endsBatch(_ p: Packet) -> Bool {
+        let b = pool.bytes(p)
+        switch p.port {
+        case .access: return b[0] & 1 != 0
+        case .core: return b.count > 54 && b[12] == 0x86 && b[13] == 0xDD && b[20] == IPProtocol.mobility
         }
+    }
+
+    /// Fires the triggers and timers due by `time`, each at its own time.
+    func runControl(until time: Int64) throws(PortError) {
+        guard let control else { return }
+        while true {
+            let trigger = triggers.first.map { $0.time &+ (base ?? 0) } ?? .max
+            let deadline = control.nextDeadline ?? .max
+            let at = min(trigger, deadline == .min ? time : deadline)
+            guard at <= time else { return }
+            if deadline <= at { try write(control.tick(at), at: at) }
+            if trigger <= at, let t = triggers.popFirst() {
+                switch t.kind {
+                case .attach: try write(control.attach(t.mn, previous: t.previous, time: at), at: at)
+                case .detach: try write(control.detach(t.mn, time: at), at: at)
+                case .movePrefix: continue  // the multi-interface MN: not applied yet
+                }
+                applied[t.kind.rawValue, default: 0] += 1
+            }
+        }
+    }
+
+    /// The control plane's effects: bindings changed, then its frames written.
+    func write(_ effects: ControlEffects, at time: Int64) throws(PortError) {
+        guard !effects.isEmpty else { return }
+        let e = pipeline.tables.apply(effects, time: time)
+        for r in e.refused { FileHandleStderr.write("dgw replay: binding change refused: \(r.error)\n") }
+        unresolvedSignalling += e.unresolved.count
+        for (t, frame) in e.access { try access.write(frame, seconds: Int(t / 1_000_000_000), nanoseconds: Int(t % 1_000_000_000)) }
+        for frame in e.core { try core.write(frame, seconds: Int(time / 1_000_000_000), nanoseconds: Int(time % 1_000_000_000)) }
     }
 
     /// The next frame of `reader` in a fresh slot, nil at its end. Frames
@@ -220,13 +289,10 @@ final class ReplayLoop {
         for p in batch {
             while g < generated.count && generated[g].time < p.time { try write(generated[g]); g += 1 }
             try write(p)
-            if case .drop(.punted) = p.verdict, p.port == .access, let router {
-                let reply = router.handle(UnsafeRawBufferPointer(pool.bytes(p)))
-                // An MN that attached: its binding in place before the frames after this one.
-                for a in reply.attached { _ = try? pipeline.tables.attach(mn: a.mn, prefix: a.prefix, dlifMAC: a.dlifMAC) }
-                for frame in reply.frames {
-                    try access.write(frame, seconds: Int(p.time / 1_000_000_000), nanoseconds: Int(p.time % 1_000_000_000))
-                }
+            if case .drop(.punted) = p.verdict, let control {
+                let bytes = UnsafeRawBufferPointer(pool.bytes(p))
+                // Its effects (an attach, a binding) in place before the frames after this one.
+                try write(p.port == .access ? control.access(bytes, time: p.time) : control.core(bytes, time: p.time), at: p.time)
             }
             pool.release(p.slot)
         }
@@ -247,9 +313,19 @@ final class ReplayLoop {
     }
 }
 
-/// Control-plane triggers given to replay: checked now, applied once the
-/// control plane exists (they are counted in the summary meanwhile).
+/// A control-plane trigger: what an access point's association event or
+/// `dgw ctl` would say, at a time relative to the capture's first frame.
+struct Trigger {
+    enum Kind: String { case attach, detach, movePrefix = "move-prefix" }
+    var time: Int64
+    var kind: Kind
+    var mn: MACAddress
+    var previous: [IPv6Address]
+}
+
+/// The triggers given to replay (`--events`), checked line by line.
 struct EventLog {
+    var triggers: [Trigger] = []
     var counts: [String: Int] = [:]
 
     static func load(path: String) throws -> EventLog {
@@ -265,21 +341,26 @@ struct EventLog {
             guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
                 throw fail("not a JSON object")
             }
-            guard let t = (object["t"] as? NSNumber)?.doubleValue, t >= 0 else { throw fail("\"t\" (seconds) is required") }
+            guard let t = (object["t"] as? NSNumber)?.doubleValue, t >= 0, t < 1e9 else {
+                throw fail("\"t\" (seconds after the first frame) is required")
+            }
             guard t >= lastTime else { throw fail("events must be in time order") }
             lastTime = t
             let kinds = object.keys.filter { $0 != "t" }
-            guard kinds.count == 1, let kind = kinds.first, ["attach", "detach", "move-prefix"].contains(kind) else {
+            guard kinds.count == 1, let name = kinds.first, let kind = Trigger.Kind(rawValue: name) else {
                 throw fail("one of \"attach\", \"detach\", \"move-prefix\" is required")
             }
-            guard let body = object[kind] as? [String: Any], let mn = body["mn"] as? String else {
-                throw fail("\(kind) needs \"mn\"")
+            guard let body = object[name] as? [String: Any], let text = body["mn"] as? String else {
+                throw fail("\(name) needs \"mn\"")
             }
-            guard MACAddress(mn) != nil else { throw fail("\"\(mn)\" is not a MAC address") }
-            for a in body["previous"] as? [String] ?? [] where IPv6Address(a) == nil {
-                throw fail("\"\(a)\" is not an IPv6 address")
+            guard let mn = MACAddress(text) else { throw fail("\"\(text)\" is not a MAC address") }
+            var previous: [IPv6Address] = []
+            for a in body["previous"] as? [String] ?? [] {
+                guard let address = IPv6Address(a) else { throw fail("\"\(a)\" is not an IPv6 address") }
+                previous.append(address)
             }
-            log.counts[kind, default: 0] += 1
+            log.triggers.append(Trigger(time: Int64((t * 1e9).rounded()), kind: kind, mn: mn, previous: previous))
+            log.counts[name, default: 0] += 1
         }
         return log
     }

@@ -105,20 +105,24 @@ struct Run: ParsableCommand {
         } catch {
             throw Refusal(message: "\(error)")
         }
-        // The access router (RAs, answers to RS and NS) on a thread of its own.
+        // The control plane (access router, bindings, signalling) on a thread of its own.
         let controlLoop: ControlLoop
         do {
             var sendOnly = AFPacketOptions()
             sendOnly.blockCount = 0
-            controlLoop = ControlLoop(router: AccessRouter(AccessRouterConfiguration(gateway)),
-                                      sender: try AFPacketPort(interface: names.access, options: sendOnly), tables: tables,
+            controlLoop = ControlLoop(control: ControlPlane(ControlPlaneConfiguration(gateway)),
+                                      accessSender: try AFPacketPort(interface: names.access, options: sendOnly),
+                                      coreSender: try AFPacketPort(interface: names.core, options: sendOnly), tables: tables,
                                       workers: list.count)
         } catch { throw Refusal(message: "\(error)") }
-        for (w, ring) in zip(list, controlLoop.punts) { w.punts = ring }
+        for (i, w) in list.enumerated() {
+            w.punts = controlLoop.punts[i]
+            w.corePunts = controlLoop.corePunts[i]
+        }
         let stop = StopFlag()
         var listeners: [Listener] = []
         defer { stop.flag.store(true, ordering: .releasing); listeners.forEach { $0.finish() } }
-        let view = ControlView(workers: list, tables: tables)
+        let view = ControlView(workers: list, tables: tables, control: controlLoop)
         do {
             if let path = gateway.control {
                 listeners.append(try ControlServer.open(path: path, view: view, until: stop))
@@ -174,10 +178,10 @@ struct Run: ParsableCommand {
             throw Refusal(message: "\(failure)")
         }
         return summary(totals, transmitFailed: transmitFailed + controlLoop.transmitFailed, elapsed: elapsed, restored: takeover.changes,
-                       control: controlLoop.router.counters, puntOverflow: list.reduce(0) { $0 + $1.puntOverflow })
+                       control: controlLoop.control.router.counters, signalling: controlLoop.control.counters, puntOverflow: list.reduce(0) { $0 + $1.puntOverflow })
     }
 
-    func summary(_ t: Counters, transmitFailed: Int, elapsed: Double, restored: [String], control: AccessRouterCounters,
+    func summary(_ t: Counters, transmitFailed: Int, elapsed: Double, restored: [String], control: AccessRouterCounters, signalling: SignallingCounters,
                  puntOverflow: Int) -> String {
         func object(_ pairs: [(String, Int)]) -> String {
             "{" + pairs.filter { $0.1 != 0 }.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
@@ -186,7 +190,7 @@ struct Run: ParsableCommand {
         let drops = object(DropReason.allCases.map { ($0.name, t[$0]) })
         let changes = "[" + restored.map { "\"\($0)\"" }.joined(separator: ",") + "]"
         return "{\"frames_in\":\(t.framesIn),\"frames_out\":\(t.framesOut),\"actions\":\(actions),\"drops\":\(drops)"
-            + ",\"control\":\(control.json),\"punt_overflow\":\(puntOverflow)"
+            + ",\"control\":\(control.json),\"signalling\":\(signalling.json),\"punt_overflow\":\(puntOverflow)"
             + ",\"transmit_failed\":\(transmitFailed),\"interfaces_restored\":\(changes)"
             + ",\"elapsed_s\":\(String(format: "%.3f", elapsed))}"
     }
@@ -240,6 +244,7 @@ protocol ForwardingWorker: AnyObject, Sendable {
     func failed() -> PortError?
     func run(until stop: StopFlag)
     var punts: FrameRing? { get set }
+    var corePunts: FrameRing? { get set }
     var puntOverflow: Int { get }
 }
 
@@ -254,8 +259,9 @@ final class Worker<Port: LivePort>: @unchecked Sendable, ForwardingWorker {
     let failure = Mutex<PortError?>(nil)
     /// The pipeline's counters as of at most 100 ms ago, for the control socket.
     let published = Mutex(Counters())
-    /// Where frames punted from the access port go (the control plane's thread).
+    /// Where punted frames go (the control plane's thread): from the access port, and signalling from the core.
     var punts: FrameRing?
+    var corePunts: FrameRing?
     /// Punted frames dropped because the control plane's ring was full.
     private(set) var puntOverflow = 0
     /// A transmit batch: frame addresses and lengths.
@@ -336,9 +342,13 @@ final class Worker<Port: LivePort>: @unchecked Sendable, ForwardingWorker {
     func forward(_ batch: UnsafeMutableBufferPointer<Packet>, _ generated: inout [Packet]) throws(PortError) {
         guard batch.count > 0 else { return }
         pipeline.process(batch, generated: &generated)
-        if let punts {
-            for p in batch where p.port == .access {
-                if case .drop(.punted) = p.verdict, !punts.push(UnsafeRawBufferPointer(pool.bytes(p))) { puntOverflow += 1 }
+        if let punts, let corePunts {
+            for p in batch {
+                guard case .drop(.punted) = p.verdict else { continue }
+                let bytes = UnsafeRawBufferPointer(pool.bytes(p))
+                // Of the core's punts, only signalling is the control plane's.
+                if p.port == .core && !(bytes.count > 54 && bytes[20] == IPProtocol.mobility) { continue }
+                if !(p.port == .access ? punts : corePunts).push(bytes) { puntOverflow += 1 }
             }
         }
         try send(batch)

@@ -161,6 +161,67 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String]) throws -
         #expect(g.stderr.contains("\(Net.mn1MAC) attached: 2001:db8:1::/64"), "\(g.stderr)")
     }
 
+    /// Handover signalling between two live gateways: MN1 attaches at gw1
+    /// (RS, SLAAC); `dgw ctl attach --mn MN1 --previous gw1` at gw2 (what an
+    /// access point's association would send) makes gw2 send a PBU to gw1
+    /// over the core, gw1 answers with a PBA, and both install the binding:
+    /// MN1's prefix tunnelled between them, the CN's pings to MN1 encapsulated
+    /// by gw1 toward gw2. PBU and PBA checked with tshark on the core link.
+    @Test func handoverSignallingBetweenLiveGateways() throws {
+        let bed = try Testbed()
+        var gateways: [Background] = []
+        for i in 1...2 {
+            let config = bed.path("gw\(i).yaml")
+            var yaml = bed.config(gateway: i)
+            if i == 1 { yaml = yaml.split(separator: "\n").filter { !$0.contains(Net.mn1MAC) }.joined(separator: "\n") + "\n" }
+            try Data(yaml.replacingOccurrences(of: "metrics: 127.0.0.1:9464\n", with: "").utf8).write(to: URL(fileURLWithPath: config))
+            let g = try Background([ip, "netns", "exec", bed.ns("gw\(i)"), dgw, "run", "--config", config],
+                                   output: bed.dir.appendingPathComponent("gw\(i)"))
+            gateways.append(g)
+            try #require(g.wait(for: "forwarding between"), "gw\(i) did not start: \(g.stderr)")
+        }
+        try sh("ip -n \(bed.ns("mn1")) link set mn0 down && ip -n \(bed.ns("mn1")) link set mn0 up")
+        let address = "2001:db8:1:0:aa:ff:fe00:1"
+        let end = Date().addingTimeInterval(10)
+        while Date() < end, !(try sh("ip -n \(bed.ns("mn1")) -6 addr show dev mn0 scope global")).contains(address) { usleep(100_000) }
+        let capture = bed.path("core.pcap")
+        let tcpdump = try #require(which("tcpdump"))
+        let dump = try Background([ip, "netns", "exec", bed.ns("cn"), tcpdump, "-n", "--immediate-mode", "-i", "b1", "-w", capture, "ip6"],
+                                  output: bed.dir.appendingPathComponent("tcpdump"))
+        try #require(dump.wait(for: "listening on"), "\(dump.stderr)")
+
+        let attach = try runProcess(dgw, ["ctl", "--socket", bed.path("gw2.sock"), "attach", "--mn", Net.mn1MAC, "--previous", Net.gw1])
+        #expect(attach.status == 0 && attach.stdout.contains("attach \(Net.mn1MAC) queued"), "\(attach.stdout) \(attach.stderr)")
+        var b1 = "", b2 = ""
+        let bound = Date().addingTimeInterval(5)
+        while Date() < bound {
+            b1 = try runProcess(dgw, ["ctl", "--socket", bed.path("gw1.sock"), "bindings"]).stdout
+            b2 = try runProcess(dgw, ["ctl", "--socket", bed.path("gw2.sock"), "bindings"]).stdout
+            if b1.contains("\(Net.mn1MAC) 2001:db8:1::/64 anchor self serving \(Net.gw2)"),
+               b2.contains("\(Net.mn1MAC) 2001:db8:1::/64 anchor \(Net.gw1) serving self") { break }
+            usleep(50_000)
+        }
+        #expect(b1.contains("\(Net.mn1MAC) 2001:db8:1::/64 anchor self serving \(Net.gw2)"), "gw1: \(b1)")
+        #expect(b2.contains("\(Net.mn1MAC) 2001:db8:1::/64 anchor \(Net.gw1) serving self"), "gw2: \(b2)")
+        // gw2 attached MN1 with a prefix of its own too.
+        #expect(b2.contains("\(Net.mn1MAC) 2001:db8:2::/64 anchor self serving self"), "gw2: \(b2)")
+        // The CN's pings to MN1's first address now go into the tunnel to gw2 (no answer: MN1 is not in gw2's cell).
+        _ = try? ping(from: bed.ns("cn"), address, count: 5)
+        let counters = try runProcess(dgw, ["ctl", "--socket", bed.path("gw1.sock"), "counters", "--json"])
+        let c = try #require(try JSONSerialization.jsonObject(with: Data(counters.stdout.utf8)) as? [String: Any])
+        #expect((c["actions"] as? [String: Int])?["downlink_encapsulated"] ?? 0 >= 4, "\(c)")
+        #expect((c["signalling"] as? [String: Int])?["accepted"] == 1, "\(c)")
+        usleep(300_000)
+        _ = dump.stop()
+        for (i, g) in gateways.enumerated() { #expect(g.stop() == 0, "gw\(i + 1): \(g.stderr)") }
+        #expect((try lastJSON(gateways[1].stdout)["signalling"] as? [String: Int])?["pba_received"] == 1)
+        let rows = try tsharkFields(capture, "mipv6", ["mip6.mhtype", "ipv6.src", "_ws.malformed", "_ws.expert.severity", "mip6.ba.status"])
+        #expect(rows.map { $0[0] } == ["5", "6"], "\(rows)")
+        #expect(rows.map { $0[1] } == [Net.gw2, Net.gw1])
+        #expect(rows.allSatisfy { $0[2].isEmpty && $0[3].split(separator: ",").compactMap { Int($0) }.allSatisfy { $0 < 0x0060_0000 } })
+        #expect(rows.last?[4] == "0")
+    }
+
     /// The libpcap port (`--io pcap`): MN1's pings natively through gw1.
     @Test func forwardsWithLibpcap() throws {
         let bed = try Testbed()

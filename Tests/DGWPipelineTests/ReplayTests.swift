@@ -226,22 +226,62 @@ func scenarioCaptures(_ s: Scratch) throws -> (access: String, core: String) {
         #expect(try readFrames(s.path("c.pcap")).count == 1)
     }
 
-    @Test func eventsAreCheckedAndCounted() throws {
+    /// A handover replayed: the attach trigger (`--events`) of an MN whose
+    /// former anchor is D-GW2 makes D-GW1 send its RAs and a PBU to D-GW2;
+    /// the PBA in the core capture installs the tunnel and D-GW2's DLIF as
+    /// the PBA fixed it; tunnelled downlink from D-GW2 then reaches the MN
+    /// from that DLIF. Triggers after the last frame are reported not applied.
+    @Test func eventsDriveAHandover() throws {
         let s = try Scratch()
         defer { s.cleanup() }
         let config = try s.write("gw.yaml", S.yaml)
-        let (access, _) = try scenarioCaptures(s)
+        let mn = MACAddress("02:aa:00:00:00:07")!, anchored = IPv6Prefix("2001:db8:2:7::/64")!
+        let host = IPv6Address("2001:db8:2:7::100")!, dlif2 = MACAddress("02:d2:00:00:00:07")!
+        let pba = BindingAcknowledgement(status: 0, flags: [.proxyRegistration, .distributedGateway], sequence: 0, lifetime: 900,
+                                         options: .built([.mobileNodeLinkLayerIdentifier(.owned([2, 0xaa, 0, 0, 0, 7])),
+                                                          .anchoredPrefix(anchored), .localPrefix(IPv6Prefix("2001:db8:2:aaaa::/64")!),
+                                                          .dlifLinkLocalAddress(IPv6Address("fe80::d2:7")!),
+                                                          .dlifLinkLayerAddress(LinkLayerAddress(dlif2))]))
+        let pbaFrame = S.ethernet(S.a2MAC, S.coreMAC, S.ipv6(from: S.a2, to: S.a1, nextHeader: IPProtocol.mobility) { b in
+            try MobilityMessage.bindingAcknowledgement(pba).emit(into: b, source: S.a2, destination: S.a1)
+        })
+        let downlink = S.ethernet(S.a2MAC, S.coreMAC, S.tunnel(from: S.a2, to: S.a1, S.ip(S.udp(S.a2MAC, S.coreMAC, from: S.cn, to: host))))
+        // Core: a neighbour's NA at 0 s, the PBA at 1 s, the tunnelled packet at 2 s.
+        let core = try s.capture("core.pcap", [S.neighborAdvertisement(of: S.gatewayAddress, at: S.routerMAC), pbaFrame, downlink],
+                                 stepNs: 1_000_000_000)
         let events = try s.write("events.jsonl", """
-            {"t": 0.5, "attach": {"mn": "02:aa:00:00:00:01", "previous": ["2001:db8:ffff::2"]}}
-            {"t": 1.0, "detach": {"mn": "02:aa:00:00:00:01"}}
+            {"t": 0.5, "attach": {"mn": "02:aa:00:00:00:07", "previous": ["2001:db8:ffff::2"]}}
+            {"t": 30, "detach": {"mn": "02:aa:00:00:00:07"}}
             """)
-        let r = try runProcess(dgw, ["replay", "--config", config, "--access", access, "--events", events,
-                               "--out-access", s.path("a.pcap"), "--out-core", s.path("c.pcap")])
+        let r = try runProcess(dgw, ["replay", "--config", config, "--core", core, "--access", try s.capture("empty.pcap", []),
+                               "--events", events, "--out-access", s.path("a.pcap"), "--out-core", s.path("c.pcap")])
         #expect(r.status == 0, "\(r.stderr)")
         let summary = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
-        #expect(summary["events_not_applied"] as? [String: Int] == ["attach": 1, "detach": 1])
+        #expect(summary["events"] as? [String: Int] == ["attach": 1])
+        #expect(summary["events_not_applied"] as? [String: Int] == ["detach": 1])
+        #expect((summary["signalling"] as? [String: Int]).map { $0["pbu_sent"] == 1 && $0["pba_received"] == 1 } == true, "\(summary)")
+        // The PBU, at the trigger's time, to D-GW2.
+        let outCore = try readFrames(s.path("c.pcap"))
+        let pbu = try #require(outCore.first { $0.bytes.count > 56 && $0.bytes[20] == IPProtocol.mobility })
+        #expect(pbu.time == 1_764_000_000_500_000_000)
+        #expect(try Seen(pbu.bytes).ip.destination == S.a2 && Seen(pbu.bytes).eth.destination == S.a2MAC)
+        // On the access side: RAs from D-GW1's new DLIF, then from D-GW2's
+        // (the PBA's MAC and link-local), deprecating its prefix, a RIO for its
+        // local network; and the downlink delivered from that DLIF.
+        let outAccess = try readFrames(s.path("a.pcap")).map { try Seen($0.bytes) }
+        let fromD2 = outAccess.filter { $0.eth.source == dlif2 }
+        let ra = try #require(fromD2.first { if case .routerAdvertisement = $0.icmp { true } else { false } })
+        #expect(ra.ip.source == IPv6Address("fe80::d2:7")! && ra.eth.destination == mn)
+        if case .routerAdvertisement(let adv) = ra.icmp {
+            #expect(adv.options.contains(.prefixInformation(PrefixInformation(prefix: anchored, validLifetime: 86_400, preferredLifetime: 0))))
+            #expect(adv.options.contains { if case .routeInformation(let rio) = $0 { rio.prefix == IPv6Prefix("2001:db8:2:aaaa::/64")! } else { false } })
+        }
+        let delivered = try #require(fromD2.first { $0.icmp == nil })
+        #expect(delivered.eth.destination == mn && delivered.ip.destination == host && delivered.ip.hopLimit == 63)
+        #expect(outAccess.contains { $0.eth.source == logicalMAC(anchor: S.a1, mn: mn) })
+
         let bad = try s.write("bad.jsonl", "{\"t\": 1, \"attach\": {\"mn\": \"nope\"}}\n")
-        let r2 = try runProcess(dgw, ["replay", "--config", config, "--access", access, "--events", bad,
+        let r2 = try runProcess(dgw, ["replay", "--config", config, "--core", core, "--events", bad,
                                 "--out-access", s.path("a2.pcap"), "--out-core", s.path("c2.pcap")])
         #expect(r2.status != 0 && r2.stderr.contains("bad.jsonl:1:"))
     }

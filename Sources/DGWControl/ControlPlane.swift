@@ -1,0 +1,525 @@
+// The gateway's control plane (DESIGN.md "Control plane"): the access
+// router, the binding cache of the MNs anchored here, and the sessions this
+// gateway keeps, as the serving gateway, with the former anchors of the
+// MNs attached here (draft-bernardos section 4, RFC 8885): Proxy Binding
+// Update with the D flag to each anchor, Proxy Binding Acknowledgement with
+// the Anchored Prefix, Local Prefix and DLIF options back; retransmission
+// with back-off, refresh before the lifetime ends, de-registration, and
+// teardown when the MN moves on or returns.
+//
+// Sans-I/O: events and time in (frames from either port, triggers, ticks),
+// effects out (binding changes for the data plane, to apply first, then
+// frames for the access link and signalling packets for the core). The
+// same code runs in `dgw run`, in `dgw replay` and in the simulations.
+
+import DGWWire
+
+public struct ControlPlaneConfiguration: Sendable {
+    /// This gateway's core address: signalling source, tunnel endpoint.
+    public var address: IPv6Address
+    /// Who may signal to us (the configured peers, CMD, LMA): anything else is dropped.
+    public var peers: [IPv6Address] = []
+    /// Longest binding lifetime granted and asked for, in seconds.
+    public var bindingLifetime: Int = 3600
+    /// Retransmission of an unanswered PBU: first timeout, doubling up to
+    /// the maximum (RFC 6275 INITIAL_BINDACK_TIMEOUT and MAX_BINDACK_TIMEOUT),
+    /// at most `maxAttempts` sends.
+    public var initialRetransmit: Int64 = 1_000_000_000
+    public var maxRetransmit: Int64 = 32_000_000_000
+    public var maxAttempts = 5
+    /// This gateway's local networks (LIPA), given in PBAs as Local Prefix options.
+    public var localNetworks: [IPv6Prefix] = []
+    /// The access side; its `logicalMAC` names this gateway's DLIFs.
+    public var access = AccessRouterConfiguration()
+    /// MNs anchored here from the start (static bindings), with where they are served.
+    public var anchored: [AnchoredMN] = []
+    /// The logical MAC another anchor's DLIF gets when its PBA names none.
+    public var logicalMAC: @Sendable (_ anchor: IPv6Address, _ mn: MACAddress) -> MACAddress = { _, mn in mn }
+
+    public init(address: IPv6Address) {
+        self.address = address
+    }
+}
+
+/// A change the data plane must make to its bindings (GatewayTables).
+public enum BindingChange: Sendable, Equatable {
+    /// Bind `prefix` to `mn` (replacing what it was bound to); nil anchor
+    /// or serving gateway: this one.
+    case install(mn: MACAddress, prefix: IPv6Prefix, anchor: IPv6Address?, serving: IPv6Address?, dlifMAC: MACAddress)
+    case remove(IPv6Prefix)
+}
+
+/// A signalling packet for the core: a whole IPv6 packet (header and
+/// Mobility Header) for `destination`; the caller finds the next hop.
+public struct CorePacket: Sendable, Equatable {
+    public var destination: IPv6Address
+    public var bytes: [UInt8]
+}
+
+public struct ControlEffects: Sendable {
+    /// Apply first: the frames below may depend on them.
+    public var bindings: [BindingChange] = []
+    /// Frames for the access link, each with the time it is due.
+    public var access: [(time: Int64, frame: [UInt8])] = []
+    public var core: [CorePacket] = []
+
+    public init() {}
+    public var isEmpty: Bool { bindings.isEmpty && access.isEmpty && core.isEmpty }
+
+    mutating func append(_ other: ControlEffects) {
+        bindings += other.bindings
+        access += other.access
+        core += other.core
+    }
+}
+
+public struct SignallingCounters: Sendable, Equatable {
+    public var pbuSent = 0
+    public var pbuRetransmitted = 0
+    public var pbuReceived = 0
+    public var pbaSent = 0
+    public var pbaReceived = 0
+    /// PBUs this gateway accepted as an anchor (de-registrations included).
+    public var accepted = 0
+    /// PBUs this gateway refused as an anchor, by status.
+    public var rejected = 0
+    /// PBAs with a refusal received by this gateway as the serving one.
+    public var refused = 0
+    /// Sessions given up after `maxAttempts` unanswered PBUs.
+    public var timeouts = 0
+    /// Bindings of MNs anchored here that ran out of lifetime.
+    public var expired = 0
+    public var deregistrations = 0
+    /// Sequence numbers re-synchronised on a "sequence number out of window" PBA.
+    public var resynchronised = 0
+    /// Signalling from an address that is not a peer.
+    public var unknownPeer = 0
+    /// Mobility Headers that do not parse, have a bad checksum or lack what they need.
+    public var malformed = 0
+    /// PBAs that answer nothing pending (late, duplicate or stale).
+    public var unexpected = 0
+    /// Core frames handed over that were no Mobility Header for this gateway.
+    public var notSignalling = 0
+    public init() {}
+}
+
+/// The state a serving gateway keeps per (MN, former anchor).
+public struct AnchorSession: Sendable, Equatable {
+    public enum State: Sendable, Equatable {
+        /// Registration sent, no PBA yet.
+        case registering
+        /// Bound: tunnel and DLIF in place until `expires`.
+        case bound
+        /// Refresh sent while bound.
+        case refreshing
+        /// De-registration (lifetime 0) sent; bindings gone here.
+        case deregistering
+    }
+    public var mn: MACAddress
+    public var anchor: IPv6Address
+    public var state: State
+    public var sequence: UInt16
+    public var attempts: Int
+    /// When to retransmit (pending states) or refresh (bound).
+    public var due: Int64
+    public var expires: Int64 = .max
+    /// What the anchor's PBA gave.
+    public var prefixes: [IPv6Prefix] = []
+    public var dlif: DLIF?
+}
+
+/// An MN whose prefix is anchored here, and where it is served.
+public struct AnchoredMN: Sendable, Equatable {
+    public enum Serving: Sendable, Equatable {
+        case here
+        case peer(IPv6Address)
+        /// Left, served nowhere we know: the prefix is kept for it, unrouted.
+        case nowhere
+    }
+    public var mn: MACAddress
+    public var prefix: IPv6Prefix
+    public var dlifMAC: MACAddress
+    public var serving: Serving
+    /// End of the serving peer's binding lifetime.
+    public var expires: Int64 = .max
+    /// The last sequence number accepted, per serving gateway.
+    public var lastSequence: [IPv6Address: UInt16] = [:]
+
+    public init(mn: MACAddress, prefix: IPv6Prefix, dlifMAC: MACAddress, serving: Serving) {
+        self.mn = mn
+        self.prefix = prefix
+        self.dlifMAC = dlifMAC
+        self.serving = serving
+    }
+}
+
+public final class ControlPlane {
+    public let configuration: ControlPlaneConfiguration
+    public let router: AccessRouter
+    public private(set) var counters = SignallingCounters()
+    /// MNs anchored here, by MAC.
+    public private(set) var anchored: [MACAddress: AnchoredMN] = [:]
+    /// This gateway's sessions with the MNs' former anchors.
+    public private(set) var sessions: [AnchorSession] = []
+    private var nextSequence: UInt16
+
+    public init(_ configuration: ControlPlaneConfiguration, initialSequence: UInt16 = 0) {
+        self.configuration = configuration
+        router = AccessRouter(configuration.access)
+        nextSequence = initialSequence
+        for a in configuration.anchored where anchored[a.mn] == nil { anchored[a.mn] = a }
+    }
+
+    /// The earliest time `tick` has something to do (.min: at once; the
+    /// first tick starts the advertisements).
+    public var nextDeadline: Int64? {
+        var next = router.nextDeadline ?? .max
+        for s in sessions { next = min(next, s.due) }
+        for a in anchored.values { next = min(next, a.expires) }
+        return next == .max ? nil : next
+    }
+
+    // MARK: Events
+
+    /// The MN attached to this gateway (an access point's association, `dgw
+    /// ctl attach`, or an RS): its prefix here and this gateway's DLIF, and
+    /// a PBU to each former anchor in `previous`.
+    public func attach(_ mn: MACAddress, previous: [IPv6Address] = [], time: Int64) -> ControlEffects {
+        var out = ControlEffects()
+        guard !mn.isMulticast, let a = router.attach(mn) else { return out }
+        attached(a, &out)
+        var seen: Set<IPv6Address> = [configuration.address]
+        for anchor in previous where seen.insert(anchor).inserted {
+            if let i = sessions.firstIndex(where: { $0.mn == mn && $0.anchor == anchor }), sessions[i].state != .deregistering {
+                continue  // registered or registering already
+            }
+            sessions.removeAll { $0.mn == mn && $0.anchor == anchor }
+            var s = AnchorSession(mn: mn, anchor: anchor, state: .registering, sequence: 0, attempts: 0, due: time)
+            send(&s, lifetime: configuration.bindingLifetime, time: time, &out)
+            sessions.append(s)
+        }
+        return out
+    }
+
+    /// The MN left this gateway's link: its bindings here go, and each
+    /// former anchor gets a de-registration.
+    public func detach(_ mn: MACAddress, time: Int64) -> ControlEffects {
+        var out = ControlEffects()
+        leave(mn, deregister: true, time: time, &out)
+        if var a = anchored[mn], a.serving == .here {
+            a.serving = .nowhere
+            anchored[mn] = a
+            out.bindings.append(.remove(a.prefix))
+        }
+        return out
+    }
+
+    /// A frame the data plane punted from the access port (RS, NS).
+    public func access(_ frame: UnsafeRawBufferPointer, time: Int64) -> ControlEffects {
+        var out = ControlEffects()
+        let reply = router.handle(frame)
+        for a in reply.attached { attached(a, &out) }
+        out.access += reply.frames.map { (time, $0) }
+        return out
+    }
+
+    /// A frame the data plane punted from the core port: signalling.
+    public func core(_ frame: UnsafeRawBufferPointer, time: Int64) -> ControlEffects {
+        var out = ControlEffects()
+        guard let eth = try? EthernetFrame(checking: frame), eth.etherType == EtherType.ipv6,
+              let ip = try? IPv6Packet(checking: eth.payload) else {
+            counters.malformed += 1
+            return out
+        }
+        var chain = IPv6HeaderChain(packet: ip)
+        guard (try? chain.skipToUpperLayer())?.protocol == IPProtocol.mobility, !chain.isNonFirstFragment,
+              ip.destination == configuration.address else {
+            counters.notSignalling += 1
+            return out
+        }
+        guard configuration.peers.contains(ip.source) else {
+            counters.unknownPeer += 1
+            return out
+        }
+        guard let mh = try? MobilityHeaderPacket(checking: chain.remainder),
+              let message = try? MobilityMessage.parse(mh, source: ip.source, destination: ip.destination) else {
+            counters.malformed += 1
+            return out
+        }
+        switch message {
+        case .bindingUpdate(let pbu): received(pbu, from: ip.source, time: time, &out)
+        case .bindingAcknowledgement(let pba): received(pba, from: ip.source, time: time, &out)
+        case .other: counters.malformed += 1
+        }
+        return out
+    }
+
+    /// Timers due by `time`: retransmissions, refreshes, expiries, advertisements.
+    public func tick(_ time: Int64) -> ControlEffects {
+        var out = ControlEffects()
+        for i in sessions.indices.reversed() where sessions[i].due <= time {
+            var s = sessions[i]
+            switch s.state {
+            case .bound:
+                s.state = .refreshing
+                s.attempts = 0
+                send(&s, lifetime: configuration.bindingLifetime, time: time, &out)
+            case .registering, .refreshing, .deregistering:
+                if s.attempts >= configuration.maxAttempts {
+                    counters.timeouts += 1
+                    sessions.remove(at: i)
+                    if s.state == .refreshing { unbind(s, &out) }
+                    continue
+                }
+                counters.pbuRetransmitted += 1
+                send(&s, lifetime: s.state == .deregistering ? 0 : configuration.bindingLifetime, time: time, &out)
+            }
+            sessions[i] = s
+        }
+        for (mn, var a) in anchored where a.expires <= time {
+            counters.expired += 1
+            a.serving = .nowhere
+            a.expires = .max
+            anchored[mn] = a
+            out.bindings.append(.remove(a.prefix))
+        }
+        out.access += router.tick(time)
+        return out
+    }
+
+    // MARK: Serving gateway
+
+    /// An MN attached here: its prefix anchored and served here.
+    private func attached(_ a: Attachment, _ out: inout ControlEffects) {
+        var record = anchored[a.mn] ?? AnchoredMN(mn: a.mn, prefix: a.prefix, dlifMAC: a.dlifMAC, serving: .here)
+        record.serving = .here
+        record.expires = .max
+        anchored[a.mn] = record
+        out.bindings.append(.install(mn: a.mn, prefix: a.prefix, anchor: nil, serving: nil, dlifMAC: a.dlifMAC))
+    }
+
+    /// Sends the session's next PBU (a new sequence number each time, RFC
+    /// 6275 11.8) and arms its retransmission.
+    private func send(_ s: inout AnchorSession, lifetime: Int, time: Int64, _ out: inout ControlEffects) {
+        s.sequence = nextSequence
+        nextSequence &+= 1
+        let backoff = min(configuration.initialRetransmit << Int64(min(s.attempts, 40)), configuration.maxRetransmit)
+        s.attempts += 1
+        s.due = time + backoff
+        let pbu = BindingUpdate(
+            sequence: s.sequence,
+            flags: [.acknowledge, .homeRegistration, .proxyRegistration, .distributedGateway],
+            lifetime: UInt16(clamping: (lifetime + 3) / 4),
+            options: .built(Self.identify(s.mn) + [.handoffIndicator(HandoffIndicator.betweenGatewaysSameInterface),
+                                                   .accessTechnologyType(AccessTechnology.ieee8023)]))
+        if let packet = packet(.bindingUpdate(pbu), to: s.anchor) {
+            counters.pbuSent += 1
+            out.core.append(packet)
+        }
+    }
+
+    private func received(_ pba: BindingAcknowledgement, from anchor: IPv6Address, time: Int64, _ out: inout ControlEffects) {
+        counters.pbaReceived += 1
+        guard let mn = Self.mn(in: pba.options),
+              let i = sessions.firstIndex(where: { $0.mn == mn && $0.anchor == anchor && $0.state != .bound }) else {
+            counters.unexpected += 1
+            return
+        }
+        var s = sessions[i]
+        if pba.status == BindingAckStatus.sequenceNumberOutOfWindow {
+            // The anchor remembers a later number from us (we restarted): go on from there.
+            counters.resynchronised += 1
+            nextSequence = pba.sequence &+ 1
+            s.attempts = 0
+            send(&s, lifetime: s.state == .deregistering ? 0 : configuration.bindingLifetime, time: time, &out)
+            sessions[i] = s
+            return
+        }
+        guard pba.sequence == s.sequence else {
+            counters.unexpected += 1  // answers an earlier transmission: the latest one's answer will come
+            return
+        }
+        guard BindingAckStatus.isAccepted(pba.status) else {
+            counters.refused += 1
+            sessions.remove(at: i)
+            if s.state == .refreshing { unbind(s, &out) }
+            return
+        }
+        if s.state == .deregistering || pba.lifetime == 0 {
+            sessions.remove(at: i)
+            if s.state != .deregistering { unbind(s, &out) }
+            return
+        }
+        // Bound: the anchor's prefixes tunnelled to it, and its DLIF shown,
+        // as the anchor fixed it.
+        var prefixes: [IPv6Prefix] = [], locals: [IPv6Prefix] = []
+        var linkLocal: IPv6Address?, mac: MACAddress?
+        for option in pba.options {
+            switch option {
+            case .anchoredPrefix(let p), .homeNetworkPrefix(let p): if !prefixes.contains(p) { prefixes.append(p) }
+            case .localPrefix(let p): locals.append(p)
+            case .dlifLinkLocalAddress(let a): linkLocal = a
+            case .dlifLinkLayerAddress(let l): mac = l.mac
+            default: break
+            }
+        }
+        let dlif = DLIF(mn: mn, mac: mac ?? configuration.logicalMAC(anchor, mn), anchor: anchor, prefixes: prefixes,
+                        localNetworks: locals, linkLocal: linkLocal)
+        for gone in s.prefixes where !prefixes.contains(gone) { out.bindings.append(.remove(gone)) }
+        for p in prefixes {
+            out.bindings.append(.install(mn: mn, prefix: p, anchor: anchor, serving: nil, dlifMAC: dlif.mac))
+        }
+        if s.dlif != dlif { router.show(dlif) }
+        let lifetime = Int64(pba.lifetimeSeconds) * 1_000_000_000
+        s.state = .bound
+        s.prefixes = prefixes
+        s.dlif = dlif
+        s.attempts = 0
+        s.expires = time + lifetime
+        s.due = time + lifetime * 4 / 5  // refresh before it runs out
+        sessions[i] = s
+    }
+
+    /// Removes what a session installed here.
+    private func unbind(_ s: AnchorSession, _ out: inout ControlEffects) {
+        for p in s.prefixes { out.bindings.append(.remove(p)) }
+        router.hide(s.mn) { $0.anchor == s.anchor }
+    }
+
+    /// The MN is no longer served here: sessions end (de-registered when
+    /// `deregister`), DLIFs hidden, tunnelled prefixes unbound.
+    private func leave(_ mn: MACAddress, deregister: Bool, time: Int64, _ out: inout ControlEffects) {
+        for i in sessions.indices.reversed() where sessions[i].mn == mn {
+            var s = sessions[i]
+            unbind(s, &out)
+            if deregister && s.state != .registering && s.state != .deregistering {
+                s.state = .deregistering
+                s.attempts = 0
+                s.prefixes = []
+                counters.deregistrations += 1
+                send(&s, lifetime: 0, time: time, &out)
+                sessions[i] = s
+            } else if s.state != .deregistering {
+                sessions.remove(at: i)
+            }
+        }
+        router.hide(mn)
+    }
+
+    // MARK: Anchoring gateway
+
+    private func received(_ pbu: BindingUpdate, from peer: IPv6Address, time: Int64, _ out: inout ControlEffects) {
+        counters.pbuReceived += 1
+        guard pbu.flags.contains(.proxyRegistration), let mn = Self.mn(in: pbu.options) else {
+            counters.malformed += 1
+            reply(BindingAckStatus.missingMNIdentifierOption, to: peer, pbu, mn: nil, lifetime: 0, &out)
+            return
+        }
+        guard var a = anchored[mn] else {
+            counters.rejected += 1
+            reply(BindingAckStatus.notLMAForThisMobileNode, to: peer, pbu, mn: mn, lifetime: 0, &out)
+            return
+        }
+        // Sequence numbers per serving gateway, modulo 2^16 (RFC 6275 9.5.1).
+        if let last = a.lastSequence[peer], Int16(bitPattern: pbu.sequence &- last) <= 0 {
+            counters.rejected += 1
+            var stale = pbu
+            stale.sequence = last
+            reply(BindingAckStatus.sequenceNumberOutOfWindow, to: peer, stale, mn: mn, lifetime: 0, &out)
+            return
+        }
+        a.lastSequence[peer] = pbu.sequence
+        counters.accepted += 1
+        if pbu.lifetime == 0 {
+            // De-registration: only the gateway serving the MN can end its binding.
+            if a.serving == .peer(peer) {
+                a.serving = .nowhere
+                a.expires = .max
+                out.bindings.append(.remove(a.prefix))
+            }
+            anchored[mn] = a
+            reply(BindingAckStatus.accepted, to: peer, pbu, mn: mn, lifetime: 0, &out)
+            return
+        }
+        if a.serving == .here {
+            // The MN moved on from here: what this gateway served it ends.
+            leave(mn, deregister: false, time: time, &out)
+        }
+        let lifetime = min(pbu.lifetimeSeconds, configuration.bindingLifetime)
+        if a.serving != .peer(peer) {
+            out.bindings.append(.install(mn: mn, prefix: a.prefix, anchor: nil, serving: peer, dlifMAC: a.dlifMAC))
+        }
+        a.serving = .peer(peer)
+        a.expires = time + Int64(lifetime) * 1_000_000_000
+        anchored[mn] = a
+        var accepted = pbu
+        accepted.lifetime = UInt16(clamping: lifetime / 4)
+        reply(BindingAckStatus.accepted, to: peer, accepted, mn: mn, lifetime: lifetime, &out)
+    }
+
+    /// A PBA for `pbu`: on acceptance with the anchored prefix, this
+    /// gateway's local networks and the DLIF the MN knows.
+    private func reply(_ status: UInt8, to peer: IPv6Address, _ pbu: BindingUpdate, mn: MACAddress?, lifetime: Int,
+                       _ out: inout ControlEffects) {
+        var options = mn.map(Self.identify) ?? []
+        if BindingAckStatus.isAccepted(status), let mn, let a = anchored[mn], lifetime > 0 {
+            options.append(.anchoredPrefix(a.prefix))
+            options += configuration.localNetworks.map(MobilityOption.localPrefix)
+            options.append(.dlifLinkLocalAddress(DLIF.linkLocal(of: a.dlifMAC)))
+            options.append(.dlifLinkLayerAddress(LinkLayerAddress(a.dlifMAC)))
+        }
+        let pba = BindingAcknowledgement(status: status, flags: [.proxyRegistration, .distributedGateway], sequence: pbu.sequence,
+                                         lifetime: UInt16(clamping: lifetime / 4), options: .built(options))
+        if let packet = packet(.bindingAcknowledgement(pba), to: peer) {
+            counters.pbaSent += 1
+            out.core.append(packet)
+        }
+    }
+
+    // MARK: Messages
+
+    /// The MN's identity: its MAC as NAI (RFC 4283) and as link-layer identifier (RFC 5213).
+    static func identify(_ mn: MACAddress) -> [MobilityOption] {
+        [.mobileNodeIdentifier(subtype: MobileNodeIdentifierSubtype.nai, identifier: .owned(Array("\(mn)".utf8))),
+         .mobileNodeLinkLayerIdentifier(.owned((0..<6).map { UInt8(truncatingIfNeeded: mn.value >> (40 - 8 * UInt64($0))) }))]
+    }
+
+    /// The MN a message is about: its link-layer identifier, else an NAI that is a MAC.
+    static func mn(in options: MobilityOptions) -> MACAddress? {
+        for case .mobileNodeLinkLayerIdentifier(let id) in options where id.count == 6 {
+            return MACAddress(value: id.reduce(0) { $0 << 8 | UInt64($1) })
+        }
+        if let (_, id) = options.mobileNodeIdentifier { return MACAddress(String(decoding: Array(id), as: UTF8.self)) }
+        return nil
+    }
+
+    private func packet(_ message: MobilityMessage, to destination: IPv6Address) -> CorePacket? {
+        let me = configuration.address
+        var bytes = [UInt8](repeating: 0, count: 40 + message.bufferLength)
+        let ok = bytes.withUnsafeMutableBytes { b -> Bool in
+            do throws(WireError) {
+                let n = try message.emit(into: UnsafeMutableRawBufferPointer(rebasing: b[40...]), source: me, destination: destination)
+                try IPv6Header(payloadLength: n, nextHeader: IPProtocol.mobility, hopLimit: 64, source: me, destination: destination)
+                    .emit(into: UnsafeMutableRawBufferPointer(rebasing: b[..<40]))
+                return true
+            } catch {
+                return false
+            }
+        }
+        return ok ? CorePacket(destination: destination, bytes: bytes) : nil
+    }
+}
+
+/// Handoff Indicator values (RFC 5213 8.4).
+public enum HandoffIndicator {
+    public static let attachmentOverNewInterface: UInt8 = 1
+    public static let betweenInterfaces: UInt8 = 2
+    public static let betweenGatewaysSameInterface: UInt8 = 3
+    public static let unknown: UInt8 = 4
+}
+
+/// Access Technology Type values (RFC 5213 8.5).
+public enum AccessTechnology {
+    public static let ieee8023: UInt8 = 3
+    public static let ieee80211: UInt8 = 4
+}

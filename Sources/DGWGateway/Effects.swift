@@ -1,0 +1,46 @@
+// One gateway's two planes joined: what the control plane decided (binding
+// changes, frames, signalling) applied to the data plane's tables and
+// framed for the ports. The one place `dgw run`, `dgw replay` and the
+// simulations do it.
+
+import DGWControl
+import DGWPipeline
+import DGWWire
+
+/// Control-plane effects made ready for the ports.
+public struct AppliedEffects {
+    /// Frames for the access link, each with the time it is due (never before `time`).
+    public var access: [(time: Int64, frame: [UInt8])] = []
+    /// Signalling framed for its core next hop.
+    public var core: [[UInt8]] = []
+    /// Binding changes the tables refused, with why.
+    public var refused: [(change: BindingChange, error: GatewayTablesError)] = []
+    /// Signalling whose next hop's MAC is not known yet (the retransmission covers it).
+    public var unresolved: [CorePacket] = []
+}
+
+extension GatewayTables {
+    /// Applies the binding changes first (what the frames announce is then
+    /// in place), then frames the signalling. The tables' one writer calls it.
+    public func apply(_ e: ControlEffects, time: Int64) -> AppliedEffects {
+        var out = AppliedEffects()
+        for change in e.bindings {
+            switch change {
+            case .install(let mn, let prefix, let anchor, let serving, let mac):
+                do throws(GatewayTablesError) {
+                    try install(BindingEntry(mn: mn, prefix: prefix, anchor: anchor, serving: serving, dlifMAC: mac))
+                } catch {
+                    out.refused.append((change, error))
+                }
+            case .remove(let prefix):
+                remove(prefix)
+            }
+        }
+        reclaim()
+        out.access = e.access.map { (max($0.time, time), $0.frame) }
+        for packet in e.core {
+            if let frame = coreFrame(packet.bytes, to: packet.destination) { out.core.append(frame) } else { out.unresolved.append(packet) }
+        }
+        return out
+    }
+}

@@ -1,0 +1,211 @@
+// The tables of one gateway, shared by its workers' pipelines, which read
+// them without locks (each through its own QSBR reader), and changed at run
+// time by one writer (the control plane): prefixes, logical MACs, the
+// bindings' hot records and the core neighbours. With N workers and a
+// million bindings, one copy, not N.
+//
+// A binding lives in a slot of `hot`. A change never rewrites a slot that
+// readers may hold: it fills a free slot, then points the prefix (and the
+// logical MAC) at it, each with one store; the old slot is reused only
+// after a grace period, when no worker can still hold its index (DPDK's
+// rte_rcu_qsbr pattern).
+
+import DGWTables
+import DGWWire
+import Synchronization
+
+public final class GatewayTables: @unchecked Sendable {
+    public let configuration: PipelineConfiguration
+    /// Prefix -> slot + 1.
+    let routes: HNPTable
+    /// DLIF logical MAC -> slot + 1 (any binding of that DLIF).
+    let dlifs: MACTable
+    let hot: UnsafeMutablePointer<Hot>
+    /// Core next hops and their MACs.
+    public let neighbors: NeighborTable
+    let gatewayHop: Int
+    /// Room for hot records: the static bindings, the dynamic ones, and the
+    /// slots of changed bindings waiting for their grace period.
+    public let capacity: Int
+
+    // The writer's own books (never read by a worker).
+    private var slotOfPrefix: [IPv6Prefix: Int] = [:]
+    /// Slots of the bindings served here, by DLIF MAC.
+    private var slotsOfMAC: [MACAddress: [Int]] = [:]
+    private var freeSlots: [Int] = []
+    private var nextFresh = 0
+    /// Slots whose grace period is over, moved to `freeSlots` by `reclaim`.
+    private var retired: [Int] = []
+
+    /// What is bound now, by slot, for whoever reports it (a lock taken by
+    /// the writer once per change and by the reporter, never by a worker).
+    private let live = Mutex<[Int: (BindingEntry, MACAddress)]>([:])
+
+    public init(_ c: PipelineConfiguration, neighbors: NeighborTable = NeighborTable()) throws {
+        configuration = c
+        let qsbr = QSBR()
+        routes = HNPTable(qsbr: qsbr)
+        dlifs = MACTable(qsbr: qsbr, capacity: c.bindings.count)
+        self.neighbors = neighbors
+        gatewayHop = c.coreGateway.flatMap { neighbors.index(of: $0) } ?? -1
+        // Room for 1,024 changes within one grace period (changed bindings'
+        // old slots come back only after it).
+        capacity = c.bindings.count + c.dynamicBindings + 1024
+        hot = .allocate(capacity: capacity)
+        hot.initialize(repeating: Hot(mn: 0, dlif: 0), count: capacity)
+        for b in c.bindings {
+            do {
+                try install(b)
+            } catch .logicalMACInUse(let mac) {
+                let other = slotsOfMAC[mac].flatMap(\.first).map { hot[$0].mnMAC } ?? b.mn
+                throw PipelineError.logicalMACCollision(mac, other, b.mn)
+            }
+        }
+        for (a, m) in c.neighbors { _ = neighbors.learn(a, m) }
+    }
+
+    deinit { hot.deallocate() }
+
+    /// Bindings installed now.
+    public var count: Int { slotOfPrefix.count }
+
+    /// Every binding bound now with its DLIF MAC, in the order they were first installed.
+    public var bindings: [(binding: BindingEntry, dlifMAC: MACAddress)] {
+        live.withLock { $0 }.sorted { $0.key < $1.key }.map { (binding: $0.value.0, dlifMAC: $0.value.1) }
+    }
+
+    /// The binding of exactly `prefix`, if bound.
+    public func binding(_ prefix: IPv6Prefix) -> BindingEntry? {
+        guard let s = slotOfPrefix[prefix] else { return nil }
+        return live.withLock { $0[s]?.0 }
+    }
+
+    /// Adds an MN attached and anchored here (the access router's attach).
+    @discardableResult
+    public func attach(mn: MACAddress, prefix: IPv6Prefix, dlifMAC: MACAddress) throws(GatewayTablesError) -> Int {
+        guard slotOfPrefix[prefix] == nil, routes.lookup(prefix.address) == 0 else { throw .prefixInUse(prefix) }
+        return try install(BindingEntry(mn: mn, prefix: prefix, anchor: nil, serving: nil, dlifMAC: dlifMAC))
+    }
+
+    /// Binds `b.prefix` as `b` says, replacing what it was bound to, while
+    /// workers read: the new hot record is written to a free slot before the
+    /// prefix and the logical MAC are pointed at it. One writer at a time.
+    /// Returns the binding's slot.
+    @discardableResult
+    public func install(_ b: BindingEntry) throws(GatewayTablesError) -> Int {
+        guard b.prefix.length <= 64 else { throw .notAPrefix(b.prefix) }
+        let mac = b.dlifMAC ?? logicalMAC(anchor: b.anchor ?? configuration.address, mn: b.mn)
+        let servedHere = b.serving == nil
+        let old = slotOfPrefix[b.prefix]
+        if servedHere, let others = slotsOfMAC[mac], others.contains(where: { $0 != old && hot[$0].mnMAC != b.mn }) {
+            throw .logicalMACInUse(mac)
+        }
+        var peerHop = -1
+        if let peer = b.anchor ?? b.serving {
+            guard let h = neighbors.index(of: peer) else { throw .tooManyPeers }
+            peerHop = h
+        }
+        reclaim()
+        let slot: Int
+        if let s = freeSlots.popLast() {
+            slot = s
+        } else if nextFresh < capacity {
+            slot = nextFresh
+            nextFresh += 1
+        } else {
+            throw .full(capacity)
+        }
+        hot[slot] = Hot(mn: b.mn.value | UInt64(peerHop + 1) << 48,
+                        dlif: mac.value | (servedHere ? Hot.servedHere : 0) | (b.anchor == nil ? Hot.anchoredHere : 0))
+        do {
+            try routes.insert(b.prefix, nextHop: UInt32(slot + 1))
+            if servedHere {
+                slotsOfMAC[mac, default: []].append(slot)
+                try dlifs.insert(mac, dlif: UInt32(slot + 1))
+            }
+        } catch {
+            preconditionFailure("slot indices are valid next hops: \(error)")
+        }
+        slotOfPrefix[b.prefix] = slot
+        live.withLock { l in
+            if let old { l[slot] = l[old]; l[old] = nil }  // keeps its place in reports
+            l[slot] = (b, mac)
+        }
+        if let old { release(old) }
+        return slot
+    }
+
+    /// Unbinds `prefix`: packets for it find no route from now on. False if it was not bound.
+    @discardableResult
+    public func remove(_ prefix: IPv6Prefix) -> Bool {
+        guard let slot = slotOfPrefix.removeValue(forKey: prefix) else { return false }
+        routes.remove(prefix)
+        live.withLock { _ = $0.removeValue(forKey: slot) }
+        release(slot)
+        return true
+    }
+
+    /// Unlinks `slot` from its DLIF MAC and retires it.
+    private func release(_ slot: Int) {
+        let h = hot[slot]
+        if h.isServedHere, var slots = slotsOfMAC[h.dlifMAC] {
+            slots.removeAll { $0 == slot }
+            if let other = slots.first {
+                try? dlifs.insert(h.dlifMAC, dlif: UInt32(other + 1))
+                slotsOfMAC[h.dlifMAC] = slots
+            } else {
+                dlifs.remove(h.dlifMAC)
+                slotsOfMAC[h.dlifMAC] = nil
+            }
+        }
+        // Run by `reclaim`, on the writer's thread.
+        routes.qsbr.retire { [weak self] in self?.retired.append(slot) }
+    }
+
+    /// Runs what the grace periods allow: old tables freed, old slots reusable.
+    public func reclaim() {
+        routes.reclaim()
+        freeSlots += retired
+        retired.removeAll()
+    }
+}
+
+public enum GatewayTablesError: Error, Equatable, CustomStringConvertible {
+    case full(Int)
+    case prefixInUse(IPv6Prefix)
+    case logicalMACInUse(MACAddress)
+    case notAPrefix(IPv6Prefix)
+    case tooManyPeers
+
+    public var description: String {
+        switch self {
+        case .full(let n): "the gateway's \(n) bindings are all in use"
+        case .prefixInUse(let p): "\(p) is bound already"
+        case .logicalMACInUse(let m): "the logical MAC \(m) serves another MN"
+        case .notAPrefix(let p): "\(p) is longer than /64: bindings are prefixes of MNs"
+        case .tooManyPeers: "the neighbour table is full (\(NeighborTable.capacity) hops)"
+        }
+    }
+}
+
+extension GatewayTables {
+    /// `packet` (a whole IPv6 packet for `destination`, signalling say) in
+    /// an Ethernet frame for its core next hop: the destination when on the
+    /// core link, else the core gateway. Nil while that hop's MAC is unknown.
+    public func coreFrame(_ packet: [UInt8], to destination: IPv6Address) -> [UInt8]? {
+        let c = configuration
+        guard let hop = c.corePrefix.contains(destination) ? destination : c.coreGateway,
+              let i = neighbors.index(of: hop) else { return nil }
+        let mac = neighbors.mac(i)
+        guard mac != 0 else { return nil }
+        var frame = [UInt8](repeating: 0, count: 14 + packet.count)
+        frame.withUnsafeMutableBytes { b in
+            MACAddress(value: mac).write(to: b, at: 0)
+            c.coreMAC.write(to: b, at: 6)
+            b[12] = 0x86
+            b[13] = 0xDD
+            packet.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: b[14...]).copyMemory(from: $0) }
+        }
+        return frame
+    }
+}

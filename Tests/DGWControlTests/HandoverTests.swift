@@ -1,0 +1,297 @@
+import DGWControl
+import DGWPipeline
+import DGWPorts
+import DGWSimulation
+import DGWTestSupport
+import DGWWire
+import Foundation
+import Testing
+
+let ms: Int64 = 1_000_000
+
+/// Three gateways, a correspondent and one MN, in memory (DGWSimulation):
+/// the real data and control planes of each gateway on virtual time.
+final class Domain {
+    let sim: Simulation
+    let mn = SimulatedHost(name: "mn", mac: MACAddress("02:aa:00:00:00:01")!)
+    var cn: SimulatedHost { sim.correspondents[0] }
+    var g: [SimulatedGateway] { sim.gateways }
+    var cnAddress: IPv6Address { cn.addresses[0].address }
+    private var probe: UInt8 = 0
+
+    init(configure: (inout ControlPlaneConfiguration) -> Void = { _ in }) throws {
+        sim = try Simulation.domain(gateways: 3, configure: configure)
+        sim.add(mn)
+    }
+
+    /// The MN's address from gateway i's pool (1-based).
+    func address(at i: Int) -> SimulatedHost.Address? {
+        mn.addresses.first { g[i - 1].controlConfiguration.access.prefixPool!.contains($0.address) }
+    }
+
+    /// The /64 gateway i allocated to the MN.
+    func prefix(at i: Int) -> IPv6Prefix? { g[i - 1].control.router.allocation(of: mn.mac) }
+
+    /// One datagram each way between `address` and the correspondent:
+    /// true when both arrived, unchanged.
+    func roundTrip(_ address: IPv6Address) -> Bool {
+        probe &+= 1
+        let payload: [UInt8] = [probe, 0xD6, 0x4D]
+        let cnBefore = cn.received.count, mnBefore = mn.received.count
+        guard let up = mn.udp(from: address, to: cnAddress, payload: payload),
+              let down = cn.udp(from: cnAddress, to: address, payload: payload) else { return false }
+        sim.send(up, from: mn)
+        sim.send(down, fromCorrespondent: cn)
+        sim.run(for: 20 * ms)
+        return cn.received.dropFirst(cnBefore).contains { $0.source == address && $0.payload == payload }
+            && mn.received.dropFirst(mnBefore).contains { $0.destination == address && $0.payload == payload }
+    }
+
+    func binding(at i: Int, _ prefix: IPv6Prefix?) -> BindingEntry? { prefix.flatMap { g[i - 1].tables.binding($0) } }
+}
+
+@Suite struct HandoverTests {
+    /// An MN attaches at D-GW1 (the association trigger), configures an
+    /// address by SLAAC from the RA burst of its DLIF and talks to the CN natively.
+    @Test func attachThenNativeTraffic() throws {
+        let d = try Domain()
+        d.sim.move(d.mn, to: 0)
+        d.sim.run(for: 50 * ms)
+        let a1 = try #require(d.address(at: 1))
+        #expect(a1.preferred)
+        #expect(a1.router == logicalMAC(anchor: d.g[0].address, mn: d.mn.mac))
+        #expect(d.mn.routes.map(\.prefix) == [IPv6Prefix("2001:db8:1:aaaa::/64")!], "gw1's local network in a RIO")
+        #expect(d.roundTrip(a1.address))
+        let b = try #require(d.binding(at: 1, d.prefix(at: 1)))
+        #expect(b.anchor == nil && b.serving == nil)
+        #expect(d.g[0].pipeline.totals[.uplinkNative] == 1 && d.g[0].pipeline.totals[.downlinkDelivered] == 1)
+        #expect(d.g[0].control.counters.pbuSent == 0)
+    }
+
+    /// The full tour: 1 -> 2 -> 3 with flows on every prefix after each
+    /// move, old prefixes deprecated and tunnelled to their anchors, then
+    /// back to 1: its prefix preferred again and its tunnel gone.
+    @Test func handoverOneTwoThreeAndBack() throws {
+        let d = try Domain()
+        let gw = d.g.map(\.address)
+        d.sim.move(d.mn, to: 0)
+        d.sim.run(for: 50 * ms)
+        let a1 = try #require(d.address(at: 1)).address
+
+        d.sim.move(d.mn, to: 1, previous: [gw[0]])
+        d.sim.run(for: 50 * ms)
+        let a2 = try #require(d.address(at: 2))
+        #expect(a2.preferred)
+        #expect(d.address(at: 1)?.preferred == false, "the old prefix is deprecated")
+        #expect(d.address(at: 1)?.router == logicalMAC(anchor: gw[0], mn: d.mn.mac), "the same router as at D-GW1")
+        #expect(d.mn.preferredAddress == a2.address)
+        #expect(d.mn.routes.contains { $0.prefix == IPv6Prefix("2001:db8:1:aaaa::/64")! && $0.router == logicalMAC(anchor: gw[0], mn: d.mn.mac) },
+                "D-GW1's local network through D-GW1's DLIF")
+        #expect(d.roundTrip(a1) && d.roundTrip(a2.address))
+        #expect(d.binding(at: 1, d.prefix(at: 1))?.serving == gw[1])
+        #expect(d.binding(at: 2, d.prefix(at: 1))?.anchor == gw[0])
+        #expect(d.g[0].pipeline.totals[.downlinkEncapsulated] == 1 && d.g[0].pipeline.totals[.uplinkDecapsulated] == 1)
+
+        d.sim.move(d.mn, to: 2, previous: [gw[0], gw[1]])
+        d.sim.run(for: 50 * ms)
+        let a3 = try #require(d.address(at: 3))
+        #expect(a3.preferred && d.address(at: 1)?.preferred == false && d.address(at: 2)?.preferred == false)
+        #expect(d.roundTrip(a1) && d.roundTrip(a2.address) && d.roundTrip(a3.address))
+        #expect(d.binding(at: 1, d.prefix(at: 1))?.serving == gw[2])
+        #expect(d.binding(at: 2, d.prefix(at: 2))?.serving == gw[2])
+        #expect(d.binding(at: 2, d.prefix(at: 1)) == nil, "D-GW2 no longer serves the MN")
+        #expect(d.g[1].control.router.dlifs.isEmpty && d.g[1].control.sessions.isEmpty)
+        #expect(d.g[2].control.sessions.map(\.state) == [.bound, .bound])
+
+        d.sim.move(d.mn, to: 0, previous: [gw[1], gw[2]])
+        d.sim.run(for: 50 * ms)
+        #expect(d.address(at: 1)?.preferred == true, "the prefix of D-GW1 is preferred again")
+        #expect(d.address(at: 3)?.preferred == false)
+        #expect(d.mn.preferredAddress == a1)
+        let back = try #require(d.binding(at: 1, d.prefix(at: 1)))
+        #expect(back.serving == nil && back.anchor == nil, "no tunnel for D-GW1's own prefix")
+        #expect(d.binding(at: 3, d.prefix(at: 1)) == nil && d.binding(at: 3, d.prefix(at: 2)) == nil)
+        #expect(d.binding(at: 3, d.prefix(at: 3))?.serving == gw[0])
+        let native = d.g[0].pipeline.totals[.downlinkDelivered]
+        #expect(d.roundTrip(a1) && d.roundTrip(a2.address) && d.roundTrip(a3.address))
+        #expect(d.g[0].pipeline.totals[.downlinkDelivered] == native + 1, "a1 delivered natively")
+        #expect(d.g.allSatisfy { $0.refusedChanges == 0 && $0.unresolvedSignalling == 0 })
+        #expect(d.g.allSatisfy { $0.control.counters.rejected == 0 && $0.control.counters.malformed == 0 })
+    }
+
+    /// With 30% of the signalling lost, handovers complete by retransmission.
+    @Test func thirtyPercentSignallingLoss() throws {
+        var completed = 0, totalLost = 0, totalRetransmitted = 0
+        for seed in UInt64(1)...8 {
+            let d = try Domain()
+            d.sim.signallingLoss = 0.3
+            d.sim.seed(seed)
+            let gw = d.g.map(\.address)
+            d.sim.move(d.mn, to: 0)
+            d.sim.run(for: 50 * ms)
+            d.sim.move(d.mn, to: 1, previous: [gw[0]])
+            d.sim.run(for: 40_000 * ms)
+            d.sim.move(d.mn, to: 2, previous: [gw[0], gw[1]])
+            d.sim.run(for: 40_000 * ms)
+            let lost = d.sim.signallingLost
+            let retransmitted = d.g.map(\.control.counters.pbuRetransmitted).reduce(0, +)
+            let timeouts = d.g.map(\.control.counters.timeouts).reduce(0, +)
+            if timeouts == 0 {
+                completed += 1
+                #expect(d.g[2].control.sessions.map(\.state) == [.bound, .bound])
+                #expect(d.roundTrip(d.address(at: 1)!.address) && d.roundTrip(d.address(at: 2)!.address))
+            }
+            #expect(lost == 0 || retransmitted > 0, "seed \(seed): \(lost) lost, \(retransmitted) retransmitted")
+            totalLost += lost
+            totalRetransmitted += retransmitted
+        }
+        #expect(totalLost >= 3 && totalRetransmitted >= totalLost / 2)
+        // 5 attempts each: a session fails with probability about 0.51^5 = 3.5%.
+        #expect(completed >= 6)
+    }
+
+    /// The serving gateway restarts (state and sequence numbers lost): the
+    /// anchor refuses its first PBU as out of window, it resynchronises and
+    /// the MN's old prefix works again.
+    @Test func servingGatewayRestartsMidSession() throws {
+        let d = try Domain()
+        let gw = d.g.map(\.address)
+        d.sim.move(d.mn, to: 0)
+        d.sim.run(for: 50 * ms)
+        // D-GW2 has sent 100 PBUs before (an older session's numbers).
+        try d.g[1].restart(initialSequence: 100)
+        d.sim.move(d.mn, to: 1, previous: [gw[0]])
+        d.sim.run(for: 50 * ms)
+        let a1 = try #require(d.address(at: 1)).address
+        #expect(d.roundTrip(a1))
+        try d.g[1].restart(initialSequence: 0)
+        d.sim.move(d.mn, to: 1, previous: [gw[0]])
+        d.sim.run(for: 50 * ms)
+        #expect(d.g[0].control.counters.rejected == 1)
+        #expect(d.g[1].control.counters.resynchronised == 1)
+        #expect(d.g[1].control.sessions.map(\.state) == [.bound])
+        #expect(d.roundTrip(a1))
+    }
+
+    /// A PBU from an address that is not a peer is dropped unanswered; a
+    /// replayed (stale) PBU from a peer is refused and changes nothing.
+    @Test func unauthorisedAndStalePBUs() throws {
+        let d = try Domain()
+        let gw = d.g.map(\.address)
+        d.sim.move(d.mn, to: 0)
+        d.sim.run(for: 50 * ms)
+        d.sim.move(d.mn, to: 1, previous: [gw[0]])
+        d.sim.run(for: 50 * ms)
+        // The PBU D-GW2 sent, as captured.
+        let pbu = try #require(d.sim.trace.first { isMobility($0.frame, type: MobilityHeaderType.bindingUpdate) }?.frame)
+        d.sim.move(d.mn, to: 2, previous: [gw[0], gw[1]])
+        d.sim.run(for: 50 * ms)
+        let before = d.g[0].control.counters
+        // Replayed: from D-GW2, with a sequence number D-GW1 accepted already.
+        let replies = d.g[0].receive(pbu, on: .core, time: d.sim.now)
+        #expect(d.g[0].control.counters.rejected == before.rejected + 1)
+        #expect(replies.count == 1)
+        #expect(d.binding(at: 1, d.prefix(at: 1))?.serving == gw[2], "the binding stays with D-GW3")
+        // From a stranger: the same PBU with its source rewritten (checksum fixed).
+        let stranger = rewriteSource(pbu, to: IPv6Address("2001:db8:ffff::66")!)
+        #expect(d.g[0].receive(stranger, on: .core, time: d.sim.now).isEmpty)
+        #expect(d.g[0].control.counters.unknownPeer == before.unknownPeer + 1)
+        #expect(d.binding(at: 1, d.prefix(at: 1))?.serving == gw[2])
+    }
+
+    /// The MN leaves D-GW2 (detach): D-GW2 de-registers at D-GW1, whose
+    /// binding goes; an unanswered anchor is given up after max_attempts.
+    @Test func detachDeregistersAndSilentAnchorTimesOut() throws {
+        let d = try Domain()
+        let gw = d.g.map(\.address)
+        d.sim.move(d.mn, to: 0)
+        d.sim.run(for: 50 * ms)
+        d.sim.move(d.mn, to: 1, previous: [gw[0]])
+        d.sim.run(for: 50 * ms)
+        #expect(d.binding(at: 1, d.prefix(at: 1))?.serving == gw[1])
+        d.sim.detach(d.mn, from: 1)
+        d.sim.run(for: 50 * ms)
+        #expect(d.binding(at: 1, d.prefix(at: 1)) == nil, "de-registered: D-GW1 routes the prefix nowhere")
+        #expect(d.g[1].control.counters.deregistrations == 1)
+        // An anchor that never answers (2001:db8:ffff::9 is no gateway): 5 attempts, 1+2+4+8+16 s apart.
+        d.sim.move(d.mn, to: 1, previous: [IPv6Address("2001:db8:ffff::9")!])
+        d.sim.run(for: 60_000 * ms)
+        #expect(d.g[1].control.counters.timeouts == 1)
+        #expect(d.g[1].control.sessions.isEmpty)
+    }
+
+    /// A binding not refreshed ends at the anchor when its lifetime does;
+    /// one that is refreshed stays.
+    @Test func lifetimesRefreshAndExpire() throws {
+        let d = try Domain { $0.bindingLifetime = 40 }
+        let gw = d.g.map(\.address)
+        d.sim.move(d.mn, to: 0)
+        d.sim.run(for: 50 * ms)
+        d.sim.move(d.mn, to: 1, previous: [gw[0]])
+        d.sim.run(for: 120_000 * ms)
+        #expect(d.binding(at: 1, d.prefix(at: 1))?.serving == gw[1], "refreshed every 32 s")
+        #expect(d.g[1].control.counters.pbuSent >= 4)
+        // D-GW2 restarts and forgets the MN: nobody refreshes.
+        try d.g[1].restart()
+        d.sim.run(for: 41_000 * ms)
+        #expect(d.binding(at: 1, d.prefix(at: 1)) == nil)
+        #expect(d.g[0].control.counters.expired == 1)
+    }
+
+    /// Every frame the gateways sent in a handover tour decodes in tshark
+    /// with no malformed packet or warning, checksums verified; the PBU and
+    /// PBA carry what they should.
+    @Test func tsharkAcceptsTheSignalling() throws {
+        let d = try Domain()
+        let gw = d.g.map(\.address)
+        d.sim.move(d.mn, to: 0)
+        d.sim.run(for: 50 * ms)
+        d.sim.move(d.mn, to: 1, previous: [gw[0]])
+        d.sim.run(for: 50 * ms)
+        _ = d.roundTrip(d.address(at: 1)!.address)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("dgw-signalling-\(getpid()).pcap").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let w = try PcapFileWriter(path: path)
+        for (t, f) in d.sim.trace { try w.write(f, seconds: 1_764_000_000 + Int(t / 1_000_000_000), nanoseconds: Int(t % 1_000_000_000)) }
+        try w.close()
+        let tshark = try #require(which("tshark"), "tshark is not installed")
+        let r = try runProcess(tshark, ["-n", "-r", path, "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|",
+                                        "-e", "frame.protocols", "-e", "_ws.malformed", "-e", "_ws.expert.severity", "-e", "mip6.mhtype",
+                                        "-e", "mip6.ba.status", "-e", "mip6.mnid.identifier"])
+        #expect(r.status == 0, "\(r.stderr)")
+        var types: [String] = []
+        for line in r.stdout.split(separator: "\n") {
+            let cols = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+            try #require(cols.count >= 6)
+            #expect(cols[1].isEmpty, "malformed: \(line)")
+            #expect(cols[2].split(separator: "|").compactMap { Int($0) }.allSatisfy { $0 < 0x0060_0000 }, "\(line)")
+            if !cols[3].isEmpty {
+                types.append(cols[3])
+                #expect(cols[5] == "02:aa:00:00:00:01", "\(line)")
+            }
+            if cols[3] == "6" { #expect(cols[4] == "0") }
+        }
+        #expect(types == ["5", "6"])
+    }
+}
+
+func isMobility(_ frame: [UInt8], type: UInt8) -> Bool {
+    frame.count > 56 && frame[20] == IPProtocol.mobility && frame[54 + 2] == type
+}
+
+/// The frame with its IPv6 source changed and the Mobility Header checksum redone.
+func rewriteSource(_ frame: [UInt8], to source: IPv6Address) -> [UInt8] {
+    var f = frame
+    f.withUnsafeMutableBytes { b in
+        source.write(to: b, at: 22)
+        let ip = UnsafeMutableRawBufferPointer(rebasing: b[14...])
+        let mh = UnsafeMutableRawBufferPointer(rebasing: ip[40...])
+        mh[4] = 0
+        mh[5] = 0
+        let sum = upperLayerChecksum(UnsafeRawBufferPointer(mh), source: source, destination: IPv6Address(UnsafeRawBufferPointer(ip), at: 24),
+                                     nextHeader: IPProtocol.mobility)
+        mh[4] = UInt8(sum.value >> 8)
+        mh[5] = UInt8(sum.value & 0xFF)
+    }
+    return f
+}
