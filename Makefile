@@ -6,7 +6,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 APT_PACKAGES := libpcap-dev libyaml-dev tshark tcpdump iproute2 iputils-ping libjemalloc-dev clang pkg-config
 FUZZ_SECONDS ?= 20
-FUZZ_TARGETS := wire decode config
+FUZZ_TARGETS := wire decode config control
 
 .PHONY: all build release test demo deps unit-test tsan-test fuzz fuzz-smoke bench bench-check compare-lpm testbed clean
 
@@ -48,7 +48,7 @@ demo: deps
 	$(SWIFT) build -c release --product dgw
 	.build/release/dgw decode Samples/handover.pcapng
 
-# libFuzzer over the parsers; FUZZ_SECONDS each (make fuzz FUZZ_SECONDS=600).
+# libFuzzer over the parsers and the control plane; FUZZ_SECONDS each (make fuzz FUZZ_SECONDS=600).
 fuzz: deps
 	Fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 

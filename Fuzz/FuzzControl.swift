@@ -1,0 +1,118 @@
+// libFuzzer target over the control plane (DGWControl): one input is a
+// run of events against a fresh gateway that anchors one MN, has sent a
+// PBU for another MN to its peer, and knows one peer. The control plane
+// must never trap, everything it puts on the wire must parse (a Mobility
+// Header with a valid checksum to the core, an Ethernet frame with IPv6 to
+// the access link), and after `tick(t)` nothing may be due at or before t
+// (else the run loop would spin).
+//
+// Input: records of [kind][length][bytes...], the time advancing by a
+// fuzzed step before each. kind % 6:
+//   0: `bytes` as a frame from the access link (RS, NS, anything)
+//   1: `bytes` as a frame from the core
+//   2: `bytes` as a Mobility Header from the peer, in valid IPv6 and
+//      Ethernet with its length and checksum fixed, so options are reached
+//   3: attach an MN (the first byte picks one of four) from the peer
+//   4: detach that MN
+//   5: tick
+// Compiled with Sources/DGWControl, linking the DGWWire module.
+
+import DGWWire
+
+private let here = IPv6Address("2001:db8:ffff::1")!
+private let peer = IPv6Address("2001:db8:ffff::2")!
+private let mns = (1...4).map { MACAddress(value: 0x0200_0000_0000 | UInt64($0)) }
+private let hereMAC = MACAddress(value: 0x0200_0000_ff01)
+private let peerMAC = MACAddress(value: 0x0200_0000_ff02)
+
+private func gateway() -> ControlPlane {
+    var c = ControlPlaneConfiguration(address: here)
+    c.peers = [peer]
+    c.bindingLifetime = 60
+    c.localNetworks = [IPv6Prefix("2001:db8:1:aaaa::/64")!]
+    c.access.prefixPool = IPv6Prefix("2001:db8:1::/48")!
+    c.access.localNetworks = c.localNetworks
+    c.access.logicalMAC = { MACAddress(value: 0x0a00_0000_0000 | $0.value & 0xFFFF_FFFF) }
+    c.logicalMAC = { anchor, mn in MACAddress(value: 0x0a00_0000_0000 | (anchor.low & 0xFF) << 32 | mn.value & 0xFFFF_FFFF) }
+    // mns[0] is anchored here and served by the peer; mns[1] was anchored at the peer.
+    c.anchored = [AnchoredMN(mn: mns[0], prefix: IPv6Prefix("2001:db8:1:100::/64")!,
+                             dlifMAC: MACAddress(value: 0x0a01_0000_0001), serving: .peer(peer))]
+    c.access.reserved = [c.anchored[0].prefix]
+    return ControlPlane(c)
+}
+
+/// A Mobility Header from the peer to this gateway, framed, with its
+/// header length and checksum made right.
+private func signalling(_ body: UnsafeRawBufferPointer) -> [UInt8] {
+    var mh = Array(body.prefix(2040))
+    while mh.count < 8 || mh.count % 8 != 0 { mh.append(0) }
+    mh[0] = 59
+    mh[1] = UInt8(mh.count / 8 - 1)
+    mh[4] = 0; mh[5] = 0
+    var sum = InternetChecksum(source: peer, destination: here, length: mh.count, nextHeader: IPProtocol.mobility)
+    mh.withUnsafeBytes { sum.add($0) }
+    mh[4] = UInt8(sum.value >> 8); mh[5] = UInt8(sum.value & 0xFF)
+    var frame = [UInt8](repeating: 0, count: 14 + 40 + mh.count)
+    frame.withUnsafeMutableBytes { b in
+        do throws(WireError) {
+            _ = try EthernetHeader(destination: hereMAC, source: peerMAC, etherType: EtherType.ipv6)
+                .emit(into: b)
+            try IPv6Header(payloadLength: mh.count, nextHeader: IPProtocol.mobility, hopLimit: 64, source: peer, destination: here)
+                .emit(into: UnsafeMutableRawBufferPointer(rebasing: b[14..<54]))
+        } catch {
+            preconditionFailure("framing a Mobility Header: \(error)")
+        }
+        b.baseAddress!.advanced(by: 54).copyMemory(from: mh, byteCount: mh.count)
+    }
+    return frame
+}
+
+/// What the control plane sends must be well formed.
+private func check(_ out: ControlEffects) {
+    for packet in out.core {
+        packet.bytes.withUnsafeBytes { b in
+            guard let ip = try? IPv6Packet(checking: b), ip.destination == packet.destination,
+                  ip.nextHeader == IPProtocol.mobility,
+                  let mh = try? MobilityHeaderPacket(checking: ip.payload),
+                  (try? MobilityMessage.parse(mh, source: ip.source, destination: ip.destination)) != nil else {
+                preconditionFailure("bad signalling out: \(packet.bytes)")
+            }
+        }
+    }
+    for (_, frame) in out.access {
+        frame.withUnsafeBytes { b in
+            guard let eth = try? EthernetFrame(checking: b), eth.etherType == EtherType.ipv6,
+                  (try? IPv6Packet(checking: eth.payload)) != nil else {
+                preconditionFailure("bad access frame out: \(frame)")
+            }
+        }
+    }
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzControl(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
+    let input = UnsafeRawBufferPointer(start: data, count: size)
+    let gw = gateway()
+    var time: Int64 = 1_000_000_000
+    check(gw.attach(mns[1], previous: [peer], time: time))  // a PBU with sequence 0 is out
+    var i = 0
+    while i + 3 <= input.count {
+        let kind = input[i] % 6
+        let length = min(Int(input[i + 1]) << 8 | Int(input[i + 2]), input.count - i - 3)
+        let bytes = UnsafeRawBufferPointer(rebasing: input[(i + 3)..<(i + 3 + length)])
+        i += 3 + length
+        // The step: up to ~35 s, past retransmissions, refreshes and expiries.
+        time += Int64(input[i - 3 - length] >> 3) * 1_100_000_000
+        switch kind {
+        case 0: check(gw.access(bytes, time: time))
+        case 1: check(gw.core(bytes, time: time))
+        case 2: check(signalling(bytes).withUnsafeBytes { gw.core($0, time: time) })
+        case 3: check(gw.attach(mns[Int(bytes.first ?? 0) % 4], previous: [peer], time: time))
+        case 4: check(gw.detach(mns[Int(bytes.first ?? 0) % 4], time: time))
+        default:
+            check(gw.tick(time))
+            if let next = gw.nextDeadline { precondition(next > time, "due at \(next) after tick(\(time))") }
+        }
+    }
+    return 0
+}
