@@ -81,7 +81,8 @@ let package = Package(
             ]
         ),
         // Benchmarks that print JSON lines, against the anchors of ../shared/bench.
-        .executableTarget(name: "dgw-bench", dependencies: ["DGWTables", "DGWWire", "DGWPipeline", "DGWTraffic", "DGWPorts", "CMallocCounter"],
+        .executableTarget(name: "dgw-bench", dependencies: ["DGWTables", "DGWWire", "DGWPipeline", "DGWTraffic", "DGWPorts",
+                                                          "DGWControl", "DGWSimulation", "CMallocCounter"],
                           path: "Tools/dgw-bench"),
         // Synthetic D-GW traffic (bindings of every kind, frames of every direction).
         .target(name: "DGWTraffic", dependencies: ["DGWWire"], path: "Tools/DGWTraffic"),
@@ -91,7 +92,7 @@ let package = Package(
         // Running executables and tools from tests.
         .target(name: "DGWTestSupport", path: "Tests/DGWTestSupport"),
         .testTarget(name: "DGWWireTests", dependencies: ["DGWWire", "DGWTestSupport"]),
-        .testTarget(name: "DGWPipelineTests", dependencies: ["DGWPipeline", "DGWWire", "DGWConfig", "DGWPorts", "DGWTestSupport", "dgw", "dgw-pcapgen"]),
+        .testTarget(name: "DGWPipelineTests", dependencies: ["DGWPipeline", "DGWControl", "DGWWire", "DGWConfig", "DGWPorts", "DGWTestSupport", "dgw", "dgw-pcapgen"]),
         // No test links dgw-bench: it interposes malloc, which Thread Sanitizer cannot share.
         .testTarget(name: "DGWTablesTests", dependencies: ["DGWTables", "DGWWire", "DGWTraffic", "DGWTestSupport"]),
         .testTarget(

@@ -32,7 +32,7 @@ private func gateway() -> ControlPlane {
     c.localNetworks = [IPv6Prefix("2001:db8:1:aaaa::/64")!]
     c.access.prefixPool = IPv6Prefix("2001:db8:1::/48")!
     c.access.localNetworks = c.localNetworks
-    c.access.logicalMAC = { MACAddress(value: 0x0a00_0000_0000 | $0.value & 0xFFFF_FFFF) }
+    c.access.logicalMAC = { _, prefix in DLIF.logicalMAC(anchor: here, pool: IPv6Prefix("2001:db8:1::/48")!, prefix: prefix) }
     c.logicalMAC = { anchor, mn in MACAddress(value: 0x0a00_0000_0000 | (anchor.low & 0xFF) << 32 | mn.value & 0xFFFF_FFFF) }
     // mns[0] is anchored here and served by the peer; mns[1] was anchored at the peer.
     c.anchored = [AnchoredMN(mn: mns[0], prefix: IPv6Prefix("2001:db8:1:100::/64")!,

@@ -36,6 +36,17 @@ public struct DLIF: Sendable, Equatable {
         self.linkLocal = linkLocal ?? Self.linkLocal(of: mac)
     }
 
+    /// The logical MAC an anchor gives the DLIF of an MN whose prefix it
+    /// allocated from `pool`: locally administered, then the low 16 bits of
+    /// the anchor's address, then the prefix's index in the pool (24 bits).
+    /// Unlike a hash it cannot collide: distinct among an anchor's first
+    /// 16M MNs, and among anchors whose addresses differ in their last 16
+    /// bits, wherever the PBA's DLIF Link-layer Address option carries it.
+    public static func logicalMAC(anchor: IPv6Address, pool: IPv6Prefix, prefix: IPv6Prefix) -> MACAddress {
+        let index = pool.length >= 64 ? 0 : (prefix.address.high & ~(UInt64.max << (64 - UInt64(pool.length))))
+        return MACAddress(value: 0x0200_0000_0000 | (anchor.low & 0xFFFF) << 24 | (index & 0xFF_FFFF))
+    }
+
     /// fe80::/64 with the modified EUI-64 of `mac` (RFC 4291 appendix A).
     public static func linkLocal(of mac: MACAddress) -> IPv6Address {
         let m = mac.value
@@ -60,8 +71,10 @@ public struct AccessRouterConfiguration: Sendable {
     public var localNetworks: [IPv6Prefix] = []
     /// Prefixes of the pool never handed out (bound statically, whoever serves them).
     public var reserved: [IPv6Prefix] = []
-    /// The logical MAC of this gateway's DLIF for an MN.
-    public var logicalMAC: @Sendable (MACAddress) -> MACAddress = { $0 }
+    /// The logical MAC of this gateway's DLIF for an MN, given the prefix
+    /// it got here (by default `DLIF.logicalMAC(anchor:pool:prefix:)`
+    /// where a pool and an anchor address are known).
+    public var logicalMAC: @Sendable (_ mn: MACAddress, _ prefix: IPv6Prefix) -> MACAddress = { mn, _ in mn }
 
     public init() {}
 }
@@ -109,10 +122,23 @@ public final class AccessRouter {
 
     public let configuration: AccessRouterConfiguration
     public private(set) var counters = AccessRouterCounters()
-    /// The DLIFs shown: the configuration's, then one per MN attached since.
-    public private(set) var dlifs: [DLIF]
-    private var nextAdvertisement: [Int64?]
-    private var sent: [Int]
+    /// A DLIF shown, in a slot that is reused once it is hidden.
+    private struct Shown {
+        var dlif: DLIF
+        /// Its next unsolicited RA; nil: at the next tick (a fresh burst).
+        var next: Int64?
+        var sent = 0
+        /// When it was first shown, for listing in that order.
+        var order: UInt64
+    }
+    private var slots: [Shown?] = []
+    private var freeSlots: [Int] = []
+    /// The slots of each MN's DLIFs (one per anchor of its prefixes).
+    private var byMN: [MACAddress: [Int]] = [:]
+    private var shownCount: UInt64 = 0
+    /// Slots shown since the last tick, whose burst that tick starts.
+    private var fresh: [Int] = []
+    private var advertisements = Deadlines<Int>()
     /// Every MN that attached, with its prefix (kept when it leaves).
     private var allocations: [MACAddress: IPv6Prefix] = [:]
     private var taken: Set<IPv6Prefix>
@@ -120,32 +146,50 @@ public final class AccessRouter {
 
     public init(_ configuration: AccessRouterConfiguration) {
         self.configuration = configuration
-        dlifs = configuration.dlifs
-        nextAdvertisement = Array(repeating: nil, count: configuration.dlifs.count)
-        sent = Array(repeating: 0, count: configuration.dlifs.count)
         taken = Set(configuration.dlifs.flatMap(\.prefixes) + configuration.reserved)
+        for dlif in configuration.dlifs { show(dlif) }
     }
 
-    /// The earliest time `tick` has something to send: nil when nothing is
-    /// scheduled, .min before the first tick (which starts the advertisements).
-    public private(set) var nextDeadline: Int64? = .min
+    /// The DLIFs shown: the configuration's, then one per MN attached
+    /// since, in the order they were first shown.
+    public var dlifs: [DLIF] {
+        slots.compactMap { $0 }.sorted { $0.order < $1.order }.map(\.dlif)
+    }
 
-    /// Unsolicited RAs due by `time`, each with the time it was due. The
-    /// first call starts every DLIF's initial burst at `time`.
+    /// The DLIFs shown to `mn`.
+    public func dlifs(of mn: MACAddress) -> [DLIF] { (byMN[mn] ?? []).compactMap { slots[$0]?.dlif } }
+
+    /// The number of DLIFs shown.
+    public var dlifCount: Int { slots.count - freeSlots.count }
+
+    /// The earliest time `tick` has something to send: nil when nothing is
+    /// scheduled, .min when a DLIF was shown since the last tick (its first
+    /// advertisements go at once).
+    public var nextDeadline: Int64? {
+        if !fresh.isEmpty { return .min }
+        return advertisements.earliest { slot, due in slots[slot]?.next == due }
+    }
+
+    /// Unsolicited RAs due by `time`, each with the time it was due, in
+    /// time order. A DLIF shown since the last tick starts its burst at `time`.
     public func tick(_ time: Int64) -> [(time: Int64, frame: [UInt8])] {
         var out: [(Int64, [UInt8])] = []
-        for i in dlifs.indices {
-            if nextAdvertisement[i] == nil { nextAdvertisement[i] = time }
-            while let due = nextAdvertisement[i], due <= time {
-                if let frame = advertisement(dlifs[i]) { out.append((due, frame)) }
-                sent[i] += 1
-                let gap = sent[i] < Self.initialAdvertisements ? Self.initialInterval : Int64(configuration.interval * 1e9)
-                nextAdvertisement[i] = due + max(gap, 1)
-            }
+        for slot in fresh where slots[slot] != nil && slots[slot]!.next == nil {
+            slots[slot]!.next = time
+            advertisements.schedule(slot, at: time)
+        }
+        fresh.removeAll(keepingCapacity: true)
+        while let (slot, due) = advertisements.next(dueBy: time, isCurrent: { slot, due in slots[slot]?.next == due }) {
+            var s = slots[slot]!
+            if let frame = advertisement(s.dlif) { out.append((due, frame)) }
+            s.sent += 1
+            let gap = s.sent < Self.initialAdvertisements ? Self.initialInterval : Int64(configuration.interval * 1e9)
+            s.next = due + max(gap, 1)
+            slots[slot] = s
+            advertisements.schedule(slot, at: s.next!)
         }
         counters.routerAdvertisements += out.count
-        nextDeadline = nextAdvertisement.compactMap { $0 }.min()
-        return out.sorted { $0.0 < $1.0 }
+        return out
     }
 
     /// Answers a frame punted from the access port: RAs for a Router
@@ -166,16 +210,16 @@ public final class AccessRouter {
         switch message {
         case .routerSolicitation:
             counters.routerSolicitations += 1
-            if !dlifs.contains(where: { $0.mn == mn }), !mn.isMulticast, let attachment = attach(mn) {
+            if byMN[mn] == nil, !mn.isMulticast, let attachment = attach(mn) {
                 reply.attached.append(attachment)
             }
             // To every DLIF of this MN when multicast, else to the one addressed.
-            let mine = dlifs.filter { $0.mn == mn && (eth.destination.isMulticast || $0.mac == eth.destination) }
+            let mine = dlifs(of: mn).filter { eth.destination.isMulticast || $0.mac == eth.destination }
             reply.frames = mine.compactMap(advertisement)
             counters.routerAdvertisements += reply.frames.count
         case .neighborSolicitation(let target, _):
             counters.neighborSolicitations += 1
-            guard let dlif = dlifs.first(where: { $0.mn == mn && $0.linkLocal == target }) else {
+            guard let dlif = dlifs(of: mn).first(where: { $0.linkLocal == target }) else {
                 counters.ignored += 1  // the MN's own DAD, or another address: not ours to answer
                 return reply
             }
@@ -198,7 +242,7 @@ public final class AccessRouter {
     /// this gateway's DLIF shown already gets that one again; nil when no
     /// pool is configured or it is used up.
     public func attach(_ mn: MACAddress) -> Attachment? {
-        if let shown = dlifs.first(where: { $0.mn == mn && $0.anchor == nil }), let prefix = shown.prefixes.first {
+        if let shown = dlifs(of: mn).first(where: { $0.anchor == nil }), let prefix = shown.prefixes.first {
             return Attachment(mn: mn, prefix: prefix, dlifMAC: shown.mac)
         }
         guard let pool = configuration.prefixPool else { return nil }
@@ -211,7 +255,11 @@ public final class AccessRouter {
             while nextCandidate < room {
                 let candidate = IPv6Prefix(uncheckedAddress: IPv6Address(high: pool.address.high | nextCandidate, low: 0), length: 64)
                 nextCandidate += 1
-                if !taken.contains(candidate) {
+                // Not a /64 of the pool that is (or holds) one of the local networks.
+                let local = configuration.localNetworks.contains {
+                    $0.contains(candidate.address) || ($0.length >= 64 && candidate.contains($0.address))
+                }
+                if !taken.contains(candidate), !local {
                     found = candidate
                     break
                 }
@@ -224,33 +272,50 @@ public final class AccessRouter {
             taken.insert(found)
             allocations[mn] = found
         }
-        show(DLIF(mn: mn, mac: configuration.logicalMAC(mn), anchor: nil, prefixes: [prefix], localNetworks: configuration.localNetworks))
+        let mac = configuration.logicalMAC(mn, prefix)
+        show(DLIF(mn: mn, mac: mac, anchor: nil, prefixes: [prefix], localNetworks: configuration.localNetworks))
         counters.attached += 1
-        return Attachment(mn: mn, prefix: prefix, dlifMAC: configuration.logicalMAC(mn))
+        return Attachment(mn: mn, prefix: prefix, dlifMAC: mac)
     }
 
     /// Shows `dlif` to its MN (replacing the DLIF of the same MN and anchor),
     /// with a fresh burst of advertisements from the next tick on.
     public func show(_ dlif: DLIF) {
-        if let i = dlifs.firstIndex(where: { $0.mn == dlif.mn && $0.anchor == dlif.anchor }) {
-            dlifs[i] = dlif
-            nextAdvertisement[i] = nil
-            sent[i] = 0
-        } else {
-            dlifs.append(dlif)
-            nextAdvertisement.append(nil)
-            sent.append(0)
+        if let slot = byMN[dlif.mn]?.first(where: { slots[$0]!.dlif.anchor == dlif.anchor }) {
+            slots[slot]!.dlif = dlif
+            slots[slot]!.next = nil
+            slots[slot]!.sent = 0
+            fresh.append(slot)
+            return
         }
-        nextDeadline = .min  // its first advertisements are due at once
+        let shown = Shown(dlif: dlif, next: nil, order: shownCount)
+        shownCount += 1
+        let slot: Int
+        if let free = freeSlots.popLast() {
+            slot = free
+            slots[slot] = shown
+        } else {
+            slot = slots.count
+            slots.append(shown)
+        }
+        byMN[dlif.mn, default: []].append(slot)
+        fresh.append(slot)
     }
 
     /// Stops showing the DLIFs of `mn` that `matching` selects (all by default).
     public func hide(_ mn: MACAddress, where matching: (DLIF) -> Bool = { _ in true }) {
-        for i in dlifs.indices.reversed() where dlifs[i].mn == mn && matching(dlifs[i]) {
-            dlifs.remove(at: i)
-            nextAdvertisement.remove(at: i)
-            sent.remove(at: i)
+        guard let mine = byMN[mn] else { return }
+        var kept: [Int] = []
+        for slot in mine {
+            if matching(slots[slot]!.dlif) {
+                slots[slot] = nil
+                freeSlots.append(slot)
+            } else {
+                kept.append(slot)
+            }
         }
+        byMN[mn] = kept.isEmpty ? nil : kept
+        advertisements.compact(live: dlifCount) { slot, due in slots[slot]?.next == due }
     }
 
     /// An RA from `dlif` to all nodes, in a frame to its MN alone.

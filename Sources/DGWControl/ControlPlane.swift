@@ -159,23 +159,71 @@ public final class ControlPlane {
     public private(set) var counters = SignallingCounters()
     /// MNs anchored here, by MAC.
     public private(set) var anchored: [MACAddress: AnchoredMN] = [:]
-    /// This gateway's sessions with the MNs' former anchors.
-    public private(set) var sessions: [AnchorSession] = []
+    /// This gateway's sessions with the MNs' former anchors, by MN.
+    private var sessionsByMN: [MACAddress: [AnchorSession]] = [:]
+    private var sessionCount = 0
     private var nextSequence: UInt16
+    /// Retransmissions and refreshes; binding expiries of the MNs anchored here.
+    private var sessionTimers = Deadlines<SessionKey>()
+    private var expiries = Deadlines<MACAddress>()
+
+    private struct SessionKey { var mn: MACAddress; var anchor: IPv6Address }
 
     public init(_ configuration: ControlPlaneConfiguration, initialSequence: UInt16 = 0) {
         self.configuration = configuration
         router = AccessRouter(configuration.access)
         nextSequence = initialSequence
-        for a in configuration.anchored where anchored[a.mn] == nil { anchored[a.mn] = a }
+        for a in configuration.anchored where anchored[a.mn] == nil { record(a) }
+    }
+
+    /// This gateway's sessions with the MNs' former anchors, by MN and anchor.
+    public var sessions: [AnchorSession] {
+        sessionsByMN.values.joined().sorted { ($0.mn, $0.anchor) < ($1.mn, $1.anchor) }
+    }
+
+    /// The sessions of `mn`, one per former anchor.
+    public func sessions(of mn: MACAddress) -> [AnchorSession] { sessionsByMN[mn] ?? [] }
+
+    private func session(_ mn: MACAddress, _ anchor: IPv6Address) -> AnchorSession? {
+        sessionsByMN[mn]?.first { $0.anchor == anchor }
+    }
+
+    /// Stores `s` (new or changed) and arms its timer.
+    private func store(_ s: AnchorSession) {
+        var mine = sessionsByMN[s.mn] ?? []
+        if let i = mine.firstIndex(where: { $0.anchor == s.anchor }) {
+            let rearm = mine[i].due != s.due
+            mine[i] = s
+            sessionsByMN[s.mn] = mine
+            if rearm { sessionTimers.schedule(SessionKey(mn: s.mn, anchor: s.anchor), at: s.due) }
+        } else {
+            mine.append(s)
+            sessionsByMN[s.mn] = mine
+            sessionCount += 1
+            sessionTimers.schedule(SessionKey(mn: s.mn, anchor: s.anchor), at: s.due)
+        }
+    }
+
+    private func end(_ s: AnchorSession) {
+        guard var mine = sessionsByMN[s.mn], let i = mine.firstIndex(where: { $0.anchor == s.anchor }) else { return }
+        mine.remove(at: i)
+        sessionsByMN[s.mn] = mine.isEmpty ? nil : mine
+        sessionCount -= 1
+        sessionTimers.compact(live: sessionCount) { k, due in session(k.mn, k.anchor)?.due == due }
+    }
+
+    /// Stores the binding cache entry of an MN anchored here, arming its expiry.
+    private func record(_ a: AnchoredMN) {
+        if a.expires != .max && anchored[a.mn]?.expires != a.expires { expiries.schedule(a.mn, at: a.expires) }
+        anchored[a.mn] = a
     }
 
     /// The earliest time `tick` has something to do (.min: at once; the
     /// first tick starts the advertisements).
     public var nextDeadline: Int64? {
         var next = router.nextDeadline ?? .max
-        for s in sessions { next = min(next, s.due) }
-        for a in anchored.values { next = min(next, a.expires) }
+        if let due = sessionTimers.earliest(isCurrent: { k, due in session(k.mn, k.anchor)?.due == due }) { next = min(next, due) }
+        if let due = expiries.earliest(isCurrent: { mn, due in anchored[mn]?.expires == due }) { next = min(next, due) }
         return next == .max ? nil : next
     }
 
@@ -190,13 +238,13 @@ public final class ControlPlane {
         attached(a, &out)
         var seen: Set<IPv6Address> = [configuration.address]
         for anchor in previous where seen.insert(anchor).inserted {
-            if let i = sessions.firstIndex(where: { $0.mn == mn && $0.anchor == anchor }), sessions[i].state != .deregistering {
-                continue  // registered or registering already
+            if let old = session(mn, anchor) {
+                guard old.state == .deregistering else { continue }  // registered or registering already
+                end(old)
             }
-            sessions.removeAll { $0.mn == mn && $0.anchor == anchor }
             var s = AnchorSession(mn: mn, anchor: anchor, state: .registering, sequence: 0, attempts: 0, due: time)
             send(&s, lifetime: configuration.bindingLifetime, time: time, &out)
-            sessions.append(s)
+            store(s)
         }
         return out
     }
@@ -208,7 +256,7 @@ public final class ControlPlane {
         leave(mn, deregister: true, time: time, &out)
         if var a = anchored[mn], a.serving == .here {
             a.serving = .nowhere
-            anchored[mn] = a
+            record(a)
             out.bindings.append(.remove(a.prefix))
         }
         return out
@@ -257,8 +305,8 @@ public final class ControlPlane {
     /// Timers due by `time`: retransmissions, refreshes, expiries, advertisements.
     public func tick(_ time: Int64) -> ControlEffects {
         var out = ControlEffects()
-        for i in sessions.indices.reversed() where sessions[i].due <= time {
-            var s = sessions[i]
+        while let (key, _) = sessionTimers.next(dueBy: time, isCurrent: { k, due in session(k.mn, k.anchor)?.due == due }) {
+            var s = session(key.mn, key.anchor)!
             switch s.state {
             case .bound:
                 s.state = .refreshing
@@ -267,20 +315,21 @@ public final class ControlPlane {
             case .registering, .refreshing, .deregistering:
                 if s.attempts >= configuration.maxAttempts {
                     counters.timeouts += 1
-                    sessions.remove(at: i)
+                    end(s)
                     if s.state == .refreshing { unbind(s, &out) }
                     continue
                 }
                 counters.pbuRetransmitted += 1
                 send(&s, lifetime: s.state == .deregistering ? 0 : configuration.bindingLifetime, time: time, &out)
             }
-            sessions[i] = s
+            store(s)
         }
-        for (mn, var a) in anchored where a.expires <= time {
+        while let (mn, _) = expiries.next(dueBy: time, isCurrent: { mn, due in anchored[mn]?.expires == due }) {
+            var a = anchored[mn]!
             counters.expired += 1
             a.serving = .nowhere
             a.expires = .max
-            anchored[mn] = a
+            record(a)
             out.bindings.append(.remove(a.prefix))
         }
         out.access += router.tick(time)
@@ -294,7 +343,7 @@ public final class ControlPlane {
         var record = anchored[a.mn] ?? AnchoredMN(mn: a.mn, prefix: a.prefix, dlifMAC: a.dlifMAC, serving: .here)
         record.serving = .here
         record.expires = .max
-        anchored[a.mn] = record
+        self.record(record)
         out.bindings.append(.install(mn: a.mn, prefix: a.prefix, anchor: nil, serving: nil, dlifMAC: a.dlifMAC))
     }
 
@@ -321,18 +370,17 @@ public final class ControlPlane {
     private func received(_ pba: BindingAcknowledgement, from anchor: IPv6Address, time: Int64, _ out: inout ControlEffects) {
         counters.pbaReceived += 1
         guard let mn = Self.mn(in: pba.options),
-              let i = sessions.firstIndex(where: { $0.mn == mn && $0.anchor == anchor && $0.state != .bound }) else {
+              var s = session(mn, anchor), s.state != .bound else {
             counters.unexpected += 1
             return
         }
-        var s = sessions[i]
         if pba.status == BindingAckStatus.sequenceNumberOutOfWindow {
             // The anchor remembers a later number from us (we restarted): go on from there.
             counters.resynchronised += 1
             nextSequence = pba.sequence &+ 1
             s.attempts = 0
             send(&s, lifetime: s.state == .deregistering ? 0 : configuration.bindingLifetime, time: time, &out)
-            sessions[i] = s
+            store(s)
             return
         }
         guard pba.sequence == s.sequence else {
@@ -341,12 +389,12 @@ public final class ControlPlane {
         }
         guard BindingAckStatus.isAccepted(pba.status) else {
             counters.refused += 1
-            sessions.remove(at: i)
+            end(s)
             if s.state == .refreshing { unbind(s, &out) }
             return
         }
         if s.state == .deregistering || pba.lifetime == 0 {
-            sessions.remove(at: i)
+            end(s)
             if s.state != .deregistering { unbind(s, &out) }
             return
         }
@@ -377,7 +425,7 @@ public final class ControlPlane {
         s.attempts = 0
         s.expires = time + lifetime
         s.due = time + lifetime * 4 / 5  // refresh before it runs out
-        sessions[i] = s
+        store(s)
     }
 
     /// Removes what a session installed here.
@@ -389,8 +437,7 @@ public final class ControlPlane {
     /// The MN is no longer served here: sessions end (de-registered when
     /// `deregister`), DLIFs hidden, tunnelled prefixes unbound.
     private func leave(_ mn: MACAddress, deregister: Bool, time: Int64, _ out: inout ControlEffects) {
-        for i in sessions.indices.reversed() where sessions[i].mn == mn {
-            var s = sessions[i]
+        for var s in sessions(of: mn) {
             unbind(s, &out)
             if deregister && s.state != .registering && s.state != .deregistering {
                 s.state = .deregistering
@@ -398,9 +445,9 @@ public final class ControlPlane {
                 s.prefixes = []
                 counters.deregistrations += 1
                 send(&s, lifetime: 0, time: time, &out)
-                sessions[i] = s
+                store(s)
             } else if s.state != .deregistering {
-                sessions.remove(at: i)
+                end(s)
             }
         }
         router.hide(mn)
@@ -437,7 +484,7 @@ public final class ControlPlane {
                 a.expires = .max
                 out.bindings.append(.remove(a.prefix))
             }
-            anchored[mn] = a
+            record(a)
             reply(BindingAckStatus.accepted, to: peer, pbu, mn: mn, lifetime: 0, &out)
             return
         }
@@ -451,7 +498,7 @@ public final class ControlPlane {
         }
         a.serving = .peer(peer)
         a.expires = time + Int64(lifetime) * 1_000_000_000
-        anchored[mn] = a
+        record(a)
         var accepted = pbu
         accepted.lifetime = UInt16(clamping: lifetime / 4)
         reply(BindingAckStatus.accepted, to: peer, accepted, mn: mn, lifetime: lifetime, &out)
@@ -480,7 +527,7 @@ public final class ControlPlane {
 
     /// The MN's identity: its MAC as NAI (RFC 4283) and as link-layer identifier (RFC 5213).
     static func identify(_ mn: MACAddress) -> [MobilityOption] {
-        [.mobileNodeIdentifier(subtype: MobileNodeIdentifierSubtype.nai, identifier: .owned(Array("\(mn)".utf8))),
+        [.mobileNodeIdentifier(subtype: MobileNodeIdentifierSubtype.nai, identifier: .owned(mn.text)),
          .mobileNodeLinkLayerIdentifier(.owned((0..<6).map { UInt8(truncatingIfNeeded: mn.value >> (40 - 8 * UInt64($0))) }))]
     }
 

@@ -33,11 +33,18 @@ public struct BindingEntry: Sendable {
 /// many MNs; a collision is refused at start, and an anchor-assigned MAC
 /// (`dlif_mac`, or the PBA's DLIF Link-layer Address option) avoids it.
 public func logicalMAC(anchor: IPv6Address, mn: MACAddress) -> MACAddress {
-    var h: UInt64 = 0xCBF2_9CE4_8422_2325
-    for v in [anchor.high, anchor.low, mn.value] {
-        h = (h ^ v) &* 0x0000_0100_0000_01B3
-        h ^= h >> 29
+    // Each input through murmur3's finaliser, a bijection that mixes every
+    // bit into every other.
+    func mix(_ x: UInt64) -> UInt64 {
+        var x = x
+        x ^= x >> 33
+        x &*= 0xFF51_AFD7_ED55_8CCD
+        x ^= x >> 33
+        x &*= 0xC4CE_B9FE_1A85_EC53
+        return x ^ x >> 33
     }
+    var h: UInt64 = 0x9E37_79B9_7F4A_7C15
+    for v in [anchor.high, anchor.low, mn.value] { h = mix(h ^ v) }
     // 02 (locally administered, unicast), then 40 bits of the hash: among a
     // million MNs a collision is unlikely, and refused when it happens.
     return MACAddress(value: 0x0200_0000_0000 | (h & 0xFF_FFFF_FFFF))

@@ -354,7 +354,8 @@ extension Simulation {
             var c = ControlPlaneConfiguration(address: me)
             c.peers = (1...count).filter { $0 != i }.map(address)
             c.access.prefixPool = pool(i)
-            c.access.logicalMAC = { logicalMAC(anchor: me, mn: $0) }
+            let myPool = pool(i)
+            c.access.logicalMAC = { _, prefix in DLIF.logicalMAC(anchor: me, pool: myPool, prefix: prefix) }
             c.logicalMAC = { logicalMAC(anchor: $0, mn: $1) }
             if localNetworks {
                 let lipa = IPv6Prefix(uncheckedAddress: IPv6Address(high: pool(i).address.high | 0xAAAA, low: 0), length: 64)

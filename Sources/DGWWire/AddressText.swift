@@ -4,6 +4,9 @@
 
 /// Parsers over the UTF-8 bytes of address text; nil on anything malformed.
 public enum AddressText {
+    /// Lower-case hexadecimal digits, as ASCII.
+    public static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
     /// Runs `parser` over the contiguous UTF-8 of `text` (a copy only for
     /// the rare string without contiguous storage).
     @inlinable

@@ -42,8 +42,17 @@ public struct MACAddress: Hashable, Sendable, Comparable, CustomStringConvertibl
 
     public var octets: [UInt8] { (0..<6).map { UInt8(truncatingIfNeeded: value >> (40 - 8 * UInt64($0))) } }
 
-    public var description: String {
-        octets.map { hexString([$0]) }.joined(separator: ":")
+    public var description: String { String(decoding: text, as: UTF8.self) }
+
+    /// "02:aa:00:00:00:01" as ASCII bytes (the NAI of signalling, without a String).
+    public var text: [UInt8] {
+        var out = [UInt8](repeating: UInt8(ascii: ":"), count: 17)
+        for i in 0..<6 {
+            let b = Int(truncatingIfNeeded: value >> (40 - 8 * UInt64(i))) & 0xFF
+            out[3 * i] = AddressText.hexDigits[b >> 4]
+            out[3 * i + 1] = AddressText.hexDigits[b & 0xF]
+        }
+        return out
     }
 
     /// Parses "02:aa:00:00:00:01" (also with '-' separators).

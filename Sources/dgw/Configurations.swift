@@ -35,7 +35,11 @@ extension AccessRouterConfiguration {
         localNetworks = g.localNetworks.map(\.prefix)
         reserved = g.staticBindings.map(\.prefix)
         let address = g.address
-        logicalMAC = { DGWPipeline.logicalMAC(anchor: address, mn: $0) }
+        if let pool = g.prefixPool {
+            logicalMAC = { _, prefix in DLIF.logicalMAC(anchor: address, pool: pool, prefix: prefix) }
+        } else {
+            logicalMAC = { mn, _ in DGWPipeline.logicalMAC(anchor: address, mn: mn) }
+        }
         struct Key: Hashable { var mn: UInt64, dlif: UInt64 }
         var index: [Key: Int] = [:]
         for b in g.staticBindings where b.serving == .this {

@@ -146,7 +146,7 @@ struct Sent {
         var c = AccessRouterConfiguration()
         c.prefixPool = IPv6Prefix("2001:db8:1::/63")!
         c.dlifs = [DLIF(mn: mn, mac: here, anchor: nil, prefixes: [IPv6Prefix("2001:db8:1::/64")!])]
-        c.logicalMAC = { MACAddress(value: 0x02EE_0000_0000 | ($0.value & 0xFFFF_FFFF)) }
+        c.logicalMAC = { mn, _ in MACAddress(value: 0x02EE_0000_0000 | (mn.value & 0xFFFF_FFFF)) }
         c.localNetworks = [lipa]
         let r = AccessRouter(c)
         _ = r.tick(0)
@@ -171,6 +171,30 @@ struct Sent {
         let refused = rs(from: third).withUnsafeBytes { r.handle($0) }
         #expect(refused.attached.isEmpty && refused.frames.isEmpty)
         #expect(r.counters.attached == 1 && r.counters.poolExhausted == 1)
+    }
+
+    /// The DLIF MACs an anchor allocates: its address's last 16 bits, the
+    /// prefix's index in the pool; distinct for every MN.
+    @Test func allocatedDLIFMACsAreDistinct() {
+        var c = AccessRouterConfiguration()
+        let anchor = IPv6Address("2001:db8:ffff::7")!, pool = IPv6Prefix("2001:db8:100::/40")!
+        c.prefixPool = pool
+        c.logicalMAC = { _, prefix in DLIF.logicalMAC(anchor: anchor, pool: pool, prefix: prefix) }
+        let r = AccessRouter(c)
+        let macs = (0..<5000).compactMap { r.attach(MACAddress(value: 0x02AA_0000_0000 | UInt64($0)))?.dlifMAC }
+        #expect(Set(macs).count == 5000)
+        #expect(macs[0] == MACAddress("02:00:07:00:00:00")! && macs[4999] == MACAddress("02:00:07:00:13:87")!)
+        #expect(macs.allSatisfy { $0.isLocallyAdministered && !$0.isMulticast })
+    }
+
+    /// A local network inside the pool is never handed out as an MN's prefix.
+    @Test func thePoolSkipsTheLocalNetworks() {
+        var c = AccessRouterConfiguration()
+        c.prefixPool = IPv6Prefix("2001:db8:1::/62")!
+        c.localNetworks = [IPv6Prefix("2001:db8:1:1::/64")!, IPv6Prefix("2001:db8:1:2:8000::/65")!]
+        let r = AccessRouter(c)
+        let got = (1...3).map { r.attach(MACAddress(value: 0x02AA_0000_0000 | UInt64($0)))?.prefix }
+        #expect(got == [IPv6Prefix("2001:db8:1::/64")!, IPv6Prefix("2001:db8:1:3::/64")!, nil])
     }
 
     @Test func somethingElseIsIgnored() {

@@ -29,6 +29,12 @@ final class Domain {
         mn.addresses.first { g[i - 1].controlConfiguration.access.prefixPool!.contains($0.address) }
     }
 
+    /// The logical MAC D-GW i gave the DLIF of the MN's prefix there.
+    func dlifMAC(at i: Int) -> MACAddress? {
+        address(at: i).map { DLIF.logicalMAC(anchor: g[i - 1].address, pool: g[i - 1].controlConfiguration.access.prefixPool!,
+                                             prefix: IPv6Prefix(address: $0.address, length: 64)!) }
+    }
+
     /// The /64 gateway i allocated to the MN.
     func prefix(at i: Int) -> IPv6Prefix? { g[i - 1].control.router.allocation(of: mn.mac) }
 
@@ -59,7 +65,7 @@ final class Domain {
         d.sim.run(for: 50 * ms)
         let a1 = try #require(d.address(at: 1))
         #expect(a1.preferred)
-        #expect(a1.router == logicalMAC(anchor: d.g[0].address, mn: d.mn.mac))
+        #expect(a1.router == d.dlifMAC(at: 1))
         #expect(d.mn.routes.map(\.prefix) == [IPv6Prefix("2001:db8:1:aaaa::/64")!], "gw1's local network in a RIO")
         #expect(d.roundTrip(a1.address))
         let b = try #require(d.binding(at: 1, d.prefix(at: 1)))
@@ -83,9 +89,9 @@ final class Domain {
         let a2 = try #require(d.address(at: 2))
         #expect(a2.preferred)
         #expect(d.address(at: 1)?.preferred == false, "the old prefix is deprecated")
-        #expect(d.address(at: 1)?.router == logicalMAC(anchor: gw[0], mn: d.mn.mac), "the same router as at D-GW1")
+        #expect(d.address(at: 1)?.router == d.dlifMAC(at: 1), "the same router as at D-GW1")
         #expect(d.mn.preferredAddress == a2.address)
-        #expect(d.mn.routes.contains { $0.prefix == IPv6Prefix("2001:db8:1:aaaa::/64")! && $0.router == logicalMAC(anchor: gw[0], mn: d.mn.mac) },
+        #expect(d.mn.routes.contains { $0.prefix == IPv6Prefix("2001:db8:1:aaaa::/64")! && $0.router == d.dlifMAC(at: 1) },
                 "D-GW1's local network through D-GW1's DLIF")
         #expect(d.roundTrip(a1) && d.roundTrip(a2.address))
         #expect(d.binding(at: 1, d.prefix(at: 1))?.serving == gw[1])

@@ -1,4 +1,5 @@
 import DGWConfig
+import DGWControl
 import DGWPipeline
 import DGWPorts
 import DGWTestSupport
@@ -200,7 +201,10 @@ func scenarioCaptures(_ s: Scratch) throws -> (access: String, core: String) {
         let s = try Scratch()
         defer { s.cleanup() }
         let config = try s.write("gw.yaml", S.yaml)
-        let mn = MACAddress("02:aa:00:00:00:44")!, dlif = logicalMAC(anchor: S.a1, mn: mn)
+        let mn = MACAddress("02:aa:00:00:00:44")!
+        // The anchor's allocation: its address, the prefix's index in the pool (0).
+        let dlif = DLIF.logicalMAC(anchor: S.a1, pool: IPv6Prefix("2001:db8:1::/48")!, prefix: IPv6Prefix("2001:db8:1::/64")!)
+        #expect(dlif == MACAddress("02:00:01:00:00:00")!)
         let allRouters = IPv6Address("ff02::2")!
         let rs = S.ethernet(mn, MACAddress(multicast: allRouters), S.ipv6(from: .unspecified, to: allRouters, nextHeader: IPProtocol.icmpv6, hopLimit: 255) { b in
             try ICMPv6Message.routerSolicitation(options: .none).emit(into: b, source: .unspecified, destination: allRouters)
@@ -278,7 +282,8 @@ func scenarioCaptures(_ s: Scratch) throws -> (access: String, core: String) {
         }
         let delivered = try #require(fromD2.first { $0.icmp == nil })
         #expect(delivered.eth.destination == mn && delivered.ip.destination == host && delivered.ip.hopLimit == 63)
-        #expect(outAccess.contains { $0.eth.source == logicalMAC(anchor: S.a1, mn: mn) })
+        // Its DLIF of D-GW1, allocated with the first free /64 of the pool.
+        #expect(outAccess.contains { $0.eth.source == DLIF.logicalMAC(anchor: S.a1, pool: IPv6Prefix("2001:db8:1::/48")!, prefix: IPv6Prefix("2001:db8:1::/64")!) })
 
         let bad = try s.write("bad.jsonl", "{\"t\": 1, \"attach\": {\"mn\": \"nope\"}}\n")
         let r2 = try runProcess(dgw, ["replay", "--config", config, "--core", core, "--events", bad,

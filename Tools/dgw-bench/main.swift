@@ -2,6 +2,7 @@
 //   dgw-bench lpm --workload dense|sparse [--routes N] [--lookups N]
 //   dgw-bench lpm-churn --workload dense|sparse [--routes N] [--updates-per-s N] [--seconds S]
 //   dgw-bench pipeline [--bindings N] [--frames N]
+//   dgw-bench signalling [--mns N]      (default 1M MNs handed over between two gateways)
 //   dgw-bench replay [--frames N] [--size BYTES] [--keep DIR]
 //                                       (default 10M frames of 78 bytes; --keep leaves
 //                                        the capture and config in DIR, for profiling)
@@ -31,6 +32,7 @@ struct Options {
     var frames = 1 << 24
     var size = 78
     var keep: String?
+    var mns = 1 << 20
 
     init(_ args: [String]) throws {
         var i = 1
@@ -53,6 +55,7 @@ struct Options {
             case "--frames": frames = try positive(value)
             case "--size": size = try positive(value)
             case "--keep": keep = value
+            case "--mns": mns = try positive(value)
             default: throw UsageError()
             }
             i += 2
@@ -202,6 +205,7 @@ do {
     case "lpm": try lpm(o)
     case "lpm-churn": try churn(o)
     case "pipeline": try pipelineBench(bindings: o.hnps, frames: o.frames)
+    case "signalling": try signallingBench(mns: o.mns)
     case "replay": try replayBench(frames: o.frames == 1 << 24 ? 10_000_000 : o.frames, size: o.size, keep: o.keep)
     default: throw UsageError()
     }
@@ -210,6 +214,7 @@ do {
         usage: dgw-bench lpm --workload dense|sparse [--routes N] [--lookups N]
                dgw-bench lpm-churn --workload dense|sparse [--routes N] [--updates-per-s N] [--seconds S]
                dgw-bench pipeline [--bindings N] [--frames N]
+               dgw-bench signalling [--mns N]
                dgw-bench replay [--frames N] [--size BYTES] [--keep DIR]
 
         """.utf8))

@@ -1,0 +1,86 @@
+// The control plane's timers (retransmissions, refreshes, expiries,
+// advertisements) as one binary min-heap per kind, so that a tick costs
+// what is due, not what exists: a gateway serving a million MNs ticks every
+// millisecond.
+//
+// Lazy deletion: the owner keeps each thing's due time in its own record;
+// an entry counts only while the owner says the keyed thing is still due
+// then. Rescheduling is a push, cancelling is nothing, and stale entries
+// fall out when they reach the top or when the heap is compacted. Ties
+// pop in the order they were pushed, so replay stays deterministic.
+
+struct Deadlines<Key> {
+    private struct Entry {
+        var due: Int64
+        var stamp: UInt64
+        var key: Key
+        func before(_ other: Entry) -> Bool { due != other.due ? due < other.due : stamp < other.stamp }
+    }
+    private var heap: [Entry] = []
+    private var stamps: UInt64 = 0
+
+    var count: Int { heap.count }
+
+    mutating func schedule(_ key: Key, at due: Int64) {
+        heap.append(Entry(due: due, stamp: stamps, key: key))
+        stamps &+= 1
+        siftUp(heap.count - 1)
+    }
+
+    /// The earliest current deadline, dropping stale entries on top.
+    mutating func earliest(isCurrent: (Key, Int64) -> Bool) -> Int64? {
+        while let top = heap.first {
+            if isCurrent(top.key, top.due) { return top.due }
+            pop()
+        }
+        return nil
+    }
+
+    /// Takes the earliest current entry due by `time`.
+    mutating func next(dueBy time: Int64, isCurrent: (Key, Int64) -> Bool) -> (key: Key, due: Int64)? {
+        while let top = heap.first, top.due <= time {
+            pop()
+            if isCurrent(top.key, top.due) { return (top.key, top.due) }
+        }
+        return nil
+    }
+
+    /// Drops stale entries once they outnumber the live ones (`live`
+    /// things, each due at most once), so rescheduling cannot grow the heap
+    /// without bound.
+    mutating func compact(live: Int, isCurrent: (Key, Int64) -> Bool) {
+        guard heap.count > 1024, heap.count > 2 * live else { return }
+        heap.removeAll { !isCurrent($0.key, $0.due) }
+        for i in stride(from: heap.count / 2 - 1, through: 0, by: -1) { siftDown(i) }
+    }
+
+    private mutating func pop() {
+        let last = heap.removeLast()
+        guard !heap.isEmpty else { return }
+        heap[0] = last
+        siftDown(0)
+    }
+
+    private mutating func siftUp(_ start: Int) {
+        var i = start
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard heap[i].before(heap[parent]) else { return }
+            heap.swapAt(i, parent)
+            i = parent
+        }
+    }
+
+    private mutating func siftDown(_ start: Int) {
+        var i = start
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var m = i
+            if l < heap.count, heap[l].before(heap[m]) { m = l }
+            if r < heap.count, heap[r].before(heap[m]) { m = r }
+            if m == i { return }
+            heap.swapAt(i, m)
+            i = m
+        }
+    }
+}
