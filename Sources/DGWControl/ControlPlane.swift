@@ -528,7 +528,7 @@ public final class ControlPlane {
     /// The MN's identity: its MAC as NAI (RFC 4283) and as link-layer identifier (RFC 5213).
     static func identify(_ mn: MACAddress) -> [MobilityOption] {
         [.mobileNodeIdentifier(subtype: MobileNodeIdentifierSubtype.nai, identifier: .owned(mn.text)),
-         .mobileNodeLinkLayerIdentifier(.owned((0..<6).map { UInt8(truncatingIfNeeded: mn.value >> (40 - 8 * UInt64($0))) }))]
+         .mobileNodeLinkLayerIdentifier(.owned(mn.octets))]
     }
 
     /// The MN a message is about: its link-layer identifier, else an NAI that is a MAC.

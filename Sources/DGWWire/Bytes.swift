@@ -158,7 +158,7 @@ extension RawBytes: ExpressibleByArrayLiteral {
 
 /// Lower-case hex of a byte sequence, for diagnostics and `dgw decode`.
 public func hexString<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
-    let digits = Array("0123456789abcdef".utf8)
+    let digits = AddressText.hexDigits
     var out: [UInt8] = []
     out.reserveCapacity(bytes.underestimatedCount * 2)
     for b in bytes {

@@ -24,6 +24,13 @@ final class Domain {
         sim.add(mn)
     }
 
+    /// The MN moves into cell `cell` (its gateway told the former anchors
+    /// `previous`), and 50 ms go by: signalling and the RA burst done.
+    func move(to cell: Int, previous: [IPv6Address] = []) {
+        sim.move(mn, to: cell, previous: previous)
+        sim.run(for: 50 * ms)
+    }
+
     /// The MN's address from gateway i's pool (1-based).
     func address(at i: Int) -> SimulatedHost.Address? {
         mn.addresses.first { g[i - 1].controlConfiguration.access.prefixPool!.contains($0.address) }
@@ -61,8 +68,7 @@ final class Domain {
     /// address by SLAAC from the RA burst of its DLIF and talks to the CN natively.
     @Test func attachThenNativeTraffic() throws {
         let d = try Domain()
-        d.sim.move(d.mn, to: 0)
-        d.sim.run(for: 50 * ms)
+        d.move(to: 0)
         let a1 = try #require(d.address(at: 1))
         #expect(a1.preferred)
         #expect(a1.router == d.dlifMAC(at: 1))
@@ -80,12 +86,10 @@ final class Domain {
     @Test func handoverOneTwoThreeAndBack() throws {
         let d = try Domain()
         let gw = d.g.map(\.address)
-        d.sim.move(d.mn, to: 0)
-        d.sim.run(for: 50 * ms)
+        d.move(to: 0)
         let a1 = try #require(d.address(at: 1)).address
 
-        d.sim.move(d.mn, to: 1, previous: [gw[0]])
-        d.sim.run(for: 50 * ms)
+        d.move(to: 1, previous: [gw[0]])
         let a2 = try #require(d.address(at: 2))
         #expect(a2.preferred)
         #expect(d.address(at: 1)?.preferred == false, "the old prefix is deprecated")
@@ -98,8 +102,7 @@ final class Domain {
         #expect(d.binding(at: 2, d.prefix(at: 1))?.anchor == gw[0])
         #expect(d.g[0].pipeline.totals[.downlinkEncapsulated] == 1 && d.g[0].pipeline.totals[.uplinkDecapsulated] == 1)
 
-        d.sim.move(d.mn, to: 2, previous: [gw[0], gw[1]])
-        d.sim.run(for: 50 * ms)
+        d.move(to: 2, previous: [gw[0], gw[1]])
         let a3 = try #require(d.address(at: 3))
         #expect(a3.preferred && d.address(at: 1)?.preferred == false && d.address(at: 2)?.preferred == false)
         #expect(d.roundTrip(a1) && d.roundTrip(a2.address) && d.roundTrip(a3.address))
@@ -109,8 +112,7 @@ final class Domain {
         #expect(d.g[1].control.router.dlifs.isEmpty && d.g[1].control.sessions.isEmpty)
         #expect(d.g[2].control.sessions.map(\.state) == [.bound, .bound])
 
-        d.sim.move(d.mn, to: 0, previous: [gw[1], gw[2]])
-        d.sim.run(for: 50 * ms)
+        d.move(to: 0, previous: [gw[1], gw[2]])
         #expect(d.address(at: 1)?.preferred == true, "the prefix of D-GW1 is preferred again")
         #expect(d.address(at: 3)?.preferred == false)
         #expect(d.mn.preferredAddress == a1)
@@ -133,8 +135,7 @@ final class Domain {
             d.sim.signallingLoss = 0.3
             d.sim.seed(seed)
             let gw = d.g.map(\.address)
-            d.sim.move(d.mn, to: 0)
-            d.sim.run(for: 50 * ms)
+            d.move(to: 0)
             d.sim.move(d.mn, to: 1, previous: [gw[0]])
             d.sim.run(for: 40_000 * ms)
             d.sim.move(d.mn, to: 2, previous: [gw[0], gw[1]])
@@ -162,17 +163,14 @@ final class Domain {
     @Test func servingGatewayRestartsMidSession() throws {
         let d = try Domain()
         let gw = d.g.map(\.address)
-        d.sim.move(d.mn, to: 0)
-        d.sim.run(for: 50 * ms)
+        d.move(to: 0)
         // D-GW2 has sent 100 PBUs before (an older session's numbers).
         try d.g[1].restart(initialSequence: 100)
-        d.sim.move(d.mn, to: 1, previous: [gw[0]])
-        d.sim.run(for: 50 * ms)
+        d.move(to: 1, previous: [gw[0]])
         let a1 = try #require(d.address(at: 1)).address
         #expect(d.roundTrip(a1))
         try d.g[1].restart(initialSequence: 0)
-        d.sim.move(d.mn, to: 1, previous: [gw[0]])
-        d.sim.run(for: 50 * ms)
+        d.move(to: 1, previous: [gw[0]])
         #expect(d.g[0].control.counters.rejected == 1)
         #expect(d.g[1].control.counters.resynchronised == 1)
         #expect(d.g[1].control.sessions.map(\.state) == [.bound])
@@ -184,14 +182,11 @@ final class Domain {
     @Test func unauthorisedAndStalePBUs() throws {
         let d = try Domain()
         let gw = d.g.map(\.address)
-        d.sim.move(d.mn, to: 0)
-        d.sim.run(for: 50 * ms)
-        d.sim.move(d.mn, to: 1, previous: [gw[0]])
-        d.sim.run(for: 50 * ms)
+        d.move(to: 0)
+        d.move(to: 1, previous: [gw[0]])
         // The PBU D-GW2 sent, as captured.
         let pbu = try #require(d.sim.trace.first { isMobility($0.frame, type: MobilityHeaderType.bindingUpdate) }?.frame)
-        d.sim.move(d.mn, to: 2, previous: [gw[0], gw[1]])
-        d.sim.run(for: 50 * ms)
+        d.move(to: 2, previous: [gw[0], gw[1]])
         let before = d.g[0].control.counters
         // Replayed: from D-GW2, with a sequence number D-GW1 accepted already.
         let replies = d.g[0].receive(pbu, on: .core, time: d.sim.now)
@@ -210,10 +205,8 @@ final class Domain {
     @Test func detachDeregistersAndSilentAnchorTimesOut() throws {
         let d = try Domain()
         let gw = d.g.map(\.address)
-        d.sim.move(d.mn, to: 0)
-        d.sim.run(for: 50 * ms)
-        d.sim.move(d.mn, to: 1, previous: [gw[0]])
-        d.sim.run(for: 50 * ms)
+        d.move(to: 0)
+        d.move(to: 1, previous: [gw[0]])
         #expect(d.binding(at: 1, d.prefix(at: 1))?.serving == gw[1])
         d.sim.detach(d.mn, from: 1)
         d.sim.run(for: 50 * ms)
@@ -231,8 +224,7 @@ final class Domain {
     @Test func lifetimesRefreshAndExpire() throws {
         let d = try Domain { $0.bindingLifetime = 40 }
         let gw = d.g.map(\.address)
-        d.sim.move(d.mn, to: 0)
-        d.sim.run(for: 50 * ms)
+        d.move(to: 0)
         d.sim.move(d.mn, to: 1, previous: [gw[0]])
         d.sim.run(for: 120_000 * ms)
         #expect(d.binding(at: 1, d.prefix(at: 1))?.serving == gw[1], "refreshed every 32 s")
@@ -250,10 +242,8 @@ final class Domain {
     @Test func tsharkAcceptsTheSignalling() throws {
         let d = try Domain()
         let gw = d.g.map(\.address)
-        d.sim.move(d.mn, to: 0)
-        d.sim.run(for: 50 * ms)
-        d.sim.move(d.mn, to: 1, previous: [gw[0]])
-        d.sim.run(for: 50 * ms)
+        d.move(to: 0)
+        d.move(to: 1, previous: [gw[0]])
         _ = d.roundTrip(d.address(at: 1)!.address)
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("dgw-signalling-\(getpid()).pcap").path
         defer { try? FileManager.default.removeItem(atPath: path) }
