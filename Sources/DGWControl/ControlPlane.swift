@@ -47,6 +47,11 @@ public enum BindingChange: Sendable, Equatable {
     /// or serving gateway: this one.
     case install(mn: MACAddress, prefix: IPv6Prefix, anchor: IPv6Address?, serving: IPv6Address?, dlifMAC: MACAddress)
     case remove(IPv6Prefix)
+    /// Route another anchor's local network (LIPA) into the tunnel to it,
+    /// for the MNs served here (one per session that names it; counted).
+    case routeLocalNetwork(IPv6Prefix, anchor: IPv6Address)
+    /// Undo one `routeLocalNetwork`.
+    case unrouteLocalNetwork(IPv6Prefix, anchor: IPv6Address)
 }
 
 /// A signalling packet for the core: a whole IPv6 packet (header and
@@ -417,6 +422,9 @@ public final class ControlPlane {
         for p in prefixes {
             out.bindings.append(.install(mn: mn, prefix: p, anchor: anchor, serving: nil, dlifMAC: dlif.mac))
         }
+        let routed = s.dlif?.localNetworks ?? []
+        for gone in routed where !locals.contains(gone) { out.bindings.append(.unrouteLocalNetwork(gone, anchor: anchor)) }
+        for l in locals where !routed.contains(l) { out.bindings.append(.routeLocalNetwork(l, anchor: anchor)) }
         if s.dlif != dlif { router.show(dlif) }
         let lifetime = Int64(pba.lifetimeSeconds) * 1_000_000_000
         s.state = .bound
@@ -431,6 +439,7 @@ public final class ControlPlane {
     /// Removes what a session installed here.
     private func unbind(_ s: AnchorSession, _ out: inout ControlEffects) {
         for p in s.prefixes { out.bindings.append(.remove(p)) }
+        for l in s.dlif?.localNetworks ?? [] { out.bindings.append(.unrouteLocalNetwork(l, anchor: s.anchor)) }
         router.hide(s.mn) { $0.anchor == s.anchor }
     }
 

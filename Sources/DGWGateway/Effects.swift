@@ -15,7 +15,9 @@ public struct AppliedEffects {
     public var core: [[UInt8]] = []
     /// Binding changes the tables refused, with why.
     public var refused: [(change: BindingChange, error: GatewayTablesError)] = []
-    /// Signalling whose next hop's MAC is not known yet (the retransmission covers it).
+    /// Signalling not sent: no next hop, or too much already waiting for
+    /// one (the retransmission covers it). The rest waits in the tables
+    /// for its hop's MAC (`releaseHeld`), solicited at once.
     public var unresolved: [CorePacket] = []
 }
 
@@ -34,12 +36,26 @@ extension GatewayTables {
                 }
             case .remove(let prefix):
                 remove(prefix)
+            case .routeLocalNetwork(let prefix, let anchor):
+                do throws(GatewayTablesError) {
+                    try route(localNetwork: prefix, anchor: anchor)
+                } catch {
+                    out.refused.append((change, error))
+                }
+            case .unrouteLocalNetwork(let prefix, let anchor):
+                unroute(localNetwork: prefix, anchor: anchor)
             }
         }
         reclaim()
         out.access = e.access.map { (max($0.time, time), $0.frame) }
         for packet in e.core {
-            if let frame = coreFrame(packet.bytes, to: packet.destination) { out.core.append(frame) } else { out.unresolved.append(packet) }
+            if let frame = coreFrame(packet.bytes, to: packet.destination) {
+                out.core.append(frame)
+            } else if let solicitation = hold(packet.bytes, to: packet.destination, time: time) {
+                out.core += solicitation
+            } else {
+                out.unresolved.append(packet)
+            }
         }
         return out
     }

@@ -25,6 +25,7 @@ extension Pipeline {
             count(.downlinkDelivered)
             return true
         }
+        guard !h.isLocalNetwork else { return false }
         return fastEncapsulate(&p, hop: h.peerHop, action: .downlinkEncapsulated)
     }
 

@@ -36,10 +36,16 @@ public final class GatewayTables: @unchecked Sendable {
     private var nextFresh = 0
     /// Slots whose grace period is over, moved to `freeSlots` by `reclaim`.
     private var retired: [Int] = []
+    /// Other anchors' local networks routed into their tunnels, with how
+    /// many sessions (MN, anchor) asked for each.
+    private var remoteNetworks: [IPv6Prefix: (anchor: IPv6Address, slot: Int, users: Int)] = [:]
 
     /// What is bound now, by slot, for whoever reports it (a lock taken by
     /// the writer once per change and by the reporter, never by a worker).
     private let live = Mutex<[Int: (BindingEntry, MACAddress)]>([:])
+    private let liveNetworks = Mutex<[IPv6Prefix: IPv6Address]>([:])
+    /// Signalling waiting for its next hop's MAC: hop index, packet, since when.
+    private var held: [(hop: Int, destination: IPv6Address, packet: [UInt8], since: Int64)] = []
 
     public init(_ c: PipelineConfiguration, neighbors: NeighborTable = NeighborTable()) throws {
         configuration = c
@@ -94,6 +100,7 @@ public final class GatewayTables: @unchecked Sendable {
     @discardableResult
     public func install(_ b: BindingEntry) throws(GatewayTablesError) -> Int {
         guard b.prefix.length <= 64 else { throw .notAPrefix(b.prefix) }
+        guard remoteNetworks[b.prefix] == nil else { throw .prefixInUse(b.prefix) }
         let mac = b.dlifMAC ?? logicalMAC(anchor: b.anchor ?? configuration.address, mn: b.mn)
         let servedHere = b.serving == nil
         let old = slotOfPrefix[b.prefix]
@@ -105,16 +112,7 @@ public final class GatewayTables: @unchecked Sendable {
             guard let h = neighbors.index(of: peer) else { throw .tooManyPeers }
             peerHop = h
         }
-        reclaim()
-        let slot: Int
-        if let s = freeSlots.popLast() {
-            slot = s
-        } else if nextFresh < capacity {
-            slot = nextFresh
-            nextFresh += 1
-        } else {
-            throw .full(capacity)
-        }
+        let slot = try freeSlot()
         hot[slot] = Hot(mn: b.mn.value | UInt64(peerHop + 1) << 48,
                         dlif: mac.value | (servedHere ? Hot.servedHere : 0) | (b.anchor == nil ? Hot.anchoredHere : 0))
         do {
@@ -133,6 +131,56 @@ public final class GatewayTables: @unchecked Sendable {
         }
         if let old { release(old) }
         return slot
+    }
+
+    /// A slot no reader can hold.
+    private func freeSlot() throws(GatewayTablesError) -> Int {
+        reclaim()
+        if let s = freeSlots.popLast() { return s }
+        guard nextFresh < capacity else { throw .full(capacity) }
+        nextFresh += 1
+        return nextFresh - 1
+    }
+
+    /// Routes another anchor's local network into the tunnel to `anchor`
+    /// (its PBA named it, for an MN served here): uplink for it from the
+    /// MNs' own prefixes goes there. Counted: each call wants an `unroute`.
+    public func route(localNetwork prefix: IPv6Prefix, anchor: IPv6Address) throws(GatewayTablesError) {
+        if let r = remoteNetworks[prefix] {
+            guard r.anchor == anchor else { throw .prefixInUse(prefix) }
+            remoteNetworks[prefix]!.users += 1
+            return
+        }
+        guard slotOfPrefix[prefix] == nil, prefix != configuration.corePrefix, anchor != configuration.address else {
+            throw .prefixInUse(prefix)
+        }
+        guard let hop = neighbors.index(of: anchor) else { throw .tooManyPeers }
+        let slot = try freeSlot()
+        hot[slot] = Hot(mn: UInt64(hop + 1) << 48, dlif: Hot.localNetwork)
+        do { try routes.insert(prefix, nextHop: UInt32(slot + 1)) } catch {
+            preconditionFailure("slot indices are valid next hops: \(error)")
+        }
+        remoteNetworks[prefix] = (anchor, slot, 1)
+        liveNetworks.withLock { $0[prefix] = anchor }
+    }
+
+    /// Undoes one `route(localNetwork:anchor:)`; the route goes with the last.
+    public func unroute(localNetwork prefix: IPv6Prefix, anchor: IPv6Address) {
+        guard var r = remoteNetworks[prefix], r.anchor == anchor else { return }
+        r.users -= 1
+        guard r.users == 0 else {
+            remoteNetworks[prefix] = r
+            return
+        }
+        remoteNetworks[prefix] = nil
+        liveNetworks.withLock { _ = $0.removeValue(forKey: prefix) }
+        routes.remove(prefix)
+        release(r.slot)
+    }
+
+    /// Other anchors' local networks routed into their tunnels now, by prefix.
+    public var localNetworkRoutes: [(prefix: IPv6Prefix, anchor: IPv6Address)] {
+        liveNetworks.withLock { $0 }.map { ($0.key, $0.value) }.sorted { ($0.prefix.address, $0.prefix.length) < ($1.prefix.address, $1.prefix.length) }
     }
 
     /// Unbinds `prefix`: packets for it find no route from now on. False if it was not bound.
@@ -189,13 +237,60 @@ public enum GatewayTablesError: Error, Equatable, CustomStringConvertible {
 }
 
 extension GatewayTables {
+    /// The core next hop of `destination`: itself when on the core link, else the core gateway.
+    func coreHop(_ destination: IPv6Address) -> IPv6Address? {
+        configuration.corePrefix.contains(destination) ? destination : configuration.coreGateway
+    }
+
+    /// Keeps `packet` (signalling) until its next hop's MAC is known, at
+    /// most a second; returns the Neighbor Solicitation to send now (none
+    /// if one went out less than a second ago), nil if it cannot wait.
+    public func hold(_ packet: [UInt8], to destination: IPv6Address, time: Int64) -> [[UInt8]]? {
+        guard held.count < 256, let hop = coreHop(destination), let i = neighbors.index(of: hop) else { return nil }
+        held.append((i, destination, packet, time))
+        guard neighbors.shouldSolicit(i, time: time) else { return [] }
+        return [solicitation(of: hop)]
+    }
+
+    /// The held signalling whose next hop is known now, framed; and how
+    /// many packets waited a second in vain and were dropped.
+    public func releaseHeld(time: Int64) -> (frames: [[UInt8]], expired: Int) {
+        guard !held.isEmpty else { return ([], 0) }
+        var frames: [[UInt8]] = [], expired = 0
+        held.removeAll { h in
+            if neighbors.mac(h.hop) != 0, let frame = coreFrame(h.packet, to: h.destination) {
+                frames.append(frame)
+                return true
+            }
+            if time - h.since >= 1_000_000_000 {
+                expired += 1
+                return true
+            }
+            return false
+        }
+        return (frames, expired)
+    }
+
+    /// A Neighbor Solicitation for `target` from this gateway's core address.
+    func solicitation(of target: IPv6Address) -> [UInt8] {
+        let c = configuration, group = target.solicitedNodeMulticast
+        let message = ICMPv6Message.neighborSolicitation(target: target, options: .built([.sourceLinkLayerAddress(LinkLayerAddress(c.coreMAC))]))
+        var frame = [UInt8](repeating: 0, count: 14 + 40 + message.bufferLength)
+        frame.withUnsafeMutableBytes { b in
+            try! EthernetHeader(destination: MACAddress(multicast: group), source: c.coreMAC, etherType: EtherType.ipv6).emit(into: b)
+            let n = try! message.emit(into: b.slice(54..<b.count), source: c.address, destination: group)
+            try! IPv6Header(payloadLength: n, nextHeader: IPProtocol.icmpv6, hopLimit: 255, source: c.address, destination: group)
+                .emit(into: b.slice(14..<54))
+        }
+        return frame
+    }
+
     /// `packet` (a whole IPv6 packet for `destination`, signalling say) in
     /// an Ethernet frame for its core next hop: the destination when on the
     /// core link, else the core gateway. Nil while that hop's MAC is unknown.
     public func coreFrame(_ packet: [UInt8], to destination: IPv6Address) -> [UInt8]? {
         let c = configuration
-        guard let hop = c.corePrefix.contains(destination) ? destination : c.coreGateway,
-              let i = neighbors.index(of: hop) else { return nil }
+        guard let hop = coreHop(destination), let i = neighbors.index(of: hop) else { return nil }
         let mac = neighbors.mac(i)
         guard mac != 0 else { return nil }
         var frame = [UInt8](repeating: 0, count: 14 + packet.count)

@@ -49,7 +49,8 @@ public enum DropReason: Int, CaseIterable, Sendable {
 public enum Action: Int, CaseIterable, Sendable {
     case uplinkNative               // MN -> core, prefix anchored here
     case uplinkEncapsulated         // MN -> its prefix's anchor
-    case uplinkDecapsulated         // from a serving gateway, anchored here -> core
+    case uplinkDecapsulated         // from a serving gateway, anchored here -> core (or on, by destination)
+    case uplinkDelivered            // MN -> a host attached here (another MN, a local network's host)
     case downlinkDelivered          // core -> MN attached here
     case downlinkEncapsulated       // core -> the MN's serving gateway
     case downlinkDecapsulated       // from the anchor -> MN attached here
@@ -68,6 +69,7 @@ public enum Action: Int, CaseIterable, Sendable {
         case .uplinkNative: "uplink_native"
         case .uplinkEncapsulated: "uplink_encapsulated"
         case .uplinkDecapsulated: "uplink_decapsulated"
+        case .uplinkDelivered: "uplink_delivered"
         case .downlinkDelivered: "downlink_delivered"
         case .downlinkEncapsulated: "downlink_encapsulated"
         case .downlinkDecapsulated: "downlink_decapsulated"

@@ -63,6 +63,11 @@ public struct PipelineConfiguration: Sendable {
     public var icmpRate: Int = 100
     /// Bindings the control plane may add at run time (room is made at start).
     public var dynamicBindings: Int = 0
+    /// This gateway's local networks (LIPA): tunnelled traffic for them is
+    /// accepted from `peers`, whose MNs reach them through this gateway's DLIF.
+    public var localNetworks: [IPv6Prefix] = []
+    /// The other gateways of the domain (and the CMD, the LMA).
+    public var peers: [IPv6Address] = []
 
     public init(address: IPv6Address, coreMAC: MACAddress, coreMTU: Int, corePrefix: IPv6Prefix,
                 coreGateway: IPv6Address?, bindings: [BindingEntry], neighbors: [(IPv6Address, MACAddress)]) {
@@ -89,17 +94,21 @@ public enum PipelineError: Error, CustomStringConvertible {
 
 /// What forwarding needs of binding i, in 16 bytes (a million bindings in
 /// 16 MB instead of 96): MN MAC and peer hop + 1 in `mn` (low 48 and high
-/// 16 bits), DLIF MAC and flags in `dlif`.
+/// 16 bits), DLIF MAC and flags in `dlif`. Another anchor's local network,
+/// routed into its tunnel for the MNs served here, is a record too: no MN,
+/// no DLIF, the anchor's hop and the `localNetwork` flag.
 struct Hot {
     var mn: UInt64
     var dlif: UInt64
     static let servedHere: UInt64 = 1 << 48
     static let anchoredHere: UInt64 = 1 << 49
+    static let localNetwork: UInt64 = 1 << 50
     @inline(__always) var mnMAC: MACAddress { MACAddress(value: mn & 0xFFFF_FFFF_FFFF) }
     @inline(__always) var dlifMAC: MACAddress { MACAddress(value: dlif & 0xFFFF_FFFF_FFFF) }
     @inline(__always) var peerHop: Int { Int(mn >> 48) - 1 }
     @inline(__always) var isServedHere: Bool { dlif & Self.servedHere != 0 }
     @inline(__always) var isAnchoredHere: Bool { dlif & Self.anchoredHere != 0 }
+    @inline(__always) var isLocalNetwork: Bool { dlif & Self.localNetwork != 0 }
 }
 
 public final class Pipeline {
@@ -343,7 +352,7 @@ public final class Pipeline {
         if hopLimitExpired(&p, ip, from: eth, on: .access, &out) { return }
         let h = hot[s - 1]
         if h.isAnchoredHere {
-            routeToCore(&p, ip, action: .uplinkNative, &out)
+            routeOnward(&p, ip, from: eth, on: .access, &out, native: .uplinkNative, delivered: .uplinkDelivered, tunnelled: .uplinkEncapsulated)
         } else {
             encapsulate(&p, ip, to: hopAddress(h.peerHop), hop: h.peerHop, from: eth, on: .access, &out, action: .uplinkEncapsulated)
         }
@@ -364,7 +373,8 @@ public final class Pipeline {
         }
         if hopLimitExpired(&p, ip, from: eth, on: .core, &out) { return }
         let d = route >= 0 ? route : Int(routes.lookup(ip.destination))
-        guard d != 0 else {
+        // Another anchor's local network is routed for the MNs served here, not for the core.
+        guard d != 0, !hot[d - 1].isLocalNetwork else {
             icmpError(.destinationUnreachable(code: UnreachableCode.noRoute, invoking: .borrowed(ip.bytes)), about: ip,
                       from: eth, on: .core, &out)
             p.verdict = .drop(.noRoute)
@@ -384,7 +394,7 @@ public final class Pipeline {
         guard (try? chain.skipToUpperLayer()) != nil else { p.verdict = .drop(.malformed); return }
         switch chain.isNonFirstFragment ? 0 : chain.nextHeader {
         case IPProtocol.ipv6 where ip.destination == configuration.address:
-            decapsulate(&p, ip, chain.remainder, &out)
+            decapsulate(&p, eth, ip, chain.remainder, &out)
         case IPProtocol.mobility:
             count(.puntedMobility)
             p.verdict = .drop(.punted)
@@ -397,17 +407,27 @@ public final class Pipeline {
     }
 
     /// RFC 2473 exit point, and no open decapsulation: the outer source
-    /// must be the gateway bound to the inner prefix.
-    func decapsulate(_ p: inout Packet, _ outer: IPv6Packet, _ innerBytes: UnsafeRawBufferPointer, _ out: inout [Packet]) {
+    /// must be the gateway bound to the inner prefix, or, for one of this
+    /// gateway's local networks, one of its peers (the MN, served there,
+    /// reaches the network through this gateway's DLIF from any of its
+    /// prefixes, the newest one most often).
+    func decapsulate(_ p: inout Packet, _ eth: EthernetFrame, _ outer: IPv6Packet, _ innerBytes: UnsafeRawBufferPointer, _ out: inout [Packet]) {
         guard let inner = try? IPv6Packet(checking: innerBytes) else { p.verdict = .drop(.malformed); return }
         let innerStart = innerBytes.baseAddress! - UnsafeRawPointer(pool.bytes(p).baseAddress!)
         let peer = outer.source
         // Bindings are /64s: the longest match being one means it contains the address.
         let s = Int(routes.lookup(inner.source))
         if s != 0, hot[s - 1].isAnchoredHere, !hot[s - 1].isServedHere, hopAddress(hot[s - 1].peerHop) == peer {
-            // Uplink of an MN served by `peer`, anchored here: on to the core.
+            // Uplink of an MN served by `peer`, anchored here: on, as if sent here.
             strip(&p, to: innerStart, length: inner.totalLength)
-            routeToCore(&p, inner, action: .uplinkDecapsulated, &out)
+            routeOnward(&p, inner, from: eth, on: .core, &out, native: .uplinkDecapsulated, delivered: .uplinkDecapsulated,
+                        tunnelled: .uplinkDecapsulated)
+            return
+        }
+        if configuration.localNetworks.contains(where: { $0.contains(inner.destination) }), configuration.peers.contains(peer) {
+            strip(&p, to: innerStart, length: inner.totalLength)
+            routeOnward(&p, inner, from: eth, on: .core, &out, native: .uplinkDecapsulated, delivered: .uplinkDecapsulated,
+                        tunnelled: .uplinkDecapsulated)
             return
         }
         let d = Int(routes.lookup(inner.destination))
@@ -426,6 +446,27 @@ public final class Pipeline {
     }
 
     // MARK: Forwarding steps
+
+    /// An MN's packet from a prefix anchored here, routed by its destination
+    /// as a router would for what the tables know: a host attached here
+    /// (another MN, a host of a local network on the access link) gets it on
+    /// the access link, a prefix served by a peer or another anchor's local
+    /// network goes into that tunnel, anything else natively to the core.
+    /// `eth` and `port`: where an ICMPv6 error about it goes.
+    func routeOnward(_ p: inout Packet, _ ip: IPv6Packet, from eth: EthernetFrame, on port: GatewayPort, _ out: inout [Packet],
+                     native: Action, delivered: Action, tunnelled: Action) {
+        let d = Int(routes.lookup(ip.destination))
+        guard d != 0 else {
+            routeToCore(&p, ip, action: native, &out)
+            return
+        }
+        let h = hot[d - 1]
+        if h.isServedHere {
+            deliver(&p, ipStart: 14, ip, h, action: delivered)
+        } else {
+            encapsulate(&p, ip, to: hopAddress(h.peerHop), hop: h.peerHop, from: eth, on: port, &out, action: tunnelled)
+        }
+    }
 
     /// On to the core natively: hop limit down, next hop's MAC.
     func routeToCore(_ p: inout Packet, _ ip: IPv6Packet, action: Action, _ out: inout [Packet]) {

@@ -67,7 +67,14 @@ public final class SimulatedGateway {
             if case .forward(let to) = g.verdict { out.append(Emitted(port: to, time: time, frame: Array(pool.bytes(g)))) }
         }
         for q in batch + generated { pool.release(q.slot) }
-        return out
+        return out + releaseHeld(time: time)
+    }
+
+    /// Signalling that waited for its next hop's advertisement.
+    func releaseHeld(time: Int64) -> [Emitted] {
+        let held = tables.releaseHeld(time: time)
+        unresolvedSignalling += held.expired
+        return held.frames.map { Emitted(port: .core, time: time, frame: $0) }
     }
 
     public func attach(_ mn: MACAddress, previous: [IPv6Address], time: Int64) -> [Emitted] {
@@ -86,7 +93,7 @@ public final class SimulatedGateway {
         refusedChanges += applied.refused.count
         unresolvedSignalling += applied.unresolved.count
         return applied.access.map { Emitted(port: .access, time: $0.time, frame: $0.frame) }
-            + applied.core.map { Emitted(port: .core, time: time, frame: $0) }
+            + applied.core.map { Emitted(port: .core, time: time, frame: $0) } + releaseHeld(time: time)
     }
 }
 
@@ -124,6 +131,8 @@ public final class SimulatedHost {
     private var defaultPreference = Int.min
     public private(set) var received: [Received] = []
     public private(set) var advertisements = 0
+    /// Forwards what is not for it along `routes` (a router on the core).
+    public var forwards = false
 
     public init(name: String, mac: MACAddress, addresses: [IPv6Address] = []) {
         self.name = name
@@ -154,25 +163,40 @@ public final class SimulatedHost {
         return bytes
     }
 
-    /// Takes a frame off the link.
-    func receive(_ frame: [UInt8], time: Int64) {
-        frame.withUnsafeBytes { b in
+    /// Takes a frame off the link; returns the frame it forwards, if it
+    /// `routes` (a correspondent that is the core's router too).
+    @discardableResult
+    func receive(_ frame: [UInt8], time: Int64) -> [UInt8]? {
+        frame.withUnsafeBytes { b -> [UInt8]? in
             guard let eth = try? EthernetFrame(checking: b), eth.destination == mac || eth.destination.isMulticast,
-                  eth.etherType == EtherType.ipv6, let ip = try? IPv6Packet(checking: eth.payload) else { return }
+                  eth.etherType == EtherType.ipv6, let ip = try? IPv6Packet(checking: eth.payload) else { return nil }
+            if forwards, !eth.destination.isMulticast, !addresses.contains(where: { $0.address == ip.destination }) {
+                guard ip.hopLimit > 1, let next = routes.filter({ $0.prefix.contains(ip.destination) })
+                    .max(by: { $0.prefix.length < $1.prefix.length })?.router else { return nil }
+                var onward = frame
+                onward.withUnsafeMutableBytes { o in
+                    next.write(to: o, at: 0)
+                    mac.write(to: o, at: 6)
+                    o[14 + 7] -= 1
+                }
+                return onward
+            }
             switch ip.nextHeader {
             case IPProtocol.udp:
                 guard addresses.contains(where: { $0.address == ip.destination }),
                       let udp = try? UDPPacket(checking: ip.payload), udp.checksumIsValid(source: ip.source, destination: ip.destination)
-                else { return }
+                else { return nil }
                 received.append(Received(time: time, source: ip.source, destination: ip.destination, payload: Array(udp.payload),
                                          from: eth.source))
+                return nil
             case IPProtocol.icmpv6:
                 guard let icmp = try? ICMPv6Packet(checking: ip.payload),
                       case .routerAdvertisement(let ra)? = try? ICMPv6Message.parse(icmp, source: ip.source, destination: ip.destination)
-                else { return }
+                else { return nil }
                 learn(ra, from: eth.source)
+                return nil
             default:
-                return
+                return nil
             }
         }
     }
@@ -233,6 +257,13 @@ public final class Simulation {
     }
 
     public func add(_ mn: SimulatedHost) { mobiles.append(mn) }
+
+    /// Puts a host into gateway `g`'s cell with no attach trigger: a host
+    /// the gateway knows from its configuration (a local network's, say).
+    public func place(_ host: SimulatedHost, in g: Int) {
+        if !mobiles.contains(where: { $0 === host }) { mobiles.append(host) }
+        cell[host.mac] = g
+    }
 
     /// Restarts the loss draws from `seed`.
     public func seed(_ seed: UInt64) { random = seed }
@@ -299,7 +330,7 @@ public final class Simulation {
                 schedule(now, .gatewayCore(i), frame)
             }
             for host in correspondents where host.mac != sender && (destination.isMulticast || host.mac == destination) {
-                host.receive(frame, time: now)
+                if let onward = host.receive(frame, time: now) { schedule(now + coreLatency, .core(from: host.mac), onward) }
             }
         }
     }
@@ -335,7 +366,8 @@ public final class Simulation {
 extension Simulation {
     /// A domain of `count` gateways on 2001:db8:ffff::/64 (gateway i at
     /// ::i, pool 2001:db8:i::/48, local network 2001:db8:i:aaaa::/64 say,
-    /// when `localNetworks`), one correspondent at ::c reachable from each.
+    /// when `localNetworks`), one correspondent at ::c reachable from each
+    /// and routing between them (the core's router, the gateways' default).
     public static func domain(gateways count: Int, bindings: Int = 64, localNetworks: Bool = true,
                               configure: (inout ControlPlaneConfiguration) -> Void = { _ in }) throws -> Simulation {
         let corePrefix = IPv6Prefix("2001:db8:ffff::/64")!
@@ -348,9 +380,10 @@ extension Simulation {
             let me = address(i)
             var neighbors = (1...count).filter { $0 != i }.map { (address($0), mac($0)) }
             neighbors.append((cnAddress, cnMAC))
-            var p = PipelineConfiguration(address: me, coreMAC: mac(i), coreMTU: 1500, corePrefix: corePrefix, coreGateway: nil,
+            var p = PipelineConfiguration(address: me, coreMAC: mac(i), coreMTU: 1500, corePrefix: corePrefix, coreGateway: cnAddress,
                                           bindings: [], neighbors: neighbors)
             p.dynamicBindings = bindings
+            p.peers = (1...count).filter { $0 != i }.map(address)
             var c = ControlPlaneConfiguration(address: me)
             c.peers = (1...count).filter { $0 != i }.map(address)
             c.access.prefixPool = pool(i)
@@ -361,12 +394,14 @@ extension Simulation {
                 let lipa = IPv6Prefix(uncheckedAddress: IPv6Address(high: pool(i).address.high | 0xAAAA, low: 0), length: 64)
                 c.localNetworks = [lipa]
                 c.access.localNetworks = [lipa]
+                p.localNetworks = [lipa]
             }
             configure(&c)
             gateways.append(try SimulatedGateway(name: "dgw\(i)", pipeline: p, control: c))
         }
         let cn = SimulatedHost(name: "cn", mac: cnMAC, addresses: [cnAddress])
         cn.routes = (1...count).map { (pool($0), mac($0)) }
+        cn.forwards = true
         return Simulation(gateways: gateways, correspondents: [cn])
     }
 }

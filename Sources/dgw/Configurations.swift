@@ -14,6 +14,8 @@ extension PipelineConfiguration {
         }
         self.init(address: g.address, coreMAC: g.coreMAC, coreMTU: g.core.port.mtu, corePrefix: g.core.prefix,
                   coreGateway: g.core.gateway, bindings: bindings, neighbors: g.neighbors.map { ($0.address, $0.mac) })
+        localNetworks = g.localNetworks.map(\.prefix)
+        peers = g.peers.map(\.address) + [g.cmd, g.lma].compactMap { $0 }
         // Room for every /64 of the pool (at most a million) to be handed out at run time.
         if let pool = g.prefixPool, g.access != nil {
             dynamicBindings = 64 - Int(pool.length) >= 20 ? 1 << 20 : 1 << (64 - Int(pool.length))

@@ -80,11 +80,14 @@ final class ControlView: @unchecked Sendable {
                 (mn: "\(b.mn)", prefix: "\(b.prefix)", anchor: b.anchor.map { "\($0)" } ?? "self",
                  serving: b.serving.map { "\($0)" } ?? "self", dlif: "\(dlif)")
             }
+            // Then the other anchors' local networks routed into their tunnels (LIPA).
+            let networks = tables.localNetworkRoutes
             if json {
-                return "[" + rows.map { "{\"mn\":\"\($0.mn)\",\"prefix\":\"\($0.prefix)\",\"anchor\":\"\($0.anchor)\",\"serving\":\"\($0.serving)\",\"dlif_mac\":\"\($0.dlif)\"}" }
-                    .joined(separator: ",") + "]\n"
+                return "[" + (rows.map { "{\"mn\":\"\($0.mn)\",\"prefix\":\"\($0.prefix)\",\"anchor\":\"\($0.anchor)\",\"serving\":\"\($0.serving)\",\"dlif_mac\":\"\($0.dlif)\"}" }
+                    + networks.map { "{\"local_network\":\"\($0.prefix)\",\"anchor\":\"\($0.anchor)\"}" }).joined(separator: ",") + "]\n"
             }
             return rows.map { "\($0.mn) \($0.prefix) anchor \($0.anchor) serving \($0.serving) dlif \($0.dlif)\n" }.joined()
+                + networks.map { "local-network \($0.prefix) anchor \($0.anchor)\n" }.joined()
         case .dlifs:
             // The logical interfaces shown on this access link: one per MN served here and anchor.
             var seen = Set<String>()

@@ -88,6 +88,10 @@ final class ControlLoop: @unchecked Sendable {
             access += applied.access.map(\.frame)
             core += applied.core
         }
+        // Signalling that waited for its next hop's advertisement.
+        let held = tables.releaseHeld(time: now)
+        core += held.frames
+        unresolvedSignalling += held.expired
         transmitFailed += send(access, on: accessSender) + send(core, on: coreSender)
         published.withLock { $0 = (control.router.counters, control.counters) }
     }
@@ -98,6 +102,8 @@ final class ControlLoop: @unchecked Sendable {
         case .install(let mn, let prefix, nil, let serving?, _): "\(mn) served by \(serving): \(prefix) tunnelled there"
         case .install(let mn, let prefix, let anchor?, _, let mac): "\(mn) anchored at \(anchor): \(prefix) tunnelled there, its DLIF \(mac) shown"
         case .remove(let prefix): "\(prefix) unbound"
+        case .routeLocalNetwork(let prefix, let anchor): "local network \(prefix) routed to its anchor \(anchor)"
+        case .unrouteLocalNetwork(let prefix, let anchor): "local network \(prefix) of \(anchor): one session fewer"
         }
     }
 

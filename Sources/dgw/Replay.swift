@@ -233,6 +233,10 @@ final class ReplayLoop {
     /// Fires the triggers and timers due by `time`, each at its own time.
     func runControl(until time: Int64) throws(PortError) {
         guard let control else { return }
+        // Signalling that waited for its next hop's advertisement (learned by the pipeline).
+        let held = pipeline.tables.releaseHeld(time: time)
+        unresolvedSignalling += held.expired
+        for frame in held.frames { try core.write(frame, seconds: Int(time / 1_000_000_000), nanoseconds: Int(time % 1_000_000_000)) }
         while true {
             let trigger = triggers.first.map { $0.time &+ (base ?? 0) } ?? .max
             let deadline = control.nextDeadline ?? .max

@@ -45,18 +45,19 @@ final class Domain {
     /// The /64 gateway i allocated to the MN.
     func prefix(at i: Int) -> IPv6Prefix? { g[i - 1].control.router.allocation(of: mn.mac) }
 
-    /// One datagram each way between `address` and the correspondent:
-    /// true when both arrived, unchanged.
-    func roundTrip(_ address: IPv6Address) -> Bool {
+    /// One datagram each way between `address` and the correspondent (or
+    /// `host`, a host in a cell): true when both arrived, unchanged.
+    func roundTrip(_ address: IPv6Address, with host: SimulatedHost? = nil) -> Bool {
         probe &+= 1
         let payload: [UInt8] = [probe, 0xD6, 0x4D]
-        let cnBefore = cn.received.count, mnBefore = mn.received.count
-        guard let up = mn.udp(from: address, to: cnAddress, payload: payload),
-              let down = cn.udp(from: cnAddress, to: address, payload: payload) else { return false }
+        let peer = host ?? cn, peerAddress = peer.addresses[0].address
+        let peerBefore = peer.received.count, mnBefore = mn.received.count
+        guard let up = mn.udp(from: address, to: peerAddress, payload: payload),
+              let down = peer.udp(from: peerAddress, to: address, payload: payload) else { return false }
         sim.send(up, from: mn)
-        sim.send(down, fromCorrespondent: cn)
+        if host == nil { sim.send(down, fromCorrespondent: cn) } else { sim.send(down, from: peer) }
         sim.run(for: 20 * ms)
-        return cn.received.dropFirst(cnBefore).contains { $0.source == address && $0.payload == payload }
+        return peer.received.dropFirst(peerBefore).contains { $0.source == address && $0.payload == payload }
             && mn.received.dropFirst(mnBefore).contains { $0.destination == address && $0.payload == payload }
     }
 
@@ -125,6 +126,55 @@ final class Domain {
         #expect(d.g[0].pipeline.totals[.downlinkDelivered] == native + 1, "a1 delivered natively")
         #expect(d.g.allSatisfy { $0.refusedChanges == 0 && $0.unresolvedSignalling == 0 })
         #expect(d.g.allSatisfy { $0.control.counters.rejected == 0 && $0.control.counters.malformed == 0 })
+    }
+
+    /// LIPA (draft-bernardos 4.1): a host of D-GW1's local network, on its
+    /// access link, stays reachable wherever the MN goes, from each of its
+    /// addresses: through D-GW1's DLIF (the RIO's router) and the tunnel to
+    /// D-GW1 from the serving gateway, natively back for the serving
+    /// gateway's own prefix. The route goes when the MN leaves.
+    @Test func localNetworkReachableFromEveryServingGateway() throws {
+        let d = try Domain()
+        let gw = d.g.map(\.address)
+        let lipa = IPv6Prefix("2001:db8:1:aaaa::/64")!
+        let host = SimulatedHost(name: "lipa", mac: MACAddress("02:bb:00:00:00:01")!, addresses: [IPv6Address("2001:db8:1:aaaa::10")!])
+        let hostDLIF = MACAddress("02:d1:00:00:aa:aa")!
+        try d.g[0].tables.attach(mn: host.mac, prefix: lipa, dlifMAC: hostDLIF)  // a host bound statically
+        host.routes = [(IPv6Prefix("::/0")!, hostDLIF)]
+        d.sim.place(host, in: 0)
+
+        d.move(to: 0)
+        let a1 = try #require(d.address(at: 1)).address
+        #expect(d.roundTrip(a1, with: host))
+        #expect(d.g[0].pipeline.totals[.uplinkDelivered] == 2, "both ways on D-GW1's access link")
+
+        d.move(to: 1, previous: [gw[0]])
+        let a2 = try #require(d.address(at: 2)).address
+        #expect(d.g[1].tables.localNetworkRoutes.map(\.prefix) == [lipa] && d.g[1].tables.localNetworkRoutes.first?.anchor == gw[0])
+        let tunnelled = d.g[1].pipeline.totals[.uplinkEncapsulated]
+        #expect(d.roundTrip(a2, with: host), "from the new prefix")
+        #expect(d.g[1].pipeline.totals[.uplinkEncapsulated] == tunnelled + 1, "into D-GW1's tunnel though anchored at D-GW2")
+        #expect(d.roundTrip(a1, with: host), "from the old prefix")
+
+        d.move(to: 2, previous: [gw[0], gw[1]])
+        let a3 = try #require(d.address(at: 3)).address
+        #expect(d.g[1].tables.localNetworkRoutes.isEmpty, "D-GW2 serves the MN no more")
+        #expect(d.g[2].tables.localNetworkRoutes.map(\.prefix) == [lipa, IPv6Prefix("2001:db8:2:aaaa::/64")!])
+        #expect(d.roundTrip(a3, with: host) && d.roundTrip(a2, with: host) && d.roundTrip(a1, with: host))
+
+        d.move(to: 0, previous: [gw[1], gw[2]])
+        #expect(d.g[2].tables.localNetworkRoutes.isEmpty)
+        #expect(d.g[0].tables.localNetworkRoutes.map(\.prefix) == [IPv6Prefix("2001:db8:2:aaaa::/64")!, IPv6Prefix("2001:db8:3:aaaa::/64")!])
+        #expect(d.roundTrip(a1, with: host) && d.roundTrip(a3, with: host))
+        #expect(d.g.allSatisfy { $0.refusedChanges == 0 })
+        // Another anchor's local network is not routed for the core.
+        let cnToLIPA = try #require(d.cn.udp(from: d.cnAddress, to: IPv6Address("2001:db8:2:aaaa::1")!, payload: [1]))
+        var misrouted = cnToLIPA
+        misrouted.replaceSubrange(0..<6, with: d.g[0].coreMAC.octets)
+        let before = d.g[0].pipeline.totals[.noRoute]
+        d.sim.send(misrouted, fromCorrespondent: d.cn)
+        d.sim.run(for: 20 * ms)
+        #expect(d.g[0].pipeline.totals[.noRoute] == before + 1)
     }
 
     /// With 30% of the signalling lost, handovers complete by retransmission.

@@ -170,6 +170,80 @@ extension ICMPv6Message {
     }
 }
 
+extension ForwardingTests {
+    /// A router routes between its own hosts: an MN's packet for another
+    /// host attached here leaves on the access link from that host's DLIF,
+    /// one for a prefix served by a peer goes into that tunnel.
+    @Test func uplinkForAHostHereOrServedByAPeerIsRoutedByDestination() throws {
+        let r = try Run([(.access, S.udp(S.mn1, S.dlif1, from: S.h1, to: S.h3)), (.access, S.udp(S.mn1, S.dlif1, from: S.h1, to: S.h2))])
+        try #require(r.out.count == 2)
+        let here = try Seen(r.out[0].1), there = try Seen(r.out[1].1)
+        #expect(r.out[0].0 == .access && here.eth.source == S.dlif3 && here.eth.destination == S.mn3)
+        #expect(here.ip.source == S.h1 && here.ip.destination == S.h3 && here.ip.hopLimit == 63)
+        #expect(r.out[1].0 == .core && there.eth.destination == S.a2MAC && there.ip.destination == S.a2)
+        #expect(there.inner?.source == S.h1 && there.inner?.destination == S.h2 && there.inner?.hopLimit == 63)
+        #expect(r.counters[.uplinkDelivered] == 1 && r.counters[.uplinkEncapsulated] == 1)
+    }
+
+    /// LIPA at the anchor: a peer's MN reaches this gateway's local network
+    /// through the tunnel from any of its prefixes (one anchored at the peer
+    /// here); the host there is bound on the access link. Not from a
+    /// gateway that is no peer, and not for anything outside the network.
+    @Test func tunnelledTrafficForALocalNetworkIsAcceptedFromPeersOnly() throws {
+        let lipa = IPv6Prefix("2001:db8:aaaa::/48")!, hostMAC = MACAddress("02:bb:00:00:00:01")!
+        let host = IPv6Address("2001:db8:aaaa:1::10")!, fromPeer = IPv6Address("2001:db8:2:9::1")!
+        var c = S.configuration
+        c.localNetworks = [lipa]
+        c.peers = [S.a2]
+        c.bindings.append(BindingEntry(mn: hostMAC, prefix: IPv6Prefix("2001:db8:aaaa:1::/64")!, anchor: nil, serving: nil))
+        c.neighbors.append((S.a3, S.a3MAC))
+        let inner = S.ip(S.udp(S.mn1, S.dlif1, from: fromPeer, to: host, hopLimit: 63))
+        let outside = S.ip(S.udp(S.mn1, S.dlif1, from: fromPeer, to: S.cn, hopLimit: 63))
+        let r = try Run([(.core, S.ethernet(S.a2MAC, S.coreMAC, S.tunnel(from: S.a2, to: S.a1, inner))),
+                         (.core, S.ethernet(S.a3MAC, S.coreMAC, S.tunnel(from: S.a3, to: S.a1, inner))),
+                         (.core, S.ethernet(S.a2MAC, S.coreMAC, S.tunnel(from: S.a2, to: S.a1, outside)))], configuration: c)
+        #expect(r.verdicts == [.forward(.access), .drop(.decapsulationRefused), .drop(.decapsulationRefused)], "\(r.verdicts)")
+        let s = try Seen(try #require(r.out.first).1)
+        #expect(s.eth.destination == hostMAC && s.eth.source == logicalMAC(anchor: S.a1, mn: hostMAC) && s.inner == nil)
+        #expect(s.ip.source == fromPeer && s.ip.destination == host && s.ip.hopLimit == 62)
+        #expect(r.counters[.uplinkDecapsulated] == 1)
+    }
+
+    /// Another anchor's local network, routed for the MNs served here: their
+    /// uplink for it goes into the anchor's tunnel whatever its source
+    /// prefix; the core gets no route to it. Routes are counted per session.
+    @Test func anotherAnchorsLocalNetworkIsRoutedIntoItsTunnel() throws {
+        let lipa = IPv6Prefix("2001:db8:bbbb::/48")!, host = IPv6Address("2001:db8:bbbb::10")!
+        let tables = try GatewayTables(S.configuration), pool = PacketPool(count: 64)
+        let pipeline = Pipeline(pool: pool, tables: tables)
+        func run(_ port: GatewayPort, _ frame: [UInt8]) throws -> (Verdict, Seen?) {
+            var batch = [try #require(frame.withUnsafeBytes { pool.load($0, port: port, time: 1) })]
+            var generated: [Packet] = []
+            batch.withUnsafeMutableBufferPointer { pipeline.process($0, generated: &generated) }
+            defer { for p in batch + generated { pool.release(p.slot) } }
+            return (batch[0].verdict, batch[0].verdict == .forward(.core) ? try Seen(Array(pool.bytes(batch[0]))) : nil)
+        }
+        let up = S.udp(S.mn1, S.dlif1, from: S.h1, to: host), down = S.udp(S.routerMAC, S.coreMAC, from: S.cn, to: host)
+        #expect(try run(.access, up).1?.eth.destination == S.routerMAC, "not routed yet: native")
+        try tables.route(localNetwork: lipa, anchor: S.a2)
+        try tables.route(localNetwork: lipa, anchor: S.a2)
+        #expect(throws: GatewayTablesError.prefixInUse(lipa)) { try tables.route(localNetwork: lipa, anchor: S.a3) }
+        #expect(throws: GatewayTablesError.prefixInUse(lipa)) {
+            try tables.install(BindingEntry(mn: S.mn1, prefix: lipa, anchor: nil, serving: nil))
+        }
+        let tunnelled = try run(.access, up)
+        #expect(tunnelled.0 == .forward(.core) && tunnelled.1?.ip.destination == S.a2 && tunnelled.1?.inner?.destination == host)
+        #expect(try run(.core, down).0 == .drop(.noRoute))
+        #expect(tables.localNetworkRoutes.count == 1 && tables.localNetworkRoutes.first?.anchor == S.a2)
+        tables.unroute(localNetwork: lipa, anchor: S.a2)
+        #expect(try run(.access, up).1?.inner != nil, "one session still wants it")
+        tables.unroute(localNetwork: lipa, anchor: S.a2)
+        let native = try run(.access, up)
+        #expect(native.0 == .forward(.core) && native.1?.inner == nil && native.1?.eth.destination == S.routerMAC)
+        #expect(tables.localNetworkRoutes.isEmpty)
+    }
+}
+
 @Suite struct DropTests {
     func drop(_ port: GatewayPort, _ frame: [UInt8], _ reason: DropReason) throws -> Run {
         let r = try Run([(port, frame)])
