@@ -4,7 +4,7 @@
 
 SHELL := /bin/bash
 SWIFT ?= swift
-APT_PACKAGES := libpcap-dev libyaml-dev tshark tcpdump iproute2 iputils-ping libjemalloc-dev clang pkg-config
+APT_PACKAGES := libpcap-dev libyaml-dev tshark tcpdump iproute2 iputils-ping ethtool libjemalloc-dev clang pkg-config
 FUZZ_SECONDS ?= 20
 FUZZ_TARGETS := wire decode config control
 
@@ -43,10 +43,15 @@ test: unit-test tsan-test fuzz-smoke bench-check
 tsan-test: deps
 	$(SWIFT) test --disable-xctest --sanitize=thread --scratch-path .build-tsan --filter "ConcurrencyTests|QSBRTests"
 
-# The main job. For now: decode the shipped capture of a DMM handover.
-demo: deps
+# The handover scenario with real Linux hosts (issue 7): three gateways, a
+# CN, a LIPA host and a Linux MN moved 1 -> 2 -> 3 -> 1 in network
+# namespaces; a report, and demo-timeline.svg. Root: namespaces, AF_PACKET.
+demo:
+	@if [ "$$(id -u)" != 0 ]; then echo "make demo needs root (network namespaces, AF_PACKET, apt-get): run it as root, e.g. sudo make demo" >&2; exit 1; fi
+	@$(MAKE) --no-print-directory deps
 	$(SWIFT) build -c release --product dgw
-	.build/release/dgw decode Samples/handover.pcapng
+	$(SWIFT) build -c release --product dgw-testbed
+	.build/release/dgw-testbed scenario --svg demo-timeline.svg
 
 # libFuzzer over the parsers and the control plane; FUZZ_SECONDS each (make fuzz FUZZ_SECONDS=600).
 fuzz: deps

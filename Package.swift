@@ -27,6 +27,7 @@ let package = Package(
         .library(name: "DGWSimulation", targets: ["DGWSimulation"]),
         .executable(name: "dgw-bench", targets: ["dgw-bench"]),
         .executable(name: "dgw-pcapgen", targets: ["dgw-pcapgen"]),
+        .executable(name: "dgw-testbed", targets: ["dgw-testbed"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -87,6 +88,8 @@ let package = Package(
         // Synthetic D-GW traffic (bindings of every kind, frames of every direction).
         .target(name: "DGWTraffic", dependencies: ["DGWWire"], path: "Tools/DGWTraffic"),
         .executableTarget(name: "dgw-pcapgen", dependencies: ["DGWTraffic", "DGWPorts"], path: "Tools/dgw-pcapgen"),
+        // The handover testbed with real Linux hosts in namespaces (`make demo`, issue 7) and its traffic programs.
+        .executableTarget(name: "dgw-testbed", dependencies: ["DGWWire", "DGWPorts"], path: "Tools/dgw-testbed"),
         // Counts mallocs for dgw-bench's mallocs_per_packet (interposes malloc; dgw-bench only).
         .target(name: "CMallocCounter", path: "Tools/CMallocCounter"),
         // Running executables and tools from tests.
@@ -101,7 +104,7 @@ let package = Package(
         ),
         .testTarget(name: "DGWPortsTests", dependencies: ["DGWPorts", "CDGWShim"]),
         .testTarget(name: "DGWControlTests", dependencies: ["DGWControl", "DGWWire", "DGWSimulation", "DGWPipeline", "DGWPorts", "DGWTestSupport"]),
-        // `dgw run` between network namespaces (root).
-        .testTarget(name: "DGWLiveTests", dependencies: ["DGWTestSupport", "dgw"]),
+        // `dgw run` between network namespaces (root), and the handover testbed.
+        .testTarget(name: "DGWLiveTests", dependencies: ["DGWTestSupport", "dgw", "dgw-testbed"]),
     ]
 )

@@ -1,0 +1,27 @@
+// Issue 7's scenario, end to end with real Linux hosts: `dgw-testbed
+// scenario` (three `dgw run`, a CN, a LIPA host, a Linux MN moved between
+// cells) must pass every one of its checks, and leave nothing behind.
+
+import DGWTestSupport
+import Foundation
+import Testing
+
+@Suite struct HandoverTestbedTests {
+    @Test func mnMovesOneTwoThreeAndBackWithRealHosts() throws {
+        let testbed = builtExecutable("dgw-testbed")
+        let report = FileManager.default.temporaryDirectory.appendingPathComponent("dgw-testbed-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: report) }
+        let r = try runProcess(testbed, ["scenario", "--dgw", dgw, "--json", report.path])
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: report)) as? [String: Any], "\(r.stdout)")
+        let checks = try #require(json["checks"] as? [[String: Any]])
+        for c in checks where c["ok"] as? Bool != true { Issue.record("\(c["check"] ?? "?")") }
+        // The scenario's own checks, as listed: attach, three handovers, the return, TCP, probes, cleanup.
+        #expect(checks.count >= 35, "\(checks.count) checks")
+        let handovers = try #require(json["handovers"] as? [[String: Any]])
+        #expect(handovers.map { $0["name"] as? String } == ["dgw1 -> dgw2", "dgw2 -> dgw3", "dgw3 -> dgw1 (return)"])
+        #expect(handovers.allSatisfy { $0["interruption_ms"] is Double && $0["signalling_ms"] is Double }, "\(handovers)")
+        let left = try runProcess("/bin/sh", ["-c", "ip netns list"]).stdout
+        #expect(!left.contains("dgwe"), "namespaces left: \(left)")
+    }
+}

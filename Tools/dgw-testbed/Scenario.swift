@@ -1,0 +1,386 @@
+// The handover scenario of issue 7 with real Linux hosts, in network
+// namespaces that it makes and always removes:
+//
+//                     core link (bridge br0 in the CN's namespace)
+//        ┌──────────────────┬──────────────────┬─────────────────┐
+//   core0 [gw1] acc0   core0 [gw2] acc0   core0 [gw3] acc0      CN 2001:db8:ffff::10
+//               │                  │                  │          (routes each pool to its
+//             cell1              cell2              cell3         gateway, forwards: the
+//          ┌────┴────┐                                            core's router)
+//        LIPA host   MN  (its one port moved from cell to cell: the "air" namespace)
+//
+// Three `dgw run`, a correspondent, a host on D-GW1's local network
+// 2001:db8:aaaa::/48 (bound statically on D-GW1's access link), and a
+// mobile node: a plain Linux host, default settings but
+// accept_ra_rt_info_max_plen=64. A handover re-masters the MN's port to
+// another cell's bridge and sends that gateway the attach trigger, as an
+// access point's association would; the MN's own stack does the rest.
+
+import DGWPorts
+import DGWWire
+import Foundation
+
+enum Plan {
+    static func gateway(_ i: Int) -> String { "2001:db8:ffff::\(i)" }
+    static func pool(_ i: Int) -> IPv6Prefix { IPv6Prefix("2001:db8:\(i)::/48")! }
+    static let cn = "2001:db8:ffff::10"
+    static let mnMAC = "02:aa:00:00:00:01", lipaMAC = "02:bb:00:00:00:01"
+    static let lipaNetwork = IPv6Prefix("2001:db8:aaaa::/48")!
+    static let lipaPrefix = "2001:db8:aaaa::/64"
+    static let tcpPort = 5001, probePort = 9000
+    static let namespaces = ["gw1", "gw2", "gw3", "cn", "mn", "lipa", "air"]
+}
+
+/// What the run found: each check, each handover's numbers, the gateways' state.
+struct Findings {
+    struct Handover {
+        var name: String
+        var to: Int
+        /// Monotonic ns: port moved, trigger answered, old anchors bound to the new gateway.
+        var moved: UInt64 = 0, triggered: UInt64 = 0, bound: UInt64 = 0
+        /// From the core capture: first PBU after the move to the last PBA of this handover (ms).
+        var signallingMs: Double?
+        var interruptionMs: Double?
+        var probesLost = 0
+        var newConnectionSource = ""
+    }
+    var checks: [(ok: Bool, what: String)] = []
+    var handovers: [Handover] = []
+    var gateways: [(name: String, bindings: String, counters: String)] = []
+    var tcp: String = ""
+    var probesSent = 0, probesReceived = 0
+    /// The MN's address from each gateway's pool, and the LIPA host's.
+    var addresses: [(label: String, address: IPv6Address)] = []
+
+    mutating func check(_ ok: Bool, _ what: String) { checks.append((ok, what)) }
+    var failures: [String] { checks.filter { !$0.ok }.map(\.what) }
+}
+
+final class Scenario {
+    let prefix = "dgwe\(getpid() % 100_000)"
+    let dir: String
+    let dgw: String
+    let tool: String
+    var findings = Findings()
+    private var background: [Background] = []
+    /// Realtime minus monotonic (ns), to place capture timestamps.
+    let clockOffset: Int64
+
+    init(dgw: String, dir: String) {
+        self.dgw = dgw
+        self.dir = dir
+        tool = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+        var real = timespec()
+        clock_gettime(CLOCK_REALTIME, &real)
+        let mono = monotonicNanoseconds()
+        clockOffset = Int64(real.tv_sec) * 1_000_000_000 + Int64(real.tv_nsec) - Int64(mono)
+    }
+
+    func ns(_ name: String) -> String { "\(prefix)-\(name)" }
+    func socket(_ i: Int) -> String { "\(dir)/gw\(i).sock" }
+    func inNamespace(_ name: String, _ arguments: [String]) -> [String] { ["ip", "netns", "exec", ns(name)] + arguments }
+
+    func start(_ name: String, in namespace: String, _ arguments: [String]) throws -> Background {
+        let b = try Background(name, inNamespace(namespace, arguments), in: dir)
+        background.append(b)
+        return b
+    }
+
+    // MARK: Topology
+
+    func build() throws {
+        for n in Plan.namespaces { try sh("ip netns add \(ns(n)) && ip -n \(ns(n)) link set lo up") }
+        // The "air" only carries frames: no IPv6 of its own (its bridges would solicit routers and attach).
+        try sh("ip netns exec \(ns("air")) sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1")
+        try sh("ip -n \(ns("cn")) link add br0 type bridge mcast_snooping 0 && ip -n \(ns("cn")) link set br0 up")
+        for i in 1...3 {
+            let gw = ns("gw\(i)")
+            try sh("ip -n \(ns("air")) link add cell\(i) type bridge mcast_snooping 0 && ip -n \(ns("air")) link set cell\(i) up")
+            try sh("ip link add acc0 netns \(gw) type veth peer name a\(i) netns \(ns("air"))")
+            try sh("ip link add core0 netns \(gw) type veth peer name c\(i) netns \(ns("cn"))")
+            try sh("ip -n \(ns("air")) link set a\(i) master cell\(i) up && ip -n \(gw) link set acc0 up && ip -n \(gw) link set core0 up")
+            try sh("ip -n \(ns("cn")) link set c\(i) master br0 up")
+        }
+        // The MN: defaults, but routes from RIOs up to /64 (RFC 4191).
+        try sh("ip link add mn0 netns \(ns("mn")) type veth peer name m0 netns \(ns("air"))")
+        try sh("ip -n \(ns("mn")) link set mn0 address \(Plan.mnMAC)")
+        try sh("ip netns exec \(ns("mn")) sysctl -qw net.ipv6.conf.mn0.accept_ra_rt_info_max_plen=64")
+        try sh("ip -n \(ns("air")) link set m0 master cell1 up && ip -n \(ns("mn")) link set mn0 up")
+        // The local network's host, on D-GW1's access link.
+        try sh("ip link add eth0 netns \(ns("lipa")) type veth peer name l0 netns \(ns("air"))")
+        try sh("ip -n \(ns("lipa")) link set eth0 address \(Plan.lipaMAC)")
+        try sh("ip -n \(ns("air")) link set l0 master cell1 up && ip -n \(ns("lipa")) link set eth0 up")
+        // The CN, the core's router: each pool through its gateway.
+        try sh("ip -n \(ns("cn")) -6 addr add \(Plan.cn)/64 dev br0 nodad")
+        try sh("ip netns exec \(ns("cn")) sysctl -qw net.ipv6.conf.all.forwarding=1")
+        for i in 1...3 { try sh("ip -n \(ns("cn")) -6 route add \(Plan.pool(i)) via \(Plan.gateway(i)) dev br0") }
+        // veth hands a packet socket TCP and UDP with the checksum left to a
+        // NIC that does not exist; a real wire carries full checksums: the
+        // hosts compute theirs.
+        for (n, device) in [("mn", "mn0"), ("cn", "br0"), ("lipa", "eth0")] {
+            try sh("ip netns exec \(ns(n)) ethtool -K \(device) tx off >/dev/null")
+        }
+        let end = Date().addingTimeInterval(5)
+        while Date() < end, !(try sh("ip -n \(ns("cn")) -6 addr show dev br0 tentative")).isEmpty { usleep(50_000) }
+    }
+
+    func config(_ i: Int) -> String {
+        let peers = (1...3).filter { $0 != i }.map { "  - { name: dgw\($0), address: \(Plan.gateway($0)) }" }.joined(separator: "\n")
+        var yaml = """
+            name: dgw\(i)
+            address: \(Plan.gateway(i))
+            access: { interface: acc0 }
+            core: { interface: core0, prefix: 2001:db8:ffff::/64, gateway: \(Plan.cn) }
+            prefix_pool: \(Plan.pool(i))
+            peers:
+            \(peers)
+            control: \(socket(i))
+            ra: { interval_s: 3 }
+
+            """
+        if i == 1 {
+            yaml += """
+                local_networks:
+                  - { prefix: \(Plan.lipaNetwork), via: access }
+                static_bindings:
+                  - { mn: "\(Plan.lipaMAC)", prefix: \(Plan.lipaPrefix), anchor: self, serving: self }
+
+                """
+        }
+        return yaml
+    }
+
+    /// Removes every namespace (and with them interfaces and bridges) and stops what still runs.
+    func remove() {
+        for b in background where b.isRunning { b.stop(seconds: 3) }
+        for n in Plan.namespaces { _ = try? sh("ip netns del \(ns(n)) 2>/dev/null || true") }
+    }
+
+    // MARK: Looking at the hosts
+
+    struct HostAddress {
+        var address: IPv6Address
+        var preferred: Bool
+        var tentative: Bool
+    }
+
+    func addresses(_ namespace: String, _ device: String) throws -> [HostAddress] {
+        let json = try sh("ip -n \(ns(namespace)) -j -6 addr show dev \(device) scope global")
+        guard let links = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]] else { return [] }
+        return links.flatMap { ($0["addr_info"] as? [[String: Any]]) ?? [] }.compactMap { a in
+            guard let text = a["local"] as? String, let address = IPv6Address(text) else { return nil }
+            return HostAddress(address: address, preferred: (a["preferred_life_time"] as? Int ?? 0) > 0, tentative: a["tentative"] != nil)
+        }
+    }
+
+    /// Waits for a usable (past DAD) address of the host in `prefix`.
+    func waitForAddress(_ namespace: String, _ device: String, in prefix: IPv6Prefix, seconds: Double = 10) throws -> IPv6Address {
+        let end = Date().addingTimeInterval(seconds)
+        var seen: [HostAddress] = []
+        while Date() < end {
+            seen = try addresses(namespace, device)
+            if let a = seen.first(where: { prefix.contains($0.address) && !$0.tentative }) { return a.address }
+            usleep(20_000)
+        }
+        throw ShellError(description: "\(namespace) got no address in \(prefix) in \(Int(seconds)) s (has \(seen.map { "\($0.address)" }))")
+    }
+
+    /// The router the MN's kernel picks for `destination`.
+    func route(to destination: IPv6Address) throws -> String {
+        let json = try sh("ip -n \(ns("mn")) -j -6 route get \(destination)")
+        let routes = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]]
+        return routes?.first?["gateway"] as? String ?? "(direct)"
+    }
+
+    func ping(from namespace: String, _ destination: IPv6Address, count: Int = 3) -> Bool {
+        (try? sh("ip netns exec \(ns(namespace)) ping -6 -n -q -c \(count) -i 0.2 -W 2 \(destination)")) != nil
+    }
+
+    func bindings(_ i: Int) -> String { (try? control(socket(i), "bindings")) ?? "" }
+
+    /// Polls until `condition` holds (true) or `seconds` pass (false).
+    func poll(seconds: Double, every micros: UInt32 = 2_000, _ condition: () -> Bool) -> Bool {
+        let end = Date().addingTimeInterval(seconds)
+        while Date() < end {
+            if condition() { return true }
+            usleep(micros)
+        }
+        return condition()
+    }
+
+    // MARK: The run
+
+    func run() throws {
+        try build()
+        var gateways: [Background] = []
+        for i in 1...3 {
+            let path = "\(dir)/gw\(i).yaml"
+            try Data(config(i).utf8).write(to: URL(fileURLWithPath: path))
+            let g = try start("gw\(i)", in: "gw\(i)", [dgw, "run", "--config", path])
+            guard g.wait(for: "forwarding between") else { throw ShellError(description: "dgw\(i) did not start: \(g.stderr)") }
+            gateways.append(g)
+        }
+        let tcpdump = try sh("command -v tcpdump").trimmingCharacters(in: .whitespacesAndNewlines)
+        let mnCapture = try start("mn-capture", in: "mn", [tcpdump, "-n", "--immediate-mode", "-i", "mn0", "-w", "\(dir)/mn.pcap", "ip6"])
+        let coreCapture = try start("core-capture", in: "cn", [tcpdump, "-n", "--immediate-mode", "-i", "br0", "-w", "\(dir)/core.pcap", "ip6"])
+        for c in [mnCapture, coreCapture] {
+            guard c.wait(for: "listening on") else { throw ShellError(description: "tcpdump did not start: \(c.stderr)") }
+        }
+        let sink = try start("tcp-sink", in: "cn", [tool, "tcp-sink", "--port", "\(Plan.tcpPort)", "--out", "\(dir)/tcp.jsonl"])
+        let receiver = try start("probe-recv", in: "mn", [tool, "probe-recv", "--port", "\(Plan.probePort)", "--out", "\(dir)/probes.txt"])
+
+        // Attach at D-GW1: SLAAC from its DLIF's RA burst.
+        _ = try control(socket(1), "attach \(Plan.mnMAC)")
+        let a1 = try waitForAddress("mn", "mn0", in: Plan.pool(1))
+        let lipaHost = try waitForAddress("lipa", "eth0", in: Plan.lipaNetwork)
+        findings.check(true, "MN attached at dgw1 with \(a1) by SLAAC; the LIPA host has \(lipaHost)")
+        findings.addresses = [("MN @dgw1 \(a1)", a1), ("LIPA host \(lipaHost)", lipaHost)]
+        findings.check(ping(from: "mn", lipaHost), "the LIPA host answers the MN at dgw1")
+        let lipaRouter = try route(to: lipaHost)
+        findings.check(lipaRouter.hasPrefix("fe80::"), "the MN reaches the local network through dgw1's DLIF (\(lipaRouter), from the RIO)")
+
+        let sender = try start("probe-send", in: "cn", [tool, "probe-send", "--to", "\(a1)", "--port", "\(Plan.probePort)", "--rate", "1000"])
+        let stream = try start("tcp-stream", in: "mn", [tool, "tcp-source", "--to", Plan.cn, "--port", "\(Plan.tcpPort)"])
+        guard stream.wait(for: "local ") else { throw ShellError(description: "the TCP stream did not connect: \(stream.stderr)") }
+        findings.check(stream.stdout.contains("local \(a1)\n"), "the TCP stream starts from \(a1)")
+        usleep(1_000_000)
+
+        var anchors: [Int] = [1]
+        for (name, to) in [("dgw1 -> dgw2", 2), ("dgw2 -> dgw3", 3), ("dgw3 -> dgw1 (return)", 1)] {
+            let previous = anchors.filter { $0 != to }
+            var h = Findings.Handover(name: name, to: to)
+            h.moved = monotonicNanoseconds()
+            try sh("ip -n \(ns("air")) link set m0 master cell\(to)")
+            _ = try control(socket(to), (["attach", Plan.mnMAC] + previous.map(Plan.gateway)).joined(separator: " "))
+            h.triggered = monotonicNanoseconds()
+            // Every former anchor (and, on the return, D-GW1 itself) has the MN's prefix there bound to `to`.
+            let bound = poll(seconds: 5) {
+                previous.allSatisfy { bindings($0).contains("\(Plan.mnMAC) 2001:db8:\($0)::/64 anchor self serving \(Plan.gateway(to))") }
+                    && (!anchors.contains(to) || bindings(to).contains("\(Plan.mnMAC) 2001:db8:\(to)::/64 anchor self serving self"))
+            }
+            h.bound = monotonicNanoseconds()
+            findings.check(bound, "\(name): the former anchors \(previous.map { "dgw\($0)" }) tunnel the MN's prefixes to dgw\(to)")
+            let current = try waitForAddress("mn", "mn0", in: Plan.pool(to))
+            if !anchors.contains(to) { findings.addresses.insert(("MN @dgw\(to) \(current)", current), at: findings.addresses.count - 1) }
+            let ok = poll(seconds: 5, every: 20_000) {
+                guard let all = try? addresses("mn", "mn0") else { return false }
+                return all.allSatisfy { Plan.pool(to).contains($0.address) ? $0.preferred : !$0.preferred }
+                    && previous.allSatisfy { p in all.contains { Plan.pool(p).contains($0.address) } }
+            }
+            let shown = (try? addresses("mn", "mn0")) ?? []
+            findings.check(ok, "\(name): the MN prefers \(current); the addresses of \(previous.map { "dgw\($0)" }) show as deprecated "
+                           + "(\(shown.map { "\($0.address)\($0.preferred ? "" : " deprecated")" }.joined(separator: ", ")))")
+            // A new connection uses the new gateway's prefix.
+            let fresh = try start("tcp-new-\(to)-\(anchors.count)", in: "mn",
+                                  [tool, "tcp-source", "--to", Plan.cn, "--port", "\(Plan.tcpPort)", "--bytes", "200000"])
+            let finished = poll(seconds: 10, every: 10_000) { !fresh.isRunning }
+            let source = fresh.stdout.split(separator: "\n").first { $0.hasPrefix("local ") }.map { String($0.dropFirst(6)) } ?? ""
+            h.newConnectionSource = source
+            findings.check(finished && fresh.status == 0 && fresh.stdout.contains("sent 200000") && IPv6Address(source).map(Plan.pool(to).contains) == true,
+                           "\(name): a new TCP connection goes from \(source.isEmpty ? "nowhere" : source) (\(fresh.stderr.trimmingCharacters(in: .whitespacesAndNewlines)))")
+            // The local network of D-GW1 through the same router (DLIF) as at D-GW1.
+            findings.check(ping(from: "mn", lipaHost), "\(name): the LIPA host answers the MN")
+            let router = try route(to: lipaHost)
+            findings.check(router == lipaRouter, "\(name): the local network still goes through dgw1's DLIF (\(router))")
+            if !anchors.contains(to) { anchors.append(to) }
+            findings.handovers.append(h)
+            usleep(1_000_000)
+        }
+
+        // Back at D-GW1: its prefix preferred again, no tunnel for it, none left elsewhere.
+        let final = (try? addresses("mn", "mn0")) ?? []
+        findings.check(final.contains { $0.address == a1 && $0.preferred }, "back at dgw1, \(a1) is preferred again")
+        findings.check(bindings(1).contains("\(Plan.mnMAC) 2001:db8:1::/64 anchor self serving self"), "dgw1 serves its own prefix natively again")
+        for i in [2, 3] {
+            let b = bindings(i)
+            findings.check(!b.contains("2001:db8:1::/64") && !b.contains("local-network"),
+                           "dgw\(i) no longer tunnels dgw1's prefix nor routes its local network")
+        }
+
+        // Stop the traffic; read what it saw.
+        findings.check(stream.stop() == 0, "the TCP stream ends without error (\(stream.stderr.trimmingCharacters(in: .whitespacesAndNewlines)))")
+        let sentBytes = stream.stdout.split(separator: "\n").first { $0.hasPrefix("sent ") }.flatMap { Int($0.dropFirst(5)) } ?? -1
+        sender.stop()
+        findings.probesSent = sender.stdout.split(separator: "\n").first { $0.hasPrefix("sent ") }.flatMap { Int($0.dropFirst(5)) } ?? 0
+        receiver.stop()
+        sink.stop()
+        let connections = ((try? String(contentsOfFile: "\(dir)/tcp.jsonl", encoding: .utf8)) ?? "").split(separator: "\n")
+            .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let long = connections.first { ($0["peer"] as? String).flatMap(IPv6Address.init) == a1 && ($0["bytes"] as? Int ?? 0) == sentBytes }
+        findings.tcp = "the stream sent \(sentBytes) bytes; the CN saw \(connections.count) connections: "
+            + connections.map { "\($0["peer"] ?? "?") \($0["bytes"] ?? 0) B \($0["end"] ?? "?")\(($0["bad_at"] as? Int ?? -1) >= 0 ? " CORRUPT" : "")" }
+            .joined(separator: ", ")
+        findings.check(long != nil && long?["bad_at"] as? Int == -1 && long?["end"] as? String == "eof",
+                       "the TCP connection from \(a1) survived the three handovers: every byte received, verified, closed cleanly")
+        findings.check(connections.allSatisfy { $0["end"] as? String == "eof" && $0["bad_at"] as? Int == -1 }, "no TCP reset and no corrupted byte")
+
+        for c in [mnCapture, coreCapture] { c.stop() }
+        for i in 1...3 {
+            let counters = (try? control(socket(i), "counters json")) ?? ""
+            findings.gateways.append(("dgw\(i)", bindings(i), counters))
+        }
+        for (i, g) in gateways.enumerated() {
+            let status = g.stop()
+            findings.check(status == 0, "dgw\(i + 1) stops cleanly on SIGTERM (status \(status))")
+        }
+        analyseProbes()
+        analyseSignalling()
+    }
+
+    // MARK: Analysis
+
+    /// Per handover: the longest stretch of probes (to the MN's first
+    /// address) sent without one arriving, from half a second before the
+    /// move to three seconds after, and the probes lost there.
+    func analyseProbes() {
+        let lines = ((try? String(contentsOfFile: "\(dir)/probes.txt", encoding: .utf8)) ?? "").split(separator: "\n")
+        let probes = lines.compactMap { l -> (seq: UInt64, sent: UInt64)? in
+            let f = l.split(separator: " ")
+            guard f.count == 3, let s = UInt64(f[0]), let t = UInt64(f[1]) else { return nil }
+            return (s, t)
+        }.sorted { $0.seq < $1.seq }
+        findings.probesReceived = probes.count
+        for k in findings.handovers.indices {
+            let h = findings.handovers[k]
+            let from = h.moved - 500_000_000, to = h.moved + 3_000_000_000
+            let window = probes.filter { $0.sent >= from && $0.sent < to }
+            var gap: UInt64 = 0, lost = 0
+            for (a, b) in zip(window, window.dropFirst()) {
+                gap = max(gap, b.sent - a.sent)
+                lost += Int(b.seq - a.seq - 1)
+            }
+            let resumed = window.contains { $0.sent > h.bound }
+            findings.handovers[k].interruptionMs = resumed ? max(0, Double(gap) / 1e6 - 1) : nil
+            findings.handovers[k].probesLost = lost
+            findings.check(resumed, "\(h.name): the 1 kHz probe to the MN's first address resumes")
+        }
+    }
+
+    /// Per handover, from the core capture: the first PBU after the move to the last PBA within two seconds.
+    func analyseSignalling() {
+        guard let reader = try? PcapFileReader(path: "\(dir)/core.pcap") else { return }
+        var messages: [(time: UInt64, type: UInt8)] = []
+        while let r = try? reader.next() {
+            let d = r.data
+            guard d.count > 14 + 40 + 3, d[12] == 0x86, d[13] == 0xDD, d[14 + 6] == IPProtocol.mobility else { continue }
+            let real = Int64(r.seconds) * 1_000_000_000 + Int64(r.nanoseconds)
+            messages.append((UInt64(real - clockOffset), d[14 + 40 + 2]))
+        }
+        for k in findings.handovers.indices {
+            let h = findings.handovers[k]
+            let mine = messages.filter { $0.time >= h.moved && $0.time < h.moved + 2_000_000_000 }
+            if let pbu = mine.first(where: { $0.type == 5 }), let pba = mine.last(where: { $0.type == 6 }), pba.time >= pbu.time {
+                findings.handovers[k].signallingMs = Double(pba.time - h.moved) / 1e6
+            }
+        }
+        if let tshark = try? sh("command -v tshark").trimmingCharacters(in: .whitespacesAndNewlines), !tshark.isEmpty {
+            for capture in ["core.pcap", "mn.pcap"] {
+                let bad = (try? sh("\(tshark) -r \(dir)/\(capture) -Y '_ws.malformed || _ws.expert.severity >= error' -T fields -e frame.number")) ?? "tshark failed"
+                findings.check(bad.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty,
+                               "tshark finds nothing malformed in \(capture)\(bad.isEmpty ? "" : " (frames \(bad.split(separator: "\n").prefix(5).joined(separator: " ")))")")
+            }
+            let signalling = (try? sh("\(tshark) -r \(dir)/core.pcap -Y mipv6 -T fields -e mip6.mhtype")) ?? ""
+            findings.check(signalling.split(separator: "\n").count >= 6, "tshark decodes the PBUs and PBAs on the core (\(signalling.split(separator: "\n").count) messages)")
+        }
+    }
+}
