@@ -4,6 +4,7 @@
 // signal mask and default dispositions (the scenario blocks SIGINT and
 // SIGTERM for its cleanup thread; a child must not inherit that).
 
+import DGWTestSupport
 import Foundation
 import Synchronization
 
@@ -14,29 +15,10 @@ struct ShellError: Error, CustomStringConvertible {
     let description: String
 }
 
-/// Spawns `arguments` with stdin from /dev/null and stdout, stderr to files (or /dev/null).
+/// Spawns `arguments` with stdin from /dev/null and stdout, stderr to
+/// files (or /dev/null), default signal handling; remembered in `children`.
 func spawn(_ arguments: [String], stdout: String = "/dev/null", stderr: String = "/dev/null") throws -> pid_t {
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    var attributes = posix_spawnattr_t()
-    posix_spawnattr_init(&attributes)
-    defer { posix_spawnattr_destroy(&attributes) }
-    var empty = sigset_t(), defaults = sigset_t()
-    sigemptyset(&empty)
-    sigemptyset(&defaults)
-    for s in [SIGTERM, SIGINT, SIGPIPE] { sigaddset(&defaults, s) }
-    posix_spawnattr_setsigmask(&attributes, &empty)
-    posix_spawnattr_setsigdefault(&attributes, &defaults)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-    let argv = arguments.map { strdup($0) } + [nil]
-    defer { argv.forEach { free($0) } }
-    var pid: pid_t = 0
-    let rc = posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, environ)
-    guard rc == 0 else { throw ShellError(description: "cannot start \(arguments[0]): \(String(cString: strerror(rc)))") }
+    let pid = try spawnWithDefaultSignals(arguments, stdout: stdout, stderr: stderr)
     children.withLock { $0.append(pid) }
     return pid
 }
