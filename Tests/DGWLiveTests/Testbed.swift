@@ -137,55 +137,11 @@ final class Testbed {
 }
 
 /// A program running in the background (a gateway, a capture), its output
-/// in files. Spawned with an empty signal mask and default dispositions:
-/// the test runner blocks SIGTERM, and a child would inherit that.
-final class Background {
-    let pid: pid_t
-    let out: URL, err: URL
-    private var status: Int32?
+/// in OUTPUT.out and OUTPUT.err.
+typealias Background = BackgroundProcess
 
-    init(_ arguments: [String], output: URL) throws {
-        out = output.appendingPathExtension("out")
-        err = output.appendingPathExtension("err")
-        pid = try spawnWithDefaultSignals(arguments, stdout: out.path, stderr: err.path)
+extension BackgroundProcess {
+    convenience init(_ arguments: [String], output: URL) throws {
+        try self.init(arguments, stdout: output.appendingPathExtension("out").path, stderr: output.appendingPathExtension("err").path)
     }
-
-    var stderr: String { (try? String(contentsOf: err, encoding: .utf8)) ?? "" }
-    var stdout: String { (try? String(contentsOf: out, encoding: .utf8)) ?? "" }
-
-    /// The exit status if it has ended (128 + signal if killed).
-    private func poll(block: Bool) -> Int32? {
-        if let status { return status }
-        var s: Int32 = 0
-        let r = waitpid(pid, &s, block ? 0 : WNOHANG)
-        guard r == pid else { return nil }
-        let code = s & 0x7F == 0 ? (s >> 8) & 0xFF : 128 + (s & 0x7F)
-        status = code
-        return code
-    }
-
-    var isRunning: Bool { poll(block: false) == nil }
-
-    /// Waits until stderr contains `text` (true) or the process ends or time runs out (false).
-    func wait(for text: String, seconds: Double = 10) -> Bool {
-        let end = Date().addingTimeInterval(seconds)
-        while Date() < end {
-            if stderr.contains(text) { return true }
-            if !isRunning { return stderr.contains(text) }
-            usleep(20_000)
-        }
-        return false
-    }
-
-    /// SIGTERM, then the exit status (SIGKILL after `seconds`).
-    @discardableResult
-    func stop(seconds: Double = 10) -> Int32 {
-        if isRunning { kill(pid, SIGTERM) }
-        let end = Date().addingTimeInterval(seconds)
-        while isRunning && Date() < end { usleep(10_000) }
-        if isRunning { kill(pid, SIGKILL) }
-        return poll(block: true) ?? -1
-    }
-
-    deinit { if isRunning { stop(seconds: 2) } }
 }

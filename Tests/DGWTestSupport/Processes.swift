@@ -88,3 +88,59 @@ public func spawnWithDefaultSignals(_ arguments: [String], stdout: String, stder
     guard rc == 0 else { throw SpawnError(description: "cannot start \(arguments[0]): \(String(cString: strerror(rc)))") }
     return pid
 }
+
+/// The exit status of a finished child (128 + signal if killed); nil while it runs (`block`: wait for it).
+public func reap(_ pid: pid_t, block: Bool) -> Int32? {
+    var s: Int32 = 0
+    guard waitpid(pid, &s, block ? 0 : WNOHANG) == pid else { return nil }
+    return s & 0x7F == 0 ? (s >> 8) & 0xFF : 128 + (s & 0x7F)
+}
+
+/// A program running in the background (a gateway, a capture, traffic),
+/// its output in files; spawned with default signal handling. Stopped
+/// when dropped, if still running.
+public final class BackgroundProcess {
+    public let pid: pid_t
+    public let out: String, err: String
+    public private(set) var status: Int32?
+
+    public init(_ arguments: [String], stdout: String, stderr: String) throws(SpawnError) {
+        out = stdout
+        err = stderr
+        pid = try spawnWithDefaultSignals(arguments, stdout: stdout, stderr: stderr)
+    }
+
+    public var stdout: String { (try? String(contentsOfFile: out, encoding: .utf8)) ?? "" }
+    public var stderr: String { (try? String(contentsOfFile: err, encoding: .utf8)) ?? "" }
+
+    public var isRunning: Bool {
+        if status == nil { status = reap(pid, block: false) }
+        return status == nil
+    }
+
+    /// Waits until `text` shows in its output (stderr or stdout): false if it ends or time runs out first.
+    public func wait(for text: String, seconds: Double = 10) -> Bool {
+        let end = Date().addingTimeInterval(seconds)
+        while Date() < end {
+            if stderr.contains(text) || stdout.contains(text) { return true }
+            if !isRunning { return stderr.contains(text) || stdout.contains(text) }
+            usleep(10_000)
+        }
+        return false
+    }
+
+    /// SIGTERM (SIGKILL after `seconds`), then the exit status.
+    @discardableResult
+    public func stop(seconds: Double = 10) -> Int32 {
+        if isRunning { kill(pid, SIGTERM) }
+        let end = Date().addingTimeInterval(seconds)
+        while isRunning && Date() < end { usleep(10_000) }
+        if isRunning {
+            kill(pid, SIGKILL)
+            status = reap(pid, block: true)
+        }
+        return status ?? -1
+    }
+
+    deinit { if isRunning { stop(seconds: 2) } }
+}

@@ -23,13 +23,6 @@ func spawn(_ arguments: [String], stdout: String = "/dev/null", stderr: String =
     return pid
 }
 
-/// Exit status of a finished child (128 + signal if killed); nil while it runs (`block`: wait).
-func reap(_ pid: pid_t, block: Bool) -> Int32? {
-    var s: Int32 = 0
-    guard waitpid(pid, &s, block ? 0 : WNOHANG) == pid else { return nil }
-    return s & 0x7F == 0 ? (s >> 8) & 0xFF : 128 + (s & 0x7F)
-}
-
 /// Runs `command` with /bin/sh to completion; throws with its stderr unless it exits 0.
 @discardableResult
 func sh(_ command: String) throws -> String {
@@ -46,51 +39,12 @@ func sh(_ command: String) throws -> String {
     return output
 }
 
-/// A program running in the background, its output in DIR/NAME.out and .err.
-final class Background {
-    let name: String
-    let pid: pid_t
-    let out: String, err: String
-    private(set) var status: Int32?
-
-    init(_ name: String, _ arguments: [String], in dir: String) throws {
-        self.name = name
-        out = "\(dir)/\(name).out"
-        err = "\(dir)/\(name).err"
-        pid = try spawn(arguments, stdout: out, stderr: err)
-    }
-
-    var stdout: String { (try? String(contentsOfFile: out, encoding: .utf8)) ?? "" }
-    var stderr: String { (try? String(contentsOfFile: err, encoding: .utf8)) ?? "" }
-
-    var isRunning: Bool {
-        if status == nil { status = reap(pid, block: false) }
-        return status == nil
-    }
-
-    /// Waits until `text` shows in the output (stdout or stderr); false if it ends or time runs out first.
-    func wait(for text: String, seconds: Double = 10) -> Bool {
-        let end = Date().addingTimeInterval(seconds)
-        while Date() < end {
-            if stderr.contains(text) || stdout.contains(text) { return true }
-            if !isRunning { return stderr.contains(text) || stdout.contains(text) }
-            usleep(10_000)
-        }
-        return false
-    }
-
-    /// SIGTERM (SIGKILL after `seconds`), then the exit status.
-    @discardableResult
-    func stop(seconds: Double = 10) -> Int32 {
-        if isRunning { kill(pid, SIGTERM) }
-        let end = Date().addingTimeInterval(seconds)
-        while isRunning && Date() < end { usleep(10_000) }
-        if isRunning {
-            kill(pid, SIGKILL)
-            status = reap(pid, block: true)
-        }
-        return status ?? -1
-    }
+/// A program running in the background, its output in DIR/NAME.out and
+/// .err; remembered in `children` for the cleanup after an interruption.
+func background(_ name: String, _ arguments: [String], in dir: String) throws -> BackgroundProcess {
+    let b = try BackgroundProcess(arguments, stdout: "\(dir)/\(name).out", stderr: "\(dir)/\(name).err")
+    children.withLock { $0.append(b.pid) }
+    return b
 }
 
 /// One request to a gateway's control socket (what `dgw ctl` sends), its answer.

@@ -17,6 +17,7 @@
 // access point's association would; the MN's own stack does the rest.
 
 import DGWPorts
+import DGWTestSupport
 import DGWWire
 import Foundation
 
@@ -62,7 +63,7 @@ final class Scenario {
     let dgw: String
     let tool: String
     var findings = Findings()
-    private var background: [Background] = []
+    private var started: [BackgroundProcess] = []
     /// Realtime minus monotonic (ns), to place capture timestamps.
     let clockOffset: Int64
 
@@ -80,9 +81,9 @@ final class Scenario {
     func socket(_ i: Int) -> String { "\(dir)/gw\(i).sock" }
     func inNamespace(_ name: String, _ arguments: [String]) -> [String] { ["ip", "netns", "exec", ns(name)] + arguments }
 
-    func start(_ name: String, in namespace: String, _ arguments: [String]) throws -> Background {
-        let b = try Background(name, inNamespace(namespace, arguments), in: dir)
-        background.append(b)
+    func start(_ name: String, in namespace: String, _ arguments: [String]) throws -> BackgroundProcess {
+        let b = try background(name, inNamespace(namespace, arguments), in: dir)
+        started.append(b)
         return b
     }
 
@@ -152,7 +153,7 @@ final class Scenario {
 
     /// Removes every namespace (and with them interfaces and bridges) and stops what still runs.
     func remove() {
-        for b in background where b.isRunning { b.stop(seconds: 3) }
+        for b in started where b.isRunning { b.stop(seconds: 3) }
         for n in Plan.namespaces { _ = try? sh("ip netns del \(ns(n)) 2>/dev/null || true") }
     }
 
@@ -212,7 +213,7 @@ final class Scenario {
 
     func run() throws {
         try build()
-        var gateways: [Background] = []
+        var gateways: [BackgroundProcess] = []
         for i in 1...3 {
             let path = "\(dir)/gw\(i).yaml"
             try Data(config(i).utf8).write(to: URL(fileURLWithPath: path))

@@ -10,6 +10,7 @@
 // `scenario` needs root; it prints a report, exits 0 when every check
 // passed, 1 when one failed, 2 when the testbed could not be built.
 
+import DGWTestSupport
 import Foundation
 import Glibc
 
