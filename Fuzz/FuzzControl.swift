@@ -1,6 +1,9 @@
 // libFuzzer target over the control plane (DGWControl): one input is a
 // run of events against a fresh gateway that anchors one MN, has sent a
-// PBU for another MN to its peer, and knows one peer. The control plane
+// PBU for another MN to its peer, and knows one peer. The input's length
+// modulo 4 picks the set-up: that gateway alone, with the peer as its CMD
+// in relay or in locator mode, or a CMD (RFC 8885) whose gateways are the
+// peer and a second one. The control plane
 // must never trap, everything it puts on the wire must parse (a Mobility
 // Header with a valid checksum to the core, an Ethernet frame with IPv6 to
 // the access link), and after `tick(t)` nothing may be due at or before t
@@ -12,7 +15,8 @@
 //   1: `bytes` as a frame from the core
 //   2: `bytes` as a Mobility Header from the peer, in valid IPv6 and
 //      Ethernet with its length and checksum fixed, so options are reached
-//   3: attach an MN (the first byte picks one of four) from the peer
+//   3: attach an MN (the first byte picks one of four) from the peer; to
+//      the CMD: the second gateway registers that MN (a well-formed PBU)
 //   4: detach that MN
 //   5: tick
 // Compiled with Sources/DGWControl, linking the DGWWire module.
@@ -24,10 +28,21 @@ private let peer = IPv6Address("2001:db8:ffff::2")!
 private let mns = (1...4).map { MACAddress(value: 0x0200_0000_0000 | UInt64($0)) }
 private let hereMAC = MACAddress(value: 0x0200_0000_ff01)
 private let peerMAC = MACAddress(value: 0x0200_0000_ff02)
+private let second = IPv6Address("2001:db8:ffff::3")!
 
-private func gateway() -> ControlPlane {
+private func gateway(_ setup: Int) -> ControlPlane {
     var c = ControlPlaneConfiguration(address: here)
     c.peers = [peer]
+    switch setup {
+    case 1, 2:
+        c.cmd = peer
+        c.cmdMode = setup == 1 ? .relay : .locator
+    case 3:
+        c.role = .database
+        c.peers = [peer, second]
+        c.maxAttempts = 3
+    default: break
+    }
     c.bindingLifetime = 60
     c.localNetworks = [IPv6Prefix("2001:db8:1:aaaa::/64")!]
     c.access.prefixPool = IPv6Prefix("2001:db8:1::/48")!
@@ -92,8 +107,10 @@ private func check(_ out: ControlEffects) {
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzControl(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     let input = UnsafeRawBufferPointer(start: data, count: size)
-    let gw = gateway()
+    let setup = size % 4
+    let gw = gateway(setup)
     var time: Int64 = 1_000_000_000
+    var registrations: UInt16 = 0
     check(gw.attach(mns[1], previous: [peer], time: time))  // a PBU with sequence 0 is out
     var i = 0
     while i + 3 <= input.count {
@@ -107,6 +124,15 @@ public func fuzzControl(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         case 0: check(gw.access(bytes, time: time))
         case 1: check(gw.core(bytes, time: time))
         case 2: check(signalling(bytes).withUnsafeBytes { gw.core($0, time: time) })
+        case 3 where setup == 3:
+            // The second gateway registers an MN with the CMD: the peer's are then relayed or located.
+            let mn = mns[Int(bytes.first ?? 0) % 4]
+            registrations &+= 1
+            let pbu = ControlPlane.proxyBindingUpdate(sequence: registrations, lifetime: 60,
+                                                      options: ControlPlane.identify(mn) + [.homeNetworkPrefix(IPv6Prefix("2001:db8:3:1::/64")!)])
+            let packet = ControlPlane.packet(.bindingUpdate(pbu), from: second, to: here)!
+            let frame = hereMAC.octets + MACAddress(value: 0x0200_0000_ff03).octets + [0x86, 0xDD] + packet.bytes
+            check(frame.withUnsafeBytes { gw.core($0, time: time) })
         case 3: check(gw.attach(mns[Int(bytes.first ?? 0) % 4], previous: [peer], time: time))
         case 4: check(gw.detach(mns[Int(bytes.first ?? 0) % 4], time: time))
         default:

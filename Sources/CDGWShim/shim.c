@@ -332,3 +332,19 @@ int dgw_tcp_listen(const char *host, int port) {
     freeaddrinfo(result);
     return fd;
 }
+
+// MARK: Wake-ups between threads
+
+#include <sys/eventfd.h>
+
+int dgw_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
+
+int dgw_eventfd_signal(int fd) {
+    uint64_t one = 1;
+    return (int)write(fd, &one, sizeof one);
+}
+
+int dgw_eventfd_drain(int fd) {
+    uint64_t count;
+    return (int)read(fd, &count, sizeof count);
+}

@@ -151,6 +151,9 @@ extension GatewayConfig {
         if role != .cmd && access == nil {
             throw r.error(root, "access is required for role \(role.rawValue)")
         }
+        if role == .cmd, let n = top["access"] {
+            throw r.error(n, "role cmd has no access port (it serves no MN); remove access")
+        }
         let (port, coreMap) = try readPort(top["core"]!, "core", r, extra: ["prefix", "gateway"])
         guard let p = coreMap["prefix"] else { throw r.error(top["core"]!, "core.prefix is required") }
         core = Core(port: port, prefix: try r.prefix(p, "core.prefix"),
@@ -169,8 +172,15 @@ extension GatewayConfig {
             let m = try r.mapping(item, "peers entry", keys: ["name", "address"], required: ["name", "address"])
             peers.append(Peer(name: try r.string(m["name"]!, "name"), address: try r.address(m["address"]!, "address")))
         }
-        if let n = top["cmd"] { cmd = try r.address(n, "cmd") }
+        if let n = top["cmd"] {
+            guard role == .dgw else { throw r.error(n, "cmd is for role dgw: the gateway registers its MNs there") }
+            cmd = try r.address(n, "cmd")
+            guard cmd != address else { throw r.error(n, "cmd is this gateway's own address") }
+        }
         if let n = top["cmd_mode"] { cmdMode = try r.enumeration(n, "cmd_mode") }
+        if role == .cmd, let n = top["static_bindings"] ?? top["prefix_pool"] ?? top["local_networks"] {
+            throw r.error(n, "role cmd anchors no prefix: no prefix_pool, local_networks or static_bindings")
+        }
         if let n = top["lma"] { lma = try r.address(n, "lma") }
         for item in try r.sequence(top["auth"], "auth") {
             let m = try r.mapping(item, "auth entry", keys: ["peer", "spi", "key_hex"], required: ["peer", "spi", "key_hex"])

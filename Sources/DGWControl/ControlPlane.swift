@@ -35,10 +35,38 @@ public struct ControlPlaneConfiguration: Sendable {
     public var anchored: [AnchoredMN] = []
     /// The logical MAC another anchor's DLIF gets when its PBA names none.
     public var logicalMAC: @Sendable (_ anchor: IPv6Address, _ mn: MACAddress) -> MACAddress = { _, mn in mn }
+    /// A gateway, or the domain's Central Mobility Database (RFC 8885 CMD:
+    /// it serves no MN, it knows where each MN's prefixes are anchored).
+    public var role = ControlRole.gateway
+    /// The CMD a gateway registers every MN that attaches with: it names the
+    /// MN's former anchors (an attach trigger's `previous` is then not used).
+    public var cmd: IPv6Address?
+    /// Whether the CMD relays the PBUs to the former anchors or names them
+    /// to the serving gateway, which then signals them itself; a gateway
+    /// and its CMD must agree.
+    public var cmdMode = CMDMode.relay
 
     public init(address: IPv6Address) {
         self.address = address
     }
+}
+
+public enum ControlRole: Sendable, Equatable {
+    case gateway
+    /// RFC 8885's Central Mobility Database.
+    case database
+}
+
+/// The two ways of RFC 8885's CMD.
+public enum CMDMode: Sendable, Equatable {
+    /// PBU and PBA go through the CMD: it forwards the serving gateway's PBU
+    /// to each former anchor (with a Serving MAAR option), collects their
+    /// PBAs and answers with one Previous MAAR option per anchor, each
+    /// followed by that anchor's Local Prefix and DLIF options.
+    case relay
+    /// The CMD answers at once with a Previous MAAR option per former
+    /// anchor; the serving gateway then signals each of them itself.
+    case locator
 }
 
 /// A change the data plane must make to its bindings (GatewayTables).
@@ -128,9 +156,17 @@ public struct AnchorSession: Sendable, Equatable {
     /// When to retransmit (pending states) or refresh (bound).
     public var due: Int64
     public var expires: Int64 = .max
-    /// What the anchor's PBA gave.
-    public var prefixes: [IPv6Prefix] = []
-    public var dlif: DLIF?
+    /// What the PBA gave: the anchor's prefixes and DLIF (one grant), or,
+    /// from a relaying CMD, one grant per former anchor.
+    public var grants: [AnchorGrant] = []
+}
+
+/// One anchor's prefixes of an MN, tunnelled to that anchor, and the DLIF
+/// it fixed for the MN.
+public struct AnchorGrant: Sendable, Equatable {
+    public var anchor: IPv6Address
+    public var prefixes: [IPv6Prefix]
+    public var dlif: DLIF
 }
 
 /// An MN whose prefix is anchored here, and where it is served.
@@ -173,11 +209,14 @@ public final class ControlPlane {
     private var expiries = Deadlines<MACAddress>()
 
     private struct SessionKey { var mn: MACAddress; var anchor: IPv6Address }
+    /// The CMD's records, when this is one.
+    private let database: MobilityDatabase?
 
     public init(_ configuration: ControlPlaneConfiguration, initialSequence: UInt16 = 0) {
         self.configuration = configuration
         router = AccessRouter(configuration.access)
         nextSequence = initialSequence
+        database = configuration.role == .database ? MobilityDatabase(configuration, initialSequence: initialSequence) : nil
         for a in configuration.anchored where anchored[a.mn] == nil { record(a) }
     }
 
@@ -229,6 +268,7 @@ public final class ControlPlane {
         var next = router.nextDeadline ?? .max
         if let due = sessionTimers.earliest(isCurrent: { k, due in session(k.mn, k.anchor)?.due == due }) { next = min(next, due) }
         if let due = expiries.earliest(isCurrent: { mn, due in anchored[mn]?.expires == due }) { next = min(next, due) }
+        if let due = database?.nextDeadline { next = min(next, due) }
         return next == .max ? nil : next
     }
 
@@ -241,8 +281,17 @@ public final class ControlPlane {
         var out = ControlEffects()
         guard !mn.isMulticast, let a = router.attach(mn) else { return out }
         attached(a, &out)
+        // With a CMD, it is the one that knows the former anchors.
+        let signalled = configuration.cmd.map { [$0] } ?? previous
+        register(mn, with: signalled, time: time, &out)
+        return out
+    }
+
+    /// Starts a session with each of `anchors` (former anchors, or the CMD)
+    /// that has none going.
+    private func register(_ mn: MACAddress, with anchors: [IPv6Address], time: Int64, _ out: inout ControlEffects) {
         var seen: Set<IPv6Address> = [configuration.address]
-        for anchor in previous where seen.insert(anchor).inserted {
+        for anchor in anchors where seen.insert(anchor).inserted {
             if let old = session(mn, anchor) {
                 guard old.state == .deregistering else { continue }  // registered or registering already
                 end(old)
@@ -251,7 +300,6 @@ public final class ControlPlane {
             send(&s, lifetime: configuration.bindingLifetime, time: time, &out)
             store(s)
         }
-        return out
     }
 
     /// The MN left this gateway's link: its bindings here go, and each
@@ -299,10 +347,12 @@ public final class ControlPlane {
             counters.malformed += 1
             return out
         }
-        switch message {
-        case .bindingUpdate(let pbu): received(pbu, from: ip.source, time: time, &out)
-        case .bindingAcknowledgement(let pba): received(pba, from: ip.source, time: time, &out)
-        case .other: counters.malformed += 1
+        switch (message, database) {
+        case (.bindingUpdate(let pbu), nil): received(pbu, from: ip.source, time: time, &out)
+        case (.bindingAcknowledgement(let pba), nil): received(pba, from: ip.source, time: time, &out)
+        case (.bindingUpdate(let pbu), let cmd?): cmd.received(pbu, from: ip.source, time: time, &counters, &out.core)
+        case (.bindingAcknowledgement(let pba), let cmd?): cmd.received(pba, from: ip.source, time: time, &counters, &out.core)
+        case (.other, _): counters.malformed += 1
         }
         return out
     }
@@ -337,9 +387,13 @@ public final class ControlPlane {
             record(a)
             out.bindings.append(.remove(a.prefix))
         }
+        database?.tick(time, &counters, &out.core)
         out.access += router.tick(time)
         return out
     }
+
+    /// What the CMD knows, by MN (empty unless this is the CMD).
+    public var mobilityRecords: [MobilityRecord] { database?.records ?? [] }
 
     // MARK: Serving gateway
 
@@ -360,13 +414,11 @@ public final class ControlPlane {
         let backoff = min(configuration.initialRetransmit << Int64(min(s.attempts, 40)), configuration.maxRetransmit)
         s.attempts += 1
         s.due = time + backoff
-        let pbu = BindingUpdate(
-            sequence: s.sequence,
-            flags: [.acknowledge, .homeRegistration, .proxyRegistration, .distributedGateway],
-            lifetime: UInt16(clamping: (lifetime + 3) / 4),
-            options: .built(Self.identify(s.mn) + [.handoffIndicator(HandoffIndicator.betweenGatewaysSameInterface),
-                                                   .accessTechnologyType(AccessTechnology.ieee8023)]))
-        if let packet = packet(.bindingUpdate(pbu), to: s.anchor) {
+        var options = Self.identify(s.mn)
+        // To the CMD: the prefix anchored here, which it records (RFC 8885).
+        if s.anchor == configuration.cmd, let a = anchored[s.mn] { options.append(.homeNetworkPrefix(a.prefix)) }
+        let pbu = Self.proxyBindingUpdate(sequence: s.sequence, lifetime: lifetime, options: options)
+        if let packet = Self.packet(.bindingUpdate(pbu), from: configuration.address, to: s.anchor) {
             counters.pbuSent += 1
             out.core.append(packet)
         }
@@ -403,44 +455,96 @@ public final class ControlPlane {
             if s.state != .deregistering { unbind(s, &out) }
             return
         }
-        // Bound: the anchor's prefixes tunnelled to it, and its DLIF shown,
-        // as the anchor fixed it.
-        var prefixes: [IPv6Prefix] = [], locals: [IPv6Prefix] = []
-        var linkLocal: IPv6Address?, mac: MACAddress?
-        for option in pba.options {
-            switch option {
-            case .anchoredPrefix(let p), .homeNetworkPrefix(let p): if !prefixes.contains(p) { prefixes.append(p) }
-            case .localPrefix(let p): locals.append(p)
-            case .dlifLinkLocalAddress(let a): linkLocal = a
-            case .dlifLinkLayerAddress(let l): mac = l.mac
-            default: break
-            }
-        }
-        let dlif = DLIF(mn: mn, mac: mac ?? configuration.logicalMAC(anchor, mn), anchor: anchor, prefixes: prefixes,
-                        localNetworks: locals, linkLocal: linkLocal)
-        for gone in s.prefixes where !prefixes.contains(gone) { out.bindings.append(.remove(gone)) }
-        for p in prefixes {
-            out.bindings.append(.install(mn: mn, prefix: p, anchor: anchor, serving: nil, dlifMAC: dlif.mac))
-        }
-        let routed = s.dlif?.localNetworks ?? []
-        for gone in routed where !locals.contains(gone) { out.bindings.append(.unrouteLocalNetwork(gone, anchor: anchor)) }
-        for l in locals where !routed.contains(l) { out.bindings.append(.routeLocalNetwork(l, anchor: anchor)) }
-        if s.dlif != dlif { router.show(dlif) }
         let lifetime = Int64(pba.lifetimeSeconds) * 1_000_000_000
+        if s.anchor == configuration.cmd {
+            let (grants, previous) = Self.grants(in: pba.options, from: s.anchor, viaCMD: true, mn: mn, logicalMAC: configuration.logicalMAC)
+            switch configuration.cmdMode {
+            case .relay: bind(&s, to: grants, &out)
+            case .locator: register(mn, with: previous, time: time, &out)
+            }
+        } else {
+            // Bound: the anchor's prefixes tunnelled to it, and its DLIF
+            // shown, as the anchor fixed it.
+            bind(&s, to: Self.grants(in: pba.options, from: anchor, viaCMD: false, mn: mn, logicalMAC: configuration.logicalMAC).grants, &out)
+        }
         s.state = .bound
-        s.prefixes = prefixes
-        s.dlif = dlif
         s.attempts = 0
         s.expires = time + lifetime
         s.due = time + lifetime * 4 / 5  // refresh before it runs out
         store(s)
     }
 
+    /// What a PBA grants: the prefixes, local networks and DLIF of the
+    /// anchor that sent it; from a CMD, those of each former anchor, each
+    /// introduced by its Previous MAAR option (the CMD's own Home Network
+    /// Prefix option echoes this gateway's prefix and grants nothing).
+    static func grants(in options: MobilityOptions, from sender: IPv6Address, viaCMD: Bool, mn: MACAddress,
+                       logicalMAC: (IPv6Address, MACAddress) -> MACAddress) -> (grants: [AnchorGrant], previous: [IPv6Address]) {
+        struct Group { var anchor: IPv6Address; var prefixes: [IPv6Prefix] = []; var locals: [IPv6Prefix] = []
+                       var linkLocal: IPv6Address?; var mac: MACAddress? }
+        var groups: [Group] = viaCMD ? [] : [Group(anchor: sender)]
+        var ignoring = viaCMD
+        for option in options {
+            if case .previousMAAR(let maar, let prefix) = option {
+                if let i = groups.firstIndex(where: { $0.anchor == maar }) {
+                    groups.append(groups.remove(at: i))  // named twice: the options that follow are its
+                } else {
+                    groups.append(Group(anchor: maar))
+                }
+                if !groups[groups.count - 1].prefixes.contains(prefix) { groups[groups.count - 1].prefixes.append(prefix) }
+                ignoring = false
+                continue
+            }
+            guard !ignoring, !groups.isEmpty else { continue }
+            let i = groups.count - 1
+            switch option {
+            case .anchoredPrefix(let p), .homeNetworkPrefix(let p): if !groups[i].prefixes.contains(p) { groups[i].prefixes.append(p) }
+            case .localPrefix(let p): if !groups[i].locals.contains(p) { groups[i].locals.append(p) }
+            case .dlifLinkLocalAddress(let a): groups[i].linkLocal = a
+            case .dlifLinkLayerAddress(let l): groups[i].mac = l.mac
+            default: break
+            }
+        }
+        let grants = groups.map { g in
+            AnchorGrant(anchor: g.anchor, prefixes: g.prefixes,
+                        dlif: DLIF(mn: mn, mac: g.mac ?? logicalMAC(g.anchor, mn), anchor: g.anchor, prefixes: g.prefixes,
+                                   localNetworks: g.locals, linkLocal: g.linkLocal))
+        }
+        return (grants, groups.map(\.anchor))
+    }
+
+    /// Makes the data plane and the access link show what `grants` says
+    /// (and no longer what the session granted before).
+    private func bind(_ s: inout AnchorSession, to grants: [AnchorGrant], _ out: inout ControlEffects) {
+        let me = configuration.address
+        let grants = grants.filter { $0.anchor != me }  // this gateway's own prefix is no tunnel
+        for old in s.grants {
+            let next = grants.first { $0.anchor == old.anchor }
+            for gone in old.prefixes where !(next?.prefixes.contains(gone) ?? false) { out.bindings.append(.remove(gone)) }
+            for gone in old.dlif.localNetworks where !(next?.dlif.localNetworks.contains(gone) ?? false) {
+                out.bindings.append(.unrouteLocalNetwork(gone, anchor: old.anchor))
+            }
+            if next == nil { router.hide(s.mn) { $0.anchor == old.anchor } }
+        }
+        for g in grants {
+            let old = s.grants.first { $0.anchor == g.anchor }
+            for p in g.prefixes {
+                out.bindings.append(.install(mn: s.mn, prefix: p, anchor: g.anchor, serving: nil, dlifMAC: g.dlif.mac))
+            }
+            let routed = old?.dlif.localNetworks ?? []
+            for l in g.dlif.localNetworks where !routed.contains(l) { out.bindings.append(.routeLocalNetwork(l, anchor: g.anchor)) }
+            if old?.dlif != g.dlif { router.show(g.dlif) }
+        }
+        s.grants = grants
+    }
+
     /// Removes what a session installed here.
     private func unbind(_ s: AnchorSession, _ out: inout ControlEffects) {
-        for p in s.prefixes { out.bindings.append(.remove(p)) }
-        for l in s.dlif?.localNetworks ?? [] { out.bindings.append(.unrouteLocalNetwork(l, anchor: s.anchor)) }
-        router.hide(s.mn) { $0.anchor == s.anchor }
+        for g in s.grants {
+            for p in g.prefixes { out.bindings.append(.remove(p)) }
+            for l in g.dlif.localNetworks { out.bindings.append(.unrouteLocalNetwork(l, anchor: g.anchor)) }
+            router.hide(s.mn) { $0.anchor == g.anchor }
+        }
     }
 
     /// The MN is no longer served here: sessions end (de-registered when
@@ -451,7 +555,7 @@ public final class ControlPlane {
             if deregister && s.state != .registering && s.state != .deregistering {
                 s.state = .deregistering
                 s.attempts = 0
-                s.prefixes = []
+                s.grants = []
                 counters.deregistrations += 1
                 send(&s, lifetime: 0, time: time, &out)
                 store(s)
@@ -485,10 +589,20 @@ public final class ControlPlane {
             return
         }
         a.lastSequence[peer] = pbu.sequence
+        // Relayed by the CMD: the serving gateway is the one its Serving MAAR option names.
+        var serving = peer
+        if peer == configuration.cmd {
+            for case .servingMAAR(let s) in pbu.options { serving = s }
+        }
+        guard serving != configuration.address else {
+            counters.malformed += 1  // "this gateway serves it" is no binding of a peer's
+            reply(BindingAckStatus.reasonUnspecified, to: peer, pbu, mn: mn, lifetime: 0, &out)
+            return
+        }
         counters.accepted += 1
         if pbu.lifetime == 0 {
             // De-registration: only the gateway serving the MN can end its binding.
-            if a.serving == .peer(peer) {
+            if a.serving == .peer(serving) {
                 a.serving = .nowhere
                 a.expires = .max
                 out.bindings.append(.remove(a.prefix))
@@ -502,10 +616,10 @@ public final class ControlPlane {
             leave(mn, deregister: false, time: time, &out)
         }
         let lifetime = min(pbu.lifetimeSeconds, configuration.bindingLifetime)
-        if a.serving != .peer(peer) {
-            out.bindings.append(.install(mn: mn, prefix: a.prefix, anchor: nil, serving: peer, dlifMAC: a.dlifMAC))
+        if a.serving != .peer(serving) {
+            out.bindings.append(.install(mn: mn, prefix: a.prefix, anchor: nil, serving: serving, dlifMAC: a.dlifMAC))
         }
-        a.serving = .peer(peer)
+        a.serving = .peer(serving)
         a.expires = time + Int64(lifetime) * 1_000_000_000
         record(a)
         var accepted = pbu
@@ -526,7 +640,7 @@ public final class ControlPlane {
         }
         let pba = BindingAcknowledgement(status: status, flags: [.proxyRegistration, .distributedGateway], sequence: pbu.sequence,
                                          lifetime: UInt16(clamping: lifetime / 4), options: .built(options))
-        if let packet = packet(.bindingAcknowledgement(pba), to: peer) {
+        if let packet = Self.packet(.bindingAcknowledgement(pba), from: configuration.address, to: peer) {
             counters.pbaSent += 1
             out.core.append(packet)
         }
@@ -549,8 +663,16 @@ public final class ControlPlane {
         return nil
     }
 
-    private func packet(_ message: MobilityMessage, to destination: IPv6Address) -> CorePacket? {
-        let me = configuration.address
+    /// A PBU with the D flag (RFC 8885), the handoff between gateways on
+    /// the same interface, over Ethernet: what every gateway and the CMD send.
+    static func proxyBindingUpdate(sequence: UInt16, lifetime: Int, options: [MobilityOption]) -> BindingUpdate {
+        BindingUpdate(sequence: sequence, flags: [.acknowledge, .homeRegistration, .proxyRegistration, .distributedGateway],
+                      lifetime: UInt16(clamping: (lifetime + 3) / 4),
+                      options: .built(options + [.handoffIndicator(HandoffIndicator.betweenGatewaysSameInterface),
+                                                 .accessTechnologyType(AccessTechnology.ieee8023)]))
+    }
+
+    static func packet(_ message: MobilityMessage, from me: IPv6Address, to destination: IPv6Address) -> CorePacket? {
         var bytes = [UInt8](repeating: 0, count: 40 + message.bufferLength)
         let ok = bytes.withUnsafeMutableBytes { b -> Bool in
             do throws(WireError) {

@@ -133,3 +133,29 @@ public struct BufferedOutput: ~Copyable {
         if let failure { throw failure }
     }
 }
+
+/// An eventfd: a thread that has work for another wakes it at once rather
+/// than let it find the work at its next periodic look (the workers wake
+/// the control plane's thread when they hand it a frame).
+public final class Wakeup: @unchecked Sendable {
+    public let descriptor: Int32
+
+    public init() throws(PortError) {
+        let fd = dgw_eventfd()
+        guard fd >= 0 else { throw .syscall(name: "eventfd", errno: dgw_errno()) }
+        descriptor = fd
+    }
+
+    deinit { close(descriptor) }
+
+    /// Wakes the waiter (never blocks; a full counter wakes it too).
+    public func signal() {
+        while dgw_eventfd_signal(descriptor) < 0 && dgw_errno() == EINTR {}
+    }
+
+    /// Waits until signalled or `milliseconds` pass, then clears the signal.
+    public func wait(milliseconds: Int) {
+        _ = try? StopSignal.poll([descriptor], milliseconds: milliseconds)
+        while dgw_eventfd_drain(descriptor) < 0 && dgw_errno() == EINTR {}
+    }
+}

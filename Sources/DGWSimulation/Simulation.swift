@@ -241,6 +241,8 @@ public final class Simulation {
     public var accessLatency: Int64 = 100_000
     /// Probability that a signalling packet (Mobility Header) is lost on the core.
     public var signallingLoss = 0.0
+    /// Core stations that are down: every frame to or from them is lost.
+    public var down: Set<MACAddress> = []
     public private(set) var signallingLost = 0
     /// Every frame every gateway sent, in order, with its time: for tshark.
     public private(set) var trace: [(time: Int64, frame: [UInt8])] = []
@@ -322,6 +324,7 @@ public final class Simulation {
             for mn in mobiles where cell[mn.mac] == g { mn.receive(frame, time: now) }
         case .core(let sender):
             let destination = MACAddress(value: frame.prefix(6).reduce(0) { $0 << 8 | UInt64($1) })
+            if down.contains(sender) || down.contains(destination) { return }
             if isSignalling(frame), signallingLoss > 0, nextRandom() < signallingLoss {
                 signallingLost += 1
                 return
@@ -368,24 +371,33 @@ extension Simulation {
     /// ::i, pool 2001:db8:i::/48, local network 2001:db8:i:aaaa::/64 say,
     /// when `localNetworks`), one correspondent at ::c reachable from each
     /// and routing between them (the core's router, the gateways' default).
-    public static func domain(gateways count: Int, bindings: Int = 64, localNetworks: Bool = true,
+    /// With `cmd`, a Central Mobility Database at ::100 (the last of
+    /// `gateways`), in that mode, with which every gateway registers its MNs.
+    public static func domain(gateways count: Int, bindings: Int = 64, localNetworks: Bool = true, cmd mode: CMDMode? = nil,
                               configure: (inout ControlPlaneConfiguration) -> Void = { _ in }) throws -> Simulation {
         let corePrefix = IPv6Prefix("2001:db8:ffff::/64")!
         let cnAddress = IPv6Address("2001:db8:ffff::c")!, cnMAC = MACAddress("02:cc:00:00:00:01")!
         func address(_ i: Int) -> IPv6Address { IPv6Address(high: corePrefix.address.high, low: UInt64(i)) }
         func mac(_ i: Int) -> MACAddress { MACAddress(value: 0x02DD_0000_0000 | UInt64(i)) }
         func pool(_ i: Int) -> IPv6Prefix { IPv6Prefix(uncheckedAddress: IPv6Address(high: 0x2001_0DB8_0000_0000 | UInt64(i) << 16, low: 0), length: 48) }
+        let cmdAddress = address(0x100), cmdMAC = mac(0x100)
         var gateways: [SimulatedGateway] = []
         for i in 1...count {
             let me = address(i)
             var neighbors = (1...count).filter { $0 != i }.map { (address($0), mac($0)) }
             neighbors.append((cnAddress, cnMAC))
+            if mode != nil { neighbors.append((cmdAddress, cmdMAC)) }
             var p = PipelineConfiguration(address: me, coreMAC: mac(i), coreMTU: 1500, corePrefix: corePrefix, coreGateway: cnAddress,
                                           bindings: [], neighbors: neighbors)
             p.dynamicBindings = bindings
             p.peers = (1...count).filter { $0 != i }.map(address)
             var c = ControlPlaneConfiguration(address: me)
             c.peers = (1...count).filter { $0 != i }.map(address)
+            if let mode {
+                c.peers.append(cmdAddress)
+                c.cmd = cmdAddress
+                c.cmdMode = mode
+            }
             c.access.prefixPool = pool(i)
             let myPool = pool(i)
             c.access.logicalMAC = { _, prefix in DLIF.logicalMAC(anchor: me, pool: myPool, prefix: prefix) }
@@ -398,6 +410,17 @@ extension Simulation {
             }
             configure(&c)
             gateways.append(try SimulatedGateway(name: "dgw\(i)", pipeline: p, control: c))
+        }
+        if let mode {
+            let neighbors = (1...count).map { (address($0), mac($0)) } + [(cnAddress, cnMAC)]
+            let p = PipelineConfiguration(address: cmdAddress, coreMAC: cmdMAC, coreMTU: 1500, corePrefix: corePrefix, coreGateway: cnAddress,
+                                          bindings: [], neighbors: neighbors)
+            var c = ControlPlaneConfiguration(address: cmdAddress)
+            c.role = .database
+            c.cmdMode = mode
+            c.peers = (1...count).map(address)
+            configure(&c)
+            gateways.append(try SimulatedGateway(name: "cmd", pipeline: p, control: c))
         }
         let cn = SimulatedHost(name: "cn", mac: cnMAC, addresses: [cnAddress])
         cn.routes = (1...count).map { (pool($0), mac($0)) }

@@ -70,6 +70,9 @@ extension ControlPlaneConfiguration {
         maxRetransmit = Int64(g.binding.maxRetransmitMs) * 1_000_000
         maxAttempts = g.binding.maxAttempts
         localNetworks = g.localNetworks.map(\.prefix)
+        role = g.role == .cmd ? .database : .gateway
+        cmd = g.cmd
+        cmdMode = g.cmdMode == .locator ? .locator : .relay
         access = AccessRouterConfiguration(g)
         logicalMAC = { DGWPipeline.logicalMAC(anchor: $0, mn: $1) }
         for b in g.staticBindings where b.anchor == .this {

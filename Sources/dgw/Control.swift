@@ -6,6 +6,7 @@
 
 import ArgumentParser
 import CDGWShim
+import DGWControl
 import DGWPipeline
 import DGWPorts
 import DGWWire
@@ -82,12 +83,23 @@ final class ControlView: @unchecked Sendable {
             }
             // Then the other anchors' local networks routed into their tunnels (LIPA).
             let networks = tables.localNetworkRoutes
+            // A CMD's records: where each MN's prefixes are anchored, and who serves it.
+            var anchored: [(mn: String, prefix: String, anchor: String, serving: String?)] = []
+            if control.control.configuration.role == .database {
+                guard let records = control.mobilityRecords() else { return "error: the control plane did not answer\n" }
+                for r in records {
+                    anchored += r.anchors.map { ("\(r.mn)", "\($0.prefix)", "\($0.gateway)", r.serving.map { "\($0)" }) }
+                }
+            }
             if json {
                 return "[" + (rows.map { "{\"mn\":\"\($0.mn)\",\"prefix\":\"\($0.prefix)\",\"anchor\":\"\($0.anchor)\",\"serving\":\"\($0.serving)\",\"dlif_mac\":\"\($0.dlif)\"}" }
-                    + networks.map { "{\"local_network\":\"\($0.prefix)\",\"anchor\":\"\($0.anchor)\"}" }).joined(separator: ",") + "]\n"
+                    + networks.map { "{\"local_network\":\"\($0.prefix)\",\"anchor\":\"\($0.anchor)\"}" }
+                    + anchored.map { "{\"mn\":\"\($0.mn)\",\"prefix\":\"\($0.prefix)\",\"anchor\":\"\($0.anchor)\",\"serving\":\($0.serving.map { "\"\($0)\"" } ?? "null")}" })
+                    .joined(separator: ",") + "]\n"
             }
             return rows.map { "\($0.mn) \($0.prefix) anchor \($0.anchor) serving \($0.serving) dlif \($0.dlif)\n" }.joined()
                 + networks.map { "local-network \($0.prefix) anchor \($0.anchor)\n" }.joined()
+                + anchored.map { "\($0.mn) \($0.prefix) anchor \($0.anchor) serving \($0.serving ?? "none")\n" }.joined()
         case .dlifs:
             // The logical interfaces shown on this access link: one per MN served here and anchor.
             var seen = Set<String>()

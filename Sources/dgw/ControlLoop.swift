@@ -22,20 +22,28 @@ final class ControlLoop: @unchecked Sendable {
     }
 
     let control: ControlPlane
-    let accessSender: AFPacketPort
+    /// nil for a CMD (no access port).
+    let accessSender: AFPacketPort?
     let coreSender: AFPacketPort
     let tables: GatewayTables
     /// One ring per worker and port (single producer, single consumer).
     let punts: [FrameRing]
     let corePunts: [FrameRing]
+    /// Signalled by a worker that pushed to a ring: the step runs at once,
+    /// not at the next millisecond (a handover's signalling crosses this
+    /// thread at every hop).
+    let wakeup: Wakeup
     private let triggers = Mutex<[Trigger]>([])
+    /// A CMD's records, asked for by `dgw ctl bindings` and copied on the control thread.
+    private let recordsQuery = Mutex<(asked: Bool, answer: [MobilityRecord]?)>((false, nil))
     /// The control plane's counters as of the last step, for `dgw ctl`.
     let published = Mutex((AccessRouterCounters(), SignallingCounters()))
     private let done = DispatchGroup()
     private(set) var transmitFailed = 0
     private(set) var unresolvedSignalling = 0
 
-    init(control: ControlPlane, accessSender: AFPacketPort, coreSender: AFPacketPort, tables: GatewayTables, workers: Int) {
+    init(control: ControlPlane, accessSender: AFPacketPort?, coreSender: AFPacketPort, tables: GatewayTables, workers: Int) throws(PortError) {
+        wakeup = try Wakeup()
         self.control = control
         self.accessSender = accessSender
         self.coreSender = coreSender
@@ -45,7 +53,22 @@ final class ControlLoop: @unchecked Sendable {
     }
 
     /// Queues a trigger for the control thread (any thread).
-    func trigger(_ t: Trigger) { triggers.withLock { $0.append(t) } }
+    func trigger(_ t: Trigger) {
+        triggers.withLock { $0.append(t) }
+        wakeup.signal()
+    }
+
+    /// The CMD's records as of the control thread's next step (within a
+    /// few milliseconds); nil if it does not answer within two seconds.
+    func mobilityRecords() -> [MobilityRecord]? {
+        recordsQuery.withLock { $0 = (true, nil) }
+        wakeup.signal()
+        for _ in 0..<2000 {
+            if let answer = recordsQuery.withLock({ $0.answer }) { return answer }
+            usleep(1000)
+        }
+        return nil
+    }
 
     /// Runs on its own thread until `stop`; answers within a millisecond or so.
     func start(until stop: StopFlag) {
@@ -54,7 +77,7 @@ final class ControlLoop: @unchecked Sendable {
             defer { done.leave() }
             while !stop.flag.load(ordering: .acquiring) {
                 step(now: Int64(Syscall.monotonicNanoseconds()))
-                usleep(1_000)
+                wakeup.wait(milliseconds: 1)
             }
             step(now: Int64(Syscall.monotonicNanoseconds()))
         }
@@ -94,6 +117,10 @@ final class ControlLoop: @unchecked Sendable {
         unresolvedSignalling += held.expired
         transmitFailed += send(access, on: accessSender) + send(core, on: coreSender)
         published.withLock { $0 = (control.router.counters, control.counters) }
+        if recordsQuery.withLock({ $0.asked }) {
+            let records = control.mobilityRecords
+            recordsQuery.withLock { $0 = (false, records) }
+        }
     }
 
     static func describe(_ change: BindingChange) -> String {
@@ -108,7 +135,8 @@ final class ControlLoop: @unchecked Sendable {
     }
 
     /// Sends frames 64 at a time from one contiguous copy; returns how many failed.
-    private func send(_ frames: [[UInt8]], on port: AFPacketPort) -> Int {
+    private func send(_ frames: [[UInt8]], on port: AFPacketPort?) -> Int {
+        guard let port else { return frames.count }
         var failed = 0
         var start = 0
         while start < frames.count {

@@ -64,7 +64,7 @@ struct Replay: ParsableCommand {
         var applied: [String: Int] = [:], unresolved = 0
         do throws(PortError) {
             let accessOut = try PcapFileWriter(path: tmpAccess), coreOut = try PcapFileWriter(path: tmpCore)
-            let plane = gateway.access == nil ? nil : ControlPlane(ControlPlaneConfiguration(gateway))
+            let plane = gateway.role == .lma ? nil : ControlPlane(ControlPlaneConfiguration(gateway))
             let loop = ReplayLoop(inputs: inputs, pool: pool, pipeline: pipeline, access: accessOut, core: coreOut, control: plane,
                                   triggers: triggers.triggers)
             try loop.run(start: start)

@@ -53,14 +53,13 @@ struct Run: ParsableCommand {
     func forward() throws -> String {
         let gateway: GatewayConfig
         do { gateway = try GatewayConfig.load(path: config) } catch { throw Refusal(message: "\(error)") }
-        guard gateway.role == .dgw, let access = gateway.access else {
-            throw Refusal(message: "\(config): role \(gateway.role.rawValue) does not forward (role dgw with an access port does)")
-        }
-        let names = (access: access.interface, core: gateway.core.port.interface)
+        // A CMD (role cmd) has the core port only: it signals, it carries no traffic.
+        guard gateway.role != .lma else { throw Refusal(message: "\(config): role lma is not implemented yet") }
+        let names = (access: gateway.access?.interface, core: gateway.core.port.interface)
         var pipelineConfiguration = PipelineConfiguration(gateway)
         let coreMAC: MACAddress
         do {
-            for name in [names.access, names.core] { _ = try Interfaces.isUp(name) }
+            for name in [names.access, names.core].compactMap({ $0 }) { _ = try Interfaces.isUp(name) }
             coreMAC = MACAddress(value: try Interfaces.mac(names.core).reduce(0) { $0 << 8 | UInt64($1) })
         } catch { throw Refusal(message: "\(error)") }
         // The core MAC: the configured one (the interface then listens promiscuously) or the interface's.
@@ -93,11 +92,11 @@ struct Run: ParsableCommand {
                 let pipeline = Pipeline(pool: pool, tables: tables)
                 switch io {
                 case .afpacket:
-                    list.append(Worker(access: try AFPacketPort(interface: names.access, options: a),
+                    list.append(Worker(access: try names.access.map { n throws(PortError) in try AFPacketPort(interface: n, options: a) },
                                        core: try AFPacketPort(interface: names.core, options: c),
                                        pool: pool, pipeline: pipeline, retireMilliseconds: retireMs))
                 case .pcap:
-                    list.append(Worker(access: try PcapLivePort(interface: names.access, promiscuous: true),
+                    list.append(Worker(access: try names.access.map { n throws(PortError) in try PcapLivePort(interface: n, promiscuous: true) },
                                        core: try PcapLivePort(interface: names.core, promiscuous: corePromiscuous),
                                        pool: pool, pipeline: pipeline, retireMilliseconds: 0))
                 }
@@ -110,14 +109,15 @@ struct Run: ParsableCommand {
         do {
             var sendOnly = AFPacketOptions()
             sendOnly.blockCount = 0
-            controlLoop = ControlLoop(control: ControlPlane(ControlPlaneConfiguration(gateway)),
-                                      accessSender: try AFPacketPort(interface: names.access, options: sendOnly),
+            controlLoop = try ControlLoop(control: ControlPlane(ControlPlaneConfiguration(gateway)),
+                                      accessSender: try names.access.map { n throws(PortError) in try AFPacketPort(interface: n, options: sendOnly) },
                                       coreSender: try AFPacketPort(interface: names.core, options: sendOnly), tables: tables,
                                       workers: list.count)
         } catch { throw Refusal(message: "\(error)") }
         for (i, w) in list.enumerated() {
             w.punts = controlLoop.punts[i]
             w.corePunts = controlLoop.corePunts[i]
+            w.wakeup = controlLoop.wakeup
         }
         let stop = StopFlag()
         var listeners: [Listener] = []
@@ -139,11 +139,15 @@ struct Run: ParsableCommand {
         let takeover = InterfaceTakeover()
         defer { takeover.restore() }
         do {
-            try takeover.take(names.access)
+            if let access = names.access { try takeover.take(access) }
             if names.core != names.access { try takeover.take(names.core) }
         } catch { throw Refusal(message: "\(error)") }
 
-        log.notice("forwarding between \(names.access) (access) and \(names.core) (core, MAC \(pipelineConfiguration.coreMAC)) with \(workers) worker(s), \(io.rawValue)")
+        if let access = names.access {
+            log.notice("forwarding between \(access) (access) and \(names.core) (core, MAC \(pipelineConfiguration.coreMAC)) with \(workers) worker(s), \(io.rawValue)")
+        } else {
+            log.notice("central mobility database (\(gateway.cmdMode.rawValue)) on \(names.core) (core, MAC \(pipelineConfiguration.coreMAC)), \(io.rawValue)")
+        }
 
         let start = Syscall.monotonicNanoseconds()
         controlLoop.start(until: stop)
@@ -245,12 +249,14 @@ protocol ForwardingWorker: AnyObject, Sendable {
     func run(until stop: StopFlag)
     var punts: FrameRing? { get set }
     var corePunts: FrameRing? { get set }
+    var wakeup: Wakeup? { get set }
     var puntOverflow: Int { get }
 }
 
 final class Worker<Port: LivePort>: @unchecked Sendable, ForwardingWorker {
     static var batchSize: Int { 64 }
-    let access: Port
+    /// nil for a CMD, which has the core port only.
+    let access: Port?
     let core: Port
     let pool: PacketPool
     let pipeline: Pipeline
@@ -262,6 +268,8 @@ final class Worker<Port: LivePort>: @unchecked Sendable, ForwardingWorker {
     /// Where punted frames go (the control plane's thread): from the access port, and signalling from the core.
     var punts: FrameRing?
     var corePunts: FrameRing?
+    /// Signalled after a batch that pushed to either ring.
+    var wakeup: Wakeup?
     /// Punted frames dropped because the control plane's ring was full.
     private(set) var puntOverflow = 0
     /// A transmit batch: frame addresses and lengths.
@@ -270,7 +278,7 @@ final class Worker<Port: LivePort>: @unchecked Sendable, ForwardingWorker {
 
     let retireMilliseconds: Int
 
-    init(access: Port, core: Port, pool: PacketPool, pipeline: Pipeline, retireMilliseconds: Int) {
+    init(access: Port?, core: Port, pool: PacketPool, pipeline: Pipeline, retireMilliseconds: Int) {
         self.retireMilliseconds = retireMilliseconds
         self.access = access
         self.core = core
@@ -292,7 +300,7 @@ final class Worker<Port: LivePort>: @unchecked Sendable, ForwardingWorker {
         var generated: [Packet] = []
         generated.reserveCapacity(4 * Self.batchSize)
         var n = 0
-        let descriptors = [access.descriptor, core.descriptor]
+        let descriptors = [access?.descriptor, core.descriptor].compactMap { $0 }
         var lastPublished: UInt64 = 0
         defer { published.withLock { $0 = pipeline.totals } }
         do throws(PortError) {
@@ -311,6 +319,7 @@ final class Worker<Port: LivePort>: @unchecked Sendable, ForwardingWorker {
                     try StopSignal.poll(descriptors, milliseconds: 20)
                 }
                 for (port, side) in [(access, GatewayPort.access), (core, GatewayPort.core)] {
+                    guard let port else { continue }
                     _ = try port.receive(maxBlocks: 4) { (frame: ReceivedFrame) throws(PortError) in
                         // A tag the kernel took off: still a tagged frame, and not ours.
                         if frame.vlanTagged {
@@ -343,12 +352,14 @@ final class Worker<Port: LivePort>: @unchecked Sendable, ForwardingWorker {
         guard batch.count > 0 else { return }
         pipeline.process(batch, generated: &generated)
         if let punts, let corePunts {
+            var pushed = false
+            defer { if pushed { wakeup?.signal() } }
             for p in batch {
                 guard case .drop(.punted) = p.verdict else { continue }
                 let bytes = UnsafeRawBufferPointer(pool.bytes(p))
                 // Of the core's punts, only signalling is the control plane's.
                 if p.port == .core && !(bytes.count > 54 && bytes[20] == IPProtocol.mobility) { continue }
-                if !(p.port == .access ? punts : corePunts).push(bytes) { puntOverflow += 1 }
+                if (p.port == .access ? punts : corePunts).push(bytes) { pushed = true } else { puntOverflow += 1 }
             }
         }
         try send(batch)
@@ -368,7 +379,7 @@ final class Worker<Port: LivePort>: @unchecked Sendable, ForwardingWorker {
         }
     }
 
-    private func sendChunk(_ packets: UnsafeMutableBufferPointer<Packet>, on side: GatewayPort, _ port: Port) throws(PortError) {
+    private func sendChunk(_ packets: UnsafeMutableBufferPointer<Packet>, on side: GatewayPort, _ port: Port?) throws(PortError) {
         let frames = sendFrames, lengths = sendLengths
         var count = 0
         for p in packets {
@@ -379,6 +390,10 @@ final class Worker<Port: LivePort>: @unchecked Sendable, ForwardingWorker {
             count += 1
         }
         guard count > 0 else { return }
+        guard let port else {
+            transmitFailed += count  // no such port (a CMD's access side)
+            return
+        }
         let sent = try port.send(frames, lengths: lengths, count: count)
         transmitFailed += count - sent
     }

@@ -19,8 +19,9 @@ final class Domain {
     var cnAddress: IPv6Address { cn.addresses[0].address }
     private var probe: UInt8 = 0
 
-    init(configure: (inout ControlPlaneConfiguration) -> Void = { _ in }) throws {
-        sim = try Simulation.domain(gateways: 3, configure: configure)
+    /// With `cmd`, a fourth node g[3]: the CMD the gateways register with.
+    init(cmd: CMDMode? = nil, configure: (inout ControlPlaneConfiguration) -> Void = { _ in }) throws {
+        sim = try Simulation.domain(gateways: 3, cmd: cmd, configure: configure)
         sim.add(mn)
     }
 
@@ -62,6 +63,18 @@ final class Domain {
     }
 
     func binding(at i: Int, _ prefix: IPv6Prefix?) -> BindingEntry? { prefix.flatMap { g[i - 1].tables.binding($0) } }
+
+    /// tshark run with `arguments` over everything the nodes sent so far
+    /// (written to a capture, removed after).
+    func tshark(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("dgw-simulation-\(getpid())-\(UInt64.random(in: 0 ... .max)).pcap").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let w = try PcapFileWriter(path: path)
+        for (t, f) in sim.trace { try w.write(f, seconds: 1_764_000_000 + Int(t / 1_000_000_000), nanoseconds: Int(t % 1_000_000_000)) }
+        try w.close()
+        let tshark = try #require(which("tshark"), "tshark is not installed")
+        return try runProcess(tshark, ["-n", "-r", path] + arguments)
+    }
 }
 
 @Suite struct HandoverTests {
@@ -295,13 +308,7 @@ final class Domain {
         d.move(to: 0)
         d.move(to: 1, previous: [gw[0]])
         _ = d.roundTrip(d.address(at: 1)!.address)
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("dgw-signalling-\(getpid()).pcap").path
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let w = try PcapFileWriter(path: path)
-        for (t, f) in d.sim.trace { try w.write(f, seconds: 1_764_000_000 + Int(t / 1_000_000_000), nanoseconds: Int(t % 1_000_000_000)) }
-        try w.close()
-        let tshark = try #require(which("tshark"), "tshark is not installed")
-        let r = try runProcess(tshark, ["-n", "-r", path, "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|",
+        let r = try d.tshark(["-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|",
                                         "-e", "frame.protocols", "-e", "_ws.malformed", "-e", "_ws.expert.severity", "-e", "mip6.mhtype",
                                         "-e", "mip6.ba.status", "-e", "mip6.mnid.identifier"])
         #expect(r.status == 0, "\(r.stderr)")

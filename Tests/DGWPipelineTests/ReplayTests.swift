@@ -384,6 +384,20 @@ func readFrames(_ path: String) throws -> [Captured] {
               - { mn: "02:aa:00:00:00:02", prefix: 2001:db8:1:1::/64, anchor: self, serving: self }
             """).contains("already bound at line 6"))
     }
+
+    /// A CMD has the core port only and anchors nothing; a gateway's `cmd`
+    /// is someone else.
+    @Test func refusesWhatACMDCannotHave() {
+        let cmd = "name: c\nrole: cmd\naddress: 2001:db8::100\ncore: {interface: c, prefix: 2001:db8::/64}\n"
+        #expect(error(cmd + "access: {interface: a}\n") == "t.yaml:5:9: role cmd has no access port (it serves no MN); remove access")
+        #expect(error(cmd + "prefix_pool: 2001:db8:1::/48\n") == "t.yaml:5:14: role cmd anchors no prefix: no prefix_pool, local_networks or static_bindings")
+        #expect(error(cmd + "cmd: 2001:db8::1\n") == "t.yaml:5:6: cmd is for role dgw: the gateway registers its MNs there")
+        #expect(error(cmd + "cmd_mode: proxy\n").contains("t.yaml:5:11: cmd_mode"))
+        let gateway = "name: x\naddress: 2001:db8::1\naccess: {interface: a}\ncore: {interface: c, prefix: 2001:db8::/64}\n"
+        #expect(error(gateway + "cmd: 2001:db8::1\n") == "t.yaml:5:6: cmd is this gateway's own address")
+        let parsed = try? GatewayConfig.parse(cmd + "cmd_mode: locator\npeers:\n  - {name: g, address: 2001:db8::1}\n", file: "t.yaml")
+        #expect(parsed?.role == .cmd && parsed?.cmdMode == .locator && parsed?.access == nil)
+    }
 }
 
 @Suite struct PcapgenTests {

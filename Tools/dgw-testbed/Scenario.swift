@@ -3,13 +3,14 @@
 //
 //                     core link (bridge br0 in the CN's namespace)
 //        ┌──────────────────┬──────────────────┬─────────────────┐
-//   core0 [gw1] acc0   core0 [gw2] acc0   core0 [gw3] acc0      CN 2001:db8:ffff::10
+//   core0 [gw1] acc0   core0 [gw2] acc0   core0 [gw3] acc0      CN 2001:db8:ffff::10, CMD ::100
 //               │                  │                  │          (routes each pool to its
 //             cell1              cell2              cell3         gateway, forwards: the
 //          ┌────┴────┐                                            core's router)
 //        LIPA host   MN  (its one port moved from cell to cell: the "air" namespace)
 //
-// Three `dgw run`, a correspondent, a host on D-GW1's local network
+// Three `dgw run`, a CMD (`dgw run`, role cmd, relay or locator; or none:
+// the attach trigger then names the former anchors), a correspondent, a host on D-GW1's local network
 // 2001:db8:aaaa::/48 (bound statically on D-GW1's access link), and a
 // mobile node: a plain Linux host, default settings but
 // accept_ra_rt_info_max_plen=64. A handover re-masters the MN's port to
@@ -25,11 +26,12 @@ enum Plan {
     static func gateway(_ i: Int) -> String { "2001:db8:ffff::\(i)" }
     static func pool(_ i: Int) -> IPv6Prefix { IPv6Prefix("2001:db8:\(i)::/48")! }
     static let cn = "2001:db8:ffff::10"
+    static let cmd = "2001:db8:ffff::100"
     static let mnMAC = "02:aa:00:00:00:01", lipaMAC = "02:bb:00:00:00:01"
     static let lipaNetwork = IPv6Prefix("2001:db8:aaaa::/48")!
     static let lipaPrefix = "2001:db8:aaaa::/64"
     static let tcpPort = 5001, probePort = 9000
-    static let namespaces = ["gw1", "gw2", "gw3", "cn", "mn", "lipa", "air"]
+    static let namespaces = ["gw1", "gw2", "gw3", "cn", "mn", "lipa", "air", "cmd"]
 }
 
 /// What the run found: each check, each handover's numbers, the gateways' state.
@@ -46,6 +48,8 @@ struct Findings {
         var newConnectionSource = ""
     }
     var checks: [(ok: Bool, what: String)] = []
+    /// The CMD's mode, nil: none.
+    var cmd: String?
     var handovers: [Handover] = []
     var gateways: [(name: String, bindings: String, counters: String)] = []
     var tcp: String = ""
@@ -62,14 +66,18 @@ final class Scenario {
     let dir: String
     let dgw: String
     let tool: String
+    /// "relay" or "locator" (RFC 8885 CMD), nil: no CMD.
+    let cmdMode: String?
     var findings = Findings()
     private var started: [BackgroundProcess] = []
     /// Realtime minus monotonic (ns), to place capture timestamps.
     let clockOffset: Int64
 
-    init(dgw: String, dir: String) {
+    init(dgw: String, dir: String, cmdMode: String?) {
         self.dgw = dgw
         self.dir = dir
+        self.cmdMode = cmdMode
+        findings.cmd = cmdMode
         tool = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
         var real = timespec()
         clock_gettime(CLOCK_REALTIME, &real)
@@ -79,6 +87,7 @@ final class Scenario {
 
     func ns(_ name: String) -> String { "\(prefix)-\(name)" }
     func socket(_ i: Int) -> String { "\(dir)/gw\(i).sock" }
+    var cmdSocket: String { "\(dir)/cmd.sock" }
     func inNamespace(_ name: String, _ arguments: [String]) -> [String] { ["ip", "netns", "exec", ns(name)] + arguments }
 
     func start(_ name: String, in namespace: String, _ arguments: [String]) throws -> BackgroundProcess {
@@ -102,6 +111,9 @@ final class Scenario {
             try sh("ip -n \(ns("air")) link set a\(i) master cell\(i) up && ip -n \(gw) link set acc0 up && ip -n \(gw) link set core0 up")
             try sh("ip -n \(ns("cn")) link set c\(i) master br0 up")
         }
+        // The CMD: on the core only.
+        try sh("ip link add core0 netns \(ns("cmd")) type veth peer name cm netns \(ns("cn"))")
+        try sh("ip -n \(ns("cn")) link set cm master br0 up && ip -n \(ns("cmd")) link set core0 up")
         // The MN: defaults, but routes from RIOs up to /64 (RFC 4191).
         try sh("ip link add mn0 netns \(ns("mn")) type veth peer name m0 netns \(ns("air"))")
         try sh("ip -n \(ns("mn")) link set mn0 address \(Plan.mnMAC)")
@@ -139,6 +151,7 @@ final class Scenario {
             ra: { interval_s: 3 }
 
             """
+        if let cmdMode { yaml += "cmd: \(Plan.cmd)\ncmd_mode: \(cmdMode)\n" }
         if i == 1 {
             yaml += """
                 local_networks:
@@ -149,6 +162,21 @@ final class Scenario {
                 """
         }
         return yaml
+    }
+
+    /// The CMD's configuration: the three gateways are its peers.
+    func cmdConfig(mode: String) -> String {
+        """
+        name: cmd
+        role: cmd
+        cmd_mode: \(mode)
+        address: \(Plan.cmd)
+        core: { interface: core0, prefix: 2001:db8:ffff::/64 }
+        peers:
+        \((1...3).map { "  - { name: dgw\($0), address: \(Plan.gateway($0)) }" }.joined(separator: "\n"))
+        control: \(cmdSocket)
+
+        """
     }
 
     /// Removes every namespace (and with them interfaces and bridges) and stops what still runs.
@@ -214,6 +242,14 @@ final class Scenario {
     func run() throws {
         try build()
         var gateways: [BackgroundProcess] = []
+        var database: BackgroundProcess?
+        if let cmdMode {
+            let path = "\(dir)/cmd.yaml"
+            try Data(cmdConfig(mode: cmdMode).utf8).write(to: URL(fileURLWithPath: path))
+            let c = try start("cmd", in: "cmd", [dgw, "run", "--config", path])
+            guard c.wait(for: "central mobility database") else { throw ShellError(description: "the CMD did not start: \(c.stderr)") }
+            database = c
+        }
         for i in 1...3 {
             let path = "\(dir)/gw\(i).yaml"
             try Data(config(i).utf8).write(to: URL(fileURLWithPath: path))
@@ -252,7 +288,8 @@ final class Scenario {
             var h = Findings.Handover(name: name, to: to)
             h.moved = monotonicNanoseconds()
             try sh("ip -n \(ns("air")) link set m0 master cell\(to)")
-            _ = try control(socket(to), (["attach", Plan.mnMAC] + previous.map(Plan.gateway)).joined(separator: " "))
+            // With a CMD, the gateway learns the former anchors from it.
+            _ = try control(socket(to), (["attach", Plan.mnMAC] + (cmdMode == nil ? previous.map(Plan.gateway) : [])).joined(separator: " "))
             h.triggered = monotonicNanoseconds()
             // Every former anchor (and, on the return, D-GW1 itself) has the MN's prefix there bound to `to`.
             let bound = poll(seconds: 5) {
@@ -297,6 +334,13 @@ final class Scenario {
             findings.check(!b.contains("2001:db8:1::/64") && !b.contains("local-network"),
                            "dgw\(i) no longer tunnels dgw1's prefix nor routes its local network")
         }
+        if let cmdMode {
+            // The CMD knows the three prefixes of the MN and that dgw1 serves it.
+            let known = (try? control(cmdSocket, "bindings")) ?? ""
+            findings.check((1...3).allSatisfy { known.contains("\(Plan.mnMAC) 2001:db8:\($0)::/64 anchor \(Plan.gateway($0)) serving \(Plan.gateway(1))") },
+                           "the CMD (\(cmdMode)) knows the MN's three anchors and that dgw1 serves it")
+            findings.gateways.append(("cmd", known, (try? control(cmdSocket, "counters json")) ?? ""))
+        }
 
         // Stop the traffic; read what it saw.
         findings.check(stream.stop() == 0, "the TCP stream ends without error (\(stream.stderr.trimmingCharacters(in: .whitespacesAndNewlines)))")
@@ -323,6 +367,10 @@ final class Scenario {
         for (i, g) in gateways.enumerated() {
             let status = g.stop()
             findings.check(status == 0, "dgw\(i + 1) stops cleanly on SIGTERM (status \(status))")
+        }
+        if let database {
+            let status = database.stop()
+            findings.check(status == 0, "the CMD stops cleanly on SIGTERM (status \(status))")
         }
         analyseProbes()
         analyseSignalling()

@@ -23,6 +23,14 @@ int dgw_thread_first_allowed_cpu(void);
 /// Number of CPUs in the calling thread's affinity mask; -1/errno on error.
 int dgw_thread_allowed_cpu_count(void);
 
+/// A non-blocking eventfd (one thread wakes another that polls it); -1/errno.
+int dgw_eventfd(void);
+/// Adds one to the eventfd's counter (8 bytes written) or -1/errno
+/// (EAGAIN: the counter is full, the waiter will wake anyway).
+int dgw_eventfd_signal(int fd);
+/// Reads and clears the counter: 8, or -1/errno (EAGAIN: it was zero).
+int dgw_eventfd_drain(int fd);
+
 /// errno is a macro in glibc; read it through a function.
 int dgw_errno(void);
 

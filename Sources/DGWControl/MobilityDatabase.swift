@@ -1,0 +1,301 @@
+// RFC 8885's Central Mobility Database (CMD, `role: cmd`): the one place
+// that knows, per MN, which gateway anchors which of its prefixes and which
+// one serves it now. Every gateway registers each MN that attaches (a PBU
+// with the prefix it allocated); the CMD then brings in the MN's former
+// anchors in one of two ways (CMDMode):
+// - relay: it forwards the PBU to each former anchor with a Serving MAAR
+//   option (the anchor binds the prefix to that gateway and answers the
+//   CMD), collects the PBAs, and answers the serving gateway once, with a
+//   Previous MAAR option per anchor followed by that anchor's Local Prefix
+//   and DLIF options;
+// - locator: it answers at once with a Previous MAAR option per former
+//   anchor, and the serving gateway signals them itself.
+// Refreshes and de-registrations go the same way. Tunnels stay between
+// gateways: the CMD carries no traffic.
+//
+// Sans-I/O like the rest of the control plane: PBUs, PBAs and time in,
+// signalling packets out.
+
+import DGWWire
+
+/// Where one of an MN's prefixes is anchored.
+public struct Anchoring: Sendable, Equatable {
+    public var gateway: IPv6Address
+    public var prefix: IPv6Prefix
+}
+
+/// The CMD's entry for one MN.
+public struct MobilityRecord: Sendable, Equatable {
+    public var mn: MACAddress
+    /// In the order the MN attached.
+    public var anchors: [Anchoring] = []
+    /// The gateway the MN is attached to; nil after its de-registration.
+    public var serving: IPv6Address?
+    /// End of the serving gateway's registration (or, once de-registered,
+    /// of the time the record is kept for the MN to come back).
+    public var expires: Int64 = .max
+}
+
+final class MobilityDatabase {
+    /// A registration waiting for the former anchors' answers (relay mode).
+    struct Relaying {
+        var serving: IPv6Address
+        /// The serving gateway's latest PBU, answered when every relay is settled.
+        var sequence: UInt16
+        var lifetime: Int
+        var prefix: IPv6Prefix?
+        var relays: [Relay]
+    }
+
+    struct Relay {
+        enum State { case waiting, granted([MobilityOption]), failed }
+        var anchor: Anchoring
+        var sequence: UInt16 = 0
+        var attempts = 0
+        var due: Int64 = 0
+        var state = State.waiting
+        var waiting: Bool { if case .waiting = state { true } else { false } }
+    }
+
+    /// The last answer to a relayed registration, given again to the
+    /// serving gateway's retransmissions that crossed it (or whose answer
+    /// was lost) rather than asking the anchors all over again.
+    struct Answered {
+        var serving: IPv6Address
+        var prefix: IPv6Prefix?
+        var lifetime: Int
+        var options: [MobilityOption]
+        var until: Int64
+    }
+
+    struct Entry {
+        var record: MobilityRecord
+        var lastSequence: [IPv6Address: UInt16] = [:]
+        var relaying: Relaying?
+        var answered: Answered?
+        /// The next thing due: a relay's retransmission or the record's expiry.
+        var due: Int64 { relaying?.relays.filter(\.waiting).map(\.due).min() ?? record.expires }
+    }
+
+    let configuration: ControlPlaneConfiguration
+    /// A relayed PBU is tried this often before its anchor is left out of
+    /// the answer: fewer than the serving gateway's own attempts, so that
+    /// it still waits for the answer when the CMD gives it.
+    let relayAttempts: Int
+    private var entries: [MACAddress: Entry] = [:]
+    private var timers = Deadlines<MACAddress>()
+    private var nextSequence: UInt16
+
+    init(_ configuration: ControlPlaneConfiguration, initialSequence: UInt16) {
+        self.configuration = configuration
+        relayAttempts = max(1, configuration.maxAttempts - 2)
+        nextSequence = initialSequence
+    }
+
+    var records: [MobilityRecord] { entries.values.map(\.record).sorted { $0.mn < $1.mn } }
+
+    var nextDeadline: Int64? { timers.earliest { mn, due in entries[mn]?.due == due } }
+
+    private func store(_ e: Entry) {
+        let mn = e.record.mn
+        if entries[mn]?.due != e.due { timers.schedule(mn, at: e.due) }
+        entries[mn] = e
+        timers.compact(live: entries.count) { mn, due in entries[mn]?.due == due }
+    }
+
+    // MARK: From the serving gateway
+
+    func received(_ pbu: BindingUpdate, from gateway: IPv6Address, time: Int64, _ counters: inout SignallingCounters,
+                  _ out: inout [CorePacket]) {
+        counters.pbuReceived += 1
+        guard pbu.flags.contains(.proxyRegistration), let mn = ControlPlane.mn(in: pbu.options) else {
+            counters.malformed += 1
+            answer(BindingAckStatus.missingMNIdentifierOption, to: gateway, sequence: pbu.sequence, mn: nil, &counters, &out)
+            return
+        }
+        var e = entries[mn] ?? Entry(record: MobilityRecord(mn: mn))
+        // Sequence numbers per gateway, modulo 2^16 (RFC 6275 9.5.1).
+        if let last = e.lastSequence[gateway], Int16(bitPattern: pbu.sequence &- last) <= 0 {
+            counters.rejected += 1
+            answer(BindingAckStatus.sequenceNumberOutOfWindow, to: gateway, sequence: last, mn: mn, &counters, &out)
+            return
+        }
+        var prefix: IPv6Prefix?
+        for option in pbu.options {
+            if case .homeNetworkPrefix(let p) = option { prefix = p }
+        }
+        if pbu.lifetime != 0 && prefix == nil {
+            counters.rejected += 1
+            answer(BindingAckStatus.missingHomeNetworkPrefixOption, to: gateway, sequence: pbu.sequence, mn: mn, &counters, &out)
+            return
+        }
+        e.lastSequence[gateway] = pbu.sequence
+        counters.accepted += 1
+        let lifetime = pbu.lifetime == 0 ? 0 : min(pbu.lifetimeSeconds, configuration.bindingLifetime)
+        if var r = e.relaying, r.serving == gateway, (r.lifetime == 0) == (lifetime == 0) {
+            // A retransmission while the anchors are asked: answer this one when they have.
+            r.sequence = pbu.sequence
+            e.relaying = r
+            store(e)
+            return
+        }
+        e.relaying = nil  // a registration elsewhere since: that one wins
+        if let a = e.answered, a.serving == gateway, a.prefix == prefix, a.lifetime == lifetime, time < a.until {
+            if lifetime > 0 { e.record.expires = time + Int64(lifetime) * 1_000_000_000 }
+            store(e)
+            answer(BindingAckStatus.accepted, to: gateway, sequence: pbu.sequence, mn: mn, lifetime: lifetime, prefix: prefix,
+                   options: a.options, &counters, &out)
+            return
+        }
+        e.answered = nil
+        if lifetime == 0 {
+            counters.deregistrations += 1
+            guard e.record.serving == gateway else {
+                // Not (or no longer) the MN's gateway: nothing of the MN's changes.
+                store(e)
+                answer(BindingAckStatus.accepted, to: gateway, sequence: pbu.sequence, mn: mn, &counters, &out)
+                return
+            }
+            e.record.serving = nil
+            // Kept for the MN to come back to its anchors, for as long as a binding lasts.
+            e.record.expires = time + Int64(configuration.bindingLifetime) * 1_000_000_000
+        } else {
+            if let i = e.record.anchors.firstIndex(where: { $0.gateway == gateway }) {
+                e.record.anchors[i].prefix = prefix!
+            } else {
+                e.record.anchors.append(Anchoring(gateway: gateway, prefix: prefix!))
+            }
+            e.record.serving = gateway
+            e.record.expires = time + Int64(lifetime) * 1_000_000_000
+        }
+        let former = e.record.anchors.filter { $0.gateway != gateway }
+        if configuration.cmdMode == .locator || former.isEmpty {
+            store(e)
+            answer(BindingAckStatus.accepted, to: gateway, sequence: pbu.sequence, mn: mn, lifetime: lifetime, prefix: prefix,
+                   options: configuration.cmdMode == .locator && lifetime > 0
+                       ? former.map { MobilityOption.previousMAAR(maar: $0.gateway, prefix: $0.prefix) } : [], &counters, &out)
+            return
+        }
+        var r = Relaying(serving: gateway, sequence: pbu.sequence, lifetime: lifetime, prefix: prefix, relays: former.map { Relay(anchor: $0) })
+        for i in r.relays.indices { relay(&r.relays[i], for: mn, serving: r.serving, lifetime: r.lifetime, time: time, &counters, &out) }
+        e.relaying = r
+        store(e)
+    }
+
+    // MARK: From the former anchors
+
+    func received(_ pba: BindingAcknowledgement, from anchor: IPv6Address, time: Int64, _ counters: inout SignallingCounters,
+                  _ out: inout [CorePacket]) {
+        counters.pbaReceived += 1
+        guard let mn = ControlPlane.mn(in: pba.options), var e = entries[mn], var r = e.relaying,
+              let i = r.relays.firstIndex(where: { $0.anchor.gateway == anchor }), r.relays[i].waiting else {
+            counters.unexpected += 1
+            return
+        }
+        if pba.status == BindingAckStatus.sequenceNumberOutOfWindow {
+            // The anchor remembers a later number from us (we restarted): go on from there.
+            counters.resynchronised += 1
+            nextSequence = pba.sequence &+ 1
+            r.relays[i].attempts = 0
+            relay(&r.relays[i], for: mn, serving: r.serving, lifetime: r.lifetime, time: time, &counters, &out)
+            e.relaying = r
+            store(e)
+            return
+        }
+        guard pba.sequence == r.relays[i].sequence else {
+            counters.unexpected += 1  // answers an earlier transmission
+            return
+        }
+        if BindingAckStatus.isAccepted(pba.status) {
+            // What the serving gateway needs of this anchor: its prefixes, local networks and DLIF.
+            var granted: [MobilityOption] = []
+            for option in pba.options {
+                switch option {
+                case .anchoredPrefix, .homeNetworkPrefix, .localPrefix, .dlifLinkLocalAddress, .dlifLinkLayerAddress: granted.append(option)
+                default: break
+                }
+            }
+            r.relays[i].state = .granted(granted)
+        } else {
+            counters.refused += 1
+            r.relays[i].state = .failed
+        }
+        e.relaying = r
+        settle(&e, time: time, &counters, &out)
+        store(e)
+    }
+
+    /// Retransmissions of relayed PBUs; records that ran out.
+    func tick(_ time: Int64, _ counters: inout SignallingCounters, _ out: inout [CorePacket]) {
+        while let (mn, _) = timers.next(dueBy: time, isCurrent: { mn, due in entries[mn]?.due == due }) {
+            var e = entries[mn]!
+            guard var r = e.relaying else {
+                counters.expired += 1
+                entries[mn] = nil
+                continue
+            }
+            for i in r.relays.indices where r.relays[i].waiting && r.relays[i].due <= time {
+                if r.relays[i].attempts >= relayAttempts {
+                    counters.timeouts += 1
+                    r.relays[i].state = .failed
+                } else {
+                    counters.pbuRetransmitted += 1
+                    relay(&r.relays[i], for: mn, serving: r.serving, lifetime: r.lifetime, time: time, &counters, &out)
+                }
+            }
+            e.relaying = r
+            settle(&e, time: time, &counters, &out)
+            store(e)
+        }
+    }
+
+    // MARK: Messages
+
+    /// Sends (again) the serving gateway's registration to one former
+    /// anchor, as the CMD's own PBU naming the serving gateway.
+    private func relay(_ relay: inout Relay, for mn: MACAddress, serving: IPv6Address, lifetime: Int, time: Int64, _ counters: inout SignallingCounters,
+                       _ out: inout [CorePacket]) {
+        relay.sequence = nextSequence
+        nextSequence &+= 1
+        relay.due = time + min(configuration.initialRetransmit << Int64(min(relay.attempts, 40)), configuration.maxRetransmit)
+        relay.attempts += 1
+        let pbu = ControlPlane.proxyBindingUpdate(sequence: relay.sequence, lifetime: lifetime,
+                                                  options: ControlPlane.identify(mn) + [.servingMAAR(serving)])
+        if let packet = ControlPlane.packet(.bindingUpdate(pbu), from: configuration.address, to: relay.anchor.gateway) {
+            counters.pbuSent += 1
+            out.append(packet)
+        }
+    }
+
+    /// Once every former anchor answered or was given up: the one PBA to
+    /// the serving gateway, with what each anchor granted.
+    private func settle(_ e: inout Entry, time: Int64, _ counters: inout SignallingCounters, _ out: inout [CorePacket]) {
+        guard let r = e.relaying, !r.relays.contains(where: \.waiting) else { return }
+        e.relaying = nil
+        var options: [MobilityOption] = []
+        if r.lifetime > 0 {
+            for relay in r.relays {
+                guard case .granted(let granted) = relay.state else { continue }
+                options.append(.previousMAAR(maar: relay.anchor.gateway, prefix: relay.anchor.prefix))
+                options += granted
+            }
+        }
+        e.answered = Answered(serving: r.serving, prefix: r.prefix, lifetime: r.lifetime, options: options,
+                              until: time + min(configuration.maxRetransmit, Int64(r.lifetime) * 250_000_000))
+        answer(BindingAckStatus.accepted, to: r.serving, sequence: r.sequence, mn: e.record.mn, lifetime: r.lifetime, prefix: r.prefix,
+               options: options, &counters, &out)
+    }
+
+    private func answer(_ status: UInt8, to gateway: IPv6Address, sequence: UInt16, mn: MACAddress?, lifetime: Int = 0,
+                        prefix: IPv6Prefix? = nil, options more: [MobilityOption] = [], _ counters: inout SignallingCounters,
+                        _ out: inout [CorePacket]) {
+        var options = mn.map(ControlPlane.identify) ?? []
+        if lifetime > 0, let prefix { options.append(.homeNetworkPrefix(prefix)) }
+        let pba = BindingAcknowledgement(status: status, flags: [.proxyRegistration, .distributedGateway], sequence: sequence,
+                                         lifetime: UInt16(clamping: lifetime / 4), options: .built(options + more))
+        if let packet = ControlPlane.packet(.bindingAcknowledgement(pba), from: configuration.address, to: gateway) {
+            counters.pbaSent += 1
+            out.append(packet)
+        }
+    }
+}
