@@ -175,16 +175,21 @@ int dgw_afpacket_send(const struct dgw_afpacket *port, const void *const *frames
         messages[i].msg_hdr.msg_iov = &vectors[i];
         messages[i].msg_hdr.msg_iovlen = 1;
     }
-    int sent = 0;
-    while (sent < count) {
-        int n = sendmmsg(port->fd, messages + sent, (unsigned)(count - sent), 0);
+    // `done`: messages handled; `delivered`: of those, accepted by the kernel.
+    int done = 0, delivered = 0;
+    while (done < count) {
+        int n = sendmmsg(port->fd, messages + done, (unsigned)(count - done), 0);
         if (n < 0) {
             if (errno == EINTR) continue;
-            return sent > 0 ? sent : -1;
+            // A frame longer than the interface takes: that one is lost, not the rest.
+            if (errno == EMSGSIZE) { done += 1; continue; }
+            if (delivered > 0 || done > 0) return delivered;
+            return -1;
         }
-        sent += n;
+        done += n;
+        delivered += n;
     }
-    return sent;
+    return delivered;
 }
 
 static int interface_ioctl(const char *ifname, unsigned long request, struct ifreq *req) {

@@ -35,13 +35,18 @@ public struct ReceivedFrame {
     /// The frame carried an 802.1Q tag that the kernel took off (it is not
     /// in `bytes`): the gateway forwards untagged frames only.
     public var vlanTagged: Bool
+    /// The sender left the TCP/UDP checksum to a NIC that does not exist
+    /// (a local socket or a veth with TX offload): the frame carries only
+    /// the pseudo-header's sum until completed (`completeTransportChecksum`).
+    public var checksumNotReady: Bool
 
     @inlinable
-    public init(bytes: UnsafeRawBufferPointer, originalLength: Int, time: Int64, vlanTagged: Bool = false) {
+    public init(bytes: UnsafeRawBufferPointer, originalLength: Int, time: Int64, vlanTagged: Bool = false, checksumNotReady: Bool = false) {
         self.bytes = bytes
         self.originalLength = originalLength
         self.time = time
         self.vlanTagged = vlanTagged
+        self.checksumNotReady = checksumNotReady
     }
 }
 
@@ -98,7 +103,8 @@ public final class AFPacketPort {
                 do {
                     try body(ReceivedFrame(bytes: UnsafeRawBufferPointer(start: data, count: Int(hdr.pointee.tp_snaplen)),
                                            originalLength: Int(hdr.pointee.tp_len), time: time,
-                                           vlanTagged: hdr.pointee.tp_status & UInt32(TP_STATUS_VLAN_VALID) != 0))
+                                           vlanTagged: hdr.pointee.tp_status & UInt32(TP_STATUS_VLAN_VALID) != 0,
+                                           checksumNotReady: hdr.pointee.tp_status & UInt32(TP_STATUS_CSUMNOTREADY) != 0))
                 } catch {
                     dgw_afpacket_release(ring, block)
                     throw error

@@ -216,3 +216,41 @@ public struct FiveTuple: Hashable, Sendable {
         return h &* 0xFF51_AFD7_ED55_8CCD
     }
 }
+
+/// Completes the TCP, UDP or ICMPv6 checksum of an Ethernet frame carrying
+/// IPv6 whose sender left it to a NIC that does not exist (Linux
+/// CHECKSUM_PARTIAL, what a packet socket sees from a veth or local socket
+/// with TX offload on: AF_PACKET's TP_STATUS_CSUMNOTREADY): the field is
+/// recomputed over the pseudo-header and the whole segment, as the NIC
+/// would have. False, and nothing changed, for anything else (not IPv6, a
+/// fragment, another upper layer, too short).
+public func completeTransportChecksum(_ frame: UnsafeMutableRawBufferPointer) -> Bool {
+    guard let eth = try? EthernetFrame(checking: UnsafeRawBufferPointer(frame)), eth.etherType == EtherType.ipv6,
+          let ip = try? IPv6Packet(checking: eth.payload) else { return false }
+    var chain = IPv6HeaderChain(packet: ip)
+    do throws(WireError) {
+        while let header = try chain.next() {
+            if header.kind == .fragment { return false }  // the checksum covers the reassembled datagram
+        }
+    } catch {
+        return false
+    }
+    let field: Int
+    switch chain.nextHeader {
+    case IPProtocol.tcp: field = TransportField.tcpChecksum
+    case IPProtocol.udp: field = TransportField.udpChecksum
+    case IPProtocol.icmpv6: field = ICMPv6Field.checksum
+    default: return false
+    }
+    let segment = chain.remainder
+    guard segment.count >= field + 2, let base = segment.baseAddress else { return false }
+    // The segment's place in `frame` (the views above are read-only views of it).
+    let at = base - UnsafeRawPointer(frame.baseAddress!)
+    frame[at + field] = 0
+    frame[at + field + 1] = 0
+    var sum = upperLayerChecksum(segment, source: ip.source, destination: ip.destination, nextHeader: chain.nextHeader).value
+    if sum == 0 && chain.nextHeader == IPProtocol.udp { sum = 0xFFFF }  // 0 means "no checksum" in UDP
+    frame[at + field] = UInt8(sum >> 8)
+    frame[at + field + 1] = UInt8(sum & 0xFF)
+    return true
+}

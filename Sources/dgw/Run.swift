@@ -182,11 +182,12 @@ struct Run: ParsableCommand {
             throw Refusal(message: "\(failure)")
         }
         return summary(totals, transmitFailed: transmitFailed + controlLoop.transmitFailed, elapsed: elapsed, restored: takeover.changes,
-                       control: controlLoop.control.router.counters, signalling: controlLoop.control.counters, puntOverflow: list.reduce(0) { $0 + $1.puntOverflow })
+                       control: controlLoop.control.router.counters, signalling: controlLoop.control.counters, puntOverflow: list.reduce(0) { $0 + $1.puntOverflow },
+                       checksumsCompleted: list.reduce(0) { $0 + $1.checksumsCompleted })
     }
 
     func summary(_ t: Counters, transmitFailed: Int, elapsed: Double, restored: [String], control: AccessRouterCounters, signalling: SignallingCounters,
-                 puntOverflow: Int) -> String {
+                 puntOverflow: Int, checksumsCompleted: Int) -> String {
         func object(_ pairs: [(String, Int)]) -> String {
             "{" + pairs.filter { $0.1 != 0 }.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
         }
@@ -195,6 +196,7 @@ struct Run: ParsableCommand {
         let changes = "[" + restored.map { "\"\($0)\"" }.joined(separator: ",") + "]"
         return "{\"frames_in\":\(t.framesIn),\"frames_out\":\(t.framesOut),\"actions\":\(actions),\"drops\":\(drops)"
             + ",\"control\":\(control.json),\"signalling\":\(signalling.json),\"punt_overflow\":\(puntOverflow)"
+            + ",\"checksums_completed\":\(checksumsCompleted)"
             + ",\"transmit_failed\":\(transmitFailed),\"interfaces_restored\":\(changes)"
             + ",\"elapsed_s\":\(String(format: "%.3f", elapsed))}"
     }
@@ -251,6 +253,7 @@ protocol ForwardingWorker: AnyObject, Sendable {
     var corePunts: FrameRing? { get set }
     var wakeup: Wakeup? { get set }
     var puntOverflow: Int { get }
+    var checksumsCompleted: Int { get }
 }
 
 final class Worker<Port: LivePort>: @unchecked Sendable, ForwardingWorker {
@@ -272,6 +275,8 @@ final class Worker<Port: LivePort>: @unchecked Sendable, ForwardingWorker {
     var wakeup: Wakeup?
     /// Punted frames dropped because the control plane's ring was full.
     private(set) var puntOverflow = 0
+    /// Frames received with a partial checksum (TP_STATUS_CSUMNOTREADY) that were completed.
+    private(set) var checksumsCompleted = 0
     /// A transmit batch: frame addresses and lengths.
     let sendFrames = UnsafeMutablePointer<UnsafeRawPointer?>.allocate(capacity: 64)
     let sendLengths = UnsafeMutablePointer<UInt32>.allocate(capacity: 64)
@@ -330,6 +335,8 @@ final class Worker<Port: LivePort>: @unchecked Sendable, ForwardingWorker {
                             pipeline.countDroppedAtPort(frame.bytes.count > pool.capacity ? .frameTooLong : .poolExhausted, frames: 1)
                             return
                         }
+                        // Forwarded on, it must carry the checksum the sender's NIC would have written.
+                        if frame.checksumNotReady && completeTransportChecksum(pool.bytes(p)) { checksumsCompleted += 1 }
                         batch[n] = p
                         n += 1
                         if n == Self.batchSize {

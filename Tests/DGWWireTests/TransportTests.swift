@@ -89,3 +89,43 @@ import Testing
         #expect(buckets.allSatisfy { (192...320).contains($0) })
     }
 }
+
+/// A frame from a sender that left its checksum to the NIC (Linux
+/// CHECKSUM_PARTIAL): the field holds the pseudo-header's sum only;
+/// completed, it is the frame scapy built with the full checksum.
+@Suite struct PartialChecksumTests {
+    /// `frame` with its transport checksum at `field` (offset in the frame)
+    /// replaced by the folded pseudo-header sum, as the Linux stack leaves it.
+    func partial(_ frame: [UInt8], field: Int, nextHeader: UInt8) -> [UInt8] {
+        var f = frame
+        let (source, destination, length) = f.withUnsafeBytes { b in
+            (IPv6Address(b, at: 22), IPv6Address(b, at: 38), Int(b[18]) << 8 | Int(b[19]))
+        }
+        let pseudo = InternetChecksum(source: source, destination: destination, length: length, nextHeader: nextHeader).folded
+        f[field] = UInt8(pseudo >> 8)
+        f[field + 1] = UInt8(pseudo & 0xFF)
+        return f
+    }
+
+    @Test func udpAndTCPAreCompleted() {
+        let udp = Fixtures.ethernetUDP64
+        var f = partial(udp, field: 54 + 6, nextHeader: IPProtocol.udp)
+        #expect(f != udp)
+        #expect(f.withUnsafeMutableBytes { completeTransportChecksum($0) })
+        #expect(f == udp)
+        let tcp = [0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x86, 0xDD] + Fixtures.ipv6TCP
+        var g = partial(tcp, field: 54 + 16, nextHeader: IPProtocol.tcp)
+        #expect(g.withUnsafeMutableBytes { completeTransportChecksum($0) })
+        #expect(g == tcp)
+    }
+
+    @Test func anythingElseIsLeftAlone() {
+        // Truncated, not Ethernet, a Mobility Header (no transport checksum).
+        let ethernet: [UInt8] = [0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x86, 0xDD]
+        for frame in [Fixtures.ethernetUDP64.prefix(60), Fixtures.proxyBindingUpdate[...], (ethernet + Fixtures.proxyBindingUpdate)[...]] {
+            var f = Array(frame)
+            #expect(!f.withUnsafeMutableBytes { completeTransportChecksum($0) })
+            #expect(f == Array(frame))
+        }
+    }
+}

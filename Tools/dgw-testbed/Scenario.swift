@@ -127,11 +127,13 @@ final class Scenario {
         try sh("ip -n \(ns("cn")) -6 addr add \(Plan.cn)/64 dev br0 nodad")
         try sh("ip netns exec \(ns("cn")) sysctl -qw net.ipv6.conf.all.forwarding=1")
         for i in 1...3 { try sh("ip -n \(ns("cn")) -6 route add \(Plan.pool(i)) via \(Plan.gateway(i)) dev br0") }
-        // veth hands a packet socket TCP and UDP with the checksum left to a
-        // NIC that does not exist; a real wire carries full checksums: the
-        // hosts compute theirs.
+        // The hosts keep TX checksum offload (veth then hands the gateways'
+        // packet sockets TCP and UDP whose checksum was left to a NIC that
+        // does not exist: the gateways complete it), but segment their TCP
+        // themselves: a gateway forwards frames, it does not cut 64 KB
+        // segmentation-offload super-frames into packets.
         for (n, device) in [("mn", "mn0"), ("cn", "br0"), ("lipa", "eth0")] {
-            try sh("ip netns exec \(ns(n)) ethtool -K \(device) tx off >/dev/null")
+            try sh("ip netns exec \(ns(n)) ethtool -K \(device) tso off gso off >/dev/null")
         }
         let end = Date().addingTimeInterval(5)
         while Date() < end, !(try sh("ip -n \(ns("cn")) -6 addr show dev br0 tentative")).isEmpty { usleep(50_000) }

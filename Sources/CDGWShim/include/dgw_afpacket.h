@@ -36,6 +36,8 @@ void dgw_afpacket_close(struct dgw_afpacket *port);
 
 /// Sends `count` frames (at most 64) with one sendmmsg per call when the
 /// socket takes them all; returns how many were sent, or -1 with errno.
+/// A frame too long for the interface (EMSGSIZE) is skipped, not counted,
+/// and the others still go.
 int dgw_afpacket_send(const struct dgw_afpacket *port, const void *const *frames, const unsigned *lengths, int count);
 
 /// The interface's flags and MAC (SIOCGIFFLAGS, SIOCGIFHWADDR); 0 or -1/errno.
