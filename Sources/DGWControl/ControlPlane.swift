@@ -49,7 +49,17 @@ public struct ControlPlaneConfiguration: Sendable {
     public init(address: IPv6Address) {
         self.address = address
     }
+
+    /// How long to wait for the answer to a PBU sent after `attempts`
+    /// unanswered ones: doubling from the first timeout up to the maximum.
+    func retransmitDelay(afterAttempts attempts: Int) -> Int64 {
+        min(initialRetransmit << Int64(min(attempts, 40)), maxRetransmit)
+    }
 }
+
+/// Whether `sequence` comes after `last`, modulo 2^16 (RFC 6275 9.5.1): a
+/// PBU that does not is stale (a replay, or from before a restart).
+func isFresh(_ sequence: UInt16, after last: UInt16) -> Bool { Int16(bitPattern: sequence &- last) > 0 }
 
 public enum ControlRole: Sendable, Equatable {
     case gateway
@@ -411,7 +421,7 @@ public final class ControlPlane {
     private func send(_ s: inout AnchorSession, lifetime: Int, time: Int64, _ out: inout ControlEffects) {
         s.sequence = nextSequence
         nextSequence &+= 1
-        let backoff = min(configuration.initialRetransmit << Int64(min(s.attempts, 40)), configuration.maxRetransmit)
+        let backoff = configuration.retransmitDelay(afterAttempts: s.attempts)
         s.attempts += 1
         s.due = time + backoff
         var options = Self.identify(s.mn)
@@ -580,8 +590,8 @@ public final class ControlPlane {
             reply(BindingAckStatus.notLMAForThisMobileNode, to: peer, pbu, mn: mn, lifetime: 0, &out)
             return
         }
-        // Sequence numbers per serving gateway, modulo 2^16 (RFC 6275 9.5.1).
-        if let last = a.lastSequence[peer], Int16(bitPattern: pbu.sequence &- last) <= 0 {
+        // Sequence numbers per serving gateway.
+        if let last = a.lastSequence[peer], !isFresh(pbu.sequence, after: last) {
             counters.rejected += 1
             var stale = pbu
             stale.sequence = last

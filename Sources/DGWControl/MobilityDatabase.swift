@@ -114,16 +114,14 @@ final class MobilityDatabase {
             return
         }
         var e = entries[mn] ?? Entry(record: MobilityRecord(mn: mn))
-        // Sequence numbers per gateway, modulo 2^16 (RFC 6275 9.5.1).
-        if let last = e.lastSequence[gateway], Int16(bitPattern: pbu.sequence &- last) <= 0 {
+        // Sequence numbers per gateway.
+        if let last = e.lastSequence[gateway], !isFresh(pbu.sequence, after: last) {
             counters.rejected += 1
             answer(BindingAckStatus.sequenceNumberOutOfWindow, to: gateway, sequence: last, mn: mn, &counters, &out)
             return
         }
         var prefix: IPv6Prefix?
-        for option in pbu.options {
-            if case .homeNetworkPrefix(let p) = option { prefix = p }
-        }
+        for case .homeNetworkPrefix(let p) in pbu.options { prefix = p }
         if pbu.lifetime != 0 && prefix == nil {
             counters.rejected += 1
             answer(BindingAckStatus.missingHomeNetworkPrefixOption, to: gateway, sequence: pbu.sequence, mn: mn, &counters, &out)
@@ -257,7 +255,7 @@ final class MobilityDatabase {
                        _ out: inout [CorePacket]) {
         relay.sequence = nextSequence
         nextSequence &+= 1
-        relay.due = time + min(configuration.initialRetransmit << Int64(min(relay.attempts, 40)), configuration.maxRetransmit)
+        relay.due = time + configuration.retransmitDelay(afterAttempts: relay.attempts)
         relay.attempts += 1
         let pbu = ControlPlane.proxyBindingUpdate(sequence: relay.sequence, lifetime: lifetime,
                                                   options: ControlPlane.identify(mn) + [.servingMAAR(serving)])
