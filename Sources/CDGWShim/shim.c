@@ -61,10 +61,34 @@ int dgw_errno(void) { return errno; }
 #include <sys/socket.h>
 #include <unistd.h>
 
+/* A socket that only sends on `ifindex`: bound with protocol 0 (nothing is
+   received), bypassing the qdisc. The fd, or -1/errno with `stage` set. */
+static int send_only_socket(int ifindex, const char **stage) {
+    int one = 1;
+    *stage = "socket(AF_PACKET)";
+    int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    *stage = "PACKET_QDISC_BYPASS";
+    if (setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one)) != 0) goto fail;
+    *stage = "bind";
+    struct sockaddr_ll tx;
+    memset(&tx, 0, sizeof(tx));
+    tx.sll_family = AF_PACKET;
+    tx.sll_ifindex = ifindex;
+    if (bind(fd, (struct sockaddr *)&tx, sizeof(tx)) != 0) goto fail;
+    return fd;
+fail: {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+}
+
 int dgw_afpacket_open(const char *ifname, const struct dgw_afpacket_options *o,
                       struct dgw_afpacket *port, const char **stage) {
     memset(port, 0, sizeof(*port));
-    port->fd = -1;
+    port->fd = port->tx_fd = -1;
     *stage = "if_nametoindex";
     int ifindex = (int)if_nametoindex(ifname);
     if (ifindex == 0) return -1;
@@ -83,18 +107,18 @@ int dgw_afpacket_open(const char *ifname, const struct dgw_afpacket_options *o,
     if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &version, sizeof(version)) != 0) goto fail;
     if (o->block_count == 0) {
         /* Send only: no ring, and bound with protocol 0, so nothing is received. */
-        *stage = "PACKET_QDISC_BYPASS";
-        if (setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one)) != 0) goto fail;
-        *stage = "bind";
-        struct sockaddr_ll tx;
-        memset(&tx, 0, sizeof(tx));
-        tx.sll_family = AF_PACKET;
-        tx.sll_ifindex = ifindex;
-        if (bind(fd, (struct sockaddr *)&tx, sizeof(tx)) != 0) goto fail;
-        port->fd = fd;
+        close(fd);
+        fd = send_only_socket(ifindex, stage);
+        if (fd < 0) return -1;
+        port->fd = port->tx_fd = fd;
         port->ifindex = ifindex;
         *stage = NULL;
         return 0;
+    }
+    if (o->vnet_hdr) {
+        /* Before the ring: the kernel refuses it on a socket with one (EBUSY). */
+        *stage = "PACKET_VNET_HDR";
+        if (setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) != 0) goto fail;
     }
     *stage = "PACKET_RX_RING";
     if (setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) != 0) goto fail;
@@ -113,6 +137,8 @@ int dgw_afpacket_open(const char *ifname, const struct dgw_afpacket_options *o,
     port->ifindex = ifindex;
     port->block_size = o->block_size;
     port->block_count = o->block_count;
+    port->vnet_hdr = o->vnet_hdr != 0;
+    port->tx_fd = fd;
     *stage = "bind";
     struct sockaddr_ll addr;
     memset(&addr, 0, sizeof(addr));
@@ -133,13 +159,19 @@ int dgw_afpacket_open(const char *ifname, const struct dgw_afpacket_options *o,
         int arg = (o->fanout_group & 0xffff) | (PACKET_FANOUT_HASH << 16);
         if (setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof(arg)) != 0) goto fail_mapped;
     }
+    if (o->vnet_hdr) {
+        /* A socket with PACKET_VNET_HDR wants one before every frame it sends too. */
+        int tx = send_only_socket(ifindex, stage);
+        if (tx < 0) goto fail_mapped;
+        port->tx_fd = tx;
+    }
     *stage = NULL;
     return 0;
 fail_mapped: {
         int saved = errno;
         munmap(port->ring, port->ring_size);
         port->ring = NULL;
-        port->fd = -1;
+        port->fd = port->tx_fd = -1;
         errno = saved;
     }
 fail: {
@@ -152,6 +184,8 @@ fail: {
 
 void dgw_afpacket_close(struct dgw_afpacket *port) {
     if (port->ring) munmap(port->ring, port->ring_size);
+    if (port->tx_fd >= 0 && port->tx_fd != port->fd) close(port->tx_fd);
+    port->tx_fd = -1;
     if (port->fd >= 0) close(port->fd);
     port->ring = NULL;
     port->fd = -1;
@@ -178,7 +212,7 @@ int dgw_afpacket_send(const struct dgw_afpacket *port, const void *const *frames
     // `done`: messages handled; `delivered`: of those, accepted by the kernel.
     int done = 0, delivered = 0;
     while (done < count) {
-        int n = sendmmsg(port->fd, messages + done, (unsigned)(count - done), 0);
+        int n = sendmmsg(port->tx_fd, messages + done, (unsigned)(count - done), 0);
         if (n < 0) {
             if (errno == EINTR) continue;
             // A frame longer than the interface takes: that one is lost, not the rest.

@@ -21,6 +21,11 @@ public struct AFPacketOptions: Sendable {
     public var promiscuous = false
     /// Join this PACKET_FANOUT_HASH group (several workers on one interface); 0: none.
     public var fanoutGroup = 0
+    /// PACKET_VNET_HDR: each received frame comes with the virtio-net
+    /// header saying how its sender left segmentation and checksum to a NIC
+    /// (`ReceivedFrame.virtioNetHeader`), so that segmentation-offload
+    /// super-frames can be cut into packets; sending is unchanged.
+    public var offloadHeaders = true
 
     public init() {}
 }
@@ -39,15 +44,24 @@ public struct ReceivedFrame {
     /// (a local socket or a veth with TX offload): the frame carries only
     /// the pseudo-header's sum until completed (`completeTransportChecksum`).
     public var checksumNotReady: Bool
+    /// The frame's virtio-net header (10 bytes, DGWWire's VirtioNetHeader)
+    /// when the port asked for them (`AFPacketOptions.offloadHeaders`).
+    public var virtioNetHeader: UnsafeRawBufferPointer?
 
     @inlinable
-    public init(bytes: UnsafeRawBufferPointer, originalLength: Int, time: Int64, vlanTagged: Bool = false, checksumNotReady: Bool = false) {
+    public init(bytes: UnsafeRawBufferPointer, originalLength: Int, time: Int64, vlanTagged: Bool = false,
+                checksumNotReady: Bool = false, virtioNetHeader: UnsafeRawBufferPointer? = nil) {
         self.bytes = bytes
         self.originalLength = originalLength
         self.time = time
         self.vlanTagged = vlanTagged
         self.checksumNotReady = checksumNotReady
+        self.virtioNetHeader = virtioNetHeader
     }
+
+    /// A segmentation-offload super-frame (the header's gso_type is not
+    /// NONE): one frame standing for a train of TCP or UDP segments.
+    @inlinable public var isSuperFrame: Bool { virtioNetHeader.map { $0[1] != 0 } ?? false }
 }
 
 public final class AFPacketPort {
@@ -63,7 +77,8 @@ public final class AFPacketPort {
         var o = dgw_afpacket_options(
             block_size: UInt32(options.blockSize), block_count: UInt32(options.blockCount),
             frame_size: UInt32(options.frameSize), retire_ms: UInt32(options.retireMilliseconds),
-            promiscuous: options.promiscuous ? 1 : 0, fanout_group: Int32(options.fanoutGroup))
+            promiscuous: options.promiscuous ? 1 : 0, fanout_group: Int32(options.fanoutGroup),
+            vnet_hdr: options.offloadHeaders ? 1 : 0)
         var stage: UnsafePointer<CChar>?
         guard dgw_afpacket_open(interface, &o, port, &stage) == 0 else {
             // Every stored property is set: deinit runs and frees `port`
@@ -94,6 +109,7 @@ public final class AFPacketPort {
         var frames = 0
         var blocks = 0
         guard ring.pointee.block_count > 0 else { return 0 }
+        let offloadHeaders = ring.pointee.vnet_hdr != 0
         while blocks < maxBlocks, let block = dgw_afpacket_block(ring) {
             var h = dgw_afpacket_first(block)
             for _ in 0..<Int(dgw_afpacket_block_frames(block)) {
@@ -104,7 +120,8 @@ public final class AFPacketPort {
                     try body(ReceivedFrame(bytes: UnsafeRawBufferPointer(start: data, count: Int(hdr.pointee.tp_snaplen)),
                                            originalLength: Int(hdr.pointee.tp_len), time: time,
                                            vlanTagged: hdr.pointee.tp_status & UInt32(TP_STATUS_VLAN_VALID) != 0,
-                                           checksumNotReady: hdr.pointee.tp_status & UInt32(TP_STATUS_CSUMNOTREADY) != 0))
+                                           checksumNotReady: hdr.pointee.tp_status & UInt32(TP_STATUS_CSUMNOTREADY) != 0,
+                                           virtioNetHeader: offloadHeaders ? UnsafeRawBufferPointer(start: dgw_afpacket_vnet_hdr(hdr), count: 10) : nil))
                 } catch {
                     dgw_afpacket_release(ring, block)
                     throw error

@@ -118,7 +118,7 @@ public struct TCPSegment {
 
 public struct TCPHeader: Hashable, Sendable {
     public static let fin: UInt8 = 0x01, syn: UInt8 = 0x02, rst: UInt8 = 0x04
-    public static let psh: UInt8 = 0x08, ack: UInt8 = 0x10
+    public static let psh: UInt8 = 0x08, ack: UInt8 = 0x10, cwr: UInt8 = 0x80
 
     public var sourcePort: UInt16
     public var destinationPort: UInt16

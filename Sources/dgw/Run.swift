@@ -183,11 +183,11 @@ struct Run: ParsableCommand {
         }
         return summary(totals, transmitFailed: transmitFailed + controlLoop.transmitFailed, elapsed: elapsed, restored: takeover.changes,
                        control: controlLoop.control.router.counters, signalling: controlLoop.control.counters, puntOverflow: list.reduce(0) { $0 + $1.puntOverflow },
-                       checksumsCompleted: list.reduce(0) { $0 + $1.checksumsCompleted })
+                       offload: list.reduce(into: OffloadCounters()) { $0.add($1.offload) })
     }
 
     func summary(_ t: Counters, transmitFailed: Int, elapsed: Double, restored: [String], control: AccessRouterCounters, signalling: SignallingCounters,
-                 puntOverflow: Int, checksumsCompleted: Int) -> String {
+                 puntOverflow: Int, offload: OffloadCounters) -> String {
         func object(_ pairs: [(String, Int)]) -> String {
             "{" + pairs.filter { $0.1 != 0 }.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
         }
@@ -196,7 +196,8 @@ struct Run: ParsableCommand {
         let changes = "[" + restored.map { "\"\($0)\"" }.joined(separator: ",") + "]"
         return "{\"frames_in\":\(t.framesIn),\"frames_out\":\(t.framesOut),\"actions\":\(actions),\"drops\":\(drops)"
             + ",\"control\":\(control.json),\"signalling\":\(signalling.json),\"punt_overflow\":\(puntOverflow)"
-            + ",\"checksums_completed\":\(checksumsCompleted)"
+            + ",\"checksums_completed\":\(offload.checksumsCompleted),\"superframes_segmented\":\(offload.superframesSegmented)"
+            + ",\"segments_from_superframes\":\(offload.segments)"
             + ",\"transmit_failed\":\(transmitFailed),\"interfaces_restored\":\(changes)"
             + ",\"elapsed_s\":\(String(format: "%.3f", elapsed))}"
     }
@@ -253,7 +254,23 @@ protocol ForwardingWorker: AnyObject, Sendable {
     var corePunts: FrameRing? { get set }
     var wakeup: Wakeup? { get set }
     var puntOverflow: Int { get }
-    var checksumsCompleted: Int { get }
+    var offload: OffloadCounters { get }
+}
+
+/// Work a sender left to a NIC that does not exist (a veth, a local socket,
+/// or a NIC's receive offload) and the worker did before forwarding.
+struct OffloadCounters {
+    /// Frames with a partial checksum (TP_STATUS_CSUMNOTREADY), completed.
+    var checksumsCompleted = 0
+    /// Segmentation-offload super-frames cut into packets, and the packets made.
+    var superframesSegmented = 0
+    var segments = 0
+
+    mutating func add(_ o: OffloadCounters) {
+        checksumsCompleted += o.checksumsCompleted
+        superframesSegmented += o.superframesSegmented
+        segments += o.segments
+    }
 }
 
 final class Worker<Port: LivePort>: @unchecked Sendable, ForwardingWorker {
@@ -275,8 +292,7 @@ final class Worker<Port: LivePort>: @unchecked Sendable, ForwardingWorker {
     var wakeup: Wakeup?
     /// Punted frames dropped because the control plane's ring was full.
     private(set) var puntOverflow = 0
-    /// Frames received with a partial checksum (TP_STATUS_CSUMNOTREADY) that were completed.
-    private(set) var checksumsCompleted = 0
+    private(set) var offload = OffloadCounters()
     /// A transmit batch: frame addresses and lengths.
     let sendFrames = UnsafeMutablePointer<UnsafeRawPointer?>.allocate(capacity: 64)
     let sendLengths = UnsafeMutablePointer<UInt32>.allocate(capacity: 64)
@@ -308,6 +324,14 @@ final class Worker<Port: LivePort>: @unchecked Sendable, ForwardingWorker {
         let descriptors = [access?.descriptor, core.descriptor].compactMap { $0 }
         var lastPublished: UInt64 = 0
         defer { published.withLock { $0 = pipeline.totals } }
+        func append(_ p: Packet) throws(PortError) {
+            batch[n] = p
+            n += 1
+            if n == Self.batchSize {
+                try forward(UnsafeMutableBufferPointer(rebasing: batch[..<n]), &generated)
+                n = 0
+            }
+        }
         do throws(PortError) {
             while true {
                 let now = Syscall.monotonicNanoseconds()
@@ -331,18 +355,19 @@ final class Worker<Port: LivePort>: @unchecked Sendable, ForwardingWorker {
                             pipeline.countDroppedAtPort(.vlanTagged, frames: 1)
                             return
                         }
-                        guard frame.bytes.count <= pool.capacity, let p = pool.load(frame.bytes, port: side, time: frame.time) else {
-                            pipeline.countDroppedAtPort(frame.bytes.count > pool.capacity ? .frameTooLong : .poolExhausted, frames: 1)
+                        if frame.isSuperFrame {
+                            try segment(frame, side, into: append)
+                            return
+                        }
+                        // Longer than a slot, or than the port kept (a pcap snap length).
+                        let tooLong = frame.bytes.count > pool.capacity || frame.bytes.count < frame.originalLength
+                        guard !tooLong, let p = pool.load(frame.bytes, port: side, time: frame.time) else {
+                            pipeline.countDroppedAtPort(tooLong ? .frameTooLong : .poolExhausted, frames: 1)
                             return
                         }
                         // Forwarded on, it must carry the checksum the sender's NIC would have written.
-                        if frame.checksumNotReady && completeTransportChecksum(pool.bytes(p)) { checksumsCompleted += 1 }
-                        batch[n] = p
-                        n += 1
-                        if n == Self.batchSize {
-                            try forward(UnsafeMutableBufferPointer(rebasing: batch[..<n]), &generated)
-                            n = 0
-                        }
+                        if frame.checksumNotReady && completeTransportChecksum(pool.bytes(p)) { offload.checksumsCompleted += 1 }
+                        try append(p)
                     }
                 }
                 try forward(UnsafeMutableBufferPointer(rebasing: batch[..<n]), &generated)
@@ -351,6 +376,38 @@ final class Worker<Port: LivePort>: @unchecked Sendable, ForwardingWorker {
             }
         } catch {
             failure.withLock { $0 = error }
+        }
+    }
+
+    /// Cuts a segmentation-offload super-frame into the packets its sender's
+    /// NIC would have sent (as a router must put them on the wire), each
+    /// handed to `append` like a received frame. What cannot be cut is
+    /// dropped whole: IPv4 as `not_ipv6`, anything inconsistent as
+    /// `malformed`, segments longer than a packet slot or a super-frame the
+    /// ring cut short as `frame_too_long`.
+    func segment(_ frame: ReceivedFrame, _ side: GatewayPort, into append: (Packet) throws(PortError) -> Void) throws(PortError) {
+        let plan: SegmentationPlan
+        do throws(SegmentationError) {
+            guard let raw = frame.virtioNetHeader, let header = try? VirtioNetHeader.parse(raw) else { throw SegmentationError.malformed }
+            plan = try SegmentationPlan(frame: frame.bytes, header: header)
+        } catch {
+            pipeline.countDroppedAtPort(error == .notIPv6 ? .notIPv6 : .malformed, frames: 1)
+            return
+        }
+        guard frame.bytes.count == frame.originalLength, plan.longestSegment <= pool.capacity else {
+            pipeline.countDroppedAtPort(.frameTooLong, frames: 1)
+            return
+        }
+        offload.superframesSegmented += 1
+        for i in 0..<plan.count {
+            guard let s = pool.allocate() else {
+                pipeline.countDroppedAtPort(.poolExhausted, frames: plan.count - i)
+                return
+            }
+            let room = UnsafeMutableRawBufferPointer(rebasing: pool.slot(s)[PacketPool.headroom...])
+            let length = plan.write(segment: i, of: frame.bytes, into: room)
+            offload.segments += 1
+            try append(Packet(slot: s, offset: PacketPool.headroom, length: length, port: side, time: frame.time))
         }
     }
 

@@ -16,6 +16,9 @@ struct dgw_afpacket {
     unsigned block_size;
     unsigned block_count;
     unsigned current;        /* the next block to look at */
+    int vnet_hdr;            /* received frames are preceded by a struct virtio_net_hdr */
+    int tx_fd;               /* sends: the socket itself, or with vnet_hdr a second one
+                                without (no header to write per frame sent) */
 };
 
 struct dgw_afpacket_options {
@@ -25,6 +28,9 @@ struct dgw_afpacket_options {
     unsigned retire_ms;      /* a block is handed over at the latest after this */
     int promiscuous;         /* receive every unicast MAC (the logical MACs are not the interface's) */
     int fanout_group;        /* > 0: join this PACKET_FANOUT_HASH group */
+    int vnet_hdr;            /* PACKET_VNET_HDR: received frames say how their sender left
+                                segmentation and checksum to the NIC (a virtio_net_hdr
+                                before tp_mac) */
 };
 
 /// Opens a packet socket on `ifname` with the ring mapped. 0, or -1 with
@@ -86,6 +92,9 @@ static inline struct tpacket3_hdr *dgw_afpacket_next(struct tpacket3_hdr *h) {
 }
 
 static inline const uint8_t *dgw_afpacket_data(const struct tpacket3_hdr *h) { return (const uint8_t *)h + h->tp_mac; }
+
+/// With PACKET_VNET_HDR: the struct virtio_net_hdr (10 bytes) right before the frame.
+static inline const uint8_t *dgw_afpacket_vnet_hdr(const struct tpacket3_hdr *h) { return (const uint8_t *)h + h->tp_mac - 10; }
 
 /// Gives the current block back to the kernel and moves on.
 static inline void dgw_afpacket_release(struct dgw_afpacket *port, struct tpacket_block_desc *b) {
