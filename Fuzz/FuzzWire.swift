@@ -11,11 +11,12 @@ public func fuzzWire(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     let input = UnsafeRawBufferPointer(rebasing: all[1...])
     let src = IPv6Address(high: 0x2001_0db8_ffff_0000, low: 2)
     let dst = IPv6Address(high: 0x2001_0db8_ffff_0000, low: 1)
-    switch all[0] % 5 {
+    switch all[0] % 6 {
     case 0: ethernetFrame(input)
     case 1: icmpv6(input, src, dst)
     case 2: mobility(input, src, dst)
     case 3: _ = try? NDOptions(checking: input).map { $0 }
+    case 4: superFrame(input)
     default: ipv6Packet(input)
     }
     return 0
@@ -29,6 +30,35 @@ func ethernetFrame(_ b: UnsafeRawBufferPointer) {
         precondition(again.destination == header.destination && again.etherType == header.etherType)
     }
     if frame.etherType == EtherType.ipv6 { ipv6Packet(frame.payload) }
+}
+
+/// A virtio-net header and a frame: every segment a plan writes is a
+/// whole IPv6 packet with a valid checksum, and together they carry the
+/// payload once.
+func superFrame(_ b: UnsafeRawBufferPointer) {
+    guard let header = try? VirtioNetHeader.parse(b) else { return }
+    roundTrip { try header.emit(into: $0) } check: { bytes in
+        let again = try VirtioNetHeader.parse(bytes)
+        precondition(again == header)
+    }
+    let frame = UnsafeRawBufferPointer(rebasing: b[VirtioNetHeader.length...])
+    guard let plan = try? SegmentationPlan(frame: frame, header: header) else { return }
+    var out = [UInt8](repeating: 0, count: plan.longestSegment)
+    var carried = 0
+    for i in 0..<plan.count {
+        out.withUnsafeMutableBytes { o in
+            let n = plan.write(segment: i, of: frame, into: o)
+            precondition(n == plan.length(ofSegment: i))
+            let segment = UnsafeRawBufferPointer(rebasing: o[..<n])
+            let ip = try! IPv6Packet(checking: UnsafeRawBufferPointer(rebasing: segment[plan.networkOffset...]))
+            precondition(ip.totalLength == n - plan.networkOffset)
+            let transport = UnsafeRawBufferPointer(rebasing: segment[plan.transportOffset...])
+            precondition(upperLayerChecksum(transport, source: ip.source, destination: ip.destination,
+                                            nextHeader: plan.isTCP ? IPProtocol.tcp : IPProtocol.udp).isValid)
+            carried += n - plan.headerLength
+        }
+    }
+    precondition(carried == plan.payloadLength)
 }
 
 func ipv6Packet(_ b: UnsafeRawBufferPointer) {
