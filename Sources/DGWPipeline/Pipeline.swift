@@ -457,7 +457,7 @@ public final class Pipeline {
                      native: Action, delivered: Action, tunnelled: Action) {
         let d = Int(routes.lookup(ip.destination))
         guard d != 0 else {
-            routeToCore(&p, ip, action: native, &out)
+            routeToCore(&p, ip, from: eth, on: port, action: native, &out)
             return
         }
         let h = hot[d - 1]
@@ -468,10 +468,19 @@ public final class Pipeline {
         }
     }
 
-    /// On to the core natively: hop limit down, next hop's MAC.
-    func routeToCore(_ p: inout Packet, _ ip: IPv6Packet, action: Action, _ out: inout [Packet]) {
+    /// On to the core natively: hop limit down, next hop's MAC. Longer than
+    /// the core link takes (an access link with a larger MTU): a router
+    /// does not fragment, it says how much fits (RFC 8200 section 5, RFC
+    /// 4443 section 3.2).
+    func routeToCore(_ p: inout Packet, _ ip: IPv6Packet, from eth: EthernetFrame, on port: GatewayPort, action: Action,
+                     _ out: inout [Packet]) {
         if ip.hopLimit <= 1 {
             p.verdict = .drop(.hopLimitExceeded)
+            return
+        }
+        if ip.totalLength > configuration.coreMTU {
+            icmpError(.packetTooBig(mtu: UInt32(configuration.coreMTU), invoking: .borrowed(ip.bytes)), about: ip, from: eth, on: port, &out)
+            p.verdict = .drop(.packetTooBig)
             return
         }
         let onLink = configuration.corePrefix.contains(ip.destination)

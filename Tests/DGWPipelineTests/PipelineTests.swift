@@ -301,6 +301,17 @@ extension ForwardingTests {
         #expect(r.out[0].0 == .access && s.ip.destination == S.h3)
     }
 
+    @Test func packetTooBigForTheCoreLink() throws {
+        // Natively to the core (mn1's prefix is anchored here): 1500 bytes of IPv6 fit its MTU, 1501 do not.
+        let fits = S.udp(S.mn1, S.dlif1, from: S.h1, to: S.cn, size: 1500 - 48)
+        #expect(try Run([(.access, fits)]).counters[.uplinkNative] == 1)
+        let r = try drop(.access, S.udp(S.mn1, S.dlif1, from: S.h1, to: S.cn, size: 1501 - 48), .packetTooBig)
+        let s = try Seen(try #require(r.out.first).1)
+        guard case .packetTooBig(let mtu, let invoking)? = s.icmp else { Issue.record(); return }
+        #expect(mtu == 1500 && invoking.count == 1232)
+        #expect(r.out[0].0 == .access && s.eth.destination == S.mn1 && s.eth.source == S.dlif1 && s.ip.destination == S.h1)
+    }
+
     @Test func decapsulationOnlyFromTheBoundGateway() throws {
         let inner = S.ip(S.udp(S.mn2, S.dlif1, from: S.h2, to: S.cn))
         // D-GW3 is not mn2's serving gateway; nor is D-GW2 the anchor of mn1's prefix.
