@@ -21,7 +21,7 @@ public enum DropReason: Int, CaseIterable, Sendable {
     case packetTooBig
     case decapsulationRefused       // tunnelled from a gateway not bound to the prefix
     case neighborUnresolved
-    case punted                     // handed to the control plane, which is not there yet
+    case punted                     // not forwarded: handed to the control plane (RS, NS, signalling, ...)
     case poolExhausted
     case frameTooLong               // longer than a packet slot: never reached the pipeline
 
@@ -38,7 +38,7 @@ public enum DropReason: Int, CaseIterable, Sendable {
         case .packetTooBig: "packet_too_big"
         case .decapsulationRefused: "decapsulation_refused"
         case .neighborUnresolved: "neighbor_unresolved"
-        case .punted: "punted_no_control_plane"
+        case .punted: "punted_to_control_plane"
         case .poolExhausted: "pool_exhausted"
         case .frameTooLong: "frame_too_long"
         }
