@@ -313,8 +313,11 @@ final class Scenario {
             let finished = poll(seconds: 10, every: 10_000) { !fresh.isRunning }
             let source = fresh.stdout.split(separator: "\n").first { $0.hasPrefix("local ") }.map { String($0.dropFirst(6)) } ?? ""
             h.newConnectionSource = source
-            findings.check(finished && fresh.status == 0 && fresh.stdout.contains("sent 200000") && IPv6Address(source).map(Plan.pool(to).contains) == true,
-                           "\(name): a new TCP connection goes from \(source.isEmpty ? "nowhere" : source) (\(fresh.stderr.trimmingCharacters(in: .whitespacesAndNewlines)))")
+            let fromNewPrefix = finished && fresh.status == 0 && fresh.stdout.contains("sent 200000") && IPv6Address(source).map(Plan.pool(to).contains) == true
+            // When it is not, what the MN's stack had to choose from, and its routers, for the record.
+            let state = fromNewPrefix ? "" : "; MN: " + ((try? addresses("mn", "mn0")) ?? []).map { "\($0.address)\($0.preferred ? "" : " deprecated")" }.joined(separator: ", ")
+                + "; routers: " + ((try? sh("ip -n \(ns("mn")) -6 route show default")) ?? "").split(separator: "\n").joined(separator: " | ")
+            findings.check(fromNewPrefix, "\(name): a new TCP connection goes from \(source.isEmpty ? "nowhere" : source) (\(fresh.stderr.trimmingCharacters(in: .whitespacesAndNewlines)))\(state)")
             // The local network of D-GW1 through the same router (DLIF) as at D-GW1.
             findings.check(ping(from: "mn", lipaHost), "\(name): the LIPA host answers the MN")
             let router = try route(to: lipaHost)
