@@ -228,12 +228,7 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String], options:
     /// The libpcap port (`--io pcap`): MN1's pings natively through gw1.
     @Test func forwardsWithLibpcap() throws {
         let bed = try Testbed()
-        let config = bed.path("gw1.yaml")
-        try Data(bed.config(gateway: 1).utf8).write(to: URL(fileURLWithPath: config))
-        let g = try Background([ip, "netns", "exec", bed.ns("gw1"), dgw, "run", "--config", config, "--io", "pcap"],
-                               output: bed.dir.appendingPathComponent("gw1"))
-        try #require(g.wait(for: "forwarding between"), "\(g.stderr)")
-        try bed.waitForMN1()
+        let g = try bed.startGateway1("--io", "pcap")
         let count = 500
         let r = try ping(from: bed.ns("mn1"), Net.cn, count: count)
         #expect(g.stop() == 0, "\(g.stderr)")
@@ -242,7 +237,7 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String], options:
         let actions = try #require(summary["actions"] as? [String: Int])
         #expect(summary["transmit_failed"] as? Int == 0, "\(summary)")
         #expect(actions["uplink_native", default: 0] >= count && actions["downlink_delivered", default: 0] >= count, "\(actions)")
-        let refused = try runProcess(ip, ["netns", "exec", bed.ns("gw1"), dgw, "run", "--config", config, "--io", "pcap", "--workers", "2"])
+        let refused = try runProcess(ip, ["netns", "exec", bed.ns("gw1"), dgw, "run", "--config", bed.path("gw1.yaml"), "--io", "pcap", "--workers", "2"])
         #expect(refused.status != 0 && refused.stderr.contains("libpcap has no fanout"), "\(refused.stderr)")
     }
 
@@ -251,12 +246,7 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String], options:
     /// reasons, and the gateway goes on forwarding.
     @Test func junkFromTheWireIsCountedAndForwardingGoesOn() throws {
         let bed = try Testbed()
-        let config = bed.path("gw1.yaml")
-        try Data(bed.config(gateway: 1).utf8).write(to: URL(fileURLWithPath: config))
-        let g = try Background([ip, "netns", "exec", bed.ns("gw1"), dgw, "run", "--config", config],
-                               output: bed.dir.appendingPathComponent("gw1"))
-        try #require(g.wait(for: "forwarding between"), "\(g.stderr)")
-        try bed.waitForMN1()
+        let g = try bed.startGateway1()
         // 2,000 frames of junk into each port, from the MN's side and the core's.
         let junk = """
             import random, socket, struct
@@ -294,12 +284,7 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String], options:
     /// packets MN1's NIC would have sent, checked by tshark.
     @Test func superFramesAreCutIntoPackets() throws {
         let bed = try Testbed()
-        let config = bed.path("gw1.yaml")
-        try Data(bed.config(gateway: 1).utf8).write(to: URL(fileURLWithPath: config))
-        let g = try Background([ip, "netns", "exec", bed.ns("gw1"), dgw, "run", "--config", config],
-                               output: bed.dir.appendingPathComponent("gw1"))
-        try #require(g.wait(for: "forwarding between"), "\(g.stderr)")
-        try bed.waitForMN1()
+        let g = try bed.startGateway1()
         // gw1 learns the CN's MAC (frames to an unresolved next hop are dropped while it asks).
         #expect(try ping(from: bed.ns("mn1"), Net.cn, count: 3).received == 3)
         let capture = bed.path("core.pcap")

@@ -98,6 +98,18 @@ final class Testbed {
         throw ShellError(description: "MN1 did not configure itself from the RAs: \(addresses) \(routes)")
     }
 
+    /// `dgw run` of gw1 with its configuration (and `arguments`), once it
+    /// forwards and MN1 has configured itself from its RAs.
+    func startGateway1(_ arguments: String...) throws -> Background {
+        let config = path("gw1.yaml")
+        try Data(self.config(gateway: 1).utf8).write(to: URL(fileURLWithPath: config))
+        let g = try Background([ip, "netns", "exec", ns("gw1"), dgw, "run", "--config", config] + arguments,
+                               output: dir.appendingPathComponent("gw1"))
+        try #require(g.wait(for: "forwarding between"), "\(g.stderr)")
+        try waitForMN1()
+        return g
+    }
+
     /// Removes the namespaces (and with them every interface) and the files.
     func remove() {
         for n in ["mn1", "mn2", "gw1", "gw2", "cn"] { _ = try? runProcess("/bin/sh", ["-c", "ip netns del \(ns(n)) 2>/dev/null"]) }
