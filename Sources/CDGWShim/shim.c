@@ -92,6 +92,15 @@ int dgw_afpacket_open(const char *ifname, const struct dgw_afpacket_options *o,
     *stage = "if_nametoindex";
     int ifindex = (int)if_nametoindex(ifname);
     if (ifindex == 0) return -1;
+    if (o->block_count == 0) {
+        /* Send only: no ring, and bound with protocol 0, so nothing is received. */
+        int tx = send_only_socket(ifindex, stage);
+        if (tx < 0) return -1;
+        port->fd = port->tx_fd = tx;
+        port->ifindex = ifindex;
+        *stage = NULL;
+        return 0;
+    }
     *stage = "socket(AF_PACKET)";
     int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);  /* protocol 0: nothing arrives before bind */
     if (fd < 0) return -1;
@@ -105,16 +114,6 @@ int dgw_afpacket_open(const char *ifname, const struct dgw_afpacket_options *o,
     req.tp_retire_blk_tov = o->retire_ms;
     *stage = "PACKET_VERSION";
     if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &version, sizeof(version)) != 0) goto fail;
-    if (o->block_count == 0) {
-        /* Send only: no ring, and bound with protocol 0, so nothing is received. */
-        close(fd);
-        fd = send_only_socket(ifindex, stage);
-        if (fd < 0) return -1;
-        port->fd = port->tx_fd = fd;
-        port->ifindex = ifindex;
-        *stage = NULL;
-        return 0;
-    }
     if (o->vnet_hdr) {
         /* Before the ring: the kernel refuses it on a socket with one (EBUSY). */
         *stage = "PACKET_VNET_HDR";

@@ -61,6 +61,7 @@ public struct ReceivedFrame {
 
     /// A segmentation-offload super-frame (the header's gso_type is not
     /// NONE): one frame standing for a train of TCP or UDP segments.
+    /// (Octet 1 is gso_type; DGWWire's VirtioNetField has the layout.)
     @inlinable public var isSuperFrame: Bool { virtioNetHeader.map { $0[1] != 0 } ?? false }
 }
 

@@ -103,10 +103,10 @@ public struct VirtioNetHeader: Hashable, Sendable {
         guard bytes.count >= VirtioNetField.length else { throw .bufferTooSmall }
         bytes.put8(flags, at: VirtioNetField.flags)
         bytes.put8(gsoType, at: VirtioNetField.gsoType)
-        for (value, offset) in [(headerLength, VirtioNetField.headerLength), (gsoSize, VirtioNetField.gsoSize),
-                                (checksumStart, VirtioNetField.checksumStart), (checksumOffset, VirtioNetField.checksumOffset)] {
-            bytes.storeBytes(of: value, toByteOffset: offset, as: UInt16.self)
-        }
+        bytes.storeBytes(of: headerLength, toByteOffset: VirtioNetField.headerLength, as: UInt16.self)
+        bytes.storeBytes(of: gsoSize, toByteOffset: VirtioNetField.gsoSize, as: UInt16.self)
+        bytes.storeBytes(of: checksumStart, toByteOffset: VirtioNetField.checksumStart, as: UInt16.self)
+        bytes.storeBytes(of: checksumOffset, toByteOffset: VirtioNetField.checksumOffset, as: UInt16.self)
         return VirtioNetField.length
     }
 }
