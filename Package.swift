@@ -89,7 +89,7 @@ let package = Package(
         .target(name: "DGWTraffic", dependencies: ["DGWWire"], path: "Tools/DGWTraffic"),
         .executableTarget(name: "dgw-pcapgen", dependencies: ["DGWTraffic", "DGWPorts"], path: "Tools/dgw-pcapgen"),
         // The handover testbed with real Linux hosts in namespaces (`make demo`, issue 7) and its traffic programs.
-        .executableTarget(name: "dgw-testbed", dependencies: ["DGWWire", "DGWPorts", "DGWTestSupport"], path: "Tools/testbed/handover"),
+        .executableTarget(name: "dgw-testbed", dependencies: ["DGWWire", "DGWControl", "DGWPorts", "DGWTestSupport"], path: "Tools/testbed/handover"),
         // Counts mallocs for dgw-bench's mallocs_per_packet (interposes malloc; dgw-bench only).
         .target(name: "CMallocCounter", path: "Tools/CMallocCounter"),
         // Running executables and tools from tests (and background programs for dgw-testbed).

@@ -122,12 +122,19 @@ public final class AccessRouter {
 
     public let configuration: AccessRouterConfiguration
     public private(set) var counters = AccessRouterCounters()
+    /// How often unsolicited RAs repeat deprecated prefixes after the burst:
+    /// a third of their valid lifetime, at least every interval.
+    public var deprecatedRefresh: Int64 {
+        Int64(max(configuration.interval, Double(configuration.validLifetime) / 3) * 1e9)
+    }
     /// A DLIF shown, in a slot that is reused once it is hidden.
     private struct Shown {
         var dlif: DLIF
         /// Its next unsolicited RA; nil: at the next tick (a fresh burst).
         var next: Int64?
         var sent = 0
+        /// When its deprecated prefixes last went out unsolicited.
+        var deprecatedSent: Int64?
         /// When it was first shown, for listing in that order.
         var order: UInt64
     }
@@ -181,7 +188,15 @@ public final class AccessRouter {
         fresh.removeAll(keepingCapacity: true)
         while let (slot, due) = advertisements.next(dueBy: time, isCurrent: { slot, due in slots[slot]?.next == due }) {
             var s = slots[slot]!
-            if let frame = advertisement(s.dlif) { out.append((due, frame)) }
+            // Deprecated prefixes (preferred lifetime 0) go in the burst and
+            // then only often enough to keep them valid (RFC 4861 6.2.3 lets
+            // unsolicited RAs leave options out). A Linux host clears an
+            // address's deprecated flag on every such PIO until its address
+            // worker runs again (a moment, or as long as the RTNL lock is
+            // busy), and a connection opened then may take the old prefix.
+            let withDeprecated = s.sent < Self.initialAdvertisements || s.deprecatedSent.map { due - $0 >= deprecatedRefresh } ?? true
+            if let frame = advertisement(s.dlif, withDeprecated: withDeprecated) { out.append((due, frame)) }
+            if withDeprecated { s.deprecatedSent = due }
             s.sent += 1
             let gap = s.sent < Self.initialAdvertisements ? Self.initialInterval : Int64(configuration.interval * 1e9)
             s.next = due + max(gap, 1)
@@ -215,7 +230,7 @@ public final class AccessRouter {
             }
             // To every DLIF of this MN when multicast, else to the one addressed.
             let mine = dlifs(of: mn).filter { eth.destination.isMulticast || $0.mac == eth.destination }
-            reply.frames = mine.compactMap(advertisement)
+            reply.frames = mine.compactMap { advertisement($0) }
             counters.routerAdvertisements += reply.frames.count
         case .neighborSolicitation(let target, _):
             counters.neighborSolicitations += 1
@@ -318,14 +333,16 @@ public final class AccessRouter {
         advertisements.compact(live: dlifCount) { slot, due in slots[slot]?.next == due }
     }
 
-    /// An RA from `dlif` to all nodes, in a frame to its MN alone.
-    func advertisement(_ dlif: DLIF) -> [UInt8]? {
+    /// An RA from `dlif` to all nodes, in a frame to its MN alone; without
+    /// the prefixes it deprecates unless `withDeprecated`.
+    func advertisement(_ dlif: DLIF, withDeprecated: Bool = true) -> [UInt8]? {
         let c = configuration
         let here = dlif.anchor == nil
         var options: [NDOption] = [.sourceLinkLayerAddress(LinkLayerAddress(dlif.mac)), .mtu(UInt32(c.mtu))]
-        for p in dlif.prefixes {
+        let preferred = here ? UInt32(c.preferredLifetime) : 0
+        for p in dlif.prefixes where preferred > 0 || withDeprecated {
             options.append(.prefixInformation(PrefixInformation(
-                prefix: p, validLifetime: UInt32(c.validLifetime), preferredLifetime: here ? UInt32(c.preferredLifetime) : 0)))
+                prefix: p, validLifetime: UInt32(c.validLifetime), preferredLifetime: preferred)))
         }
         for n in dlif.localNetworks {
             options.append(.routeInformation(RouteInformation(prefix: n, lifetime: UInt32(c.routerLifetime))))

@@ -7,11 +7,11 @@ let here = MACAddress("02:d1:00:00:01:01")!, there = MACAddress("02:d2:00:00:01:
 let anchor2 = IPv6Address("2001:db8:ffff::2")!
 let p1 = IPv6Prefix("2001:db8:1:1::/64")!, p2 = IPv6Prefix("2001:db8:2:7::/64")!, lipa = IPv6Prefix("2001:db8:aaaa::/48")!
 
-func router(interval: Double = 10) -> AccessRouter {
+func router(interval: Double = 10, validLifetime: Int = 86_400) -> AccessRouter {
     var c = AccessRouterConfiguration()
     c.interval = interval
     c.routerLifetime = 1800
-    c.validLifetime = 86_400
+    c.validLifetime = validLifetime
     c.preferredLifetime = 3600
     c.mtu = 1500
     c.dlifs = [DLIF(mn: mn, mac: here, anchor: nil, prefixes: [p1], localNetworks: [lipa]),
@@ -136,6 +136,40 @@ struct Sent {
         #expect(r.nextDeadline == t0 + 12 * s)
         #expect(r.tick(t0 + 12 * s).count == 2)
         #expect(r.counters.routerAdvertisements == 8)
+    }
+
+    /// The other anchor's DLIF repeats its deprecated prefix in the burst,
+    /// then only every third of the valid lifetime (each one makes a Linux
+    /// MN briefly treat the address as preferred); its RAs in between still
+    /// refresh it as a router. This gateway's prefix goes every time, and an
+    /// RS gets everything.
+    @Test func deprecatedPrefixesGoInTheBurstThenOnlyToStayValid() throws {
+        let r = router(interval: 10, validLifetime: 60)
+        let s: Int64 = 1_000_000_000, t0: Int64 = 50 * s
+        #expect(r.deprecatedRefresh == 20 * s)
+        func prefixes(at t: Int64) throws -> [MACAddress: [PrefixInformation]] {
+            var seen: [MACAddress: [PrefixInformation]] = [:]
+            for (_, frame) in r.tick(t) {
+                let sent = try Sent(frame)
+                seen[sent.eth.source, default: []] += sent.options.compactMap { if case .prefixInformation(let p) = $0 { p } else { nil } }
+            }
+            return seen
+        }
+        let preferred = PrefixInformation(prefix: p1, validLifetime: 60, preferredLifetime: 3600)
+        let deprecated = PrefixInformation(prefix: p2, validLifetime: 60, preferredLifetime: 0)
+        for t in [t0, t0 + s, t0 + 2 * s] {
+            #expect(try prefixes(at: t) == [here: [preferred], there: [deprecated]], "burst at \(t / s) s")
+        }
+        #expect(try prefixes(at: t0 + 12 * s) == [here: [preferred], there: []])
+        #expect(try prefixes(at: t0 + 22 * s) == [here: [preferred], there: [deprecated]], "20 s after the last one")
+        #expect(try prefixes(at: t0 + 32 * s) == [here: [preferred], there: []])
+        let rs = fromMN(to: there, source: IPv6Address("fe80::1")!, destination: IPv6Address("ff02::2")!, .routerSolicitation(options: .none))
+        let answer = try #require(try rs.withUnsafeBytes { r.handle($0).frames }.map(Sent.init).first)
+        #expect(answer.options.contains(.prefixInformation(deprecated)))
+        // Shown again (a new binding), the DLIF starts a full burst.
+        r.show(DLIF(mn: mn, mac: there, anchor: anchor2, prefixes: [p2]))
+        #expect(try prefixes(at: t0 + 33 * s)[there] == [deprecated])
+        #expect(try prefixes(at: t0 + 34 * s)[there] == [deprecated])
     }
 
     /// An RS from an MN not seen before attaches it: the next free /64 of
