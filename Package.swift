@@ -34,6 +34,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // HMAC-SHA256 for authenticated signalling (given to DGWControl by dgw and the tests).
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         // Linux syscalls and macros Swift cannot see; compiled with _GNU_SOURCE.
@@ -79,6 +81,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // Benchmarks that print JSON lines, against the anchors of ../shared/bench.
@@ -94,7 +97,7 @@ let package = Package(
         .target(name: "CMallocCounter", path: "Tools/CMallocCounter"),
         // Running executables and tools from tests (and background programs for dgw-testbed).
         .target(name: "DGWTestSupport", path: "Tests/DGWTestSupport"),
-        .testTarget(name: "DGWWireTests", dependencies: ["DGWWire", "DGWTestSupport"]),
+        .testTarget(name: "DGWWireTests", dependencies: ["DGWWire", "DGWTestSupport", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "DGWPipelineTests", dependencies: ["DGWPipeline", "DGWControl", "DGWWire", "DGWConfig", "DGWPorts", "DGWTestSupport", "dgw", "dgw-pcapgen"]),
         // No test links dgw-bench: it interposes malloc, which Thread Sanitizer cannot share.
         .testTarget(name: "DGWTablesTests", dependencies: ["DGWTables", "DGWWire", "DGWTraffic", "DGWTestSupport"]),
@@ -103,7 +106,8 @@ let package = Package(
             dependencies: ["DGWWire", "DGWInspect", "DGWPorts", "DGWTestSupport", "dgw"]
         ),
         .testTarget(name: "DGWPortsTests", dependencies: ["DGWPorts", "CDGWShim"]),
-        .testTarget(name: "DGWControlTests", dependencies: ["DGWControl", "DGWWire", "DGWSimulation", "DGWPipeline", "DGWPorts", "DGWTestSupport"]),
+        .testTarget(name: "DGWControlTests", dependencies: ["DGWControl", "DGWWire", "DGWSimulation", "DGWPipeline", "DGWPorts", "DGWTestSupport",
+                                                         .product(name: "Crypto", package: "swift-crypto")]),
         // `dgw run` between network namespaces (root), and the handover testbed.
         .testTarget(name: "DGWLiveTests", dependencies: ["DGWTestSupport", "dgw", "dgw-testbed"]),
     ]

@@ -106,6 +106,10 @@ func icmpv6(_ b: UnsafeRawBufferPointer, _ src: IPv6Address, _ dst: IPv6Address)
 
 func mobility(_ b: UnsafeRawBufferPointer, _ src: IPv6Address, _ dst: IPv6Address) {
     guard let p = try? MobilityHeaderPacket(checking: b), let m = try? MobilityMessage.parse(unverified: p) else { return }
+    // An authentication option that ends the header: what it covers stops at its data.
+    if let t = MobilityAuthenticationTrailer(p) {
+        precondition(t.dataOffset <= p.length && t.authenticatedData(of: p.bytes, source: src, destination: dst).count == 32 + t.dataOffset)
+    }
     roundTrip { try m.emit(into: $0, source: src, destination: dst) } check: { bytes in
         let again = try MobilityMessage.parse(try MobilityHeaderPacket(checking: bytes), source: src, destination: dst)
         precondition(again == m, "mobility message changed in a round trip")

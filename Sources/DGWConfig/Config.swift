@@ -188,8 +188,13 @@ extension GatewayConfig {
             guard hex.count >= 32, hex.count % 2 == 0, let key = bytes(hex: hex) else {
                 throw r.error(m["key_hex"]!, "key_hex must be at least 16 octets of hex")
             }
-            auth.append(Auth(peer: try r.address(m["peer"]!, "peer"),
-                             spi: UInt32(try r.integer(m["spi"]!, "spi", 256...Int(UInt32.max))), key: key))
+            let peer = try r.address(m["peer"]!, "peer")
+            // A key for an address nobody accepts signalling from would protect nothing.
+            guard peers.contains(where: { $0.address == peer }) || peer == cmd || peer == lma else {
+                throw r.error(m["peer"]!, "auth peer \(peer) is not in peers, nor the cmd or lma")
+            }
+            guard !auth.contains(where: { $0.peer == peer }) else { throw r.error(m["peer"]!, "a second auth entry for \(peer)") }
+            auth.append(Auth(peer: peer, spi: UInt32(try r.integer(m["spi"]!, "spi", 256...Int(UInt32.max))), key: key))
         }
         if let n = top["ra"] {
             let m = try r.mapping(n, "ra", keys: ["interval_s", "router_lifetime_s", "valid_lifetime_s", "preferred_lifetime_s"], required: [])

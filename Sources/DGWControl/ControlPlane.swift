@@ -45,6 +45,15 @@ public struct ControlPlaneConfiguration: Sendable {
     /// to the serving gateway, which then signals them itself; a gateway
     /// and its CMD must agree.
     public var cmdMode = CMDMode.relay
+    /// Peers whose signalling is authenticated both ways (`auth:`): what
+    /// goes to them is signed, what comes from them must be.
+    public var keys: [IPv6Address: SignallingKey] = [:]
+    /// Required when `keys` is not empty.
+    public var hmacSHA256: HMACSHA256?
+    /// The Mobility Message Identifier of the first signed message; `dgw
+    /// run` starts from the wall clock, so that a restarted gateway's
+    /// identifiers still grow.
+    public var firstMessageIdentifier: UInt64 = 1
 
     public init(address: IPv6Address) {
         self.address = address
@@ -137,6 +146,10 @@ public struct SignallingCounters: Sendable, Equatable {
     public var resynchronised = 0
     /// Signalling from an address that is not a peer.
     public var unknownPeer = 0
+    /// From a peer with a key: no valid authentication option for it.
+    public var unauthenticated = 0
+    /// Authenticated, but with a message identifier already passed (a replay).
+    public var replayed = 0
     /// Mobility Headers that do not parse, have a bad checksum or lack what they need.
     public var malformed = 0
     /// PBAs that answer nothing pending (late, duplicate or stale).
@@ -221,12 +234,15 @@ public final class ControlPlane {
     private struct SessionKey { var mn: MACAddress; var anchor: IPv6Address }
     /// The CMD's records, when this is one.
     private let database: MobilityDatabase?
+    private let authenticator: SignallingAuthenticator
 
     public init(_ configuration: ControlPlaneConfiguration, initialSequence: UInt16 = 0) {
         self.configuration = configuration
         router = AccessRouter(configuration.access)
         nextSequence = initialSequence
-        database = configuration.role == .database ? MobilityDatabase(configuration, initialSequence: initialSequence) : nil
+        authenticator = SignallingAuthenticator(configuration)
+        database = configuration.role == .database
+            ? MobilityDatabase(configuration, initialSequence: initialSequence, authenticator: authenticator) : nil
         for a in configuration.anchored where anchored[a.mn] == nil { record(a) }
     }
 
@@ -357,6 +373,15 @@ public final class ControlPlane {
             counters.malformed += 1
             return out
         }
+        switch authenticator.check(mh, options: message.options, from: ip.source, to: ip.destination) {
+        case .accepted: break
+        case .unauthenticated:
+            counters.unauthenticated += 1
+            return out
+        case .replayed:
+            counters.replayed += 1
+            return out
+        }
         switch (message, database) {
         case (.bindingUpdate(let pbu), nil): received(pbu, from: ip.source, time: time, &out)
         case (.bindingAcknowledgement(let pba), nil): received(pba, from: ip.source, time: time, &out)
@@ -428,7 +453,7 @@ public final class ControlPlane {
         // To the CMD: the prefix anchored here, which it records (RFC 8885).
         if s.anchor == configuration.cmd, let a = anchored[s.mn] { options.append(.homeNetworkPrefix(a.prefix)) }
         let pbu = Self.proxyBindingUpdate(sequence: s.sequence, lifetime: lifetime, options: options)
-        if let packet = Self.packet(.bindingUpdate(pbu), from: configuration.address, to: s.anchor) {
+        if let packet = Self.packet(.bindingUpdate(pbu), from: configuration.address, to: s.anchor, authenticator) {
             counters.pbuSent += 1
             out.core.append(packet)
         }
@@ -650,7 +675,7 @@ public final class ControlPlane {
         }
         let pba = BindingAcknowledgement(status: status, flags: [.proxyRegistration, .distributedGateway], sequence: pbu.sequence,
                                          lifetime: UInt16(clamping: lifetime / 4), options: .built(options))
-        if let packet = Self.packet(.bindingAcknowledgement(pba), from: configuration.address, to: peer) {
+        if let packet = Self.packet(.bindingAcknowledgement(pba), from: configuration.address, to: peer, authenticator) {
             counters.pbaSent += 1
             out.core.append(packet)
         }
@@ -682,11 +707,15 @@ public final class ControlPlane {
                                                  .accessTechnologyType(AccessTechnology.ieee8023)]))
     }
 
-    static func packet(_ message: MobilityMessage, from me: IPv6Address, to destination: IPv6Address) -> CorePacket? {
+    /// `message` in an IPv6 packet, signed when `destination` has a key.
+    static func packet(_ message: MobilityMessage, from me: IPv6Address, to destination: IPv6Address,
+                       _ authenticator: SignallingAuthenticator? = nil) -> CorePacket? {
+        let message = message.appending(authenticator?.trailer(for: destination) ?? [])
         var bytes = [UInt8](repeating: 0, count: 40 + message.bufferLength)
         let ok = bytes.withUnsafeMutableBytes { b -> Bool in
             do throws(WireError) {
                 let n = try message.emit(into: UnsafeMutableRawBufferPointer(rebasing: b[40...]), source: me, destination: destination)
+                try authenticator?.seal(UnsafeMutableRawBufferPointer(rebasing: b[40..<(40 + n)]), source: me, destination: destination)
                 try IPv6Header(payloadLength: n, nextHeader: IPProtocol.mobility, hopLimit: 64, source: me, destination: destination)
                     .emit(into: UnsafeMutableRawBufferPointer(rebasing: b[..<40]))
                 return true

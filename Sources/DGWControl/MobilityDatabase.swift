@@ -86,8 +86,11 @@ final class MobilityDatabase {
     private var timers = Deadlines<MACAddress>()
     private var nextSequence: UInt16
 
-    init(_ configuration: ControlPlaneConfiguration, initialSequence: UInt16) {
+    let authenticator: SignallingAuthenticator
+
+    init(_ configuration: ControlPlaneConfiguration, initialSequence: UInt16, authenticator: SignallingAuthenticator) {
         self.configuration = configuration
+        self.authenticator = authenticator
         relayAttempts = max(1, configuration.maxAttempts - 2)
         nextSequence = initialSequence
     }
@@ -259,7 +262,7 @@ final class MobilityDatabase {
         relay.attempts += 1
         let pbu = ControlPlane.proxyBindingUpdate(sequence: relay.sequence, lifetime: lifetime,
                                                   options: ControlPlane.identify(mn) + [.servingMAAR(serving)])
-        if let packet = ControlPlane.packet(.bindingUpdate(pbu), from: configuration.address, to: relay.anchor.gateway) {
+        if let packet = ControlPlane.packet(.bindingUpdate(pbu), from: configuration.address, to: relay.anchor.gateway, authenticator) {
             counters.pbuSent += 1
             out.append(packet)
         }
@@ -291,7 +294,7 @@ final class MobilityDatabase {
         if lifetime > 0, let prefix { options.append(.homeNetworkPrefix(prefix)) }
         let pba = BindingAcknowledgement(status: status, flags: [.proxyRegistration, .distributedGateway], sequence: sequence,
                                          lifetime: UInt16(clamping: lifetime / 4), options: .built(options + more))
-        if let packet = ControlPlane.packet(.bindingAcknowledgement(pba), from: configuration.address, to: gateway) {
+        if let packet = ControlPlane.packet(.bindingAcknowledgement(pba), from: configuration.address, to: gateway, authenticator) {
             counters.pbaSent += 1
             out.append(packet)
         }

@@ -314,6 +314,11 @@ struct Dissection {
             case .mobileNodeIdentifier(let subtype, let id):
                 o.field("subtype", subtype)
                 o.field("id", printable(id) ?? hexString(id))
+            case .authentication(let subtype, let spi, let data):
+                o.field("subtype", subtype)
+                o.field("spi", spi)
+                o.field("authenticator", hexString(data))
+            case .messageIdentifier(let v): o.field("identifier", v)
             case .homeNetworkPrefix(let p), .anchoredPrefix(let p), .localPrefix(let p):
                 o.field("prefix", p.description)
             case .handoffIndicator(let v): o.field("indicator", v)

@@ -40,10 +40,13 @@ public final class SimulatedGateway {
     }
 
     /// A restart: every table and all control state lost, sequence numbers from `initialSequence`.
-    public func restart(initialSequence: UInt16 = 0) throws {
+    /// Signed messages' identifiers start again from `firstMessageIdentifier` when given.
+    public func restart(initialSequence: UInt16 = 0, firstMessageIdentifier: UInt64? = nil) throws {
         tables = try GatewayTables(pipelineConfiguration)
         pipeline = Pipeline(pool: pool, tables: tables)
-        control = ControlPlane(controlConfiguration, initialSequence: initialSequence)
+        var c = controlConfiguration
+        if let firstMessageIdentifier { c.firstMessageIdentifier = firstMessageIdentifier }
+        control = ControlPlane(c, initialSequence: initialSequence)
     }
 
     /// What the gateway sends when `frame` arrives on `port` at `time`.

@@ -235,6 +235,30 @@ public enum MobilityMessage: Equatable {
         }
     }
 
+    /// The options of a BU or BA (none for other types).
+    public var options: MobilityOptions {
+        switch self {
+        case .bindingUpdate(let bu): bu.options
+        case .bindingAcknowledgement(let ba): ba.options
+        case .other: .none
+        }
+    }
+
+    /// The message with `more` options after its own (a BU or BA; others as they are).
+    public func appending(_ more: [MobilityOption]) -> MobilityMessage {
+        guard !more.isEmpty else { return self }
+        switch self {
+        case .bindingUpdate(var bu):
+            bu.options = .built(Array(bu.options) + more)
+            return .bindingUpdate(bu)
+        case .bindingAcknowledgement(var ba):
+            ba.options = .built(Array(ba.options) + more)
+            return .bindingAcknowledgement(ba)
+        case .other:
+            return self
+        }
+    }
+
     public var type: UInt8 {
         switch self {
         case .bindingUpdate: MobilityHeaderType.bindingUpdate

@@ -17,6 +17,8 @@ public enum MobilityOptionType {
     public static let pad1: UInt8 = 0                        // RFC 6275
     public static let padN: UInt8 = 1                        // RFC 6275
     public static let mobileNodeIdentifier: UInt8 = 8        // RFC 4283
+    public static let authentication: UInt8 = 9              // RFC 4285 AUTH-OPTION-TYPE
+    public static let messageIdentifier: UInt8 = 10          // RFC 4285 MESG-ID-OPTION-TYPE
     public static let homeNetworkPrefix: UInt8 = 22          // RFC 5213
     public static let handoffIndicator: UInt8 = 23           // RFC 5213
     public static let accessTechnologyType: UInt8 = 24       // RFC 5213
@@ -47,6 +49,10 @@ public struct MobilityOptionAlignment: Equatable, Sendable {
 
 public enum MobilityOption: Equatable {
     case mobileNodeIdentifier(subtype: UInt8, identifier: RawBytes)
+    /// RFC 4285 section 5: subtype, Mobility SPI, authentication data.
+    case authentication(subtype: UInt8, spi: UInt32, data: RawBytes)
+    /// RFC 4285 section 6: a 64-bit value that only grows, against replay.
+    case messageIdentifier(UInt64)
     case homeNetworkPrefix(IPv6Prefix)
     case handoffIndicator(UInt8)
     case accessTechnologyType(UInt8)
@@ -66,6 +72,8 @@ public enum MobilityOption: Equatable {
     public var type: UInt8 {
         switch self {
         case .mobileNodeIdentifier: MobilityOptionType.mobileNodeIdentifier
+        case .authentication: MobilityOptionType.authentication
+        case .messageIdentifier: MobilityOptionType.messageIdentifier
         case .homeNetworkPrefix: MobilityOptionType.homeNetworkPrefix
         case .handoffIndicator: MobilityOptionType.handoffIndicator
         case .accessTechnologyType: MobilityOptionType.accessTechnologyType
@@ -90,7 +98,10 @@ public enum MobilityOption: Equatable {
         switch self {
         case .homeNetworkPrefix, .anchoredPrefix, .localPrefix, .previousMAAR: .align(8, 4)
         case .linkLocalAddress, .dlifLinkLocalAddress, .servingMAAR: .align(8, 6)
-        case .mobileNodeLinkLayerIdentifier, .timestamp, .dlifLinkLayerAddress: .align(8, 2)
+        case .mobileNodeLinkLayerIdentifier, .timestamp, .dlifLinkLayerAddress, .messageIdentifier: .align(8, 2)
+        // RFC 4285 puts the SPI on 4; 8n+1 also lets a 32-octet authenticator
+        // end the header with no padding after it (it must be the last option).
+        case .authentication: .align(8, 1)
         case .mobileNodeIdentifier, .handoffIndicator, .accessTechnologyType, .unknown: .none
         }
     }
@@ -99,6 +110,8 @@ public enum MobilityOption: Equatable {
     public var dataLength: Int {
         switch self {
         case .mobileNodeIdentifier(_, let id): 1 + id.count
+        case .authentication(_, _, let data): 5 + data.count
+        case .messageIdentifier: 8
         case .homeNetworkPrefix, .anchoredPrefix, .localPrefix: 18
         case .handoffIndicator, .accessTechnologyType: 2
         case .mobileNodeLinkLayerIdentifier(let id): 2 + id.count
@@ -130,6 +143,11 @@ public enum MobilityOption: Equatable {
         case MobilityOptionType.mobileNodeIdentifier:
             guard length >= 2 else { throw .badOptionLength }
             option = .mobileNodeIdentifier(subtype: d.u8(0), identifier: .borrowed(d.slice(from: 1)))
+        case MobilityOptionType.authentication:
+            guard length >= 5 else { throw .badOptionLength }
+            option = .authentication(subtype: d.u8(0), spi: d.u32(1), data: .borrowed(d.slice(from: 5)))
+        case MobilityOptionType.messageIdentifier:
+            try exactly(8); option = .messageIdentifier(d.u64(0))
         case MobilityOptionType.homeNetworkPrefix:
             try exactly(18); option = .homeNetworkPrefix(try prefix(at: 2))
         case MobilityOptionType.anchoredPrefix:
@@ -179,6 +197,12 @@ public enum MobilityOption: Equatable {
         case .mobileNodeIdentifier(let subtype, let id):
             d.put8(subtype, at: 0)
             id.withUnsafeBytes { d.copy($0, to: 1) }
+        case .authentication(let subtype, let spi, let data):
+            d.put8(subtype, at: 0)
+            d.put32(spi, at: 1)
+            data.withUnsafeBytes { d.copy($0, to: 5) }
+        case .messageIdentifier(let v):
+            d.put64(v, at: 0)
         case .homeNetworkPrefix(let p), .anchoredPrefix(let p), .localPrefix(let p):
             prefix(p, at: 2)
         case .handoffIndicator(let v), .accessTechnologyType(let v):
@@ -313,6 +337,11 @@ public enum MobilityOptions: Equatable, Sequence {
 
     public var timestamp: UInt64? {
         for case .timestamp(let t) in self { return t }
+        return nil
+    }
+
+    public var messageIdentifier: UInt64? {
+        for case .messageIdentifier(let v) in self { return v }
         return nil
     }
 }

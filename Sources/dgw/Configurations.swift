@@ -1,6 +1,7 @@
 // The configuration file turned into what the data plane and the access
 // router are made from: the same for `dgw replay` and `dgw run`.
 
+import Crypto
 import DGWConfig
 import DGWControl
 import DGWPipeline
@@ -75,6 +76,10 @@ extension ControlPlaneConfiguration {
         cmdMode = g.cmdMode == .locator ? .locator : .relay
         access = AccessRouterConfiguration(g)
         logicalMAC = { DGWPipeline.logicalMAC(anchor: $0, mn: $1) }
+        for a in g.auth { keys[a.peer] = SignallingKey(spi: a.spi, secret: a.key) }
+        if !keys.isEmpty {
+            hmacSHA256 = { key, data in Array(HMAC<SHA256>.authenticationCode(for: data, using: SymmetricKey(data: key))) }
+        }
         for b in g.staticBindings where b.anchor == .this {
             let serving: AnchoredMN.Serving = if case .peer(let p) = b.serving { .peer(p) } else { .here }
             anchored.append(AnchoredMN(mn: b.mn, prefix: b.prefix, dlifMAC: b.dlifMAC ?? DGWPipeline.logicalMAC(anchor: g.address, mn: b.mn),
@@ -89,7 +94,8 @@ extension SignallingCounters {
         let pairs = [("pbu_sent", pbuSent), ("pbu_retransmitted", pbuRetransmitted), ("pbu_received", pbuReceived),
                      ("pba_sent", pbaSent), ("pba_received", pbaReceived), ("accepted", accepted), ("rejected", rejected),
                      ("refused", refused), ("timeouts", timeouts), ("expired", expired), ("deregistrations", deregistrations),
-                     ("resynchronised", resynchronised), ("unknown_peer", unknownPeer), ("malformed", malformed),
+                     ("resynchronised", resynchronised), ("unknown_peer", unknownPeer), ("unauthenticated", unauthenticated),
+                     ("replayed", replayed), ("malformed", malformed),
                      ("unexpected", unexpected), ("not_signalling", notSignalling)]
         return "{" + pairs.filter { $0.1 != 0 }.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
     }

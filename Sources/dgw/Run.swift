@@ -109,7 +109,11 @@ struct Run: ParsableCommand {
         do {
             var sendOnly = AFPacketOptions()
             sendOnly.blockCount = 0
-            controlLoop = try ControlLoop(control: ControlPlane(ControlPlaneConfiguration(gateway)),
+            var control = ControlPlaneConfiguration(gateway)
+            // Signed messages' identifiers from the wall clock's seconds, so
+            // that they keep growing for the peers across a restart.
+            control.firstMessageIdentifier = UInt64(max(0, time(nil))) << 32
+            controlLoop = try ControlLoop(control: ControlPlane(control),
                                       accessSender: try names.access.map { n throws(PortError) in try AFPacketPort(interface: n, options: sendOnly) },
                                       coreSender: try AFPacketPort(interface: names.core, options: sendOnly), tables: tables,
                                       workers: list.count)

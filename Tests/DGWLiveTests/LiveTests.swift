@@ -166,7 +166,8 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String], options:
     /// access point's association would send) makes gw2 send a PBU to gw1
     /// over the core, gw1 answers with a PBA, and both install the binding:
     /// MN1's prefix tunnelled between them, the CN's pings to MN1 encapsulated
-    /// by gw1 toward gw2. PBU and PBA checked with tshark on the core link.
+    /// by gw1 toward gw2. PBU and PBA, signed with the `auth:` keys, checked
+    /// with tshark on the core link.
     @Test func handoverSignallingBetweenLiveGateways() throws {
         let bed = try Testbed()
         var gateways: [Background] = []
@@ -176,6 +177,8 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String], options:
             if i == 1 { yaml = yaml.split(separator: "\n").filter { !$0.contains(Net.mn1MAC) }.joined(separator: "\n") + "\n" }
             // No static neighbours: the PBU waits for gw1's advertisement, solicited at once.
             yaml = yaml.split(separator: "\n").filter { !$0.contains("neighbors:") && !$0.contains("- { address:") }.joined(separator: "\n") + "\n"
+            // Signalling authenticated both ways (RFC 4285 option, HMAC-SHA256).
+            yaml += "auth:\n  - { peer: \(i == 1 ? Net.gw2 : Net.gw1), spi: 4660, key_hex: \"000102030405060708090a0b0c0d0e0f1011\" }\n"
             try Data(yaml.replacingOccurrences(of: "metrics: 127.0.0.1:9464\n", with: "").utf8).write(to: URL(fileURLWithPath: config))
             let g = try Background([ip, "netns", "exec", bed.ns("gw\(i)"), dgw, "run", "--config", config],
                                    output: bed.dir.appendingPathComponent("gw\(i)"))
@@ -213,13 +216,16 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String], options:
         let c = try #require(try JSONSerialization.jsonObject(with: Data(counters.stdout.utf8)) as? [String: Any])
         #expect((c["actions"] as? [String: Int])?["downlink_encapsulated"] ?? 0 >= 4, "\(c)")
         #expect((c["signalling"] as? [String: Int])?["accepted"] == 1, "\(c)")
+        #expect((c["signalling"] as? [String: Int])?["unauthenticated"] == nil, "\(c)")
         usleep(300_000)
         _ = dump.stop()
         for (i, g) in gateways.enumerated() { #expect(g.stop() == 0, "gw\(i + 1): \(g.stderr)") }
         let signalling = try lastJSON(gateways[1].stdout)["signalling"] as? [String: Int]
         #expect(signalling?["pba_received"] == 1 && signalling?["pbu_retransmitted"] == nil, "sent once gw1 answered the solicitation: \(String(describing: signalling))")
-        let rows = try tsharkFields(capture, "mipv6", ["mip6.mhtype", "ipv6.src", "_ws.malformed", "_ws.expert.severity", "mip6.ba.status"])
+        let rows = try tsharkFields(capture, "mipv6", ["mip6.mhtype", "ipv6.src", "_ws.malformed", "_ws.expert.severity", "mip6.ba.status",
+                                                       "mip6.auth.mobility_spi"])
         #expect(rows.map { $0[0] } == ["5", "6"], "\(rows)")
+        #expect(rows.map { $0[5] } == ["4660", "4660"], "both signed: \(rows)")
         #expect(rows.map { $0[1] } == [Net.gw2, Net.gw1])
         #expect(rows.allSatisfy { $0[2].isEmpty && $0[3].split(separator: ",").compactMap { Int($0) }.allSatisfy { $0 < 0x0060_0000 } })
         #expect(rows.last?[4] == "0")

@@ -366,6 +366,15 @@ func readFrames(_ path: String) throws -> [Captured] {
                 .contains("access.mtu must be in 1280...65535"))
         #expect(error("name: x\naddress: 2001:db8::1\ncore: {interface: c, prefix: 2001:db8::/64}\n").contains("access is required"))
         #expect(error("name: [\n").hasPrefix("t.yaml:"))
+        // A key for an address nobody takes signalling from, a second key for one peer, a short key.
+        let keyed = "name: x\naddress: 2001:db8::1\naccess: {interface: a}\ncore: {interface: c, prefix: 2001:db8::/64}\n"
+            + "peers: [{name: y, address: 2001:db8::2}]\nauth:\n"
+        let entry = "  - { peer: 2001:db8::2, spi: 300, key_hex: \"00112233445566778899aabbccddeeff\" }\n"
+        #expect(error(keyed + entry) == "no error")
+        #expect(error(keyed + entry.replacingOccurrences(of: "::2", with: "::3"))
+                == "t.yaml:7:13: auth peer 2001:db8::3 is not in peers, nor the cmd or lma")
+        #expect(error(keyed + entry + entry) == "t.yaml:8:13: a second auth entry for 2001:db8::2")
+        #expect(error(keyed + entry.replacingOccurrences(of: "ddeeff", with: "")).contains("key_hex must be at least 16 octets of hex"))
         #expect(error("""
             name: x
             address: 2001:db8::1

@@ -1,3 +1,4 @@
+import Crypto
 import Testing
 @testable import DGWWire
 
@@ -57,8 +58,21 @@ let ntpTimestamp: UInt64 = 0xED2F_2A00_8000_0000
             .dlifLinkLayerAddress(LinkLayerAddress(dlifMAC)),
         ])))}
 
+    static let authenticator: [UInt8] = [0x73, 0xc7, 0x15, 0xbc, 0x90, 0x12, 0xc4, 0x79, 0x79, 0x5d, 0x05, 0x0a, 0x7b, 0x04, 0x05, 0xd1, 0x21, 0x87, 0xc8, 0x6a, 0x9e, 0xa2, 0xbc, 0xc3, 0x00, 0xdf, 0x57, 0xbd, 0x4b, 0x54, 0xdb, 0x87]
+
+    static var pbuAuthenticated: MobilityMessage { MobilityMessage.bindingUpdate(BindingUpdate(
+        sequence: 9, flags: [.acknowledge, .homeRegistration, .proxyRegistration, .distributedGateway], lifetime: 900,
+        options: .built([
+            .mobileNodeIdentifier(subtype: MobileNodeIdentifierSubtype.nai, identifier: nai),
+            .handoffIndicator(3),
+            .accessTechnologyType(3),
+            .messageIdentifier(0x0000_0001_0000_0002),
+            .authentication(subtype: MobilityAuthenticationSubtype.mnHA, spi: 256, data: .owned(authenticator)),
+        ])))}
+
     static var cases: [(String, [UInt8], MobilityMessage)] { [
         ("PBU", Fixtures.proxyBindingUpdate, pbu),
+        ("PBU-auth", Fixtures.proxyBindingUpdateAuthenticated, pbuAuthenticated),
         ("PBU4", Fixtures.proxyBindingUpdateFourOptions, pbuFourOptions),
         ("PBA", Fixtures.proxyBindingAck, pba),
     ]}
@@ -133,6 +147,51 @@ let ntpTimestamp: UInt64 = 0xED2F_2A00_8000_0000
             offset += 2 + length
         }
         #expect(seen == 14)
+    }
+
+    /// RFC 4285: the authentication option ends the header; its authenticator
+    /// covers source, destination and the header up to the SPI with the
+    /// checksum zero. Python's HMAC made the fixture's; swift-crypto over our
+    /// `authenticatedData` must agree, and sealing a message emitted with a
+    /// zero authenticator must give the fixture again.
+    @Test func authenticationTrailer() throws {
+        let key: [UInt8] = [0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff]
+        try with(Fixtures.proxyBindingUpdateAuthenticated) { b in
+            let ip = try IPv6Packet(checking: b)
+            let mh = try MobilityHeaderPacket(checking: ip.payload)
+            let trailer = try #require(MobilityAuthenticationTrailer(mh))
+            #expect(trailer == MobilityAuthenticationTrailer(subtype: MobilityAuthenticationSubtype.mnHA, spi: 256, dataOffset: 64))
+            let data = trailer.authenticatedData(of: mh.bytes, source: ip.source, destination: ip.destination)
+            #expect(data.count == 32 + 64 && data[36] == 0 && data[37] == 0, "checksum taken as zero")
+            let mac = Array(HMAC<SHA256>.authenticationCode(for: data, using: SymmetricKey(data: key)))
+            #expect(mac == Self.authenticator)
+            #expect(Array(mh.bytes[64...]) == Self.authenticator)
+        }
+        // Emitted with a zero authenticator, then sealed.
+        guard case .bindingUpdate(var bu) = Self.pbuAuthenticated else { Issue.record(); return }
+        var options = Array(bu.options)
+        options[options.count - 1] = .authentication(subtype: 1, spi: 256, data: .owned([UInt8](repeating: 0, count: 32)))
+        bu.options = .built(options)
+        var bytes = try emitMH(.bindingUpdate(bu), like: Fixtures.proxyBindingUpdateAuthenticated)
+        try bytes.withUnsafeMutableBytes { b in
+            try MobilityAuthenticationTrailer.seal(b, source: anchor2, destination: anchor1, authenticator: Self.authenticator)
+        }
+        #expect(bytes == upper(Fixtures.proxyBindingUpdateAuthenticated))
+    }
+
+    /// No trailer where the authentication option is missing, not last, or
+    /// followed by padding.
+    @Test func authenticationMustEndTheHeader() throws {
+        func trailer(_ options: [MobilityOption]) throws -> MobilityAuthenticationTrailer? {
+            let bytes = try emitted { try MobilityMessage.bindingUpdate(BindingUpdate(sequence: 1, flags: [.proxyRegistration], lifetime: 1,
+                                                                                      options: .built(options))).emit(into: $0, source: anchor2, destination: anchor1) }
+            return try with(bytes) { MobilityAuthenticationTrailer(try MobilityHeaderPacket(checking: $0)) }
+        }
+        let auth = MobilityOption.authentication(subtype: 1, spi: 300, data: .owned([UInt8](repeating: 7, count: 32)))
+        #expect(try trailer([.handoffIndicator(3), auth])?.spi == 300)
+        #expect(try trailer([.handoffIndicator(3)]) == nil)
+        #expect(try trailer([auth, .handoffIndicator(3)]) == nil, "not last")
+        #expect(try trailer([.authentication(subtype: 1, spi: 300, data: .owned([1, 2, 3]))]) == nil, "padding after it")
     }
 
     @Test func optionOverrunIsAnError() {
