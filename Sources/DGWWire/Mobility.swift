@@ -100,16 +100,17 @@ public enum BindingAckStatus {
     public static let notHomeAgentForThisMobileNode: UInt8 = 133    // RFC 6275
     public static let duplicateAddressDetectionFailed: UInt8 = 134  // RFC 6275
     public static let sequenceNumberOutOfWindow: UInt8 = 135        // RFC 6275
-    public static let notLMAForThisMobileNode: UInt8 = 152          // RFC 5213
-    public static let magNotAuthorizedForProxyRegistration: UInt8 = 153 // RFC 5213
-    public static let notAuthorizedForHomeNetworkPrefix: UInt8 = 154    // RFC 5213
-    public static let timestampMismatch: UInt8 = 155                // RFC 5213
-    public static let timestampLowerThanPreviousAccepted: UInt8 = 156 // RFC 5213
-    public static let missingHomeNetworkPrefixOption: UInt8 = 157   // RFC 5213
-    public static let bcePbuPrefixSetDoNotMatch: UInt8 = 158        // RFC 5213
-    public static let missingMNIdentifierOption: UInt8 = 159        // RFC 5213
-    public static let missingHandoffIndicatorOption: UInt8 = 160    // RFC 5213
-    public static let missingAccessTechTypeOption: UInt8 = 161      // RFC 5213
+    public static let proxyRegistrationNotEnabled: UInt8 = 152      // RFC 5213 8.9
+    public static let notLMAForThisMobileNode: UInt8 = 153          // RFC 5213
+    public static let magNotAuthorizedForProxyRegistration: UInt8 = 154 // RFC 5213
+    public static let notAuthorizedForHomeNetworkPrefix: UInt8 = 155    // RFC 5213
+    public static let timestampMismatch: UInt8 = 156                // RFC 5213
+    public static let timestampLowerThanPreviousAccepted: UInt8 = 157 // RFC 5213
+    public static let missingHomeNetworkPrefixOption: UInt8 = 158   // RFC 5213
+    public static let bcePbuPrefixSetDoNotMatch: UInt8 = 159        // RFC 5213
+    public static let missingMNIdentifierOption: UInt8 = 160        // RFC 5213
+    public static let missingHandoffIndicatorOption: UInt8 = 161    // RFC 5213
+    public static let missingAccessTechTypeOption: UInt8 = 162      // RFC 5213
 
     /// Accepted codes are below 128 (RFC 6275 6.1.8).
     public static func isAccepted(_ status: UInt8) -> Bool { status < 128 }

@@ -203,7 +203,43 @@ import Testing
         // tshark read the identifiers we wrote.
         #expect(rows[14]["mip6.bu.seqnr"] == ["7"])
         #expect(rows[14]["mip6.mnid.identifier"] == ["mn1@example.org"])
-        #expect(rows[16]["mip6.ba.status"] == ["156"])
+        #expect(rows[16]["mip6.ba.status"] == ["157"])
+    }
+
+    /// Our status codes mean to tshark what their names say (RFC 5213 8.9,
+    /// RFC 6275): one PBA per code, each status read back by name.
+    @Test func bindingAckStatusesAreTheRegistrys() throws {
+        guard let tshark = which("tshark") else { throw ToolMissing(tool: "tshark") }
+        let codes: [(UInt8, String)] = [
+            (BindingAckStatus.sequenceNumberOutOfWindow, "Sequence number out of window"),
+            (BindingAckStatus.proxyRegistrationNotEnabled, "PROXY_REG_NOT_ENABLED"),
+            (BindingAckStatus.notLMAForThisMobileNode, "NOT_LMA_FOR_THIS_MOBILE_NODE"),
+            (BindingAckStatus.magNotAuthorizedForProxyRegistration, "MAG_NOT_AUTHORIZED_FOR_PROXY_REG"),
+            (BindingAckStatus.notAuthorizedForHomeNetworkPrefix, "NOT_AUTHORIZED_FOR_HOME_NETWORK_PREFIX"),
+            (BindingAckStatus.timestampMismatch, "TIMESTAMP_MISMATCH"),
+            (BindingAckStatus.timestampLowerThanPreviousAccepted, "TIMESTAMP_LOWER_THAN_PREV_ACCEPTED"),
+            (BindingAckStatus.missingHomeNetworkPrefixOption, "MISSING_HOME_NETWORK_PREFIX_OPTION"),
+            (BindingAckStatus.bcePbuPrefixSetDoNotMatch, "BCE_PBU_PREFIX_SET_DO_NOT_MATCH"),
+            (BindingAckStatus.missingMNIdentifierOption, "MISSING_MN_IDENTIFIER_OPTION"),
+            (BindingAckStatus.missingHandoffIndicatorOption, "MISSING_HANDOFF_INDICATOR_OPTION"),
+            (BindingAckStatus.missingAccessTechTypeOption, "MISSING_ACCESS_TECH_TYPE_OPTION"),
+        ]
+        let path = temporaryPath("referee-status.pcap")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let writer = try PcapFileWriter(path: path)
+        for (i, (code, _)) in codes.enumerated() {
+            let pba = MobilityMessage.bindingAcknowledgement(BindingAcknowledgement(
+                status: code, flags: [.proxyRegistration], sequence: UInt16(i), lifetime: 0, options: .none))
+            try writer.write(try Self.mh(pba, from: Self.a1, to: Self.a2), seconds: i, nanoseconds: 0)
+        }
+        try writer.close()
+        let r = try runProcess(tshark, ["-n", "-V", "-r", path])
+        #expect(r.status == 0)
+        let statuses = r.stdout.split(separator: "\n").filter { $0.contains("Status: ") && $0.contains("(") }
+        #expect(statuses.count == codes.count, "\(statuses)")
+        for ((code, name), line) in zip(codes, statuses) {
+            #expect(line.contains("\(name) (\(code))"), "\(line)")
+        }
     }
 
     @Test func verboseDissectionHasNoMalformedText() throws {
