@@ -143,6 +143,15 @@ public struct MobilityHeaderPacket {
         upperLayerChecksum(bytes, source: source, destination: destination, nextHeader: IPProtocol.mobility).isValid
     }
 
+    /// Writes the checksum of `header` (a whole Mobility Header) over the
+    /// pseudo-header, the field taken as zero.
+    public static func writeChecksum(_ header: UnsafeMutableRawBufferPointer, source: IPv6Address, destination: IPv6Address) {
+        header.put16(0, at: MobilityField.checksum)
+        let sum = upperLayerChecksum(UnsafeRawBufferPointer(header), source: source, destination: destination,
+                                     nextHeader: IPProtocol.mobility)
+        header.put16(sum.value, at: MobilityField.checksum)
+    }
+
     /// True for BU and BA, whose fixed fields the checked view guarantees.
     @inlinable public var isBinding: Bool {
         type == MobilityHeaderType.bindingUpdate || type == MobilityHeaderType.bindingAcknowledgement
@@ -307,9 +316,7 @@ public enum MobilityMessage: Equatable {
             data.withUnsafeBytes { b.copy($0, to: MobilityField.data) }
             b.zero((MobilityField.data + data.count)..<n)
         }
-        let sum = upperLayerChecksum(UnsafeRawBufferPointer(b), source: source, destination: destination,
-                                     nextHeader: IPProtocol.mobility)
-        b.put16(sum.value, at: MobilityField.checksum)
+        MobilityHeaderPacket.writeChecksum(b, source: source, destination: destination)
         return n
     }
 }

@@ -82,9 +82,6 @@ public struct MobilityAuthenticationTrailer: Equatable, Sendable {
                             authenticator: [UInt8]) throws(WireError) {
         guard authenticator.count <= header.count else { throw .bufferTooSmall }
         authenticator.withUnsafeBytes { header.copy($0, to: header.count - authenticator.count) }
-        header.put16(0, at: MobilityField.checksum)
-        let sum = upperLayerChecksum(UnsafeRawBufferPointer(header), source: source, destination: destination,
-                                     nextHeader: IPProtocol.mobility)
-        header.put16(sum.value, at: MobilityField.checksum)
+        MobilityHeaderPacket.writeChecksum(header, source: source, destination: destination)
     }
 }

@@ -339,12 +339,7 @@ func rewriteSource(_ frame: [UInt8], to source: IPv6Address) -> [UInt8] {
         source.write(to: b, at: 22)
         let ip = UnsafeMutableRawBufferPointer(rebasing: b[14...])
         let mh = UnsafeMutableRawBufferPointer(rebasing: ip[40...])
-        mh[4] = 0
-        mh[5] = 0
-        let sum = upperLayerChecksum(UnsafeRawBufferPointer(mh), source: source, destination: IPv6Address(UnsafeRawBufferPointer(ip), at: 24),
-                                     nextHeader: IPProtocol.mobility)
-        mh[4] = UInt8(sum.value >> 8)
-        mh[5] = UInt8(sum.value & 0xFF)
+        MobilityHeaderPacket.writeChecksum(mh, source: source, destination: IPv6Address(UnsafeRawBufferPointer(ip), at: 24))
     }
     return f
 }
