@@ -81,12 +81,23 @@ public struct GatewayConfig: Sendable {
         public var mac: MACAddress
     }
     public enum CMDMode: String, Sendable { case relay, locator }
+    /// One subscriber: an MN identity (RFC 4283 NAI) and the MACs of its interfaces.
+    public struct Subscriber: Sendable {
+        /// nil: each MAC is its own identity (its text).
+        public var id: String?
+        public var macs: [MACAddress]
+    }
 
     public var file = ""
     public var name = ""
     public var role = Role.dgw
     public var address = IPv6Address.unspecified
     public var access: Port?
+    /// Whether an MN is attached on its first unicast frame (one that moved
+    /// in unannounced), not only on an RS or a trigger.
+    public var attachOnTraffic = true
+    /// The only MNs that may attach here, when given.
+    public var subscribers: [Subscriber]?
     public var core = Core(port: Port(interface: "", mtu: 1500), prefix: IPv6Prefix("::/0")!, gateway: nil)
     public var prefixPool: IPv6Prefix?
     public var localNetworks: [LocalNetwork] = []
@@ -142,12 +153,16 @@ extension GatewayConfig {
     private mutating func read(_ root: YAMLNode, _ r: Reader) throws {
         let top = try r.mapping(root, "configuration", keys: [
             "name", "role", "address", "access", "core", "prefix_pool", "local_networks", "peers", "cmd",
-            "cmd_mode", "lma", "auth", "ra", "binding", "static_bindings", "neighbors", "control", "metrics",
+            "cmd_mode", "lma", "auth", "ra", "binding", "static_bindings", "neighbors", "control", "metrics", "subscribers",
         ], required: ["name", "address", "core"])
         name = try r.string(top["name"]!, "name")
         if let n = top["role"] { role = try r.enumeration(n, "role") }
         address = try r.address(top["address"]!, "address")
-        if let n = top["access"] { access = try readPort(n, "access", r, extra: []).0 }
+        if let n = top["access"] {
+            let (port, m) = try readPort(n, "access", r, extra: ["attach_on_traffic"])
+            access = port
+            if let v = m["attach_on_traffic"] { attachOnTraffic = try r.boolean(v, "access.attach_on_traffic") }
+        }
         if role != .cmd && access == nil {
             throw r.error(root, "access is required for role \(role.rawValue)")
         }
@@ -236,6 +251,32 @@ extension GatewayConfig {
             boundAt[b.prefix] = b.line
             staticBindings.append(b)
         }
+        if let n = top["subscribers"] {
+            guard role == .dgw else { throw r.error(n, "subscribers are for role dgw: MNs attach to gateways") }
+            var owner: [MACAddress: Int] = [:], ids: [String: Int] = [:]
+            var list: [Subscriber] = []
+            for item in try r.sequence(n, "subscribers") {
+                let m = try r.mapping(item, "subscribers entry", keys: ["id", "macs"], required: ["macs"])
+                let id = try m["id"].map { try r.string($0, "id") }
+                if let id {
+                    // The Mobile Node Identifier option holds at most 254 octets of it.
+                    guard id.utf8.count <= 254 else { throw r.error(m["id"]!, "id is longer than 254 octets") }
+                    if let other = ids[id] { throw r.error(m["id"]!, "subscriber \(id) is already listed at line \(other)") }
+                    ids[id] = item.line
+                }
+                var macs: [MACAddress] = []
+                for node in try r.sequence(m["macs"], "macs") {
+                    let mac = try r.mac(node, "macs entry")
+                    guard !mac.isMulticast else { throw r.error(node, "\(mac) is a multicast MAC, no MN's") }
+                    if let other = owner[mac] { throw r.error(node, "\(mac) is already a subscriber's at line \(other)") }
+                    owner[mac] = item.line
+                    macs.append(mac)
+                }
+                guard !macs.isEmpty else { throw r.error(item, "a subscriber needs at least one MAC in macs") }
+                list.append(Subscriber(id: id, macs: macs))
+            }
+            subscribers = list
+        }
         for item in try r.sequence(top["neighbors"], "neighbors") {
             let m = try r.mapping(item, "neighbors entry", keys: ["address", "mac"], required: ["address", "mac"])
             neighbors.append(Neighbor(address: try r.address(m["address"]!, "address"), mac: try r.mac(m["mac"]!, "mac")))
@@ -284,6 +325,11 @@ struct Reader {
     func string(_ n: YAMLNode, _ what: String) throws -> String {
         guard case .scalar(let s) = n.kind, !s.isEmpty else { throw error(n, "\(what) must be a non-empty string") }
         return s
+    }
+
+    func boolean(_ n: YAMLNode, _ what: String) throws -> Bool {
+        guard case .scalar(let s) = n.kind, s == "true" || s == "false" else { throw error(n, "\(what) must be true or false") }
+        return s == "true"
     }
 
     func integer(_ n: YAMLNode, _ what: String, _ range: ClosedRange<Int>) throws -> Int {

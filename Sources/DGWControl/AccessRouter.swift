@@ -47,6 +47,12 @@ public struct DLIF: Sendable, Equatable {
         return MACAddress(value: 0x0200_0000_0000 | (anchor.low & 0xFFFF) << 24 | (index & 0xFF_FFFF))
     }
 
+    /// Whether `mac` has the form `logicalMAC(anchor:pool:prefix:)` gives
+    /// `anchor`'s DLIFs.
+    public static func isPoolLogicalMAC(_ mac: MACAddress, of anchor: IPv6Address) -> Bool {
+        mac.value >> 24 == 0x02_0000 | (anchor.low & 0xFFFF)
+    }
+
     /// fe80::/64 with the modified EUI-64 of `mac` (RFC 4291 appendix A).
     public static func linkLocal(of mac: MACAddress) -> IPv6Address {
         let m = mac.value
@@ -69,6 +75,8 @@ public struct AccessRouterConfiguration: Sendable {
     public var prefixPool: IPv6Prefix?
     /// This gateway's local networks, advertised to MNs that attach.
     public var localNetworks: [IPv6Prefix] = []
+    /// The only MNs that may attach here (subscriber policy); nil: any.
+    public var subscribers: Set<MACAddress>?
     /// Prefixes of the pool never handed out (bound statically, whoever serves them).
     public var reserved: [IPv6Prefix] = []
     /// The logical MAC of this gateway's DLIF for an MN, given the prefix
@@ -97,6 +105,11 @@ public struct Attachment: Sendable, Equatable {
 public struct AccessRouterReply: Sendable {
     public var frames: [[UInt8]] = []
     public var attached: [Attachment] = []
+    /// A unicast frame's destination that is none of its sender's DLIFs
+    /// here: a router the MN knew elsewhere (an anchor's DLIF). Set when
+    /// that attached an unknown MN (it moved in unannounced), and for an
+    /// MN attached here talking to a router it has not been shown here.
+    public var formerRouter: MACAddress?
 }
 
 public struct AccessRouterCounters: Sendable, Equatable {
@@ -110,6 +123,10 @@ public struct AccessRouterCounters: Sendable, Equatable {
     public var tooLarge = 0
     /// MNs that attached here (a prefix from the pool, a DLIF).
     public var attached = 0
+    /// Of those, the ones learned from a unicast frame rather than an RS or a trigger.
+    public var attachedOnTraffic = 0
+    /// Attachments refused: the MN is not one of the subscribers.
+    public var notSubscribed = 0
     /// Solicitations from unknown MNs that found the pool used up.
     public var poolExhausted = 0
     public init() {}
@@ -210,8 +227,25 @@ public final class AccessRouter {
     /// Answers a frame punted from the access port: RAs for a Router
     /// Solicitation (and, from an MN not seen before, its attachment: a /64
     /// from the pool and a DLIF), an NA for a Neighbor Solicitation of a
-    /// DLIF address.
+    /// DLIF address. A unicast frame from an MN not attached here (one
+    /// that moved in without an association event or a new RS, and still
+    /// talks to its old router) attaches it too. Multicast from unknown
+    /// MACs (DAD, MLD) does not: any host joining the link sends those, and
+    /// an MN follows them with an RS.
     public func handle(_ frame: UnsafeRawBufferPointer) -> AccessRouterReply {
+        if let eth = try? EthernetFrame(checking: frame), eth.tagCount == 0, eth.etherType == EtherType.ipv6,
+           !eth.destination.isMulticast, !eth.source.isMulticast, (try? IPv6Packet(checking: eth.payload)) != nil,
+           !dlifs(of: eth.source).contains(where: { $0.mac == eth.destination }) {
+            var reply = AccessRouterReply()
+            if byMN[eth.source] != nil {
+                reply.formerRouter = eth.destination
+            } else if let attachment = attach(eth.source) {
+                counters.attachedOnTraffic += 1
+                reply.attached.append(attachment)
+                reply.formerRouter = eth.destination
+            }
+            return reply
+        }
         guard let eth = try? EthernetFrame(checking: frame), eth.tagCount == 0, eth.etherType == EtherType.ipv6,
               let ip = try? IPv6Packet(checking: eth.payload), ip.nextHeader == IPProtocol.icmpv6, ip.hopLimit == 255,
               let icmp = try? ICMPv6Packet(checking: ip.payload),
@@ -261,6 +295,10 @@ public final class AccessRouter {
             return Attachment(mn: mn, prefix: prefix, dlifMAC: shown.mac)
         }
         guard let pool = configuration.prefixPool else { return nil }
+        if let subscribers = configuration.subscribers, !subscribers.contains(mn) {
+            counters.notSubscribed += 1
+            return nil
+        }
         let prefix: IPv6Prefix
         if let known = allocations[mn] {
             prefix = known

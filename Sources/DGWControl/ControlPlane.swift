@@ -48,6 +48,9 @@ public struct ControlPlaneConfiguration: Sendable {
     /// Peers whose signalling is authenticated both ways (`auth:`): what
     /// goes to them is signed, what comes from them must be.
     public var keys: [IPv6Address: SignallingKey] = [:]
+    /// The MN-IDs of subscribers, by MAC: the NAI their PBUs carry (an MN
+    /// not listed is named by its MAC's text).
+    public var identities: [MACAddress: [UInt8]] = [:]
     /// Required when `keys` is not empty.
     public var hmacSHA256: HMACSHA256?
     /// The Mobility Message Identifier of the first signed message; `dgw
@@ -57,6 +60,16 @@ public struct ControlPlaneConfiguration: Sendable {
 
     public init(address: IPv6Address) {
         self.address = address
+    }
+
+    /// The peer whose DLIF for `mn` has the logical MAC `mac` (by either
+    /// way of making them: from the anchor's pool, or the fallback of
+    /// `logicalMAC`): an MN that moves in unannounced still sends to the
+    /// router it had, and that names its latest anchor.
+    public func anchor(ofDLIF mac: MACAddress, mn: MACAddress) -> IPv6Address? {
+        peers.first { p in
+            p != address && p != cmd && (DLIF.isPoolLogicalMAC(mac, of: p) || logicalMAC(p, mn) == mac)
+        }
     }
 
     /// How long to wait for the answer to a PBU sent after `attempts`
@@ -345,7 +358,22 @@ public final class ControlPlane {
     public func access(_ frame: UnsafeRawBufferPointer, time: Int64) -> ControlEffects {
         var out = ControlEffects()
         let reply = router.handle(frame)
-        for a in reply.attached { attached(a, &out) }
+        // The anchor whose DLIF the MN was talking to, if a peer's.
+        let named = reply.formerRouter.flatMap { mac in
+            frame.count >= 12 ? configuration.anchor(ofDLIF: mac, mn: MACAddress(frame, at: 6)) : nil
+        }
+        for a in reply.attached {
+            attached(a, &out)
+            // Its former anchors: from the CMD, else the one its old router names.
+            register(a.mn, with: configuration.cmd.map { [$0] } ?? named.map { [$0] } ?? [], time: time, &out)
+        }
+        // An MN attached here still talking to the DLIF of an anchor it has
+        // no session with (one its trigger or first frame did not name): that
+        // anchor holds a prefix of its too. With a CMD, the CMD names them all.
+        if reply.attached.isEmpty, configuration.cmd == nil, let anchor = named {
+            let mn = MACAddress(frame, at: 6)
+            if anchored[mn]?.serving == .here, session(mn, anchor) == nil { register(mn, with: [anchor], time: time, &out) }
+        }
         out.access += reply.frames.map { (time, $0) }
         return out
     }
@@ -449,7 +477,7 @@ public final class ControlPlane {
         let backoff = configuration.retransmitDelay(afterAttempts: s.attempts)
         s.attempts += 1
         s.due = time + backoff
-        var options = Self.identify(s.mn)
+        var options = Self.identify(s.mn, id: configuration.identities[s.mn])
         // To the CMD: the prefix anchored here, which it records (RFC 8885).
         if s.anchor == configuration.cmd, let a = anchored[s.mn] { options.append(.homeNetworkPrefix(a.prefix)) }
         let pbu = Self.proxyBindingUpdate(sequence: s.sequence, lifetime: lifetime, options: options)
@@ -666,7 +694,8 @@ public final class ControlPlane {
     /// gateway's local networks and the DLIF the MN knows.
     private func reply(_ status: UInt8, to peer: IPv6Address, _ pbu: BindingUpdate, mn: MACAddress?, lifetime: Int,
                        _ out: inout ControlEffects) {
-        var options = mn.map(Self.identify) ?? []
+        // The MN-ID as the PBU gave it (RFC 5213 has the PBA copy it).
+        var options = mn.map { Self.identify($0, id: Self.identity(in: pbu.options, of: $0)) } ?? []
         if BindingAckStatus.isAccepted(status), let mn, let a = anchored[mn], lifetime > 0 {
             options.append(.anchoredPrefix(a.prefix))
             options += configuration.localNetworks.map(MobilityOption.localPrefix)
@@ -683,10 +712,19 @@ public final class ControlPlane {
 
     // MARK: Messages
 
-    /// The MN's identity: its MAC as NAI (RFC 4283) and as link-layer identifier (RFC 5213).
-    static func identify(_ mn: MACAddress) -> [MobilityOption] {
-        [.mobileNodeIdentifier(subtype: MobileNodeIdentifierSubtype.nai, identifier: .owned(mn.text)),
+    /// The MN's identity: its MN-ID as NAI (RFC 4283; by default its MAC's
+    /// text) and its MAC as link-layer identifier (RFC 5213), which names
+    /// the interface.
+    static func identify(_ mn: MACAddress, id: [UInt8]? = nil) -> [MobilityOption] {
+        [.mobileNodeIdentifier(subtype: MobileNodeIdentifierSubtype.nai, identifier: .owned(id ?? mn.text)),
          .mobileNodeLinkLayerIdentifier(.owned(mn.octets))]
+    }
+
+    /// The MN-ID a message names `mn` by, when it is not the MAC's text.
+    static func identity(in options: MobilityOptions, of mn: MACAddress) -> [UInt8]? {
+        guard let (subtype, id) = options.mobileNodeIdentifier, subtype == MobileNodeIdentifierSubtype.nai else { return nil }
+        let bytes = Array(id)
+        return bytes == mn.text ? nil : bytes
     }
 
     /// The MN a message is about: its link-layer identifier, else an NAI that is a MAC.

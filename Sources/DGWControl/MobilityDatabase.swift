@@ -27,6 +27,9 @@ public struct Anchoring: Sendable, Equatable {
 /// The CMD's entry for one MN.
 public struct MobilityRecord: Sendable, Equatable {
     public var mn: MACAddress
+    /// The MN-ID (NAI) its serving gateway names it by, when that is not
+    /// its MAC's text (a subscriber's identity): relayed as given.
+    public var identity: [UInt8]?
     /// In the order the MN attached.
     public var anchors: [Anchoring] = []
     /// The gateway the MN is attached to; nil after its de-registration.
@@ -131,6 +134,7 @@ final class MobilityDatabase {
             return
         }
         e.lastSequence[gateway] = pbu.sequence
+        e.record.identity = ControlPlane.identity(in: pbu.options, of: mn)
         counters.accepted += 1
         let lifetime = pbu.lifetime == 0 ? 0 : min(pbu.lifetimeSeconds, configuration.bindingLifetime)
         if var r = e.relaying, r.serving == gateway, (r.lifetime == 0) == (lifetime == 0) {
@@ -178,7 +182,7 @@ final class MobilityDatabase {
             return
         }
         var r = Relaying(serving: gateway, sequence: pbu.sequence, lifetime: lifetime, prefix: prefix, relays: former.map { Relay(anchor: $0) })
-        for i in r.relays.indices { relay(&r.relays[i], for: mn, serving: r.serving, lifetime: r.lifetime, time: time, &counters, &out) }
+        for i in r.relays.indices { relay(&r.relays[i], for: mn, id: e.record.identity, serving: r.serving, lifetime: r.lifetime, time: time, &counters, &out) }
         e.relaying = r
         store(e)
     }
@@ -198,7 +202,7 @@ final class MobilityDatabase {
             counters.resynchronised += 1
             nextSequence = pba.sequence &+ 1
             r.relays[i].attempts = 0
-            relay(&r.relays[i], for: mn, serving: r.serving, lifetime: r.lifetime, time: time, &counters, &out)
+            relay(&r.relays[i], for: mn, id: e.record.identity, serving: r.serving, lifetime: r.lifetime, time: time, &counters, &out)
             e.relaying = r
             store(e)
             return
@@ -241,7 +245,7 @@ final class MobilityDatabase {
                     r.relays[i].state = .failed
                 } else {
                     counters.pbuRetransmitted += 1
-                    relay(&r.relays[i], for: mn, serving: r.serving, lifetime: r.lifetime, time: time, &counters, &out)
+                    relay(&r.relays[i], for: mn, id: e.record.identity, serving: r.serving, lifetime: r.lifetime, time: time, &counters, &out)
                 }
             }
             e.relaying = r
@@ -254,14 +258,14 @@ final class MobilityDatabase {
 
     /// Sends (again) the serving gateway's registration to one former
     /// anchor, as the CMD's own PBU naming the serving gateway.
-    private func relay(_ relay: inout Relay, for mn: MACAddress, serving: IPv6Address, lifetime: Int, time: Int64, _ counters: inout SignallingCounters,
+    private func relay(_ relay: inout Relay, for mn: MACAddress, id: [UInt8]?, serving: IPv6Address, lifetime: Int, time: Int64, _ counters: inout SignallingCounters,
                        _ out: inout [CorePacket]) {
         relay.sequence = nextSequence
         nextSequence &+= 1
         relay.due = time + configuration.retransmitDelay(afterAttempts: relay.attempts)
         relay.attempts += 1
         let pbu = ControlPlane.proxyBindingUpdate(sequence: relay.sequence, lifetime: lifetime,
-                                                  options: ControlPlane.identify(mn) + [.servingMAAR(serving)])
+                                                  options: ControlPlane.identify(mn, id: id) + [.servingMAAR(serving)])
         if let packet = ControlPlane.packet(.bindingUpdate(pbu), from: configuration.address, to: relay.anchor.gateway, authenticator) {
             counters.pbuSent += 1
             out.append(packet)
@@ -290,7 +294,7 @@ final class MobilityDatabase {
     private func answer(_ status: UInt8, to gateway: IPv6Address, sequence: UInt16, mn: MACAddress?, lifetime: Int = 0,
                         prefix: IPv6Prefix? = nil, options more: [MobilityOption] = [], _ counters: inout SignallingCounters,
                         _ out: inout [CorePacket]) {
-        var options = mn.map(ControlPlane.identify) ?? []
+        var options = mn.map { ControlPlane.identify($0, id: entries[$0]?.record.identity) } ?? []
         if lifetime > 0, let prefix { options.append(.homeNetworkPrefix(prefix)) }
         let pba = BindingAcknowledgement(status: status, flags: [.proxyRegistration, .distributedGateway], sequence: sequence,
                                          lifetime: UInt16(clamping: lifetime / 4), options: .built(options + more))

@@ -57,6 +57,7 @@ public enum Action: Int, CaseIterable, Sendable {
     case puntedMobility             // Mobility Header for the control plane
     case puntedNeighborDiscovery    // RS, NS, NA, RA for the control plane
     case puntedForGateway           // anything else addressed to the gateway
+    case puntedUnknownMN            // unicast from a MAC with no DLIF here: the control plane may attach it
     case icmpError                  // Time Exceeded, Packet Too Big, Unreachable sent
     case icmpRateLimited            // one that the rate limit held back
     case neighborAdvertised         // NA sent for our core address
@@ -76,6 +77,7 @@ public enum Action: Int, CaseIterable, Sendable {
         case .puntedMobility: "punted_mobility"
         case .puntedNeighborDiscovery: "punted_neighbor_discovery"
         case .puntedForGateway: "punted_for_gateway"
+        case .puntedUnknownMN: "punted_unknown_mn"
         case .icmpError: "icmp_error_sent"
         case .icmpRateLimited: "icmp_rate_limited"
         case .neighborAdvertised: "neighbor_advertisement_sent"

@@ -61,6 +61,10 @@ public struct PipelineConfiguration: Sendable {
     public var neighbors: [(IPv6Address, MACAddress)]
     /// ICMPv6 errors per second (token bucket, burst of the same size).
     public var icmpRate: Int = 100
+    /// Frames from MNs with no DLIF here handed to the control plane per
+    /// second (so that an MN that moved in without telling is attached on
+    /// its first frame); the rest dropped. 0: none.
+    public var unknownMNPuntRate: Int = 100
     /// Bindings the control plane may add at run time (room is made at start).
     public var dynamicBindings: Int = 0
     /// This gateway's local networks (LIPA): tunnelled traffic for them is
@@ -146,8 +150,8 @@ public final class Pipeline {
     static let dropBase = Action.allCases.count
     static let framesOutSlot = Action.allCases.count + DropReason.allCases.count
     static let timeSlot = framesOutSlot + 1
-    var icmpTokens: Double
-    var icmpLast: Int64 = .min
+    var icmpBucket: TokenBucket
+    var unknownMNBucket: TokenBucket
     /// Time of the packet being decided (for what it causes).
     var currentTime: Int64 { Int64(scratch[Self.timeSlot]) }
 
@@ -172,7 +176,8 @@ public final class Pipeline {
         neighborMACs = tables.neighbors.macs
         gatewayHop = tables.gatewayHop
         hopAddresses = tables.neighbors.hopAddresses
-        icmpTokens = Double(configuration.icmpRate)
+        icmpBucket = TokenBucket(rate: configuration.icmpRate)
+        unknownMNBucket = TokenBucket(rate: configuration.unknownMNPuntRate)
         scratch = .allocate(capacity: Self.timeSlot + 1)
         scratch.initialize(repeating: 0, count: Self.timeSlot + 1)
         lpmKeys = .allocate(capacity: Self.chunk)
@@ -341,7 +346,19 @@ public final class Pipeline {
         }
         // The DLIF must be one this MN sees (DLIFs are per MN and anchor).
         let dlif = hint >= 0 ? hint : Int(dlifs.lookup(dstMAC))
-        guard dlif != 0, hot[dlif - 1].mnMAC == eth.source else { p.verdict = .drop(.unknownDestinationMAC); return }
+        guard dlif != 0, hot[dlif - 1].mnMAC == eth.source else {
+            // An MN that moved in unannounced still talks to its old router:
+            // the control plane attaches it (within a rate: spoofed sources
+            // must not flood it).
+            if !eth.source.isMulticast, configuration.unknownMNPuntRate > 0,
+               unknownMNBucket.take(at: p.time, rate: configuration.unknownMNPuntRate) {
+                count(.puntedUnknownMN)
+                p.verdict = .drop(.punted)
+            } else {
+                p.verdict = .drop(.unknownDestinationMAC)
+            }
+            return
+        }
         // Uplink source check: one of the prefixes of this MN, attached here.
         // (Bindings are /64s, so the longest match being a binding means it contains the source.)
         let s = route >= 0 ? route : Int(routes.lookup(ip.source))

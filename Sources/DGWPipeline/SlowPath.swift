@@ -113,17 +113,7 @@ extension Pipeline {
         if sent { count(.icmpError) }
     }
 
-    /// Token bucket on packet time: `icmpRate` a second, bursts as large.
-    func takeToken(at time: Int64) -> Bool {
-        let rate = Double(configuration.icmpRate)
-        if icmpLast != .min && time > icmpLast {
-            icmpTokens = min(rate, icmpTokens + Double(time - icmpLast) * 1e-9 * rate)
-        }
-        icmpLast = max(icmpLast, time)
-        guard icmpTokens >= 1 else { return false }
-        icmpTokens -= 1
-        return true
-    }
+    func takeToken(at time: Int64) -> Bool { icmpBucket.take(at: time, rate: configuration.icmpRate) }
 
     /// Writes a frame the gateway originates into a fresh slot.
     func emitFrame(on port: GatewayPort, time: Int64, _ out: inout [Packet],
@@ -153,5 +143,24 @@ extension Pipeline {
         try IPv6Header(payloadLength: n, nextHeader: IPProtocol.icmpv6, hopLimit: hopLimit, source: source,
                        destination: destination).emit(into: b.slice(14..<54))
         return 54 + n
+    }
+}
+
+/// A token bucket on packet time: `rate` a second, bursts as large.
+struct TokenBucket {
+    var tokens: Double
+    var last: Int64 = .min
+
+    init(rate: Int) { tokens = Double(rate) }
+
+    mutating func take(at time: Int64, rate: Int) -> Bool {
+        let rate = Double(rate)
+        if last != .min && time > last {
+            tokens = min(rate, tokens + Double(time - last) * 1e-9 * rate)
+        }
+        last = max(last, time)
+        guard tokens >= 1 else { return false }
+        tokens -= 1
+        return true
     }
 }

@@ -17,6 +17,7 @@ extension PipelineConfiguration {
                   coreGateway: g.core.gateway, bindings: bindings, neighbors: g.neighbors.map { ($0.address, $0.mac) })
         localNetworks = g.localNetworks.map(\.prefix)
         peers = g.peers.map(\.address) + [g.cmd, g.lma].compactMap { $0 }
+        if !g.attachOnTraffic { unknownMNPuntRate = 0 }
         // Room for every /64 of the pool (at most a million) to be handed out at run time.
         if let pool = g.prefixPool, g.access != nil {
             dynamicBindings = 64 - Int(pool.length) >= 20 ? 1 << 20 : 1 << (64 - Int(pool.length))
@@ -37,6 +38,7 @@ extension AccessRouterConfiguration {
         prefixPool = g.prefixPool
         localNetworks = g.localNetworks.map(\.prefix)
         reserved = g.staticBindings.map(\.prefix)
+        subscribers = g.subscribers.map { Set($0.flatMap(\.macs)) }
         let address = g.address
         if let pool = g.prefixPool {
             logicalMAC = { _, prefix in DLIF.logicalMAC(anchor: address, pool: pool, prefix: prefix) }
@@ -76,6 +78,9 @@ extension ControlPlaneConfiguration {
         cmdMode = g.cmdMode == .locator ? .locator : .relay
         access = AccessRouterConfiguration(g)
         logicalMAC = { DGWPipeline.logicalMAC(anchor: $0, mn: $1) }
+        for s in g.subscribers ?? [] {
+            if let id = s.id { for mac in s.macs { identities[mac] = Array(id.utf8) } }
+        }
         for a in g.auth { keys[a.peer] = SignallingKey(spi: a.spi, secret: a.key) }
         if !keys.isEmpty {
             hmacSHA256 = { key, data in Array(HMAC<SHA256>.authenticationCode(for: data, using: SymmetricKey(data: key))) }
@@ -106,7 +111,8 @@ extension AccessRouterCounters {
     var json: String {
         let pairs = [("router_solicitations", routerSolicitations), ("neighbor_solicitations", neighborSolicitations),
                      ("router_advertisements", routerAdvertisements), ("neighbor_advertisements", neighborAdvertisements),
-                     ("ignored", ignored), ("too_large", tooLarge), ("attached", attached), ("pool_exhausted", poolExhausted)]
+                     ("ignored", ignored), ("too_large", tooLarge), ("attached", attached), ("attached_on_traffic", attachedOnTraffic),
+                     ("not_subscribed", notSubscribed), ("pool_exhausted", poolExhausted)]
         return "{" + pairs.filter { $0.1 != 0 }.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
     }
 }

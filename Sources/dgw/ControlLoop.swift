@@ -93,7 +93,9 @@ final class ControlLoop: @unchecked Sendable {
             switch t {
             case .attach(let mn, let previous):
                 log.info("attach \(mn)\(previous.isEmpty ? "" : ", former anchors \(previous.map { "\($0)" }.joined(separator: " "))")")
+                let refused = control.router.counters.notSubscribed
                 effects.append(control.attach(mn, previous: previous, time: now))
+                if control.router.counters.notSubscribed > refused { log.warning("attach \(mn) refused: not one of the subscribers") }
             case .detach(let mn):
                 log.info("detach \(mn)")
                 effects.append(control.detach(mn, time: now))

@@ -245,8 +245,9 @@ extension ForwardingTests {
 }
 
 @Suite struct DropTests {
-    func drop(_ port: GatewayPort, _ frame: [UInt8], _ reason: DropReason) throws -> Run {
-        let r = try Run([(port, frame)])
+    func drop(_ port: GatewayPort, _ frame: [UInt8], _ reason: DropReason,
+              configuration: PipelineConfiguration = S.configuration) throws -> Run {
+        let r = try Run([(port, frame)], configuration: configuration)
         #expect(r.verdicts == [.drop(reason)], "\(r.verdicts)")
         #expect(r.counters[reason] == 1)
         return r
@@ -263,12 +264,32 @@ extension ForwardingTests {
     }
 
     @Test func unknownDestinationMACAndSourceCheck() throws {
-        _ = try drop(.access, S.udp(S.mn1, MACAddress("02:d1:99:99:99:99")!, from: S.h1, to: S.cn), .unknownDestinationMAC)
+        var closed = S.configuration
+        closed.unknownMNPuntRate = 0  // no attach on traffic
+        _ = try drop(.access, S.udp(S.mn1, MACAddress("02:d1:99:99:99:99")!, from: S.h1, to: S.cn), .unknownDestinationMAC,
+                     configuration: closed)
         // mn1 with mn3's prefix, and a source outside every binding.
         _ = try drop(.access, S.udp(S.mn1, S.dlif1, from: S.h3, to: S.cn), .sourceCheck)
         _ = try drop(.access, S.udp(S.mn1, S.dlif1, from: IPv6Address("2001:db8:9::1")!, to: S.cn), .sourceCheck)
         // DLIF MACs are per MN: mn1's is not mn3's.
-        _ = try drop(.access, S.udp(S.mn3, S.dlif1, from: S.h3, to: S.cn), .unknownDestinationMAC)
+        _ = try drop(.access, S.udp(S.mn3, S.dlif1, from: S.h3, to: S.cn), .unknownDestinationMAC, configuration: closed)
+    }
+
+    /// A frame that matches no DLIF of its sender may come from an MN that
+    /// moved in unannounced: the control plane gets it (to attach the MN),
+    /// within the rate; the rest are dropped as before. Never multicast sources.
+    @Test func framesFromUnknownMNsArePuntedWithinARate() throws {
+        var c = S.configuration
+        c.unknownMNPuntRate = 5
+        let stranger = MACAddress("02:aa:00:00:77:77")!
+        let frames = (0..<20).map { _ in (GatewayPort.access, S.udp(stranger, MACAddress("02:d1:99:99:99:99")!, from: S.h1, to: S.cn)) }
+        let r = try Run(frames + [(.access, S.udp(MACAddress("03:00:00:00:00:01")!, S.dlif1, from: S.h1, to: S.cn))], configuration: c)
+        #expect(r.verdicts.prefix(5).allSatisfy { $0 == .drop(.punted) }, "\(r.verdicts)")
+        #expect(r.verdicts.dropFirst(5).allSatisfy { $0 == .drop(.unknownDestinationMAC) }, "\(r.verdicts)")
+        #expect(r.counters[.puntedUnknownMN] == 5 && r.counters[.punted] == 5 && r.counters[.unknownDestinationMAC] == 16)
+        #expect(r.out.isEmpty)
+        // The default lets one through at once.
+        _ = try drop(.access, S.udp(stranger, S.dlif1, from: S.h1, to: S.cn), .punted)
     }
 
     @Test func noRouteSendsDestinationUnreachable() throws {
@@ -431,7 +452,7 @@ extension ForwardingTests {
         let mn = MACAddress("02:aa:00:00:00:44")!, dlif = MACAddress("02:ee:00:00:00:44")!
         let prefix = IPv6Prefix("2001:db8:1:44::/64")!, host = IPv6Address("2001:db8:1:44::7")!
         let before = try Run([(.access, S.udp(mn, dlif, from: host, to: S.cn))], configuration: c)
-        #expect(before.verdicts == [.drop(.unknownDestinationMAC)])
+        #expect(before.verdicts == [.drop(.punted)] && before.counters[.puntedUnknownMN] == 1, "for the control plane to attach")
         try tables.attach(mn: mn, prefix: prefix, dlifMAC: dlif)
         func forward(_ port: GatewayPort, _ frame: [UInt8]) throws -> (Verdict, [UInt8]) {
             var batch = [try #require(frame.withUnsafeBytes { pool.load($0, port: port, time: 1) })]
