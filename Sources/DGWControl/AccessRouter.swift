@@ -197,7 +197,7 @@ public final class AccessRouter {
     /// Unsolicited RAs due by `time`, each with the time it was due, in
     /// time order. A DLIF shown since the last tick starts its burst at `time`.
     public func tick(_ time: Int64) -> [(time: Int64, frame: [UInt8])] {
-        var out: [(Int64, [UInt8])] = []
+        var out: [(time: Int64, frame: [UInt8])] = []
         for slot in fresh where slots[slot] != nil && slots[slot]!.next == nil {
             slots[slot]!.next = time
             advertisements.schedule(slot, at: time)
@@ -387,8 +387,9 @@ public final class AccessRouter {
         }
         let ra = RouterAdvertisement(preference: here ? .medium : .low, routerLifetime: UInt16(min(c.routerLifetime, 9000)),
                                      options: .built(options))
-        return frame(from: dlif, to: dlif.mn, destination: .allNodes) { (b) throws(WireError) -> Int in
-            try ICMPv6Message.routerAdvertisement(ra).emit(into: b, source: dlif.linkLocal, destination: .allNodes)
+        let message = ICMPv6Message.routerAdvertisement(ra)
+        return frame(from: dlif, to: dlif.mn, destination: .allNodes, length: message.bufferLength) { (b) throws(WireError) -> Int in
+            try message.emit(into: b, source: dlif.linkLocal, destination: .allNodes)
         }
     }
 
@@ -398,29 +399,33 @@ public final class AccessRouter {
         let destination = dad ? IPv6Address.allNodes : source
         let na = NeighborAdvertisement(router: true, solicited: !dad, override: true, target: dlif.linkLocal,
                                        options: .built([.targetLinkLayerAddress(LinkLayerAddress(dlif.mac))]))
-        return frame(from: dlif, to: mac, destination: destination) { (b) throws(WireError) -> Int in
-            try ICMPv6Message.neighborAdvertisement(na).emit(into: b, source: dlif.linkLocal, destination: destination)
+        let message = ICMPv6Message.neighborAdvertisement(na)
+        return frame(from: dlif, to: mac, destination: destination, length: message.bufferLength) { (b) throws(WireError) -> Int in
+            try message.emit(into: b, source: dlif.linkLocal, destination: destination)
         }
     }
 
-    private func frame(from dlif: DLIF, to mac: MACAddress, destination: IPv6Address,
+    /// An ICMPv6 message of `length` octets from `dlif`, in a frame of
+    /// exactly its size; nil when it does not fit a 1,514-octet frame.
+    private func frame(from dlif: DLIF, to mac: MACAddress, destination: IPv6Address, length: Int,
                        _ payload: (UnsafeMutableRawBufferPointer) throws(WireError) -> Int) -> [UInt8]? {
-        var bytes = [UInt8](repeating: 0, count: 1514)
-        let n = bytes.withUnsafeMutableBytes { b -> Int in
-            do throws(WireError) {
-                try EthernetHeader(destination: mac, source: dlif.mac, etherType: EtherType.ipv6).emit(into: b)
-                let length = try payload(UnsafeMutableRawBufferPointer(rebasing: b[54...]))
-                try IPv6Header(payloadLength: length, nextHeader: IPProtocol.icmpv6, hopLimit: 255, source: dlif.linkLocal,
-                               destination: destination).emit(into: UnsafeMutableRawBufferPointer(rebasing: b[14..<54]))
-                return 54 + length
-            } catch {
-                return 0  // more prefixes and routes than a frame holds (some 40)
-            }
-        }
-        if n == 0 {
-            counters.tooLarge += 1
+        guard 54 + length <= 1514 else {
+            counters.tooLarge += 1  // more prefixes and routes than a frame holds (some 40)
             return nil
         }
-        return Array(bytes[..<n])
+        var bytes = [UInt8](repeating: 0, count: 54 + length)
+        let written = bytes.withUnsafeMutableBytes { b -> Bool in
+            do throws(WireError) {
+                try EthernetHeader(destination: mac, source: dlif.mac, etherType: EtherType.ipv6).emit(into: b)
+                let n = try payload(UnsafeMutableRawBufferPointer(rebasing: b[54...]))
+                try IPv6Header(payloadLength: n, nextHeader: IPProtocol.icmpv6, hopLimit: 255, source: dlif.linkLocal,
+                               destination: destination).emit(into: UnsafeMutableRawBufferPointer(rebasing: b[14..<54]))
+                return n == length
+            } catch {
+                return false  // sized above: cannot happen
+            }
+        }
+        guard written else { return nil }
+        return bytes
     }
 }

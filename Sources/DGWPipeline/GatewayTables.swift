@@ -11,6 +11,7 @@
 // rte_rcu_qsbr pattern).
 
 import DGWTables
+import Glibc
 import DGWWire
 import Synchronization
 
@@ -29,20 +30,26 @@ public final class GatewayTables: @unchecked Sendable {
     public let capacity: Int
 
     // The writer's own books (never read by a worker).
-    private var slotOfPrefix: [IPv6Prefix: Int] = [:]
+    /// Bindings installed (their slots are the routes' next hops, less one).
+    private var bindingCount = 0
     /// Slots of the bindings served here, by DLIF MAC.
-    private var slotsOfMAC: [MACAddress: [Int]] = [:]
+    private var slotsOfMAC: [MACAddress: Slots] = [:]
     private var freeSlots: [Int] = []
     private var nextFresh = 0
-    /// Slots whose grace period is over, moved to `freeSlots` by `reclaim`.
-    private var retired: [Int] = []
+    /// Slots unlinked, each with the token of its grace period, oldest
+    /// first from `retiringHead`: free once the grace period is over.
+    private var retiring: [(token: UInt64, slot: Int)] = []
+    private var retiringHead = 0
     /// Other anchors' local networks routed into their tunnels, with how
     /// many sessions (MN, anchor) asked for each.
     private var remoteNetworks: [IPv6Prefix: (anchor: IPv6Address, slot: Int, users: Int)] = [:]
 
-    /// What is bound now, by slot, for whoever reports it (a lock taken by
-    /// the writer once per change and by the reporter, never by a worker).
-    private let live = Mutex<[Int: (BindingEntry, MACAddress)]>([:])
+    /// What is bound now, by slot, for whoever reports it (`liveLock` taken
+    /// by the writer once per change and by the reporter, never by a
+    /// worker). Zeroed pages from calloc: a slot never used costs no memory.
+    private let live: UnsafeMutablePointer<Live>
+    private let liveLock = Mutex(())
+    private var installs: UInt64 = 0
     private let liveNetworks = Mutex<[IPv6Prefix: IPv6Address]>([:])
     /// Signalling waiting for its next hop's MAC: hop index, packet, since when.
     private var held: [(hop: Int, destination: IPv6Address, packet: [UInt8], since: Int64)] = []
@@ -59,37 +66,54 @@ public final class GatewayTables: @unchecked Sendable {
         capacity = c.bindings.count + c.dynamicBindings + 1024
         hot = .allocate(capacity: capacity)
         hot.initialize(repeating: Hot(mn: 0, dlif: 0), count: capacity)
+        guard let zeroed = calloc(capacity, MemoryLayout<Live>.stride) else { fatalError("no memory for \(capacity) bindings") }
+        live = zeroed.bindMemory(to: Live.self, capacity: capacity)
+        // The writer's books hold up to `capacity` entries: grown once, not while MNs attach.
+        slotsOfMAC.reserveCapacity(capacity)
         for b in c.bindings {
             do {
                 try install(b)
             } catch .logicalMACInUse(let mac) {
-                let other = slotsOfMAC[mac].flatMap(\.first).map { hot[$0].mnMAC } ?? b.mn
+                let other = slotsOfMAC[mac].map { hot[$0.first].mnMAC } ?? b.mn
                 throw PipelineError.logicalMACCollision(mac, other, b.mn)
             }
         }
         for (a, m) in c.neighbors { _ = neighbors.learn(a, m) }
     }
 
-    deinit { hot.deallocate() }
+    deinit {
+        hot.deallocate()
+        free(live)
+    }
 
     /// Bindings installed now.
-    public var count: Int { slotOfPrefix.count }
+    public var count: Int { bindingCount }
+
+    /// The slot of the binding of exactly `prefix`: its route's next hop
+    /// less one, unless that route is another anchor's local network.
+    private func slot(of prefix: IPv6Prefix) -> Int? {
+        guard let hop = routes.nextHop(exactly: prefix) else { return nil }
+        let s = Int(hop) - 1
+        return hot[s].isLocalNetwork ? nil : s
+    }
 
     /// Every binding bound now with its DLIF MAC, in the order they were first installed.
     public var bindings: [(binding: BindingEntry, dlifMAC: MACAddress)] {
-        live.withLock { $0 }.sorted { $0.key < $1.key }.map { (binding: $0.value.0, dlifMAC: $0.value.1) }
+        liveLock.withLock { _ in
+            (0..<capacity).filter { live[$0].order != 0 }.map { live[$0] }
+        }.sorted { $0.order < $1.order }.map { (binding: $0.binding, dlifMAC: $0.dlifMAC) }
     }
 
     /// The binding of exactly `prefix`, if bound.
     public func binding(_ prefix: IPv6Prefix) -> BindingEntry? {
-        guard let s = slotOfPrefix[prefix] else { return nil }
-        return live.withLock { $0[s]?.0 }
+        guard let s = slot(of: prefix) else { return nil }
+        return liveLock.withLock { _ in live[s].binding }
     }
 
     /// Adds an MN attached and anchored here (the access router's attach).
     @discardableResult
     public func attach(mn: MACAddress, prefix: IPv6Prefix, dlifMAC: MACAddress) throws(GatewayTablesError) -> Int {
-        guard slotOfPrefix[prefix] == nil, routes.lookup(prefix.address) == 0 else { throw .prefixInUse(prefix) }
+        guard slot(of: prefix) == nil, routes.lookup(prefix.address) == 0 else { throw .prefixInUse(prefix) }
         return try install(BindingEntry(mn: mn, prefix: prefix, anchor: nil, serving: nil, dlifMAC: dlifMAC))
     }
 
@@ -103,7 +127,7 @@ public final class GatewayTables: @unchecked Sendable {
         guard remoteNetworks[b.prefix] == nil else { throw .prefixInUse(b.prefix) }
         let mac = b.dlifMAC ?? logicalMAC(anchor: b.anchor ?? configuration.address, mn: b.mn)
         let servedHere = b.serving == nil
-        let old = slotOfPrefix[b.prefix]
+        let old = slot(of: b.prefix)
         if servedHere, let others = slotsOfMAC[mac], others.contains(where: { $0 != old && hot[$0].mnMAC != b.mn }) {
             throw .logicalMACInUse(mac)
         }
@@ -118,16 +142,18 @@ public final class GatewayTables: @unchecked Sendable {
         do {
             try routes.insert(b.prefix, nextHop: UInt32(slot + 1))
             if servedHere {
-                slotsOfMAC[mac, default: []].append(slot)
+                if slotsOfMAC[mac]?.append(slot) == nil { slotsOfMAC[mac] = Slots(slot) }
                 try dlifs.insert(mac, dlif: UInt32(slot + 1))
             }
         } catch {
             preconditionFailure("slot indices are valid next hops: \(error)")
         }
-        slotOfPrefix[b.prefix] = slot
-        live.withLock { l in
-            if let old { l[slot] = l[old]; l[old] = nil }  // keeps its place in reports
-            l[slot] = (b, mac)
+        if old == nil { bindingCount += 1 }
+        let order: UInt64
+        if let old { order = live[old].order } else { installs += 1; order = installs }  // a change keeps its place in reports
+        liveLock.withLock { _ in
+            if let old { live[old].order = 0 }
+            live[slot] = Live(binding: b, dlifMAC: mac, order: order)
         }
         if let old { release(old) }
         return slot
@@ -151,7 +177,7 @@ public final class GatewayTables: @unchecked Sendable {
             remoteNetworks[prefix]!.users += 1
             return
         }
-        guard slotOfPrefix[prefix] == nil, prefix != configuration.corePrefix, anchor != configuration.address else {
+        guard slot(of: prefix) == nil, prefix != configuration.corePrefix, anchor != configuration.address else {
             throw .prefixInUse(prefix)
         }
         guard let hop = neighbors.index(of: anchor) else { throw .tooManyPeers }
@@ -186,9 +212,10 @@ public final class GatewayTables: @unchecked Sendable {
     /// Unbinds `prefix`: packets for it find no route from now on. False if it was not bound.
     @discardableResult
     public func remove(_ prefix: IPv6Prefix) -> Bool {
-        guard let slot = slotOfPrefix.removeValue(forKey: prefix) else { return false }
+        guard let slot = slot(of: prefix) else { return false }
         routes.remove(prefix)
-        live.withLock { _ = $0.removeValue(forKey: slot) }
+        bindingCount -= 1
+        liveLock.withLock { _ in live[slot].order = 0 }
         release(slot)
         return true
     }
@@ -197,24 +224,63 @@ public final class GatewayTables: @unchecked Sendable {
     private func release(_ slot: Int) {
         let h = hot[slot]
         if h.isServedHere, var slots = slotsOfMAC[h.dlifMAC] {
-            slots.removeAll { $0 == slot }
-            if let other = slots.first {
-                try? dlifs.insert(h.dlifMAC, dlif: UInt32(other + 1))
+            if slots.remove(slot) {
+                try? dlifs.insert(h.dlifMAC, dlif: UInt32(slots.first + 1))
                 slotsOfMAC[h.dlifMAC] = slots
             } else {
                 dlifs.remove(h.dlifMAC)
                 slotsOfMAC[h.dlifMAC] = nil
             }
         }
-        // Run by `reclaim`, on the writer's thread.
-        routes.qsbr.retire { [weak self] in self?.retired.append(slot) }
+        retiring.append((routes.qsbr.start(), slot))
     }
 
     /// Runs what the grace periods allow: old tables freed, old slots reusable.
     public func reclaim() {
         routes.reclaim()
-        freeSlots += retired
-        retired.removeAll()
+        guard retiringHead < retiring.count else { return }
+        let done = routes.qsbr.completed()
+        while retiringHead < retiring.count && retiring[retiringHead].token <= done {
+            freeSlots.append(retiring[retiringHead].slot)
+            retiringHead += 1
+        }
+        if retiringHead == retiring.count {
+            retiring.removeAll(keepingCapacity: true)
+            retiringHead = 0
+        } else if retiringHead > 1024 && retiringHead > retiring.count / 2 {
+            retiring.removeFirst(retiringHead)
+            retiringHead = 0
+        }
+    }
+}
+
+/// A slot's binding as installed, for reports; `order` 0: the slot is free.
+struct Live {
+    var binding: BindingEntry
+    var dlifMAC: MACAddress
+    var order: UInt64
+}
+
+/// The slots of one DLIF MAC: nearly always one, so without an array.
+struct Slots {
+    private(set) var first: Int
+    private var more: [Int] = []
+
+    init(_ slot: Int) { first = slot }
+
+    func contains(where matches: (Int) -> Bool) -> Bool { matches(first) || more.contains(where: matches) }
+
+    mutating func append(_ slot: Int) { more.append(slot) }
+
+    /// Removes `slot`; false when none is left.
+    mutating func remove(_ slot: Int) -> Bool {
+        if first == slot {
+            guard !more.isEmpty else { return false }
+            first = more.removeFirst()
+        } else {
+            more.removeAll { $0 == slot }
+        }
+        return true
     }
 }
 

@@ -107,6 +107,20 @@ public final class QSBR: @unchecked Sendable {
         return true
     }
 
+    /// The latest token whose grace period is over (`isComplete(t)` is
+    /// `t <= completed()`): one look at the readers for a whole queue.
+    public func completed() -> UInt64 {
+        var done = token.load(ordering: .acquiring)
+        var m = registered.withLock { $0 }
+        while m != 0 {
+            let i = m.trailingZeroBitCount
+            m &= m - 1
+            let c = counters[i * Self.stride].load(ordering: .acquiring)
+            if c != 0 { done = min(done, c) }
+        }
+        return done
+    }
+
     /// Waits (yielding) for a grace period: the writer's blocking variant.
     public func synchronize() {
         let t = start()
@@ -122,9 +136,12 @@ public final class QSBR: @unchecked Sendable {
     /// Runs the deferred frees whose grace period is over; returns how many.
     @discardableResult
     public func reclaim() -> Int {
+        guard !deferred.isEmpty else { return 0 }
         // Tokens increase along the queue: stop at the first not ready.
+        let done = completed()
         var n = 0
-        while n < deferred.count && isComplete(deferred[n].token) { n += 1 }
+        while n < deferred.count && deferred[n].token <= done { n += 1 }
+        guard n > 0 else { return 0 }
         let ready = deferred[..<n].map(\.free)
         deferred.removeFirst(n)
         for free in ready { free() }
