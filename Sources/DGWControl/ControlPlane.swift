@@ -358,10 +358,9 @@ public final class ControlPlane {
     public func access(_ frame: UnsafeRawBufferPointer, time: Int64) -> ControlEffects {
         var out = ControlEffects()
         let reply = router.handle(frame)
-        // The anchor whose DLIF the MN was talking to, if a peer's.
-        let named = reply.formerRouter.flatMap { mac in
-            frame.count >= 12 ? configuration.anchor(ofDLIF: mac, mn: MACAddress(frame, at: 6)) : nil
-        }
+        // The anchor whose DLIF the MN was talking to, if a peer's (set only for a whole Ethernet header).
+        let sender = reply.formerRouter == nil ? nil : MACAddress(frame, at: 6)
+        let named = reply.formerRouter.flatMap { mac in sender.flatMap { configuration.anchor(ofDLIF: mac, mn: $0) } }
         for a in reply.attached {
             attached(a, &out)
             // Its former anchors: from the CMD, else the one its old router names.
@@ -370,9 +369,9 @@ public final class ControlPlane {
         // An MN attached here still talking to the DLIF of an anchor it has
         // no session with (one its trigger or first frame did not name): that
         // anchor holds a prefix of its too. With a CMD, the CMD names them all.
-        if reply.attached.isEmpty, configuration.cmd == nil, let anchor = named {
-            let mn = MACAddress(frame, at: 6)
-            if anchored[mn]?.serving == .here, session(mn, anchor) == nil { register(mn, with: [anchor], time: time, &out) }
+        if reply.attached.isEmpty, configuration.cmd == nil, let anchor = named, let mn = sender,
+           anchored[mn]?.serving == .here, session(mn, anchor) == nil {
+            register(mn, with: [anchor], time: time, &out)
         }
         out.access += reply.frames.map { (time, $0) }
         return out
