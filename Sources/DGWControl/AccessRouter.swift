@@ -233,9 +233,12 @@ public final class AccessRouter {
     /// MACs (DAD, MLD) does not: any host joining the link sends those, and
     /// an MN follows them with an RS.
     public func handle(_ frame: UnsafeRawBufferPointer) -> AccessRouterReply {
-        if let eth = try? EthernetFrame(checking: frame), eth.tagCount == 0, eth.etherType == EtherType.ipv6,
-           !eth.destination.isMulticast, !eth.source.isMulticast, (try? IPv6Packet(checking: eth.payload)) != nil,
-           !dlifs(of: eth.source).contains(where: { $0.mac == eth.destination }) {
+        guard let eth = try? EthernetFrame(checking: frame), eth.tagCount == 0, eth.etherType == EtherType.ipv6,
+              let ip = try? IPv6Packet(checking: eth.payload) else {
+            counters.ignored += 1
+            return AccessRouterReply()
+        }
+        if !eth.destination.isMulticast, !eth.source.isMulticast, !dlifs(of: eth.source).contains(where: { $0.mac == eth.destination }) {
             var reply = AccessRouterReply()
             if byMN[eth.source] != nil {
                 reply.formerRouter = eth.destination
@@ -246,9 +249,7 @@ public final class AccessRouter {
             }
             return reply
         }
-        guard let eth = try? EthernetFrame(checking: frame), eth.tagCount == 0, eth.etherType == EtherType.ipv6,
-              let ip = try? IPv6Packet(checking: eth.payload), ip.nextHeader == IPProtocol.icmpv6, ip.hopLimit == 255,
-              let icmp = try? ICMPv6Packet(checking: ip.payload),
+        guard ip.nextHeader == IPProtocol.icmpv6, ip.hopLimit == 255, let icmp = try? ICMPv6Packet(checking: ip.payload),
               let message = try? ICMPv6Message.parse(icmp, source: ip.source, destination: ip.destination)
         else {
             counters.ignored += 1
