@@ -1,9 +1,10 @@
 // libFuzzer target over the control plane (DGWControl): one input is a
 // run of events against a fresh gateway that anchors one MN, has sent a
 // PBU for another MN to its peer, and knows one peer. The input's length
-// modulo 4 picks the set-up: that gateway alone, with the peer as its CMD
-// in relay or in locator mode, or a CMD (RFC 8885) whose gateways are the
-// peer and a second one. The control plane
+// modulo 6 picks the set-up: that gateway alone, with the peer as its CMD
+// in relay or in locator mode, a CMD (RFC 8885) or an inter-operator LMA
+// whose gateways are the peer and a second one, or a gateway with the
+// peer as its LMA and the second one as its CMD. The control plane
 // must never trap, everything it puts on the wire must parse (a Mobility
 // Header with a valid checksum to the core, an Ethernet frame with IPv6 to
 // the access link), and after `tick(t)` nothing may be due at or before t
@@ -16,7 +17,7 @@
 //   2: `bytes` as a Mobility Header from the peer, in valid IPv6 and
 //      Ethernet with its length and checksum fixed, so options are reached
 //   3: attach an MN (the first byte picks one of four) from the peer; to
-//      the CMD: the second gateway registers that MN (a well-formed PBU)
+//      the CMD or LMA: the second gateway registers that MN (a well-formed PBU)
 //   4: detach that MN
 //   5: tick
 // Compiled with Sources/DGWControl, linking the DGWWire module.
@@ -37,10 +38,14 @@ private func gateway(_ setup: Int) -> ControlPlane {
     case 1, 2:
         c.cmd = peer
         c.cmdMode = setup == 1 ? .relay : .locator
-    case 3:
-        c.role = .database
+    case 3, 4:
+        c.role = setup == 3 ? .database : .lma
         c.peers = [peer, second]
         c.maxAttempts = 3
+    case 5:
+        c.lma = peer
+        c.cmd = second
+        c.peers = [peer, second]
     default: break
     }
     c.bindingLifetime = 60
@@ -107,7 +112,7 @@ private func check(_ out: ControlEffects) {
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzControl(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     let input = UnsafeRawBufferPointer(start: data, count: size)
-    let setup = size % 4
+    let setup = size % 6
     let gw = gateway(setup)
     var time: Int64 = 1_000_000_000
     var registrations: UInt16 = 0
@@ -124,8 +129,8 @@ public func fuzzControl(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         case 0: check(gw.access(bytes, time: time))
         case 1: check(gw.core(bytes, time: time))
         case 2: check(signalling(bytes).withUnsafeBytes { gw.core($0, time: time) })
-        case 3 where setup == 3:
-            // The second gateway registers an MN with the CMD: the peer's are then relayed or located.
+        case 3 where setup == 3 || setup == 4:
+            // The second gateway registers an MN with the CMD (LMA): the peer's are then relayed or located.
             let mn = mns[Int(bytes.first ?? 0) % 4]
             registrations &+= 1
             let pbu = ControlPlane.proxyBindingUpdate(sequence: registrations, lifetime: 60,

@@ -49,6 +49,8 @@ public struct GatewayConfig: Sendable {
     public struct Peer: Sendable {
         public var name: String
         public var address: IPv6Address
+        /// Who runs it (for an LMA, which relays only between operators); nil: an operator of its own.
+        public var `operator`: String?
     }
     public struct Auth: Sendable {
         public var peer: IPv6Address
@@ -163,11 +165,11 @@ extension GatewayConfig {
             access = port
             if let v = m["attach_on_traffic"] { attachOnTraffic = try r.boolean(v, "access.attach_on_traffic") }
         }
-        if role != .cmd && access == nil {
+        if role == .dgw && access == nil {
             throw r.error(root, "access is required for role \(role.rawValue)")
         }
-        if role == .cmd, let n = top["access"] {
-            throw r.error(n, "role cmd has no access port (it serves no MN); remove access")
+        if role != .dgw, let n = top["access"] {
+            throw r.error(n, "role \(role.rawValue) has no access port (it serves no MN); remove access")
         }
         let (port, coreMap) = try readPort(top["core"]!, "core", r, extra: ["prefix", "gateway"])
         guard let p = coreMap["prefix"] else { throw r.error(top["core"]!, "core.prefix is required") }
@@ -184,8 +186,9 @@ extension GatewayConfig {
                                               via: try m["via"].map { try r.enumeration($0, "via") } ?? .access))
         }
         for item in try r.sequence(top["peers"], "peers") {
-            let m = try r.mapping(item, "peers entry", keys: ["name", "address"], required: ["name", "address"])
-            peers.append(Peer(name: try r.string(m["name"]!, "name"), address: try r.address(m["address"]!, "address")))
+            let m = try r.mapping(item, "peers entry", keys: ["name", "address", "operator"], required: ["name", "address"])
+            peers.append(Peer(name: try r.string(m["name"]!, "name"), address: try r.address(m["address"]!, "address"),
+                              operator: try m["operator"].map { try r.string($0, "operator") }))
         }
         if let n = top["cmd"] {
             guard role == .dgw else { throw r.error(n, "cmd is for role dgw: the gateway registers its MNs there") }
@@ -196,7 +199,15 @@ extension GatewayConfig {
         if role == .cmd, let n = top["static_bindings"] ?? top["prefix_pool"] ?? top["local_networks"] {
             throw r.error(n, "role cmd anchors no prefix: no prefix_pool, local_networks or static_bindings")
         }
-        if let n = top["lma"] { lma = try r.address(n, "lma") }
+        if role == .lma, let n = top["prefix_pool"] ?? top["local_networks"] {
+            throw r.error(n, "role lma anchors no prefix of its own: no prefix_pool or local_networks")
+        }
+        if let n = top["lma"] {
+            guard role == .dgw else { throw r.error(n, "lma is for role dgw: the gateway registers its MNs there") }
+            lma = try r.address(n, "lma")
+            guard lma != address else { throw r.error(n, "lma is this gateway's own address") }
+            guard lma != cmd else { throw r.error(n, "lma and cmd are one address: a node is a CMD or an LMA") }
+        }
         for item in try r.sequence(top["auth"], "auth") {
             let m = try r.mapping(item, "auth entry", keys: ["peer", "spi", "key_hex"], required: ["peer", "spi", "key_hex"])
             let hex = try r.string(m["key_hex"]!, "key_hex")
@@ -242,8 +253,15 @@ extension GatewayConfig {
             if let d = b.dlifMAC, !d.isLocallyAdministered || d.isMulticast {
                 throw r.error(m["dlif_mac"]!, "dlif_mac must be a locally administered unicast MAC")
             }
-            guard b.anchor == .this || b.serving == .this else {
-                throw r.error(item, "a static binding must have this gateway as anchor or serving")
+            if role == .lma {
+                // An LMA's binding joins the tunnel from an anchor to the one to a serving gateway.
+                guard b.anchor != .this && b.serving != .this && b.anchor != b.serving else {
+                    throw r.error(item, "an LMA's static binding joins two other gateways: anchor and serving are two peers")
+                }
+            } else {
+                guard b.anchor == .this || b.serving == .this else {
+                    throw r.error(item, "a static binding must have this gateway as anchor or serving")
+                }
             }
             if let other = boundAt[b.prefix] {
                 throw r.error(item, "prefix \(b.prefix) is already bound at line \(other)")

@@ -41,6 +41,14 @@ public struct ControlPlaneConfiguration: Sendable {
     /// The CMD a gateway registers every MN that attaches with: it names the
     /// MN's former anchors (an attach trigger's `previous` is then not used).
     public var cmd: IPv6Address?
+    /// The inter-operator LMA (draft-bernardos section 5): every MN that
+    /// attaches is registered there too, and the former prefixes it grants
+    /// (those anchored at another operator's gateways) are tunnelled to it.
+    public var lma: IPv6Address?
+    /// An LMA's view of who operates which gateway: it relays only between
+    /// gateways of different operators (a gateway not listed is an operator
+    /// of its own); gateways of one operator tunnel to each other directly.
+    public var operators: [IPv6Address: String] = [:]
     /// Whether the CMD relays the PBUs to the former anchors or names them
     /// to the serving gateway, which then signals them itself; a gateway
     /// and its CMD must agree.
@@ -62,13 +70,21 @@ public struct ControlPlaneConfiguration: Sendable {
         self.address = address
     }
 
+    /// Where every MN that attaches is registered: the CMD, the LMA, both or neither.
+    var registries: [IPv6Address] { [cmd, lma].compactMap { $0 } }
+
+    /// Whether one operator runs both gateways.
+    func sameOperator(_ a: IPv6Address, _ b: IPv6Address) -> Bool {
+        a == b || operators[a].map { $0 == operators[b] } ?? false
+    }
+
     /// The peer whose DLIF for `mn` has the logical MAC `mac` (by either
     /// way of making them: from the anchor's pool, or the fallback of
     /// `logicalMAC`): an MN that moves in unannounced still sends to the
     /// router it had, and that names its latest anchor.
     public func anchor(ofDLIF mac: MACAddress, mn: MACAddress) -> IPv6Address? {
         peers.first { p in
-            p != address && p != cmd && (DLIF.isPoolLogicalMAC(mac, of: p) || logicalMAC(p, mn) == mac)
+            p != address && p != cmd && p != lma && (DLIF.isPoolLogicalMAC(mac, of: p) || logicalMAC(p, mn) == mac)
         }
     }
 
@@ -87,6 +103,9 @@ public enum ControlRole: Sendable, Equatable {
     case gateway
     /// RFC 8885's Central Mobility Database.
     case database
+    /// draft-bernardos section 5's inter-operator LMA: a database in relay
+    /// mode that also anchors the traffic between the operators' gateways.
+    case lma
 }
 
 /// The two ways of RFC 8885's CMD.
@@ -254,7 +273,7 @@ public final class ControlPlane {
         router = AccessRouter(configuration.access)
         nextSequence = initialSequence
         authenticator = SignallingAuthenticator(configuration)
-        database = configuration.role == .database
+        database = configuration.role != .gateway
             ? MobilityDatabase(configuration, initialSequence: initialSequence, authenticator: authenticator) : nil
         for a in configuration.anchored where anchored[a.mn] == nil { record(a) }
     }
@@ -320,8 +339,8 @@ public final class ControlPlane {
         var out = ControlEffects()
         guard !mn.isMulticast, let a = router.attach(mn) else { return out }
         attached(a, &out)
-        // With a CMD, it is the one that knows the former anchors.
-        let signalled = configuration.cmd.map { [$0] } ?? previous
+        // With a CMD (or an LMA), it is the one that knows the former anchors.
+        let signalled = configuration.registries.isEmpty ? previous : configuration.registries
         register(mn, with: signalled, time: time, &out)
         return out
     }
@@ -364,12 +383,12 @@ public final class ControlPlane {
         for a in reply.attached {
             attached(a, &out)
             // Its former anchors: from the CMD, else the one its old router names.
-            register(a.mn, with: configuration.cmd.map { [$0] } ?? named.map { [$0] } ?? [], time: time, &out)
+            register(a.mn, with: configuration.registries.isEmpty ? named.map { [$0] } ?? [] : configuration.registries, time: time, &out)
         }
         // An MN attached here still talking to the DLIF of an anchor it has
         // no session with (one its trigger or first frame did not name): that
         // anchor holds a prefix of its too. With a CMD, the CMD names them all.
-        if reply.attached.isEmpty, configuration.cmd == nil, let anchor = named, let mn = sender,
+        if reply.attached.isEmpty, configuration.registries.isEmpty, let anchor = named, let mn = sender,
            anchored[mn]?.serving == .here, session(mn, anchor) == nil {
             register(mn, with: [anchor], time: time, &out)
         }
@@ -412,8 +431,8 @@ public final class ControlPlane {
         switch (message, database) {
         case (.bindingUpdate(let pbu), nil): received(pbu, from: ip.source, time: time, &out)
         case (.bindingAcknowledgement(let pba), nil): received(pba, from: ip.source, time: time, &out)
-        case (.bindingUpdate(let pbu), let cmd?): cmd.received(pbu, from: ip.source, time: time, &counters, &out.core)
-        case (.bindingAcknowledgement(let pba), let cmd?): cmd.received(pba, from: ip.source, time: time, &counters, &out.core)
+        case (.bindingUpdate(let pbu), let cmd?): cmd.received(pbu, from: ip.source, time: time, &counters, &out)
+        case (.bindingAcknowledgement(let pba), let cmd?): cmd.received(pba, from: ip.source, time: time, &counters, &out)
         case (.other, _): counters.malformed += 1
         }
         return out
@@ -449,7 +468,7 @@ public final class ControlPlane {
             record(a)
             out.bindings.append(.remove(a.prefix))
         }
-        database?.tick(time, &counters, &out.core)
+        database?.tick(time, &counters, &out)
         out.access += router.tick(time)
         return out
     }
@@ -478,7 +497,7 @@ public final class ControlPlane {
         s.due = time + backoff
         var options = Self.identify(s.mn, id: configuration.identities[s.mn])
         // To the CMD: the prefix anchored here, which it records (RFC 8885).
-        if s.anchor == configuration.cmd, let a = anchored[s.mn] { options.append(.homeNetworkPrefix(a.prefix)) }
+        if configuration.registries.contains(s.anchor), let a = anchored[s.mn] { options.append(.homeNetworkPrefix(a.prefix)) }
         let pbu = Self.proxyBindingUpdate(sequence: s.sequence, lifetime: lifetime, options: options)
         if let packet = Self.packet(.bindingUpdate(pbu), from: configuration.address, to: s.anchor, authenticator) {
             counters.pbuSent += 1
@@ -518,11 +537,12 @@ public final class ControlPlane {
             return
         }
         let lifetime = Int64(pba.lifetimeSeconds) * 1_000_000_000
-        if s.anchor == configuration.cmd {
+        if configuration.registries.contains(s.anchor) {
             let (grants, previous) = Self.grants(in: pba.options, from: s.anchor, viaCMD: true, mn: mn, logicalMAC: configuration.logicalMAC)
-            switch configuration.cmdMode {
-            case .relay: bind(&s, to: grants, &out)
-            case .locator: register(mn, with: previous, time: time, &out)
+            if configuration.cmdMode == .locator && s.anchor == configuration.cmd {
+                register(mn, with: previous, time: time, &out)
+            } else {
+                bind(&s, to: grants, &out)
             }
         } else {
             // Bound: the anchor's prefixes tunnelled to it, and its DLIF
@@ -580,21 +600,23 @@ public final class ControlPlane {
     private func bind(_ s: inout AnchorSession, to grants: [AnchorGrant], _ out: inout ControlEffects) {
         let me = configuration.address
         let grants = grants.filter { $0.anchor != me }  // this gateway's own prefix is no tunnel
+        // Through an LMA, every anchor's prefixes go into the tunnel to the LMA.
+        let lma = s.anchor == configuration.lma ? s.anchor : nil
         for old in s.grants {
             let next = grants.first { $0.anchor == old.anchor }
             for gone in old.prefixes where !(next?.prefixes.contains(gone) ?? false) { out.bindings.append(.remove(gone)) }
             for gone in old.dlif.localNetworks where !(next?.dlif.localNetworks.contains(gone) ?? false) {
-                out.bindings.append(.unrouteLocalNetwork(gone, anchor: old.anchor))
+                out.bindings.append(.unrouteLocalNetwork(gone, anchor: lma ?? old.anchor))
             }
             if next == nil { router.hide(s.mn) { $0.anchor == old.anchor } }
         }
         for g in grants {
             let old = s.grants.first { $0.anchor == g.anchor }
             for p in g.prefixes {
-                out.bindings.append(.install(mn: s.mn, prefix: p, anchor: g.anchor, serving: nil, dlifMAC: g.dlif.mac))
+                out.bindings.append(.install(mn: s.mn, prefix: p, anchor: lma ?? g.anchor, serving: nil, dlifMAC: g.dlif.mac))
             }
             let routed = old?.dlif.localNetworks ?? []
-            for l in g.dlif.localNetworks where !routed.contains(l) { out.bindings.append(.routeLocalNetwork(l, anchor: g.anchor)) }
+            for l in g.dlif.localNetworks where !routed.contains(l) { out.bindings.append(.routeLocalNetwork(l, anchor: lma ?? g.anchor)) }
             if old?.dlif != g.dlif { router.show(g.dlif) }
         }
         s.grants = grants
@@ -602,9 +624,10 @@ public final class ControlPlane {
 
     /// Removes what a session installed here.
     private func unbind(_ s: AnchorSession, _ out: inout ControlEffects) {
+        let lma = s.anchor == configuration.lma ? s.anchor : nil
         for g in s.grants {
             for p in g.prefixes { out.bindings.append(.remove(p)) }
-            for l in g.dlif.localNetworks { out.bindings.append(.unrouteLocalNetwork(l, anchor: g.anchor)) }
+            for l in g.dlif.localNetworks { out.bindings.append(.unrouteLocalNetwork(l, anchor: lma ?? g.anchor)) }
             router.hide(s.mn) { $0.anchor == g.anchor }
         }
     }

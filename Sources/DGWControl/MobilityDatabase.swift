@@ -13,6 +13,18 @@
 // Refreshes and de-registrations go the same way. Tunnels stay between
 // gateways: the CMD carries no traffic.
 //
+// The inter-operator LMA of draft-bernardos section 5 (`role: lma`) is the
+// same registry in relay mode with one difference: gateways of different
+// operators do not tunnel to each other, so the LMA is the serving gateway
+// for each former anchor (its PBU names no Serving MAAR) and the anchor for
+// the serving gateway (which tunnels every former prefix to it), and it
+// binds each prefix it relayed between the two tunnels in its own data
+// plane. It relays only between gateways of different operators
+// (`operators`): within one, the CMD (or the trigger) does, and the
+// gateways tunnel to each other. An anchor's local networks (Local Prefix
+// options) are passed on and routed at the LMA into that anchor's tunnel,
+// for as long as an MN of that anchor's is served through the LMA.
+//
 // Sans-I/O like the rest of the control plane: PBUs, PBAs and time in,
 // signalling packets out.
 
@@ -76,11 +88,17 @@ final class MobilityDatabase {
         var lastSequence: [IPv6Address: UInt16] = [:]
         var relaying: Relaying?
         var answered: Answered?
+        /// An LMA's bindings of this MN's prefixes: between which anchor and serving gateway.
+        var relayed: [IPv6Prefix: (anchor: IPv6Address, serving: IPv6Address)] = [:]
+        /// The anchors' local networks an LMA routes for this MN, each into its anchor's tunnel.
+        var networks: [IPv6Prefix: IPv6Address] = [:]
         /// The next thing due: a relay's retransmission or the record's expiry.
         var due: Int64 { relaying?.relays.filter(\.waiting).map(\.due).min() ?? record.expires }
     }
 
     let configuration: ControlPlaneConfiguration
+    /// An LMA: it carries the traffic it relays the signalling of.
+    let anchorsTraffic: Bool
     /// A relayed PBU is tried this often before its anchor is left out of
     /// the answer: fewer than the serving gateway's own attempts, so that
     /// it still waits for the answer when the CMD gives it.
@@ -94,6 +112,7 @@ final class MobilityDatabase {
     init(_ configuration: ControlPlaneConfiguration, initialSequence: UInt16, authenticator: SignallingAuthenticator) {
         self.configuration = configuration
         self.authenticator = authenticator
+        anchorsTraffic = configuration.role == .lma
         relayAttempts = max(1, configuration.maxAttempts - 2)
         nextSequence = initialSequence
     }
@@ -112,7 +131,7 @@ final class MobilityDatabase {
     // MARK: From the serving gateway
 
     func received(_ pbu: BindingUpdate, from gateway: IPv6Address, time: Int64, _ counters: inout SignallingCounters,
-                  _ out: inout [CorePacket]) {
+                  _ out: inout ControlEffects) {
         counters.pbuReceived += 1
         guard pbu.flags.contains(.proxyRegistration), let mn = ControlPlane.mn(in: pbu.options) else {
             counters.malformed += 1
@@ -162,6 +181,7 @@ final class MobilityDatabase {
                 return
             }
             e.record.serving = nil
+            unbindRelayed(&e, &out) { _ in true }
             // Kept for the MN to come back to its anchors, for as long as a binding lasts.
             e.record.expires = time + Int64(configuration.bindingLifetime) * 1_000_000_000
         } else {
@@ -172,8 +192,11 @@ final class MobilityDatabase {
             }
             e.record.serving = gateway
             e.record.expires = time + Int64(lifetime) * 1_000_000_000
+            // Back at an anchor, or at another of its operator's: its prefix
+            // is served there, or tunnelled there directly, no longer relayed.
+            unbindRelayed(&e, &out) { configuration.sameOperator($0, gateway) }
         }
-        let former = e.record.anchors.filter { $0.gateway != gateway }
+        let former = e.record.anchors.filter { !(anchorsTraffic ? configuration.sameOperator($0.gateway, gateway) : $0.gateway == gateway) }
         if configuration.cmdMode == .locator || former.isEmpty {
             store(e)
             answer(BindingAckStatus.accepted, to: gateway, sequence: pbu.sequence, mn: mn, lifetime: lifetime, prefix: prefix,
@@ -190,7 +213,7 @@ final class MobilityDatabase {
     // MARK: From the former anchors
 
     func received(_ pba: BindingAcknowledgement, from anchor: IPv6Address, time: Int64, _ counters: inout SignallingCounters,
-                  _ out: inout [CorePacket]) {
+                  _ out: inout ControlEffects) {
         counters.pbaReceived += 1
         guard let mn = ControlPlane.mn(in: pba.options), var e = entries[mn], var r = e.relaying,
               let i = r.relays.firstIndex(where: { $0.anchor.gateway == anchor }), r.relays[i].waiting else {
@@ -221,9 +244,11 @@ final class MobilityDatabase {
                 }
             }
             r.relays[i].state = .granted(granted)
+            if anchorsTraffic { bindRelayed(granted, of: mn, from: anchor, to: r.serving, &e, &out) }
         } else {
             counters.refused += 1
             r.relays[i].state = .failed
+            unbindRelayed(&e, &out) { $0 == anchor }
         }
         e.relaying = r
         settle(&e, time: time, &counters, &out)
@@ -231,11 +256,12 @@ final class MobilityDatabase {
     }
 
     /// Retransmissions of relayed PBUs; records that ran out.
-    func tick(_ time: Int64, _ counters: inout SignallingCounters, _ out: inout [CorePacket]) {
+    func tick(_ time: Int64, _ counters: inout SignallingCounters, _ out: inout ControlEffects) {
         while let (mn, _) = timers.next(dueBy: time, isCurrent: { mn, due in entries[mn]?.due == due }) {
             var e = entries[mn]!
             guard var r = e.relaying else {
                 counters.expired += 1
+                unbindRelayed(&e, &out) { _ in true }
                 entries[mn] = nil
                 continue
             }
@@ -243,6 +269,8 @@ final class MobilityDatabase {
                 if r.relays[i].attempts >= relayAttempts {
                     counters.timeouts += 1
                     r.relays[i].state = .failed
+                    let anchor = r.relays[i].anchor.gateway
+                    unbindRelayed(&e, &out) { $0 == anchor }
                 } else {
                     counters.pbuRetransmitted += 1
                     relay(&r.relays[i], for: mn, id: e.record.identity, serving: r.serving, lifetime: r.lifetime, time: time, &counters, &out)
@@ -254,27 +282,62 @@ final class MobilityDatabase {
         }
     }
 
+    // MARK: An LMA's data plane
+
+    /// Binds the prefixes `anchor` granted between its tunnel and the serving gateway's.
+    private func bindRelayed(_ granted: [MobilityOption], of mn: MACAddress, from anchor: IPv6Address, to serving: IPv6Address,
+                       _ e: inout Entry, _ out: inout ControlEffects) {
+        var mac = mn
+        for case .dlifLinkLayerAddress(let l) in granted { mac = l.mac ?? mn }
+        for case .localPrefix(let l) in granted where e.networks[l] == nil {
+            e.networks[l] = anchor
+            out.bindings.append(.routeLocalNetwork(l, anchor: anchor))
+        }
+        for option in granted {
+            guard case .anchoredPrefix(let p) = option else { continue }
+            if let was = e.relayed[p] {
+                guard was.anchor == anchor else { continue }  // two anchors claim it: the first keeps it
+                if was.serving == serving { continue }  // a refresh: bound as it was
+            }
+            e.relayed[p] = (anchor, serving)
+            out.bindings.append(.install(mn: mn, prefix: p, anchor: anchor, serving: serving, dlifMAC: mac))
+        }
+    }
+
+    /// Removes the relayed bindings (and local network routes) of the anchors `matching` says.
+    private func unbindRelayed(_ e: inout Entry, _ out: inout ControlEffects, matching: (IPv6Address) -> Bool) {
+        // In prefix order: the same effects on every run.
+        for (p, r) in e.relayed.sorted(by: { ($0.key.address, $0.key.length) < ($1.key.address, $1.key.length) }) where matching(r.anchor) {
+            e.relayed[p] = nil
+            out.bindings.append(.remove(p))
+        }
+        for (l, anchor) in e.networks.sorted(by: { ($0.key.address, $0.key.length) < ($1.key.address, $1.key.length) }) where matching(anchor) {
+            e.networks[l] = nil
+            out.bindings.append(.unrouteLocalNetwork(l, anchor: anchor))
+        }
+    }
+
     // MARK: Messages
 
     /// Sends (again) the serving gateway's registration to one former
     /// anchor, as the CMD's own PBU naming the serving gateway.
     private func relay(_ relay: inout Relay, for mn: MACAddress, id: [UInt8]?, serving: IPv6Address, lifetime: Int, time: Int64, _ counters: inout SignallingCounters,
-                       _ out: inout [CorePacket]) {
+                       _ out: inout ControlEffects) {
         relay.sequence = nextSequence
         nextSequence &+= 1
         relay.due = time + configuration.retransmitDelay(afterAttempts: relay.attempts)
         relay.attempts += 1
         let pbu = ControlPlane.proxyBindingUpdate(sequence: relay.sequence, lifetime: lifetime,
-                                                  options: ControlPlane.identify(mn, id: id) + [.servingMAAR(serving)])
+                                                  options: ControlPlane.identify(mn, id: id) + (anchorsTraffic ? [] : [.servingMAAR(serving)]))
         if let packet = ControlPlane.packet(.bindingUpdate(pbu), from: configuration.address, to: relay.anchor.gateway, authenticator) {
             counters.pbuSent += 1
-            out.append(packet)
+            out.core.append(packet)
         }
     }
 
     /// Once every former anchor answered or was given up: the one PBA to
     /// the serving gateway, with what each anchor granted.
-    private func settle(_ e: inout Entry, time: Int64, _ counters: inout SignallingCounters, _ out: inout [CorePacket]) {
+    private func settle(_ e: inout Entry, time: Int64, _ counters: inout SignallingCounters, _ out: inout ControlEffects) {
         guard let r = e.relaying, !r.relays.contains(where: \.waiting) else { return }
         e.relaying = nil
         var options: [MobilityOption] = []
@@ -293,14 +356,14 @@ final class MobilityDatabase {
 
     private func answer(_ status: UInt8, to gateway: IPv6Address, sequence: UInt16, mn: MACAddress?, lifetime: Int = 0,
                         prefix: IPv6Prefix? = nil, options more: [MobilityOption] = [], _ counters: inout SignallingCounters,
-                        _ out: inout [CorePacket]) {
+                        _ out: inout ControlEffects) {
         var options = mn.map { ControlPlane.identify($0, id: entries[$0]?.record.identity) } ?? []
         if lifetime > 0, let prefix { options.append(.homeNetworkPrefix(prefix)) }
         let pba = BindingAcknowledgement(status: status, flags: [.proxyRegistration, .distributedGateway], sequence: sequence,
                                          lifetime: UInt16(clamping: lifetime / 4), options: .built(options + more))
         if let packet = ControlPlane.packet(.bindingAcknowledgement(pba), from: configuration.address, to: gateway, authenticator) {
             counters.pbaSent += 1
-            out.append(packet)
+            out.core.append(packet)
         }
     }
 }

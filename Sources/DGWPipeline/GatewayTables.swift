@@ -131,14 +131,21 @@ public final class GatewayTables: @unchecked Sendable {
         if servedHere, let others = slotsOfMAC[mac], others.contains(where: { $0 != old && hot[$0].mnMAC != b.mn }) {
             throw .logicalMACInUse(mac)
         }
-        var peerHop = -1
-        if let peer = b.anchor ?? b.serving {
+        // Served elsewhere: the serving gateway's hop (anchored elsewhere too:
+        // an LMA's binding between two peers, which keeps the anchor's too).
+        var peerHop = -1, anchorHop = -1
+        if let peer = b.serving ?? b.anchor {
             guard let h = neighbors.index(of: peer) else { throw .tooManyPeers }
             peerHop = h
         }
+        if let anchor = b.anchor, b.serving != nil {
+            guard let h = neighbors.index(of: anchor) else { throw .tooManyPeers }
+            anchorHop = h
+        }
         let slot = try freeSlot()
         hot[slot] = Hot(mn: b.mn.value | UInt64(peerHop + 1) << 48,
-                        dlif: mac.value | (servedHere ? Hot.servedHere : 0) | (b.anchor == nil ? Hot.anchoredHere : 0))
+                        dlif: anchorHop >= 0 ? Hot.relayed | UInt64(anchorHop + 1)
+                            : mac.value | (servedHere ? Hot.servedHere : 0) | (b.anchor == nil ? Hot.anchoredHere : 0))
         do {
             try routes.insert(b.prefix, nextHop: UInt32(slot + 1))
             if servedHere {

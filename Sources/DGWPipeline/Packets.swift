@@ -54,6 +54,8 @@ public enum Action: Int, CaseIterable, Sendable {
     case downlinkDelivered          // core -> MN attached here
     case downlinkEncapsulated       // core -> the MN's serving gateway
     case downlinkDecapsulated       // from the anchor -> MN attached here
+    case uplinkRelayed              // LMA: from the serving gateway, into the tunnel to the prefix's anchor
+    case downlinkRelayed            // LMA: from the anchor, into the tunnel to the serving gateway
     case puntedMobility             // Mobility Header for the control plane
     case puntedNeighborDiscovery    // RS, NS, NA, RA for the control plane
     case puntedForGateway           // anything else addressed to the gateway
@@ -74,6 +76,8 @@ public enum Action: Int, CaseIterable, Sendable {
         case .downlinkDelivered: "downlink_delivered"
         case .downlinkEncapsulated: "downlink_encapsulated"
         case .downlinkDecapsulated: "downlink_decapsulated"
+        case .uplinkRelayed: "uplink_relayed"
+        case .downlinkRelayed: "downlink_relayed"
         case .puntedMobility: "punted_mobility"
         case .puntedNeighborDiscovery: "punted_neighbor_discovery"
         case .puntedForGateway: "punted_for_gateway"

@@ -72,6 +72,9 @@ public struct PipelineConfiguration: Sendable {
     public var localNetworks: [IPv6Prefix] = []
     /// The other gateways of the domain (and the CMD, the LMA).
     public var peers: [IPv6Address] = []
+    /// An inter-operator LMA: tunnelled traffic from a peer for an anchor's
+    /// local network routed here goes on into that anchor's tunnel.
+    public var relaysLocalNetworks = false
 
     public init(address: IPv6Address, coreMAC: MACAddress, coreMTU: Int, corePrefix: IPv6Prefix,
                 coreGateway: IPv6Address?, bindings: [BindingEntry], neighbors: [(IPv6Address, MACAddress)]) {
@@ -100,19 +103,26 @@ public enum PipelineError: Error, CustomStringConvertible {
 /// 16 MB instead of 96): MN MAC and peer hop + 1 in `mn` (low 48 and high
 /// 16 bits), DLIF MAC and flags in `dlif`. Another anchor's local network,
 /// routed into its tunnel for the MNs served here, is a record too: no MN,
-/// no DLIF, the anchor's hop and the `localNetwork` flag.
+/// no DLIF, the anchor's hop and the `localNetwork` flag. So is an LMA's
+/// binding between two operators (`relayed`): the peer hop is the serving
+/// gateway's, as for any MN served elsewhere, and the anchor's hop + 1
+/// takes the low 16 bits of `dlif` (the LMA shows no DLIF).
 struct Hot {
     var mn: UInt64
     var dlif: UInt64
     static let servedHere: UInt64 = 1 << 48
     static let anchoredHere: UInt64 = 1 << 49
     static let localNetwork: UInt64 = 1 << 50
+    static let relayed: UInt64 = 1 << 51
     @inline(__always) var mnMAC: MACAddress { MACAddress(value: mn & 0xFFFF_FFFF_FFFF) }
     @inline(__always) var dlifMAC: MACAddress { MACAddress(value: dlif & 0xFFFF_FFFF_FFFF) }
     @inline(__always) var peerHop: Int { Int(mn >> 48) - 1 }
     @inline(__always) var isServedHere: Bool { dlif & Self.servedHere != 0 }
     @inline(__always) var isAnchoredHere: Bool { dlif & Self.anchoredHere != 0 }
     @inline(__always) var isLocalNetwork: Bool { dlif & Self.localNetwork != 0 }
+    @inline(__always) var isRelayed: Bool { dlif & Self.relayed != 0 }
+    /// A relayed binding's anchor.
+    @inline(__always) var anchorHop: Int { Int(dlif & 0xFFFF) - 1 }
 }
 
 public final class Pipeline {
@@ -453,6 +463,28 @@ public final class Pipeline {
             deliver(&p, ipStart: 14, inner, hot[d - 1], action: .downlinkDecapsulated)
             return
         }
+        // An LMA between operators: the tunnel from the serving gateway goes
+        // on to the prefix's anchor, the one from the anchor on to the
+        // serving gateway, and nothing else crosses.
+        if s != 0, hot[s - 1].isRelayed, hopAddress(hot[s - 1].peerHop) == peer {
+            let anchor = hot[s - 1].anchorHop
+            strip(&p, to: innerStart, length: inner.totalLength)
+            encapsulate(&p, inner, to: hopAddress(anchor), hop: anchor, from: eth, on: .core, &out, action: .uplinkRelayed)
+            return
+        }
+        if d != 0, hot[d - 1].isRelayed, hopAddress(hot[d - 1].anchorHop) == peer {
+            let serving = hot[d - 1].peerHop
+            strip(&p, to: innerStart, length: inner.totalLength)
+            encapsulate(&p, inner, to: hopAddress(serving), hop: serving, from: eth, on: .core, &out, action: .downlinkRelayed)
+            return
+        }
+        // From any of the MN's prefixes, as at the anchor itself.
+        if configuration.relaysLocalNetworks, d != 0, hot[d - 1].isLocalNetwork, configuration.peers.contains(peer) {
+            let anchor = hot[d - 1].peerHop
+            strip(&p, to: innerStart, length: inner.totalLength)
+            encapsulate(&p, inner, to: hopAddress(anchor), hop: anchor, from: eth, on: .core, &out, action: .uplinkRelayed)
+            return
+        }
         p.verdict = .drop(.decapsulationRefused)
     }
 
@@ -528,6 +560,11 @@ public final class Pipeline {
     /// IPv6-in-IPv6 to another gateway, prepended in the slot's headroom.
     func encapsulate(_ p: inout Packet, _ ip: IPv6Packet, to peer: IPv6Address, hop: Int, from eth: EthernetFrame, on port: GatewayPort,
                      _ out: inout [Packet], action: Action) {
+        // Decapsulated and sent on (an anchor, an LMA): its hop limit was not checked on the way in.
+        if ip.hopLimit <= 1 {
+            p.verdict = .drop(.hopLimitExceeded)
+            return
+        }
         let tunnelMTU = configuration.coreMTU - IPv6Tunnel.overhead
         if ip.totalLength > tunnelMTU {
             // RFC 2473 section 7: the tunnel's MTU is what the source must use.

@@ -376,27 +376,40 @@ extension Simulation {
     /// and routing between them (the core's router, the gateways' default).
     /// With `cmd`, a Central Mobility Database at ::100 (the last of
     /// `gateways`), in that mode, with which every gateway registers its MNs.
+    /// With `lma`, an inter-operator LMA at ::200 (the last of `gateways`)
+    /// relays the signalling between gateways of different operators and
+    /// anchors the traffic between them. `operators[i]` runs gateway i + 1
+    /// (by default, with an LMA, each gateway is an operator of its own):
+    /// only gateways of one operator are each other's peers, and the CMD
+    /// is the first gateway's operator's.
     public static func domain(gateways count: Int, bindings: Int = 64, localNetworks: Bool = true, cmd mode: CMDMode? = nil,
+                              lma: Bool = false, operators: [Int]? = nil,
                               configure: (inout ControlPlaneConfiguration) -> Void = { _ in }) throws -> Simulation {
+        let operators = operators ?? (1...count).map { lma ? $0 : 1 }
+        precondition(operators.count == count)
+        func colleagues(_ i: Int) -> [Int] { (1...count).filter { $0 != i && operators[$0 - 1] == operators[i - 1] } }
+        let home = (1...count).filter { operators[$0 - 1] == operators[0] }
         let corePrefix = IPv6Prefix("2001:db8:ffff::/64")!
         let cnAddress = IPv6Address("2001:db8:ffff::c")!, cnMAC = MACAddress("02:cc:00:00:00:01")!
         func address(_ i: Int) -> IPv6Address { IPv6Address(high: corePrefix.address.high, low: UInt64(i)) }
         func mac(_ i: Int) -> MACAddress { MACAddress(value: 0x02DD_0000_0000 | UInt64(i)) }
         func pool(_ i: Int) -> IPv6Prefix { IPv6Prefix(uncheckedAddress: IPv6Address(high: 0x2001_0DB8_0000_0000 | UInt64(i) << 16, low: 0), length: 48) }
-        let cmdAddress = address(0x100), cmdMAC = mac(0x100)
+        let cmdAddress = address(0x100), cmdMAC = mac(0x100), lmaAddress = address(0x200), lmaMAC = mac(0x200)
         var gateways: [SimulatedGateway] = []
         for i in 1...count {
             let me = address(i)
             var neighbors = (1...count).filter { $0 != i }.map { (address($0), mac($0)) }
             neighbors.append((cnAddress, cnMAC))
             if mode != nil { neighbors.append((cmdAddress, cmdMAC)) }
+            if lma { neighbors.append((lmaAddress, lmaMAC)) }
             var p = PipelineConfiguration(address: me, coreMAC: mac(i), coreMTU: 1500, corePrefix: corePrefix, coreGateway: cnAddress,
                                           bindings: [], neighbors: neighbors)
             p.dynamicBindings = bindings
-            p.peers = (1...count).filter { $0 != i }.map(address)
+            p.peers = colleagues(i).map(address) + (lma ? [lmaAddress] : [])
             var c = ControlPlaneConfiguration(address: me)
-            c.peers = (1...count).filter { $0 != i }.map(address)
-            if let mode {
+            c.peers = p.peers
+            if lma { c.lma = lmaAddress }
+            if let mode, home.contains(i) {
                 c.peers.append(cmdAddress)
                 c.cmd = cmdAddress
                 c.cmdMode = mode
@@ -421,9 +434,23 @@ extension Simulation {
             var c = ControlPlaneConfiguration(address: cmdAddress)
             c.role = .database
             c.cmdMode = mode
-            c.peers = (1...count).map(address)
+            c.peers = home.map(address)
             configure(&c)
             gateways.append(try SimulatedGateway(name: "cmd", pipeline: p, control: c))
+        }
+        if lma {
+            let neighbors = (1...count).map { (address($0), mac($0)) } + [(cnAddress, cnMAC)]
+            var p = PipelineConfiguration(address: lmaAddress, coreMAC: lmaMAC, coreMTU: 1500, corePrefix: corePrefix, coreGateway: cnAddress,
+                                          bindings: [], neighbors: neighbors)
+            p.dynamicBindings = bindings
+            p.peers = (1...count).map(address)
+            p.relaysLocalNetworks = true
+            var c = ControlPlaneConfiguration(address: lmaAddress)
+            c.role = .lma
+            c.peers = p.peers
+            for i in 1...count { c.operators[address(i)] = "operator \(operators[i - 1])" }
+            configure(&c)
+            gateways.append(try SimulatedGateway(name: "lma", pipeline: p, control: c))
         }
         let cn = SimulatedHost(name: "cn", mac: cnMAC, addresses: [cnAddress])
         cn.routes = (1...count).map { (pool($0), mac($0)) }

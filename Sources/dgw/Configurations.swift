@@ -22,6 +22,11 @@ extension PipelineConfiguration {
         if let pool = g.prefixPool, g.access != nil {
             dynamicBindings = 64 - Int(pool.length) >= 20 ? 1 << 20 : 1 << (64 - Int(pool.length))
         }
+        // An LMA: a million prefixes relayed between operators.
+        if g.role == .lma {
+            dynamicBindings = 1 << 20
+            relaysLocalNetworks = true
+        }
     }
 }
 
@@ -73,8 +78,10 @@ extension ControlPlaneConfiguration {
         maxRetransmit = Int64(g.binding.maxRetransmitMs) * 1_000_000
         maxAttempts = g.binding.maxAttempts
         localNetworks = g.localNetworks.map(\.prefix)
-        role = g.role == .cmd ? .database : .gateway
+        role = switch g.role { case .dgw: .gateway; case .cmd: .database; case .lma: .lma }
         cmd = g.cmd
+        lma = g.role == .dgw ? g.lma : nil
+        for p in g.peers { operators[p.address] = p.operator }
         cmdMode = g.cmdMode == .locator ? .locator : .relay
         access = AccessRouterConfiguration(g)
         logicalMAC = { DGWPipeline.logicalMAC(anchor: $0, mn: $1) }

@@ -83,9 +83,9 @@ final class ControlView: @unchecked Sendable {
             }
             // Then the other anchors' local networks routed into their tunnels (LIPA).
             let networks = tables.localNetworkRoutes
-            // A CMD's records: where each MN's prefixes are anchored, and who serves it.
+            // A CMD's (an LMA's) records: where each MN's prefixes are anchored, and who serves it.
             var anchored: [(mn: String, prefix: String, anchor: String, serving: String?)] = []
-            if control.control.configuration.role == .database {
+            if control.control.configuration.role != .gateway {
                 guard let records = control.mobilityRecords() else { return "error: the control plane did not answer\n" }
                 for r in records {
                     anchored += r.anchors.map { ("\(r.mn)", "\($0.prefix)", "\($0.gateway)", r.serving.map { "\($0)" }) }

@@ -64,15 +64,15 @@ struct Replay: ParsableCommand {
         var applied: [String: Int] = [:], unresolved = 0
         do throws(PortError) {
             let accessOut = try PcapFileWriter(path: tmpAccess), coreOut = try PcapFileWriter(path: tmpCore)
-            let plane = gateway.role == .lma ? nil : ControlPlane(ControlPlaneConfiguration(gateway))
+            let plane = ControlPlane(ControlPlaneConfiguration(gateway))
             let loop = ReplayLoop(inputs: inputs, pool: pool, pipeline: pipeline, access: accessOut, core: coreOut, control: plane,
                                   triggers: triggers.triggers)
             try loop.run(start: start)
             try accessOut.close()
             try coreOut.close()
             truncated = loop.truncated
-            control = plane?.router.counters ?? AccessRouterCounters()
-            signalling = plane?.counters ?? SignallingCounters()
+            control = plane.router.counters
+            signalling = plane.counters
             applied = loop.applied
             unresolved = loop.unresolvedSignalling
         } catch {

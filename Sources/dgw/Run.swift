@@ -53,8 +53,8 @@ struct Run: ParsableCommand {
     func forward() throws -> String {
         let gateway: GatewayConfig
         do { gateway = try GatewayConfig.load(path: config) } catch { throw Refusal(message: "\(error)") }
-        // A CMD (role cmd) has the core port only: it signals, it carries no traffic.
-        guard gateway.role != .lma else { throw Refusal(message: "\(config): role lma is not implemented yet") }
+        // A CMD (role cmd) has the core port only: it signals, it carries no
+        // traffic. So has an LMA, which carries the traffic between operators.
         let names = (access: gateway.access?.interface, core: gateway.core.port.interface)
         var pipelineConfiguration = PipelineConfiguration(gateway)
         let coreMAC: MACAddress
@@ -149,6 +149,8 @@ struct Run: ParsableCommand {
 
         if let access = names.access {
             log.notice("forwarding between \(access) (access) and \(names.core) (core, MAC \(pipelineConfiguration.coreMAC)) with \(workers) worker(s), \(io.rawValue)")
+        } else if gateway.role == .lma {
+            log.notice("inter-operator LMA on \(names.core) (core, MAC \(pipelineConfiguration.coreMAC)) with \(workers) worker(s), \(io.rawValue)")
         } else {
             log.notice("central mobility database (\(gateway.cmdMode.rawValue)) on \(names.core) (core, MAC \(pipelineConfiguration.coreMAC)), \(io.rawValue)")
         }

@@ -19,9 +19,12 @@ final class Domain {
     var cnAddress: IPv6Address { cn.addresses[0].address }
     private var probe: UInt8 = 0
 
-    /// With `cmd`, a fourth node g[3]: the CMD the gateways register with.
-    init(cmd: CMDMode? = nil, configure: (inout ControlPlaneConfiguration) -> Void = { _ in }) throws {
-        sim = try Simulation.domain(gateways: 3, cmd: cmd, configure: configure)
+    /// With `cmd`, a fourth node g[3]: the CMD the gateways register with;
+    /// with `lma`, the inter-operator LMA after it (by default each gateway
+    /// an operator of its own: no gateway another's peer).
+    init(cmd: CMDMode? = nil, lma: Bool = false, operators: [Int]? = nil,
+         configure: (inout ControlPlaneConfiguration) -> Void = { _ in }) throws {
+        sim = try Simulation.domain(gateways: 3, cmd: cmd, lma: lma, operators: operators, configure: configure)
         sim.add(mn)
     }
 

@@ -1,5 +1,6 @@
 // Issue 7's scenario, end to end with real Linux hosts: `dgw-testbed
-// scenario` (three `dgw run`, a CMD in relay or locator mode or none, a CN,
+// scenario` (three `dgw run`, a CMD in relay or locator mode, an
+// inter-operator LMA (every gateway its own operator) or none, a CN,
 // a LIPA host, a Linux MN moved between cells) must pass every one of its
 // checks, and leave nothing behind.
 
@@ -10,7 +11,7 @@ import Testing
 @Suite struct HandoverTestbedTests {
     /// One at a time: each builds its own namespaces, but the 1 kHz probe
     /// and the handover timing are better measured on a quiet machine.
-    @Test(.serialized, arguments: ["relay", "locator", "none"])
+    @Test(.serialized, arguments: ["relay", "locator", "lma", "none"])
     func mnMovesOneTwoThreeAndBackWithRealHosts(cmd: String) throws {
         let testbed = builtExecutable("dgw-testbed")
         let report = FileManager.default.temporaryDirectory.appendingPathComponent("dgw-testbed-\(UUID().uuidString).json")
@@ -21,8 +22,9 @@ import Testing
         let checks = try #require(json["checks"] as? [[String: Any]])
         for c in checks where c["ok"] as? Bool != true { Issue.record("\(c["check"] ?? "?")") }
         // The scenario's own checks, as listed: attach, three handovers, the return, TCP, probes, cleanup.
-        #expect(checks.count >= (cmd == "none" ? 37 : 39), "\(checks.count) checks")
-        #expect(checks.contains { ($0["check"] as? String ?? "").contains("the CMD (\(cmd)) knows the MN's three anchors") } == (cmd != "none"))
+        #expect(checks.count >= (cmd == "none" ? 37 : cmd == "lma" ? 41 : 39), "\(checks.count) checks")
+        #expect(checks.contains { ($0["check"] as? String ?? "").contains("knows the MN's three anchors") } == (cmd != "none"))
+        #expect(checks.contains { ($0["check"] as? String ?? "").contains("has the LMA at one end") } == (cmd == "lma"))
         let handovers = try #require(json["handovers"] as? [[String: Any]])
         #expect(handovers.map { $0["name"] as? String } == ["dgw1 -> dgw2", "dgw2 -> dgw3", "dgw3 -> dgw1 (return)"])
         #expect(handovers.allSatisfy { $0["interruption_ms"] is Double && $0["signalling_ms"] is Double }, "\(handovers)")

@@ -15,7 +15,11 @@ struct Run {
 
     init(_ frames: [(GatewayPort, [UInt8])], configuration: PipelineConfiguration = S.configuration, poolSize: Int = 256) throws {
         let pool = PacketPool(count: poolSize)
-        let pipeline = try Pipeline(configuration, pool: pool)
+        try self.init(frames, pipeline: try Pipeline(configuration, pool: pool), pool: pool)
+    }
+
+    /// Through `pipeline`, whose packets come from `pool`.
+    init(_ frames: [(GatewayPort, [UInt8])], pipeline: Pipeline, pool: PacketPool) throws {
         var batch: [Packet] = []
         for (i, (port, bytes)) in frames.enumerated() {
             let p = bytes.withUnsafeBytes { pool.load($0, port: port, time: Int64(i) * 1_000_000) }
@@ -637,5 +641,101 @@ extension ForwardingTests {
         finished.wait()
         #expect(unexpected.load(ordering: .relaxed) == 0, "packets saw a torn or reused binding")
         #expect(tables.binding(S.p1)?.serving == nil && tables.count == 3)
+    }
+}
+
+/// An inter-operator LMA (draft-bernardos section 5): a prefix bound
+/// between its anchor (a2) and the MN's serving gateway (a3) crosses from
+/// one tunnel into the other, in both directions, and from no one else.
+@Suite struct RelayedBindingTests {
+    static var configuration: PipelineConfiguration {
+        var c = S.configuration
+        c.bindings = [BindingEntry(mn: S.mn3, prefix: S.p3, anchor: S.a2, serving: S.a3)]
+        c.neighbors.append((S.a3, S.a3MAC))
+        return c
+    }
+
+    @Test func uplinkFromTheServingGatewayGoesOnToTheAnchor() throws {
+        let inner = S.ip(S.udp(S.mn3, S.dlif3, from: S.h3, to: S.cn, hopLimit: 60))
+        let r = try Run([(.core, S.ethernet(S.a3MAC, S.coreMAC, S.tunnel(from: S.a3, to: S.a1, inner)))], configuration: Self.configuration)
+        let s = try Seen(try #require(r.out.first).1)
+        #expect(r.out[0].0 == .core && s.eth.destination == S.a2MAC && s.eth.source == S.coreMAC)
+        #expect(s.ip.source == S.a1 && s.ip.destination == S.a2)
+        #expect(s.inner?.source == S.h3 && s.inner?.destination == S.cn && s.inner?.hopLimit == 59)
+        #expect(s.bytes.count == 14 + 40 + inner.count)
+        #expect(r.counters[.uplinkRelayed] == 1)
+    }
+
+    @Test func downlinkFromTheAnchorGoesOnToTheServingGateway() throws {
+        let inner = S.ip(S.udp(S.routerMAC, S.coreMAC, from: S.cn, to: S.h3, hopLimit: 40))
+        let r = try Run([(.core, S.ethernet(S.a2MAC, S.coreMAC, S.tunnel(from: S.a2, to: S.a1, inner)))], configuration: Self.configuration)
+        let s = try Seen(try #require(r.out.first).1)
+        #expect(r.out[0].0 == .core && s.eth.destination == S.a3MAC)
+        #expect(s.ip.source == S.a1 && s.ip.destination == S.a3)
+        #expect(s.inner?.destination == S.h3 && s.inner?.hopLimit == 39)
+        #expect(r.counters[.downlinkRelayed] == 1)
+    }
+
+    /// Native traffic for the prefix (it should not come here) goes to the
+    /// serving gateway, as for any MN served elsewhere.
+    @Test func nativeDownlinkGoesToTheServingGateway() throws {
+        let r = try Run([(.core, S.udp(S.routerMAC, S.coreMAC, from: S.cn, to: S.h3, hopLimit: 40))], configuration: Self.configuration)
+        let s = try Seen(try #require(r.out.first).1)
+        #expect(s.ip.destination == S.a3 && s.inner?.hopLimit == 39)
+        #expect(r.counters[.downlinkEncapsulated] == 1)
+    }
+
+    /// An anchor's local network routed at the LMA: tunnelled traffic for
+    /// it from a peer goes on into the anchor's tunnel, whatever its source;
+    /// not from a stranger, and not at a gateway that is no LMA.
+    @Test func localNetworksGoOnToTheirAnchor() throws {
+        let lipa = IPv6Prefix("2001:db8:aaaa::/48")!, host = IPv6Address("2001:db8:aaaa:1::10")!
+        var c = Self.configuration
+        c.peers = [S.a2, S.a3]
+        c.relaysLocalNetworks = true
+        let inner = S.ip(S.udp(S.mn3, S.dlif3, from: IPv6Address("2001:db8:3:9::1")!, to: host, hopLimit: 60))
+        let frames: [(GatewayPort, [UInt8])] = [(.core, S.ethernet(S.a3MAC, S.coreMAC, S.tunnel(from: S.a3, to: S.a1, inner))),
+                                                (.core, S.ethernet(S.routerMAC, S.coreMAC, S.tunnel(from: S.gatewayAddress, to: S.a1, inner)))]
+        func run(_ c: PipelineConfiguration) throws -> Run {
+            let pool = PacketPool(count: 16)
+            let tables = try GatewayTables(c)
+            try tables.route(localNetwork: lipa, anchor: S.a2)
+            return try Run(frames, pipeline: Pipeline(pool: pool, tables: tables), pool: pool)
+        }
+        let r = try run(c)
+        #expect(r.verdicts == [.forward(.core), .drop(.decapsulationRefused)], "\(r.verdicts)")
+        let s = try Seen(try #require(r.out.first).1)
+        #expect(s.ip.destination == S.a2 && s.inner?.destination == host && s.inner?.hopLimit == 59)
+        #expect(r.counters[.uplinkRelayed] == 1)
+        c.relaysLocalNetworks = false
+        #expect(try run(c).verdicts == [.drop(.decapsulationRefused), .drop(.decapsulationRefused)])
+    }
+
+    /// Not the wrong way round, not from a third gateway, not for another
+    /// prefix; and a packet out of hops is not sent on.
+    @Test func refusedOtherwise() throws {
+        let up = S.ip(S.udp(S.mn3, S.dlif3, from: S.h3, to: S.cn, hopLimit: 60))
+        let down = S.ip(S.udp(S.routerMAC, S.coreMAC, from: S.cn, to: S.h3, hopLimit: 40))
+        let other = S.ip(S.udp(S.mn1, S.dlif1, from: S.h1, to: S.cn, hopLimit: 60))
+        let spent = S.ip(S.udp(S.mn3, S.dlif3, from: S.h3, to: S.cn, hopLimit: 1))
+        let r = try Run([(.core, S.ethernet(S.a2MAC, S.coreMAC, S.tunnel(from: S.a2, to: S.a1, up))),
+                         (.core, S.ethernet(S.a3MAC, S.coreMAC, S.tunnel(from: S.a3, to: S.a1, down))),
+                         (.core, S.ethernet(S.routerMAC, S.coreMAC, S.tunnel(from: S.gatewayAddress, to: S.a1, up))),
+                         (.core, S.ethernet(S.a3MAC, S.coreMAC, S.tunnel(from: S.a3, to: S.a1, other))),
+                         (.core, S.ethernet(S.a3MAC, S.coreMAC, S.tunnel(from: S.a3, to: S.a1, spent)))], configuration: Self.configuration)
+        #expect(r.verdicts == [.drop(.decapsulationRefused), .drop(.decapsulationRefused), .drop(.decapsulationRefused),
+                               .drop(.decapsulationRefused), .drop(.hopLimitExceeded)], "\(r.verdicts)")
+        #expect(r.out.isEmpty)
+    }
+
+    /// An anchor sends a decapsulated packet on into another tunnel (to
+    /// the MN it is for, served by a peer): one out of hops is dropped, not
+    /// sent with its hop limit wrapped.
+    @Test func anAnchorDoesNotTunnelAPacketOutOfHops() throws {
+        let frames = [UInt8(1), 0].map { hops in
+            (GatewayPort.core, S.ethernet(S.a2MAC, S.coreMAC, S.tunnel(from: S.a2, to: S.a1, S.ip(S.udp(S.mn2, S.dlif1, from: S.h2, to: S.h2, hopLimit: hops)))))
+        }
+        let r = try Run(frames)
+        #expect(r.verdicts == [.drop(.hopLimitExceeded), .drop(.hopLimitExceeded)])
     }
 }

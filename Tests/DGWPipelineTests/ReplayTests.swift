@@ -377,6 +377,22 @@ func readFrames(_ path: String) throws -> [Captured] {
         #expect(c.ra.intervalSeconds == 3 && c.binding.maxAttempts == 5 && c.cmdMode == .relay)
     }
 
+    /// Every configuration README.md shows is one `dgw` takes.
+    @Test func readsREADMEsExamples() throws {
+        let text = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        var roles: [Role] = []
+        var rest = text[...]
+        while let start = rest.range(of: "```yaml\n"), let end = rest.range(of: "```", range: start.upperBound..<rest.endIndex) {
+            do {
+                roles.append(try GatewayConfig.parse(String(rest[start.upperBound..<end.lowerBound]), file: "README.md").role)
+            } catch {
+                Issue.record("README.md: \(error)")
+            }
+            rest = rest[end.upperBound...]
+        }
+        #expect(roles == [.dgw, .cmd, .lma])
+    }
+
     /// The YAML layer (libyaml's events composed into a tree): positions,
     /// anchors and aliases, and what it refuses.
     @Test func yamlSyntaxAndStructure() throws {
@@ -476,6 +492,79 @@ func readFrames(_ path: String) throws -> [Captured] {
         #expect(error(gateway + "cmd: 2001:db8::1\n") == "t.yaml:5:6: cmd is this gateway's own address")
         let parsed = try? GatewayConfig.parse(cmd + "cmd_mode: locator\npeers:\n  - {name: g, address: 2001:db8::1}\n", file: "t.yaml")
         #expect(parsed?.role == .cmd && parsed?.cmdMode == .locator && parsed?.access == nil)
+    }
+}
+
+extension ConfigTests {
+    /// An LMA has the core port only, anchors no prefix of its own, and its
+    /// static bindings join two peers; a gateway's `lma` is someone else
+    /// than itself and its `cmd`; peers may name their operator.
+    @Test func refusesWhatAnLMACannotHave() throws {
+        let lma = "name: l\nrole: lma\naddress: 2001:db8::100\ncore: {interface: c, prefix: 2001:db8::/64}\n"
+        #expect(error(lma + "access: {interface: a}\n") == "t.yaml:5:9: role lma has no access port (it serves no MN); remove access")
+        #expect(error(lma + "prefix_pool: 2001:db8:1::/48\n") == "t.yaml:5:14: role lma anchors no prefix of its own: no prefix_pool or local_networks")
+        #expect(error(lma + "lma: 2001:db8::1\n") == "t.yaml:5:6: lma is for role dgw: the gateway registers its MNs there")
+        let bindings = "static_bindings:\n  - { mn: \"02:aa:00:00:00:01\", prefix: 2001:db8:1:1::/64, "
+        #expect(error(lma + bindings + "anchor: self, serving: 2001:db8::2 }\n")
+                == "t.yaml:6:5: an LMA's static binding joins two other gateways: anchor and serving are two peers")
+        #expect(error(lma + bindings + "anchor: 2001:db8::2, serving: 2001:db8::2 }\n")
+                == "t.yaml:6:5: an LMA's static binding joins two other gateways: anchor and serving are two peers")
+        let parsed = try GatewayConfig.parse(lma + bindings + "anchor: 2001:db8::1, serving: 2001:db8::2 }\n", file: "t.yaml")
+        #expect(parsed.role == .lma && parsed.access == nil && parsed.staticBindings.count == 1)
+        let gateway = "name: x\naddress: 2001:db8::1\naccess: {interface: a}\ncore: {interface: c, prefix: 2001:db8::/64}\n"
+        #expect(error(gateway + "lma: 2001:db8::1\n") == "t.yaml:5:6: lma is this gateway's own address")
+        #expect(error(gateway + "cmd: 2001:db8::100\nlma: 2001:db8::100\n") == "t.yaml:6:6: lma and cmd are one address: a node is a CMD or an LMA")
+        let both = try GatewayConfig.parse(gateway + "cmd: 2001:db8::100\nlma: 2001:db8::200\n", file: "t.yaml")
+        #expect(both.lma == IPv6Address("2001:db8::200") && both.cmd == IPv6Address("2001:db8::100"))
+        let operators = try GatewayConfig.parse(lma + "peers:\n  - { name: a, address: 2001:db8::1, operator: blue }\n  - { name: b, address: 2001:db8::2 }\n",
+                                                file: "t.yaml")
+        #expect(operators.peers.map(\.operator) == ["blue", nil])
+    }
+}
+
+/// `dgw replay` as an inter-operator LMA: a prefix bound between its
+/// anchor and the MN's serving gateway, and tunnelled traffic from both.
+@Suite struct LMAReplayTests {
+    @Test func relaysBetweenTheTwoTunnels() throws {
+        let s = try Scratch()
+        defer { s.cleanup() }
+        let config = try s.write("lma.yaml", """
+            name: lma
+            role: lma
+            address: 2001:db8:ffff::1
+            core: { interface: core0, mtu: 1500, prefix: 2001:db8:ffff::/64, gateway: 2001:db8:ffff::fe, mac: "02:dd:00:00:00:01" }
+            peers:
+              - { name: dgw2, address: 2001:db8:ffff::2 }
+              - { name: dgw3, address: 2001:db8:ffff::3 }
+            neighbors:
+              - { address: 2001:db8:ffff::2, mac: "02:dd:00:00:00:02" }
+              - { address: 2001:db8:ffff::3, mac: "02:dd:00:00:00:03" }
+            static_bindings:
+              - { mn: "02:aa:00:00:00:03", prefix: 2001:db8:2:3::/64, anchor: 2001:db8:ffff::2, serving: 2001:db8:ffff::3 }
+            """)
+        let up = S.ip(S.udp(S.mn3, S.dlif3, from: S.h3, to: S.cn, hopLimit: 60))
+        let down = S.ip(S.udp(S.routerMAC, S.coreMAC, from: S.cn, to: S.h3, hopLimit: 40))
+        let core = try s.capture("core.pcap", [
+            S.ethernet(S.a3MAC, S.coreMAC, S.tunnel(from: S.a3, to: S.a1, up)),
+            S.ethernet(S.a2MAC, S.coreMAC, S.tunnel(from: S.a2, to: S.a1, down)),
+            S.ethernet(S.a2MAC, S.coreMAC, S.tunnel(from: S.a2, to: S.a1, up)),  // the wrong way
+        ])
+        let r = try runProcess(dgw, ["replay", "--config", config, "--core", core,
+                                     "--out-access", s.path("oa.pcap"), "--out-core", s.path("oc.pcap")])
+        #expect(r.status == 0, "\(r.stderr)")
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        #expect(summary["actions"] as? [String: Int] == ["uplink_relayed": 1, "downlink_relayed": 1])
+        #expect(summary["drops"] as? [String: Int] == ["decapsulation_refused": 1])
+        #expect(try readFrames(s.path("oa.pcap")).isEmpty)
+        // tshark reads both tunnels: outer and inner addresses, hop limits.
+        let tshark = try #require(which("tshark"))
+        let t = try runProcess(tshark, ["-n", "-r", s.path("oc.pcap"), "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|",
+                                        "-e", "eth.dst", "-e", "ipv6.src", "-e", "ipv6.dst", "-e", "ipv6.hlim", "-e", "_ws.malformed"])
+        #expect(t.status == 0, "\(t.stderr)")
+        #expect(t.stdout.split(separator: "\n") == [
+            "02:dd:00:00:00:02\t2001:db8:ffff::1|2001:db8:2:3::100\t2001:db8:ffff::2|2001:db8:cccc::1\t64|59\t",
+            "02:dd:00:00:00:03\t2001:db8:ffff::1|2001:db8:cccc::1\t2001:db8:ffff::3|2001:db8:2:3::100\t64|39\t",
+        ])
     }
 }
 

@@ -10,7 +10,7 @@ import Foundation
 extension Findings {
     func text(started: UInt64) -> String {
         func ms(_ v: Double?) -> String { v.map { String(format: "%.1f ms", $0) } ?? "n/a" }
-        var lines = ["dgw handover testbed: three D-GWs, \(cmd.map { "a CMD (\($0) mode)" } ?? "no CMD"), a CN, a LIPA host behind dgw1, one Linux MN", ""]
+        var lines = ["dgw handover testbed: three D-GWs, \(cmd.map { $0 == "lma" ? "an inter-operator LMA" : "a CMD (\($0) mode)" } ?? "no CMD"), a CN, a LIPA host behind dgw1, one Linux MN", ""]
         lines.append("handover                  signalling   interruption   probes lost   new connection from")
         for h in handovers {
             lines.append(h.name.padding(toLength: 26, withPad: " ", startingAt: 0)

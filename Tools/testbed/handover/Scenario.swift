@@ -3,14 +3,16 @@
 //
 //                     core link (bridge br0 in the CN's namespace)
 //        ┌──────────────────┬──────────────────┬─────────────────┐
-//   core0 [gw1] acc0   core0 [gw2] acc0   core0 [gw3] acc0      CN 2001:db8:ffff::10, CMD ::100
+//   core0 [gw1] acc0   core0 [gw2] acc0   core0 [gw3] acc0      CN 2001:db8:ffff::10, CMD or LMA ::100
 //               │                  │                  │          (routes each pool to its
 //             cell1              cell2              cell3         gateway, forwards: the
 //          ┌────┴────┐                                            core's router)
 //        LIPA host   MN  (its one port moved from cell to cell: the "air" namespace)
 //
 // Three `dgw run`, a CMD (`dgw run`, role cmd, relay or locator; or none:
-// the attach trigger then names the former anchors), a correspondent, a host on D-GW1's local network
+// the attach trigger then names the former anchors) or an inter-operator
+// LMA (role lma: each gateway an operator of its own, only the LMA their
+// peer, every tunnel through it), a correspondent, a host on D-GW1's local network
 // 2001:db8:aaaa::/48 (bound statically on D-GW1's access link), and a
 // mobile node: a plain Linux host, default settings but
 // accept_ra_rt_info_max_plen=64. A handover re-masters the MN's port to
@@ -67,8 +69,11 @@ final class Scenario {
     let dir: String
     let dgw: String
     let tool: String
-    /// "relay" or "locator" (RFC 8885 CMD), nil: no CMD.
+    /// "relay" or "locator" (RFC 8885 CMD), "lma" (an inter-operator LMA), nil: neither.
     let cmdMode: String?
+    var isLMA: Bool { cmdMode == "lma" }
+    /// The central node, for the report.
+    var central: String { isLMA ? "LMA" : "CMD (\(cmdMode ?? "none"))" }
     var findings = Findings()
     private var started: [BackgroundProcess] = []
     /// Realtime minus monotonic (ns), to place capture timestamps.
@@ -138,7 +143,9 @@ final class Scenario {
     }
 
     func config(_ i: Int) -> String {
-        let peers = (1...3).filter { $0 != i }.map { "  - { name: dgw\($0), address: \(Plan.gateway($0)) }" }.joined(separator: "\n")
+        // Across operators, the LMA is the only peer.
+        let peers = isLMA ? "  - { name: lma, address: \(Plan.cmd) }"
+            : (1...3).filter { $0 != i }.map { "  - { name: dgw\($0), address: \(Plan.gateway($0)) }" }.joined(separator: "\n")
         var yaml = """
             name: dgw\(i)
             address: \(Plan.gateway(i))
@@ -151,7 +158,11 @@ final class Scenario {
             ra: { interval_s: 3 }
 
             """
-        if let cmdMode { yaml += "cmd: \(Plan.cmd)\ncmd_mode: \(cmdMode)\n" }
+        if isLMA {
+            yaml += "lma: \(Plan.cmd)\n"
+        } else if let cmdMode {
+            yaml += "cmd: \(Plan.cmd)\ncmd_mode: \(cmdMode)\n"
+        }
         if i == 1 {
             yaml += """
                 local_networks:
@@ -164,14 +175,13 @@ final class Scenario {
         return yaml
     }
 
-    /// The CMD's configuration: the three gateways are its peers.
+    /// The CMD's (or the LMA's) configuration: the three gateways are its peers.
     func cmdConfig(mode: String) -> String {
         """
-        name: cmd
-        role: cmd
-        cmd_mode: \(mode)
+        name: \(isLMA ? "lma" : "cmd")
+        \(isLMA ? "role: lma" : "role: cmd\ncmd_mode: \(mode)")
         address: \(Plan.cmd)
-        core: { interface: core0, prefix: 2001:db8:ffff::/64 }
+        core: { interface: core0, prefix: 2001:db8:ffff::/64, gateway: \(Plan.cn) }
         peers:
         \((1...3).map { "  - { name: dgw\($0), address: \(Plan.gateway($0)) }" }.joined(separator: "\n"))
         control: \(cmdSocket)
@@ -226,6 +236,7 @@ final class Scenario {
     }
 
     func bindings(_ i: Int) -> String { (try? control(socket(i), "bindings")) ?? "" }
+    func lmaBindings() -> String { (try? control(cmdSocket, "bindings")) ?? "" }
 
     /// Polls until `condition` holds (true) or `seconds` pass (false).
     func poll(seconds: Double, every micros: UInt32 = 2_000, _ condition: () -> Bool) -> Bool {
@@ -247,7 +258,9 @@ final class Scenario {
             let path = "\(dir)/cmd.yaml"
             try Data(cmdConfig(mode: cmdMode).utf8).write(to: URL(fileURLWithPath: path))
             let c = try start("cmd", in: "cmd", [dgw, "run", "--config", path])
-            guard c.wait(for: "central mobility database") else { throw ShellError(description: "the CMD did not start: \(c.stderr)") }
+            guard c.wait(for: isLMA ? "inter-operator LMA" : "central mobility database") else {
+                throw ShellError(description: "the \(central) did not start: \(c.stderr)")
+            }
             database = c
         }
         for i in 1...3 {
@@ -288,16 +301,22 @@ final class Scenario {
             var h = Findings.Handover(name: name, to: to)
             h.moved = monotonicNanoseconds()
             try sh("ip -n \(ns("air")) link set m0 master cell\(to)")
-            // With a CMD, the gateway learns the former anchors from it.
+            // With a CMD (an LMA), the gateway learns the former anchors from it.
             _ = try control(socket(to), (["attach", Plan.mnMAC] + (cmdMode == nil ? previous.map(Plan.gateway) : [])).joined(separator: " "))
             h.triggered = monotonicNanoseconds()
-            // Every former anchor (and, on the return, D-GW1 itself) has the MN's prefix there bound to `to`.
+            // Every former anchor (and, on the return, D-GW1 itself) has the
+            // MN's prefix there bound to `to` (through an LMA: to the LMA,
+            // which binds it on to `to`).
             let bound = poll(seconds: 5) {
-                previous.allSatisfy { bindings($0).contains("\(Plan.mnMAC) 2001:db8:\($0)::/64 anchor self serving \(Plan.gateway(to))") }
+                previous.allSatisfy { p in
+                    isLMA ? bindings(p).contains("\(Plan.mnMAC) 2001:db8:\(p)::/64 anchor self serving \(Plan.cmd)")
+                        && lmaBindings().contains("\(Plan.mnMAC) 2001:db8:\(p)::/64 anchor \(Plan.gateway(p)) serving \(Plan.gateway(to)) dlif")
+                        : bindings(p).contains("\(Plan.mnMAC) 2001:db8:\(p)::/64 anchor self serving \(Plan.gateway(to))")
+                }
                     && (!anchors.contains(to) || bindings(to).contains("\(Plan.mnMAC) 2001:db8:\(to)::/64 anchor self serving self"))
             }
             h.bound = monotonicNanoseconds()
-            findings.check(bound, "\(name): the former anchors \(previous.map { "dgw\($0)" }) tunnel the MN's prefixes to dgw\(to)")
+            findings.check(bound, "\(name): the former anchors \(previous.map { "dgw\($0)" }) tunnel the MN's prefixes to dgw\(to)\(isLMA ? " through the LMA" : "")")
             let current = try waitForAddress("mn", "mn0", in: Plan.pool(to))
             if !anchors.contains(to) { findings.addresses.insert(("MN @dgw\(to) \(current)", current), at: findings.addresses.count - 1) }
             func settled() -> Bool {
@@ -353,8 +372,15 @@ final class Scenario {
             // The CMD knows the three prefixes of the MN and that dgw1 serves it.
             let known = (try? control(cmdSocket, "bindings")) ?? ""
             findings.check((1...3).allSatisfy { known.contains("\(Plan.mnMAC) 2001:db8:\($0)::/64 anchor \(Plan.gateway($0)) serving \(Plan.gateway(1))") },
-                           "the CMD (\(cmdMode)) knows the MN's three anchors and that dgw1 serves it")
-            findings.gateways.append(("cmd", known, (try? control(cmdSocket, "counters json")) ?? ""))
+                           "the \(central) knows the MN's three anchors and that dgw1 serves it")
+            let counters = (try? control(cmdSocket, "counters json")) ?? ""
+            findings.gateways.append((isLMA ? "lma" : "cmd", known, counters))
+            if isLMA {
+                // The traffic between the operators crossed the LMA, both ways.
+                let actions = ((try? JSONSerialization.jsonObject(with: Data(counters.utf8))) as? [String: Any])?["actions"] as? [String: Int] ?? [:]
+                findings.check((actions["uplink_relayed"] ?? 0) > 0 && (actions["downlink_relayed"] ?? 0) > 0,
+                               "the LMA relayed traffic both ways (\(actions["uplink_relayed"] ?? 0) up, \(actions["downlink_relayed"] ?? 0) down)")
+            }
         }
 
         // Stop the traffic; read what it saw.
@@ -393,7 +419,7 @@ final class Scenario {
                        "the gateways cut \(segmented) segmentation-offload super-frames into \(segments) packets and completed \(completed) checksums")
         if let database {
             let status = database.stop()
-            findings.check(status == 0, "the CMD stops cleanly on SIGTERM (status \(status))")
+            findings.check(status == 0, "the \(central) stops cleanly on SIGTERM (status \(status))")
         }
         analyseProbes()
         analyseSignalling()
@@ -450,6 +476,14 @@ final class Scenario {
                 let bad = (try? sh("\(tshark) -r \(dir)/\(capture) -Y '_ws.malformed || _ws.expert.severity >= error' -T fields -e frame.number")) ?? "tshark failed"
                 findings.check(bad.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty,
                                "tshark finds nothing malformed in \(capture)\(bad.isEmpty ? "" : " (frames \(bad.split(separator: "\n").prefix(5).joined(separator: " ")))")")
+            }
+            if isLMA {
+                // Across operators no gateway tunnels or signals to another: the LMA is at one end of each.
+                let direct = (try? sh("\(tshark) -r \(dir)/core.pcap -Y '(mipv6 || ipv6.nxt == 41) && !(ipv6.addr == \(Plan.cmd))' -T fields -e frame.number")) ?? "tshark failed"
+                let tunnelled = (try? sh("\(tshark) -r \(dir)/core.pcap -Y 'ipv6.nxt == 41' -T fields -e frame.number")) ?? ""
+                findings.check(direct.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty && !tunnelled.isEmpty,
+                               "every tunnelled packet and every PBU and PBA on the core has the LMA at one end "
+                               + "(\(tunnelled.split(separator: "\n").count) tunnelled\(direct.isEmpty ? "" : "; not: frames \(direct.split(separator: "\n").prefix(5).joined(separator: " "))"))")
             }
             let signalling = (try? sh("\(tshark) -r \(dir)/core.pcap -Y mipv6 -T fields -e mip6.mhtype")) ?? ""
             findings.check(signalling.split(separator: "\n").count >= 6, "tshark decodes the PBUs and PBAs on the core (\(signalling.split(separator: "\n").count) messages)")
