@@ -361,11 +361,15 @@ func readFrames(_ path: String) throws -> [Captured] {
         #expect(c.peers.map(\.name) == ["dgw2"] && c.neighbors.count == 2)
     }
 
-    @Test func readsDESIGNsExample() throws {
-        let design = root.deletingLastPathComponent().appendingPathComponent("shared/DESIGN.md")
-        guard let text = try? String(contentsOf: design, encoding: .utf8),
-              let start = text.range(of: "```yaml\n"), let end = text.range(of: "```", range: start.upperBound..<text.endIndex) else {
-            Issue.record("no ../shared/DESIGN.md")
+    static let design = root.deletingLastPathComponent().appendingPathComponent("shared/DESIGN.md")
+
+    /// DESIGN.md lives beside the repository, not in it: a clone on its own
+    /// skips this (README's examples are checked by readsREADMEsExamples).
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: design.path), "../shared/DESIGN.md is beside the repository"))
+    func readsDESIGNsExample() throws {
+        let text = try String(contentsOf: Self.design, encoding: .utf8)
+        guard let start = text.range(of: "```yaml\n"), let end = text.range(of: "```", range: start.upperBound..<text.endIndex) else {
+            Issue.record("no yaml example in ../shared/DESIGN.md")
             return
         }
         // DESIGN.md elides the key ("00112233..."); a real one has 16 octets at least.
