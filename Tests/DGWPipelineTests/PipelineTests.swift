@@ -382,6 +382,13 @@ extension ForwardingTests {
         #expect(try drop(.access, rs, .punted).counters[.puntedNeighborDiscovery] == 1)
     }
 
+    /// Anything else for the gateway's own address (here UDP from the core,
+    /// and a UDP datagram from an MN to the gateway) goes to the control plane.
+    @Test func otherTrafficForTheGatewayIsPunted() throws {
+        let r = try drop(.core, S.udp(S.routerMAC, S.coreMAC, from: S.cn, to: S.a1), .punted)
+        #expect(r.counters[.puntedForGateway] == 1 && r.counters[.punted] == 1 && r.out.isEmpty)
+    }
+
     @Test func poolExhaustedWhenNoSlotIsLeftForAnError() throws {
         // A pool as large as the batch: the Unreachable has no slot.
         let r = try Run([(.core, S.udp(S.routerMAC, S.coreMAC, from: S.cn, to: IPv6Address("2001:db8:9::1")!))], poolSize: 1)
@@ -404,7 +411,7 @@ extension ForwardingTests {
                 .emit(into: b, source: S.a2, destination: S.a1.solicitedNodeMulticast)
         })
         let r = try Run([(.core, ns)])
-        #expect(r.verdicts == [.consumed])
+        #expect(r.verdicts == [.consumed] && r.counters[.neighborAdvertised] == 1)
         let s = try Seen(try #require(r.out.first).1)
         #expect(s.eth.destination == S.a2MAC && s.eth.source == S.coreMAC && s.ip.hopLimit == 255)
         guard case .neighborAdvertisement(let na)? = s.icmp else { Issue.record(); return }
@@ -418,6 +425,7 @@ extension ForwardingTests {
         let packet = S.udp(S.mn1, S.dlif1, from: S.h1, to: onLink)
         let r = try Run([(.access, packet), (.core, na), (.access, packet)])
         #expect(r.verdicts == [.drop(.neighborUnresolved), .consumed, .forward(.core)])
+        #expect(r.counters[.neighborSolicited] == 1 && r.counters[.neighborLearned] == 1)
         let forwarded = try #require(r.out.first { $0.0 == .core && (try? Seen($0.1))?.ip.nextHeader == IPProtocol.udp })
         #expect(try Seen(forwarded.1).eth.destination == mac)
     }
@@ -532,6 +540,7 @@ extension ForwardingTests {
             try ICMPv6Message.echoRequest(identifier: 7, sequence: 9, data: [1, 2, 3]).emit(into: b, source: S.cn, destination: S.a1)
         })
         let r = try Run([(.core, echo)])
+        #expect(r.verdicts == [.consumed] && r.counters[.echoReplied] == 1)
         guard case .echoReply(7, 9, let data)? = try Seen(try #require(r.out.first).1).icmp else { Issue.record(); return }
         #expect(Array(data) == [1, 2, 3])
     }
