@@ -18,7 +18,10 @@
 //      Ethernet with its length and checksum fixed, so options are reached
 //   3: attach an MN (the first byte picks one of four) from the peer; to
 //      the CMD or LMA: the second gateway registers that MN (a well-formed PBU)
-//   4: detach that MN
+//   4: detach that MN; with the second byte odd, instead `move-prefix`
+//      of subscriber "alice" (who owns the four MNs) to that MN: one of
+//      three prefixes (the third byte: anchored here, allocated here, the
+//      peer's), the anchor given (the peer) or not (the fourth byte)
 //   5: tick
 // Compiled with Sources/DGWControl, linking the DGWWire module.
 
@@ -58,6 +61,7 @@ private func gateway(_ setup: Int) -> ControlPlane {
     c.anchored = [AnchoredMN(mn: mns[0], prefix: IPv6Prefix("2001:db8:1:100::/64")!,
                              dlifMAC: MACAddress(value: 0x0a01_0000_0001), serving: .peer(peer))]
     c.access.reserved = [c.anchored[0].prefix]
+    for mn in mns { c.identities[mn] = Array("alice".utf8) }
     return ControlPlane(c)
 }
 
@@ -139,6 +143,12 @@ public func fuzzControl(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
             let frame = hereMAC.octets + MACAddress(value: 0x0200_0000_ff03).octets + [0x86, 0xDD] + packet.bytes
             check(frame.withUnsafeBytes { gw.core($0, time: time) })
         case 3: check(gw.attach(mns[Int(bytes.first ?? 0) % 4], previous: [peer], time: time))
+        case 4 where bytes.count >= 4 && bytes[1] & 1 == 1:
+            let prefixes = ["2001:db8:1:100::/64", "2001:db8:1::/64", "2001:db8:2:1::/64"].map { IPv6Prefix($0)! }
+            if let out = try? gw.movePrefix(prefixes[Int(bytes[2]) % 3], of: Array("alice".utf8), to: mns[Int(bytes[0]) % 4],
+                                            anchor: bytes[3] & 1 == 1 ? peer : nil, time: time) {
+                check(out)
+            }
         case 4: check(gw.detach(mns[Int(bytes.first ?? 0) % 4], time: time))
         default:
             check(gw.tick(time))

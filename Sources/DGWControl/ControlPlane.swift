@@ -191,6 +191,12 @@ public struct SignallingCounters: Sendable, Equatable {
     public init() {}
 }
 
+/// Why `move-prefix` was not done.
+public struct MoveRefusal: Error, Equatable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
 /// The state a serving gateway keeps per (MN, former anchor).
 public struct AnchorSession: Sendable, Equatable {
     public enum State: Sendable, Equatable {
@@ -214,6 +220,11 @@ public struct AnchorSession: Sendable, Equatable {
     /// What the PBA gave: the anchor's prefixes and DLIF (one grant), or,
     /// from a relaying CMD, one grant per former anchor.
     public var grants: [AnchorGrant] = []
+    /// A prefix of another interface of the same MN-ID that this session
+    /// asks the anchor to deliver to this one (`move-prefix`, draft-seite
+    /// 4.4): its PBUs carry it as Home Network Prefix, with Handoff
+    /// Indicator 2 (between interfaces).
+    public var moved: IPv6Prefix?
 }
 
 /// One anchor's prefixes of an MN, tunnelled to that anchor, and the DLIF
@@ -240,6 +251,17 @@ public struct AnchoredMN: Sendable, Equatable {
     public var expires: Int64 = .max
     /// The last sequence number accepted, per serving gateway.
     public var lastSequence: [IPv6Address: UInt16] = [:]
+    /// The prefix's traffic delivered to another interface of the MN's
+    /// MN-ID, at a peer, until `expires` (`move-prefix`); the MN's own
+    /// interface keeps its attachment, not the prefix's traffic.
+    public var moved: MovedPrefix?
+
+    public struct MovedPrefix: Sendable, Equatable {
+        /// The interface (its MAC) and the gateway serving it.
+        public var mn: MACAddress
+        public var serving: IPv6Address
+        public var expires: Int64
+    }
 
     public init(mn: MACAddress, prefix: IPv6Prefix, dlifMAC: MACAddress, serving: Serving) {
         self.mn = mn
@@ -255,6 +277,8 @@ public final class ControlPlane {
     public private(set) var counters = SignallingCounters()
     /// MNs anchored here, by MAC.
     public private(set) var anchored: [MACAddress: AnchoredMN] = [:]
+    /// Their prefixes (for `move-prefix`, which names a prefix).
+    private var owners: [IPv6Prefix: MACAddress] = [:]
     /// This gateway's sessions with the MNs' former anchors, by MN.
     private var sessionsByMN: [MACAddress: [AnchorSession]] = [:]
     private var sessionCount = 0
@@ -262,6 +286,7 @@ public final class ControlPlane {
     /// Retransmissions and refreshes; binding expiries of the MNs anchored here.
     private var sessionTimers = Deadlines<SessionKey>()
     private var expiries = Deadlines<MACAddress>()
+    private var moveExpiries = Deadlines<MACAddress>()
 
     private struct SessionKey { var mn: MACAddress; var anchor: IPv6Address }
     /// The CMD's records, when this is one.
@@ -316,8 +341,22 @@ public final class ControlPlane {
 
     /// Stores the binding cache entry of an MN anchored here, arming its expiry.
     private func record(_ a: AnchoredMN) {
-        if a.expires != .max && anchored[a.mn]?.expires != a.expires { expiries.schedule(a.mn, at: a.expires) }
+        let old = anchored[a.mn]
+        if a.expires != .max && old?.expires != a.expires { expiries.schedule(a.mn, at: a.expires) }
+        if let m = a.moved, old?.moved?.expires != m.expires { moveExpiries.schedule(a.mn, at: m.expires) }
+        if old?.prefix != a.prefix { owners[a.prefix] = a.mn }
         anchored[a.mn] = a
+    }
+
+    /// What the data plane binds an anchored MN's prefix to: the interface
+    /// it was moved to, else the MN where it is served.
+    private func binding(of a: AnchoredMN) -> BindingChange {
+        if let m = a.moved { return .install(mn: m.mn, prefix: a.prefix, anchor: nil, serving: m.serving, dlifMAC: a.dlifMAC) }
+        switch a.serving {
+        case .here: return .install(mn: a.mn, prefix: a.prefix, anchor: nil, serving: nil, dlifMAC: a.dlifMAC)
+        case .peer(let p): return .install(mn: a.mn, prefix: a.prefix, anchor: nil, serving: p, dlifMAC: a.dlifMAC)
+        case .nowhere: return .remove(a.prefix)
+        }
     }
 
     /// The earliest time `tick` has something to do (.min: at once; the
@@ -326,6 +365,7 @@ public final class ControlPlane {
         var next = router.nextDeadline ?? .max
         if let due = sessionTimers.earliest(isCurrent: { k, due in session(k.mn, k.anchor)?.due == due }) { next = min(next, due) }
         if let due = expiries.earliest(isCurrent: { mn, due in anchored[mn]?.expires == due }) { next = min(next, due) }
+        if let due = moveExpiries.earliest(isCurrent: { mn, due in anchored[mn]?.moved?.expires == due }) { next = min(next, due) }
         if let due = database?.nextDeadline { next = min(next, due) }
         return next == .max ? nil : next
     }
@@ -368,8 +408,72 @@ public final class ControlPlane {
         if var a = anchored[mn], a.serving == .here {
             a.serving = .nowhere
             record(a)
-            out.bindings.append(.remove(a.prefix))
+            if a.moved == nil { out.bindings.append(.remove(a.prefix)) }  // a moved prefix stays with the other interface
         }
+        return out
+    }
+
+    /// `dgw ctl move-prefix` (draft-seite 4.4, a multi-interface MN): the
+    /// traffic of `prefix`, a prefix of MN-ID `id`, goes to its interface
+    /// `mac` from now on. Run where `mac` is attached: a PBU (Handoff
+    /// Indicator 2, the prefix as Home Network Prefix) asks the prefix's
+    /// anchor (`anchor`, else the one this gateway has a session about the
+    /// prefix with) to tunnel it here. Run at the prefix's own anchor with
+    /// its own interface, it takes the prefix back (the other gateway's next
+    /// refresh is refused); run where the prefix was moved to, with an
+    /// interface not attached there, it de-registers the move (the anchor
+    /// gives the prefix back to its own interface).
+    public func movePrefix(_ prefix: IPv6Prefix, of id: [UInt8], to mac: MACAddress, anchor: IPv6Address? = nil,
+                           time: Int64) throws(MoveRefusal) -> ControlEffects {
+        var out = ControlEffects()
+        let name = String(decoding: id, as: UTF8.self)
+        guard configuration.role == .gateway else { throw MoveRefusal("a \(configuration.role == .lma ? "LMA" : "CMD") serves no MN") }
+        guard configuration.identities[mac] == id else { throw MoveRefusal("\(mac) is not an interface of subscriber \(name)") }
+        // The prefix is anchored here.
+        if let owner = owners[prefix], var a = anchored[owner] {
+            guard configuration.identities[owner] == id else { throw MoveRefusal("\(prefix) is not a prefix of \(name)") }
+            guard owner == mac else {
+                throw MoveRefusal("\(prefix) and \(mac) are both on this gateway: run move-prefix where \(mac) is attached")
+            }
+            guard a.moved != nil else { throw MoveRefusal("\(prefix) is with \(mac) already") }
+            guard a.serving == .here else { throw MoveRefusal("\(mac) is not attached here") }
+            a.moved = nil
+            record(a)
+            out.bindings.append(binding(of: a))
+            return out
+        }
+        let holding = sessionsByMN.values.joined().first { $0.moved == prefix && configuration.identities[$0.mn] == id }
+        guard anchored[mac]?.serving == .here else {
+            // Where the prefix was moved to: the move ends, the anchor gives it back.
+            guard var s = holding else { throw MoveRefusal("\(mac) is not attached here, and \(prefix) was not moved here") }
+            unbind(s, &out)
+            if s.state == .registering {
+                end(s)
+            } else if s.state != .deregistering {
+                s.state = .deregistering
+                s.attempts = 0
+                s.grants = []
+                counters.deregistrations += 1
+                send(&s, lifetime: 0, time: time, &out)
+                store(s)
+            }
+            return out
+        }
+        if let holding { throw MoveRefusal("\(prefix) is with \(holding.mn) here already: move it to \(mac) from its anchor") }
+        let known = sessions(of: mac).first { $0.grants.contains { $0.prefixes.contains(prefix) } }?.anchor
+        guard let anchor = anchor ?? known else { throw MoveRefusal("which gateway anchors \(prefix)? (give the anchor)") }
+        guard anchor != configuration.address, configuration.peers.contains(anchor), !configuration.registries.contains(anchor) else {
+            throw MoveRefusal("\(anchor) is not a peer gateway")
+        }
+        if let other = session(mac, anchor) {
+            guard other.state == .deregistering else {
+                throw MoveRefusal("\(mac) has a session with \(anchor) already (for \(other.moved.map { "\($0)" } ?? "its own former prefix"))")
+            }
+            end(other)
+        }
+        var s = AnchorSession(mn: mac, anchor: anchor, state: .registering, sequence: 0, attempts: 0, due: time, moved: prefix)
+        send(&s, lifetime: configuration.bindingLifetime, time: time, &out)
+        store(s)
         return out
     }
 
@@ -466,7 +570,14 @@ public final class ControlPlane {
             a.serving = .nowhere
             a.expires = .max
             record(a)
-            out.bindings.append(.remove(a.prefix))
+            if a.moved == nil { out.bindings.append(.remove(a.prefix)) }
+        }
+        while let (mn, _) = moveExpiries.next(dueBy: time, isCurrent: { mn, due in anchored[mn]?.moved?.expires == due }) {
+            var a = anchored[mn]!
+            counters.expired += 1
+            a.moved = nil
+            record(a)
+            out.bindings.append(binding(of: a))
         }
         database?.tick(time, &counters, &out)
         out.access += router.tick(time)
@@ -481,10 +592,13 @@ public final class ControlPlane {
     /// An MN attached here: its prefix anchored and served here.
     private func attached(_ a: Attachment, _ out: inout ControlEffects) {
         var record = anchored[a.mn] ?? AnchoredMN(mn: a.mn, prefix: a.prefix, dlifMAC: a.dlifMAC, serving: .here)
+        // An interface that comes (back) takes its prefix back from another
+        // it was moved to; one attached here already leaves a move alone.
+        if record.serving != .here { record.moved = nil }
         record.serving = .here
         record.expires = .max
         self.record(record)
-        out.bindings.append(.install(mn: a.mn, prefix: a.prefix, anchor: nil, serving: nil, dlifMAC: a.dlifMAC))
+        out.bindings.append(binding(of: record))
     }
 
     /// Sends the session's next PBU (a new sequence number each time, RFC
@@ -498,7 +612,12 @@ public final class ControlPlane {
         var options = Self.identify(s.mn, id: configuration.identities[s.mn])
         // To the CMD: the prefix anchored here, which it records (RFC 8885).
         if configuration.registries.contains(s.anchor), let a = anchored[s.mn] { options.append(.homeNetworkPrefix(a.prefix)) }
-        let pbu = Self.proxyBindingUpdate(sequence: s.sequence, lifetime: lifetime, options: options)
+        if let moved = s.moved { options.append(.homeNetworkPrefix(moved)) }
+        // A refresh says that nothing changed (RFC 5213 HI 5): an anchor
+        // that has since seen the MN elsewhere refuses it.
+        let handoff = s.state == .refreshing ? HandoffIndicator.stateNotChanged
+            : s.moved != nil ? HandoffIndicator.betweenInterfaces : HandoffIndicator.betweenGatewaysSameInterface
+        let pbu = Self.proxyBindingUpdate(sequence: s.sequence, lifetime: lifetime, handoff: handoff, options: options)
         if let packet = Self.packet(.bindingUpdate(pbu), from: configuration.address, to: s.anchor, authenticator) {
             counters.pbuSent += 1
             out.core.append(packet)
@@ -660,6 +779,13 @@ public final class ControlPlane {
             reply(BindingAckStatus.missingMNIdentifierOption, to: peer, pbu, mn: nil, lifetime: 0, &out)
             return
         }
+        // A prefix named that is not the MN's own: another interface's, to move here.
+        var named: IPv6Prefix?
+        for case .homeNetworkPrefix(let p) in pbu.options { named = p }
+        if let named, anchored[mn]?.prefix != named {
+            receivedMove(pbu, of: named, to: mn, from: peer, time: time, &out)
+            return
+        }
         guard var a = anchored[mn] else {
             counters.rejected += 1
             reply(BindingAckStatus.notLMAForThisMobileNode, to: peer, pbu, mn: mn, lifetime: 0, &out)
@@ -684,13 +810,22 @@ public final class ControlPlane {
             reply(BindingAckStatus.reasonUnspecified, to: peer, pbu, mn: mn, lifetime: 0, &out)
             return
         }
+        // A refresh from a gateway that no longer serves the MN (it moved on,
+        // or came back here, and that gateway was not told): refused, and
+        // that gateway's tunnel goes.
+        if pbu.lifetime != 0, Self.handoff(in: pbu.options) == HandoffIndicator.stateNotChanged, a.serving != .peer(serving) {
+            record(a)
+            counters.rejected += 1
+            reply(BindingAckStatus.magNotAuthorizedForProxyRegistration, to: peer, pbu, mn: mn, lifetime: 0, &out)
+            return
+        }
         counters.accepted += 1
         if pbu.lifetime == 0 {
             // De-registration: only the gateway serving the MN can end its binding.
             if a.serving == .peer(serving) {
                 a.serving = .nowhere
                 a.expires = .max
-                out.bindings.append(.remove(a.prefix))
+                if a.moved == nil { out.bindings.append(.remove(a.prefix)) }
             }
             record(a)
             reply(BindingAckStatus.accepted, to: peer, pbu, mn: mn, lifetime: 0, &out)
@@ -701,7 +836,10 @@ public final class ControlPlane {
             leave(mn, deregister: false, time: time, &out)
         }
         let lifetime = min(pbu.lifetimeSeconds, configuration.bindingLifetime)
-        if a.serving != .peer(serving) {
+        // The MN's own interface handed over: its prefix follows it again.
+        let wasMoved = a.moved != nil && Self.handoff(in: pbu.options) != HandoffIndicator.stateNotChanged
+        if wasMoved { a.moved = nil }
+        if a.serving != .peer(serving) || wasMoved {
             out.bindings.append(.install(mn: mn, prefix: a.prefix, anchor: nil, serving: serving, dlifMAC: a.dlifMAC))
         }
         a.serving = .peer(serving)
@@ -712,13 +850,70 @@ public final class ControlPlane {
         reply(BindingAckStatus.accepted, to: peer, accepted, mn: mn, lifetime: lifetime, &out)
     }
 
+    /// A PBU from the gateway serving interface `mn` for `prefix`, the
+    /// prefix of another interface of the same MN-ID anchored here
+    /// (draft-seite 4.4): that prefix's traffic goes to `mn` there, until
+    /// de-registered, expired, taken back, or its own interface hands over.
+    private func receivedMove(_ pbu: BindingUpdate, of prefix: IPv6Prefix, to mn: MACAddress, from peer: IPv6Address, time: Int64,
+                              _ out: inout ControlEffects) {
+        guard let owner = owners[prefix], var a = anchored[owner] else {
+            counters.rejected += 1
+            reply(BindingAckStatus.notLMAForThisMobileNode, to: peer, pbu, mn: mn, lifetime: 0, &out)
+            return
+        }
+        // Only an interface of the MN-ID that owns the prefix.
+        guard let id = configuration.identities[owner], Self.identity(in: pbu.options, of: mn) == id else {
+            counters.rejected += 1
+            reply(BindingAckStatus.notAuthorizedForHomeNetworkPrefix, to: peer, pbu, mn: mn, lifetime: 0, &out)
+            return
+        }
+        if let last = a.lastSequence[peer], !isFresh(pbu.sequence, after: last) {
+            counters.rejected += 1
+            var stale = pbu
+            stale.sequence = last
+            reply(BindingAckStatus.sequenceNumberOutOfWindow, to: peer, stale, mn: mn, lifetime: 0, &out)
+            return
+        }
+        a.lastSequence[peer] = pbu.sequence
+        let current = a.moved.map { $0.mn == mn && $0.serving == peer } ?? false
+        if pbu.lifetime == 0 {
+            counters.accepted += 1
+            if current {
+                a.moved = nil
+                out.bindings.append(binding(of: a))
+            }
+            record(a)
+            reply(BindingAckStatus.accepted, to: peer, pbu, mn: mn, lifetime: 0, &out)
+            return
+        }
+        guard current || Self.handoff(in: pbu.options) != HandoffIndicator.stateNotChanged else {
+            record(a)  // taken back, or moved elsewhere since
+            counters.rejected += 1
+            reply(BindingAckStatus.magNotAuthorizedForProxyRegistration, to: peer, pbu, mn: mn, lifetime: 0, &out)
+            return
+        }
+        counters.accepted += 1
+        let lifetime = min(pbu.lifetimeSeconds, configuration.bindingLifetime)
+        a.moved = AnchoredMN.MovedPrefix(mn: mn, serving: peer, expires: time + Int64(lifetime) * 1_000_000_000)
+        record(a)
+        if !current { out.bindings.append(binding(of: a)) }
+        var accepted = pbu
+        accepted.lifetime = UInt16(clamping: lifetime / 4)
+        reply(BindingAckStatus.accepted, to: peer, accepted, mn: mn, lifetime: lifetime, granting: a, &out)
+    }
+
+    static func handoff(in options: MobilityOptions) -> UInt8? {
+        for case .handoffIndicator(let hi) in options { return hi }
+        return nil
+    }
+
     /// A PBA for `pbu`: on acceptance with the anchored prefix, this
     /// gateway's local networks and the DLIF the MN knows.
     private func reply(_ status: UInt8, to peer: IPv6Address, _ pbu: BindingUpdate, mn: MACAddress?, lifetime: Int,
-                       _ out: inout ControlEffects) {
+                       granting record: AnchoredMN? = nil, _ out: inout ControlEffects) {
         // The MN-ID as the PBU gave it (RFC 5213 has the PBA copy it).
         var options = mn.map { Self.identify($0, id: Self.identity(in: pbu.options, of: $0)) } ?? []
-        if BindingAckStatus.isAccepted(status), let mn, let a = anchored[mn], lifetime > 0 {
+        if BindingAckStatus.isAccepted(status), let mn, let a = record ?? anchored[mn], lifetime > 0 {
             options.append(.anchoredPrefix(a.prefix))
             options += configuration.localNetworks.map(MobilityOption.localPrefix)
             options.append(.dlifLinkLocalAddress(DLIF.linkLocal(of: a.dlifMAC)))
@@ -760,11 +955,11 @@ public final class ControlPlane {
 
     /// A PBU with the D flag (RFC 8885), the handoff between gateways on
     /// the same interface, over Ethernet: what every gateway and the CMD send.
-    static func proxyBindingUpdate(sequence: UInt16, lifetime: Int, options: [MobilityOption]) -> BindingUpdate {
+    static func proxyBindingUpdate(sequence: UInt16, lifetime: Int, handoff: UInt8 = HandoffIndicator.betweenGatewaysSameInterface,
+                                   options: [MobilityOption]) -> BindingUpdate {
         BindingUpdate(sequence: sequence, flags: [.acknowledge, .homeRegistration, .proxyRegistration, .distributedGateway],
                       lifetime: UInt16(clamping: (lifetime + 3) / 4),
-                      options: .built(options + [.handoffIndicator(HandoffIndicator.betweenGatewaysSameInterface),
-                                                 .accessTechnologyType(AccessTechnology.ieee8023)]))
+                      options: .built(options + [.handoffIndicator(handoff), .accessTechnologyType(AccessTechnology.ieee8023)]))
     }
 
     /// `message` in an IPv6 packet, signed when `destination` has a key.
@@ -793,6 +988,8 @@ public enum HandoffIndicator {
     public static let betweenInterfaces: UInt8 = 2
     public static let betweenGatewaysSameInterface: UInt8 = 3
     public static let unknown: UInt8 = 4
+    /// Re-registration: the MN still where it was.
+    public static let stateNotChanged: UInt8 = 5
 }
 
 /// Access Technology Type values (RFC 5213 8.5).

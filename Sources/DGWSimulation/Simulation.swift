@@ -90,6 +90,12 @@ public final class SimulatedGateway {
 
     public func tick(_ time: Int64) -> [Emitted] { apply(control.tick(time), time: time) }
 
+    /// `dgw ctl move-prefix` at this gateway.
+    public func movePrefix(_ prefix: IPv6Prefix, of id: [UInt8], to mac: MACAddress, anchor: IPv6Address?,
+                           time: Int64) throws(MoveRefusal) -> [Emitted] {
+        apply(try control.movePrefix(prefix, of: id, to: mac, anchor: anchor, time: time), time: time)
+    }
+
     /// Binding changes first (so that what the frames announce is in place), then the frames.
     func apply(_ e: ControlEffects, time: Int64) -> [Emitted] {
         let applied = tables.apply(e, time: time)
@@ -286,6 +292,12 @@ public final class Simulation {
     public func detach(_ mn: SimulatedHost, from g: Int) {
         if cell[mn.mac] == g { cell[mn.mac] = nil }
         emit(gateways[g].detach(mn.mac, time: now), from: g)
+    }
+
+    /// `dgw ctl move-prefix` run at gateway `g`: `prefix` of MN-ID `id` to its interface `mac`.
+    public func movePrefix(_ prefix: IPv6Prefix, of id: String, to mac: MACAddress, anchor: IPv6Address? = nil,
+                           at g: Int) throws(MoveRefusal) {
+        emit(try gateways[g].movePrefix(prefix, of: Array(id.utf8), to: mac, anchor: anchor, time: now), from: g)
     }
 
     /// The MN sends a frame on its cell.

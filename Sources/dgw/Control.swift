@@ -17,6 +17,8 @@ enum ControlCommand: String, ExpressibleByArgument, CaseIterable, Sendable {
     /// Triggers: an MN associated with this gateway's access point (with its
     /// former anchors), or left it.
     case attach, detach
+    /// A multi-interface MN's prefix moved to another of its interfaces.
+    case movePrefix = "move-prefix"
 }
 
 /// What the control socket reports, read from another thread than the workers'.
@@ -41,11 +43,29 @@ final class ControlView: @unchecked Sendable {
     func answer(_ request: String) -> String {
         let words = request.split(separator: " ").map(String.init)
         guard let first = words.first, let command = ControlCommand(rawValue: first) else {
-            return "error: unknown request '\(request)' (counters, bindings, dlifs, neighbors, attach, detach)\n"
+            return "error: unknown request '\(request)' (counters, bindings, dlifs, neighbors, attach, detach, move-prefix)\n"
         }
         let json = words.contains("json")
         let rest = words.dropFirst().filter { $0 != "json" }
         switch command {
+        case .movePrefix:
+            // move-prefix ID PREFIX MAC [ANCHOR]
+            guard rest.count == 3 || rest.count == 4, let prefix = IPv6Prefix(rest[1]), let to = MACAddress(rest[2]), !to.isMulticast else {
+                return "error: move-prefix needs the MN-ID, the prefix and the interface's unicast MAC address (and optionally the anchor)\n"
+            }
+            var anchor: IPv6Address?
+            if rest.count == 4 {
+                guard let a = IPv6Address(rest[3]) else { return "error: '\(rest[3])' is not the anchor's address\n" }
+                anchor = a
+            }
+            let answer = ControlLoop.Answer()
+            control.trigger(.movePrefix(.init(id: Array(rest[0].utf8), prefix: prefix, to: to, anchor: anchor), answer: answer))
+            switch answer.wait() {
+            case nil: return "error: the control plane did not answer\n"
+            case .refused(let why)?: return "error: move-prefix refused: \(why)\n"
+            case .done?:
+                return json ? "{\"moved\":\"\(prefix)\",\"mn\":\"\(rest[0])\",\"to\":\"\(to)\"}\n" : "move-prefix \(prefix) of \(rest[0]) to \(to) under way\n"
+            }
         case .attach, .detach:
             guard let mnText = rest.first, let mn = MACAddress(mnText), !mn.isMulticast else {
                 return "error: \(command.rawValue) needs the MN's unicast MAC address\n"
@@ -61,7 +81,7 @@ final class ControlView: @unchecked Sendable {
             guard rest.isEmpty else { return "error: '\(command.rawValue)' takes no arguments\n" }
         }
         switch command {
-        case .attach, .detach:
+        case .attach, .detach, .movePrefix:
             return ""
         case .counters:
             let t = counters
@@ -200,18 +220,30 @@ enum ControlServer {
 
 struct Ctl: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Ask a running `dgw run` (its control socket) for counters, bindings, DLIFs or neighbours, or trigger an attach or detach.",
+        abstract: "Ask a running `dgw run` (its control socket) for counters, bindings, DLIFs or neighbours, or trigger an attach, a detach or a prefix move.",
         discussion: "Exit status 2 when the socket cannot be reached or the gateway refuses the request."
     )
 
     @Option(help: "The control socket (the configuration's `control:` path).") var socket: String
-    @Argument(help: "counters, bindings, dlifs, neighbors; or the triggers attach and detach.") var command: ControlCommand
-    @Option(help: "attach, detach: the MN's MAC address.") var mn: String?
+    @Argument(help: "counters, bindings, dlifs, neighbors; or the triggers attach, detach and move-prefix.") var command: ControlCommand
+    @Option(help: "attach, detach: the MN's MAC address; move-prefix: the MN-ID (a subscriber's id).") var mn: String?
     @Option(help: "attach: a former anchor of the MN (repeat for several).") var previous: [String] = []
+    @Option(help: "move-prefix: the /64 whose traffic moves.") var prefix: String?
+    @Option(help: "move-prefix: the MAC of the interface it moves to.") var to: String?
+    @Option(help: "move-prefix: the gateway anchoring the prefix (when this one has no session about it).") var anchor: String?
     @Flag(help: "JSON instead of text.") var json = false
 
     func validate() throws {
+        if command != .movePrefix && (prefix != nil || to != nil || anchor != nil) {
+            throw ValidationError("--prefix, --to and --anchor go with move-prefix")
+        }
         switch command {
+        case .movePrefix:
+            guard let mn, !mn.isEmpty, !mn.contains(where: \.isWhitespace) else { throw ValidationError("move-prefix needs --mn MN-ID") }
+            guard let prefix, IPv6Prefix(prefix) != nil else { throw ValidationError("move-prefix needs --prefix PREFIX (an IPv6 prefix)") }
+            guard let to, let mac = MACAddress(to), !mac.isMulticast else { throw ValidationError("move-prefix needs --to MAC (a unicast MAC)") }
+            if let anchor, IPv6Address(anchor) == nil { throw ValidationError("--anchor \(anchor): not an IPv6 address") }
+            if !previous.isEmpty { throw ValidationError("--previous goes with attach") }
         case .attach, .detach:
             guard let mn, MACAddress(mn) != nil else { throw ValidationError("\(command.rawValue) needs --mn MAC") }
             for a in previous where IPv6Address(a) == nil { throw ValidationError("--previous \(a): not an IPv6 address") }
@@ -230,7 +262,7 @@ struct Ctl: ParsableCommand {
         defer { close(fd) }
         var reply: [UInt8] = []
         do throws(PortError) {
-            let request = ([command.rawValue] + [mn].compactMap { $0 } + previous + (json ? ["json"] : [])).joined(separator: " ")
+            let request = ([command.rawValue] + [mn, prefix, to, anchor].compactMap { $0 } + previous + (json ? ["json"] : [])).joined(separator: " ")
             try Array("\(request)\n".utf8).withUnsafeBytes { b in
                 Result { () throws(PortError) in try Syscall.writeAll(fd, b) }
             }.get()

@@ -19,6 +19,30 @@ final class ControlLoop: @unchecked Sendable {
     enum Trigger: Sendable {
         case attach(MACAddress, previous: [IPv6Address])
         case detach(MACAddress)
+        /// Answered: nil when done, else why not.
+        case movePrefix(MovePrefixRequest, answer: Answer)
+    }
+
+    struct MovePrefixRequest: Sendable {
+        var id: [UInt8]
+        var prefix: IPv6Prefix
+        var to: MACAddress
+        var anchor: IPv6Address?
+    }
+
+    /// Where the control thread leaves a trigger's outcome for `dgw ctl`.
+    final class Answer: Sendable {
+        enum Outcome: Sendable { case done, refused(String) }
+        private let slot = Mutex<Outcome?>(nil)
+        func set(_ refusal: String?) { slot.withLock { $0 = refusal.map(Outcome.refused) ?? .done } }
+        /// The outcome, or nil after two seconds without one.
+        func wait() -> Outcome? {
+            for _ in 0..<2000 {
+                if let outcome = slot.withLock({ $0 }) { return outcome }
+                usleep(1000)
+            }
+            return nil
+        }
     }
 
     let control: ControlPlane
@@ -99,6 +123,16 @@ final class ControlLoop: @unchecked Sendable {
             case .detach(let mn):
                 log.info("detach \(mn)")
                 effects.append(control.detach(mn, time: now))
+            case .movePrefix(let r, let answer):
+                let what = "move-prefix \(r.prefix) of \(String(decoding: r.id, as: UTF8.self)) to \(r.to)"
+                do throws(MoveRefusal) {
+                    effects.append(try control.movePrefix(r.prefix, of: r.id, to: r.to, anchor: r.anchor, time: now))
+                    log.info("\(what)")
+                    answer.set(nil)
+                } catch {
+                    log.warning("\(what) refused: \(error)")
+                    answer.set(error.description)
+                }
             }
         }
         for ring in punts { while let e = ring.pop({ control.access($0, time: now) }) { effects.append(e) } }

@@ -245,11 +245,19 @@ final class ReplayLoop {
             if deadline <= at { try write(control.tick(at), at: at) }
             if trigger <= at, let t = triggers.popFirst() {
                 switch t.kind {
-                case .attach: try write(control.attach(t.mn, previous: t.previous, time: at), at: at)
-                case .detach: try write(control.detach(t.mn, time: at), at: at)
-                case .movePrefix: continue  // the multi-interface MN: not applied yet
+                case .attach(let mn, let previous): try write(control.attach(mn, previous: previous, time: at), at: at)
+                case .detach(let mn): try write(control.detach(mn, time: at), at: at)
+                case .movePrefix(let id, let prefix, let to, let anchor):
+                    let effects: ControlEffects
+                    do throws(MoveRefusal) {
+                        effects = try control.movePrefix(prefix, of: Array(id.utf8), to: to, anchor: anchor, time: at)
+                    } catch {
+                        FileHandleStderr.write("dgw replay: move-prefix at t=\(Double(t.time) / 1e9) s refused: \(error)\n")
+                        continue
+                    }
+                    try write(effects, at: at)
                 }
-                applied[t.kind.rawValue, default: 0] += 1
+                applied[t.kind.name, default: 0] += 1
             }
         }
     }
@@ -320,11 +328,22 @@ final class ReplayLoop {
 /// A control-plane trigger: what an access point's association event or
 /// `dgw ctl` would say, at a time relative to the capture's first frame.
 struct Trigger {
-    enum Kind: String { case attach, detach, movePrefix = "move-prefix" }
+    enum Kind {
+        case attach(MACAddress, previous: [IPv6Address])
+        case detach(MACAddress)
+        /// MN-ID, prefix, the interface it moves to, the prefix's anchor.
+        case movePrefix(id: String, prefix: IPv6Prefix, to: MACAddress, anchor: IPv6Address?)
+
+        var name: String {
+            switch self {
+            case .attach: "attach"
+            case .detach: "detach"
+            case .movePrefix: "move-prefix"
+            }
+        }
+    }
     var time: Int64
     var kind: Kind
-    var mn: MACAddress
-    var previous: [IPv6Address]
 }
 
 /// The triggers given to replay (`--events`), checked line by line.
@@ -351,19 +370,31 @@ struct EventLog {
             guard t >= lastTime else { throw fail("events must be in time order") }
             lastTime = t
             let kinds = object.keys.filter { $0 != "t" }
-            guard kinds.count == 1, let name = kinds.first, let kind = Trigger.Kind(rawValue: name) else {
+            guard kinds.count == 1, let name = kinds.first, ["attach", "detach", "move-prefix"].contains(name) else {
                 throw fail("one of \"attach\", \"detach\", \"move-prefix\" is required")
             }
-            guard let body = object[name] as? [String: Any], let text = body["mn"] as? String else {
+            guard let body = object[name] as? [String: Any], let text = body["mn"] as? String, !text.isEmpty else {
                 throw fail("\(name) needs \"mn\"")
             }
-            guard let mn = MACAddress(text) else { throw fail("\"\(text)\" is not a MAC address") }
-            var previous: [IPv6Address] = []
-            for a in body["previous"] as? [String] ?? [] {
+            func address(_ a: String) throws -> IPv6Address {
                 guard let address = IPv6Address(a) else { throw fail("\"\(a)\" is not an IPv6 address") }
-                previous.append(address)
+                return address
             }
-            log.triggers.append(Trigger(time: Int64((t * 1e9).rounded()), kind: kind, mn: mn, previous: previous))
+            let kind: Trigger.Kind
+            if name == "move-prefix" {
+                // "mn" is the MN-ID here: the subscriber owning both interfaces.
+                guard let p = body["prefix"] as? String, let prefix = IPv6Prefix(p) else { throw fail("move-prefix needs \"prefix\", an IPv6 prefix") }
+                guard let m = body["to"] as? String, let to = MACAddress(m), !to.isMulticast else {
+                    throw fail("move-prefix needs \"to\", the unicast MAC of the interface")
+                }
+                kind = .movePrefix(id: text, prefix: prefix, to: to, anchor: try (body["anchor"] as? String).map(address))
+            } else {
+                guard let mn = MACAddress(text) else { throw fail("\"\(text)\" is not a MAC address") }
+                let previous = try (body["previous"] as? [String] ?? []).map(address)
+                guard name == "attach" || previous.isEmpty else { throw fail("\"previous\" goes with attach") }
+                kind = name == "attach" ? .attach(mn, previous: previous) : .detach(mn)
+            }
+            log.triggers.append(Trigger(time: Int64((t * 1e9).rounded()), kind: kind))
             log.counts[name, default: 0] += 1
         }
         return log

@@ -167,7 +167,10 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String], options:
     /// over the core, gw1 answers with a PBA, and both install the binding:
     /// MN1's prefix tunnelled between them, the CN's pings to MN1 encapsulated
     /// by gw1 toward gw2. PBU and PBA, signed with the `auth:` keys, checked
-    /// with tshark on the core link.
+    /// with tshark on the core link. Then `dgw ctl move-prefix` at gw2 for
+    /// a second interface of MN1's subscriber: refused by the ctl for a
+    /// stranger; sent (HI 2) for the subscriber, and refused by gw1, whose
+    /// subscriber list does not have it (status 155).
     @Test func handoverSignallingBetweenLiveGateways() throws {
         let bed = try Testbed()
         var gateways: [Background] = []
@@ -179,6 +182,7 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String], options:
             yaml = yaml.split(separator: "\n").filter { !$0.contains("neighbors:") && !$0.contains("- { address:") }.joined(separator: "\n") + "\n"
             // Signalling authenticated both ways (RFC 4285 option, HMAC-SHA256).
             yaml += "auth:\n  - { peer: \(i == 1 ? Net.gw2 : Net.gw1), spi: 4660, key_hex: \"000102030405060708090a0b0c0d0e0f1011\" }\n"
+            if i == 2 { yaml += "subscribers:\n  - { id: alice, macs: [\"\(Net.mn1MAC)\", \"02:aa:00:00:00:99\"] }\n" }
             try Data(yaml.replacingOccurrences(of: "metrics: 127.0.0.1:9464\n", with: "").utf8).write(to: URL(fileURLWithPath: config))
             let g = try Background([ip, "netns", "exec", bed.ns("gw\(i)"), dgw, "run", "--config", config],
                                    output: bed.dir.appendingPathComponent("gw\(i)"))
@@ -217,18 +221,32 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String], options:
         #expect((c["actions"] as? [String: Int])?["downlink_encapsulated"] ?? 0 >= 4, "\(c)")
         #expect((c["signalling"] as? [String: Int])?["accepted"] == 1, "\(c)")
         #expect((c["signalling"] as? [String: Int])?["unauthenticated"] == nil, "\(c)")
+
+        let ctl = ["ctl", "--socket", bed.path("gw2.sock")]
+        let stranger = try runProcess(dgw, ctl + ["move-prefix", "--mn", "bob", "--prefix", "2001:db8:1::/64",
+                                                                     "--to", "02:aa:00:00:00:99", "--anchor", Net.gw1])
+        #expect(stranger.status == 2 && stranger.stderr.contains("move-prefix refused: 02:aa:00:00:00:99 is not an interface of subscriber bob"),
+                "\(stranger.stdout) \(stranger.stderr)")
+        _ = try runProcess(dgw, ctl + ["attach", "--mn", "02:aa:00:00:00:99"])
+        usleep(100_000)
+        let move = try runProcess(dgw, ctl + ["move-prefix", "--mn", "alice", "--prefix", "2001:db8:1::/64",
+                                                                 "--to", "02:aa:00:00:00:99", "--anchor", Net.gw1])
+        #expect(move.status == 0 && move.stdout.contains("move-prefix 2001:db8:1::/64 of alice to 02:aa:00:00:00:99 under way"),
+                "\(move.stdout) \(move.stderr)")
         usleep(300_000)
         _ = dump.stop()
         for (i, g) in gateways.enumerated() { #expect(g.stop() == 0, "gw\(i + 1): \(g.stderr)") }
         let signalling = try lastJSON(gateways[1].stdout)["signalling"] as? [String: Int]
-        #expect(signalling?["pba_received"] == 1 && signalling?["pbu_retransmitted"] == nil, "sent once gw1 answered the solicitation: \(String(describing: signalling))")
+        #expect(signalling?["pba_received"] == 2 && signalling?["pbu_retransmitted"] == nil, "sent once gw1 answered the solicitation: \(String(describing: signalling))")
+        #expect(signalling?["refused"] == 1, "the move: \(String(describing: signalling))")
         let rows = try tsharkFields(capture, "mipv6", ["mip6.mhtype", "ipv6.src", "_ws.malformed", "_ws.expert.severity", "mip6.ba.status",
-                                                       "mip6.auth.mobility_spi"])
-        #expect(rows.map { $0[0] } == ["5", "6"], "\(rows)")
-        #expect(rows.map { $0[5] } == ["4660", "4660"], "both signed: \(rows)")
-        #expect(rows.map { $0[1] } == [Net.gw2, Net.gw1])
+                                                       "mip6.auth.mobility_spi", "mip6.hi", "mip6.nemo.mnp.mnp"])
+        #expect(rows.map { $0[0] } == ["5", "6", "5", "6"], "\(rows)")
+        #expect(rows.map { $0[5] } == ["4660", "4660", "4660", "4660"], "all signed: \(rows)")
+        #expect(rows.map { $0[1] } == [Net.gw2, Net.gw1, Net.gw2, Net.gw1])
         #expect(rows.allSatisfy { $0[2].isEmpty && $0[3].split(separator: ",").compactMap { Int($0) }.allSatisfy { $0 < 0x0060_0000 } })
-        #expect(rows.last?[4] == "0")
+        #expect(rows.map { $0[4] } == ["", "0", "", "155"], "\(rows)")
+        #expect(rows.map { $0[6] } == ["3", "", "2", ""] && rows[2][7] == "2001:db8:1::", "\(rows)")
     }
 
     /// The libpcap port (`--io pcap`): MN1's pings natively through gw1.

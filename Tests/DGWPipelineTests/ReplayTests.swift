@@ -334,6 +334,50 @@ func scenarioCaptures(_ s: Scratch) throws -> (access: String, core: String) {
                                 "--out-access", s.path("a2.pcap"), "--out-core", s.path("c2.pcap")])
         #expect(r2.status != 0 && r2.stderr.contains("bad.jsonl:1:"))
     }
+
+    /// A multi-interface MN replayed at the gateway of its second interface:
+    /// the `move-prefix` event sends D-GW2 a PBU for the first interface's
+    /// prefix (HI 2, the prefix as HNP, the subscriber's MN-ID: tshark reads
+    /// them); D-GW2's PBA in the core capture installs the tunnel, and the
+    /// prefix's tunnelled downlink reaches the second interface. A move for
+    /// another subscriber is refused, reported and not applied.
+    @Test func movePrefixEvent() throws {
+        let s = try Scratch()
+        defer { s.cleanup() }
+        let yaml = S.yaml + "\nsubscribers:\n  - { id: alice@dmm.example, macs: [\"02:aa:00:00:00:07\", \"02:aa:00:00:00:08\"] }\n"
+        let config = try s.write("gw.yaml", yaml)
+        let b = MACAddress("02:aa:00:00:00:08")!, moved = IPv6Prefix("2001:db8:2:7::/64")!, dlif2 = MACAddress("02:d2:00:00:00:07")!
+        let pba = BindingAcknowledgement(status: 0, flags: [.proxyRegistration, .distributedGateway], sequence: 0, lifetime: 900,
+                                         options: .built([.mobileNodeLinkLayerIdentifier(.owned(b.octets)),
+                                                          .anchoredPrefix(moved), .dlifLinkLayerAddress(LinkLayerAddress(dlif2))]))
+        let pbaFrame = S.ethernet(S.a2MAC, S.coreMAC, S.ipv6(from: S.a2, to: S.a1, nextHeader: IPProtocol.mobility) { b in
+            try MobilityMessage.bindingAcknowledgement(pba).emit(into: b, source: S.a2, destination: S.a1)
+        })
+        let host = IPv6Address("2001:db8:2:7::100")!
+        let downlink = S.ethernet(S.a2MAC, S.coreMAC, S.tunnel(from: S.a2, to: S.a1, S.ip(S.udp(S.a2MAC, S.coreMAC, from: S.cn, to: host))))
+        let core = try s.capture("core.pcap", [S.neighborAdvertisement(of: S.gatewayAddress, at: S.routerMAC), pbaFrame, downlink],
+                                 stepNs: 1_000_000_000)
+        let events = try s.write("events.jsonl", """
+            {"t": 0.2, "attach": {"mn": "02:aa:00:00:00:08"}}
+            {"t": 0.5, "move-prefix": {"mn": "alice@dmm.example", "prefix": "2001:db8:2:7::/64", "to": "02:aa:00:00:00:08", "anchor": "2001:db8:ffff::2"}}
+            {"t": 0.6, "move-prefix": {"mn": "bob@dmm.example", "prefix": "2001:db8:2:7::/64", "to": "02:aa:00:00:00:08", "anchor": "2001:db8:ffff::2"}}
+            """)
+        let r = try runProcess(dgw, ["replay", "--config", config, "--core", core, "--events", events,
+                               "--out-access", s.path("a.pcap"), "--out-core", s.path("c.pcap")])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("move-prefix at t=0.6 s refused: 02:aa:00:00:00:08 is not an interface of subscriber bob@dmm.example"), "\(r.stderr)")
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        #expect(summary["events"] as? [String: Int] == ["attach": 1, "move-prefix": 1])
+        #expect(summary["events_not_applied"] as? [String: Int] == ["move-prefix": 1])
+        #expect((summary["signalling"] as? [String: Int]).map { $0["pbu_sent"] == 1 && $0["pba_received"] == 1 } == true, "\(summary)")
+        let tshark = try #require(["/usr/bin/tshark", "/usr/local/bin/tshark"].first { FileManager.default.isExecutableFile(atPath: $0) })
+        let t = try runProcess(tshark, ["-n", "-r", s.path("c.pcap"), "-Y", "mipv6", "-T", "fields", "-e", "mip6.mhtype", "-e", "mip6.hi",
+                                        "-e", "mip6.nemo.mnp.mnp", "-e", "mip6.mnid.identifier", "-e", "mip6.mnlli.lli", "-e", "ipv6.dst"])
+        #expect(t.stdout == "5\t2\t2001:db8:2:7::\talice@dmm.example\t02aa00000008\t2001:db8:ffff::2\n", "\(t.stdout)\(t.stderr)")
+        let delivered = try readFrames(s.path("a.pcap")).map { try Seen($0.bytes) }.filter { $0.icmp == nil }
+        #expect(delivered.count == 1 && delivered.first?.eth.source == dlif2 && delivered.first?.eth.destination == b
+                && delivered.first?.ip.destination == host)
+    }
 }
 
 struct Captured { var time: Int; var bytes: [UInt8] }

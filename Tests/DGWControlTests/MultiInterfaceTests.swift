@@ -1,0 +1,172 @@
+import DGWControl
+import DGWSimulation
+import DGWWire
+import Foundation
+import Testing
+
+/// A multi-interface MN (draft-seite 4.4): subscriber "alice" owns two
+/// MACs, interface A (the Domain's `mn`) in D-GW1's cell and interface B in
+/// D-GW2's; `move-prefix` moves the traffic of one of its prefixes to the
+/// other interface, through the tunnel between the two gateways.
+@Suite struct MultiInterfaceTests {
+    static let b = MACAddress("02:aa:00:00:00:02")!
+
+    /// The domain with both interfaces attached; `identities(gateway)`
+    /// gives a gateway's subscriber list (alice's two MACs by default).
+    static func domain(lifetime: Int = 3600,
+                       identities: (IPv6Address) -> [MACAddress: String] = { _ in [MACAddress("02:aa:00:00:00:01")!: "alice", b: "alice"] })
+        throws -> (Domain, SimulatedHost) {
+        let d = try Domain { c in
+            c.bindingLifetime = lifetime
+            c.identities = identities(c.address).mapValues { Array($0.utf8) }
+        }
+        let host = SimulatedHost(name: "mn-if2", mac: b)
+        d.sim.add(host)
+        d.move(to: 0)
+        d.sim.move(host, to: 1)
+        d.sim.run(for: 50 * ms)
+        return (d, host)
+    }
+
+    /// One datagram each way between `host` at `address` and the correspondent.
+    static func roundTrip(_ d: Domain, _ host: SimulatedHost, _ address: IPv6Address) -> Bool {
+        let payload: [UInt8] = [0x4D, 0x50, UInt8(truncatingIfNeeded: d.sim.now / ms)]
+        let hostBefore = host.received.count, cnBefore = d.cn.received.count
+        guard let up = host.udp(from: address, to: d.cnAddress, payload: payload),
+              let down = d.cn.udp(from: d.cnAddress, to: address, payload: payload) else { return false }
+        d.sim.send(up, from: host)
+        d.sim.send(down, fromCorrespondent: d.cn)
+        d.sim.run(for: 20 * ms)
+        return d.cn.received.dropFirst(cnBefore).contains { $0.source == address && $0.payload == payload }
+            && host.received.dropFirst(hostBefore).contains { $0.destination == address && $0.payload == payload }
+    }
+
+    /// D-GW2 moves A's prefix to B: D-GW1 tunnels it to D-GW2, which shows
+    /// D-GW1's DLIF to B with it; refreshes keep it there; moved back from
+    /// D-GW2, D-GW1 delivers it to A again.
+    @Test func movePrefixToTheOtherInterfaceAndBack() throws {
+        let (d, b) = try Self.domain(lifetime: 40)
+        let gw = d.g.map(\.address)
+        let p1 = try #require(d.prefix(at: 1))
+        let a1 = try #require(d.address(at: 1)).address
+        #expect(d.roundTrip(a1))
+
+        try d.sim.movePrefix(p1, of: "alice", to: Self.b, anchor: gw[0], at: 1)
+        d.sim.run(for: 50 * ms)
+        let atAnchor = try #require(d.binding(at: 1, p1))
+        #expect(atAnchor.mn == Self.b && atAnchor.serving == gw[1] && atAnchor.anchor == nil)
+        let atServing = try #require(d.binding(at: 2, p1))
+        #expect(atServing.mn == Self.b && atServing.anchor == gw[0])
+        #expect(d.g[1].control.sessions(of: Self.b).map(\.state) == [.bound])
+        #expect(d.g[1].control.sessions(of: Self.b).first?.moved == p1)
+        // B is shown D-GW1's DLIF with the prefix (deprecated, as any anchor's but the serving one's).
+        let b1 = try #require(b.address(in: p1))
+        #expect(!b1.preferred && b1.router == d.dlifMAC(at: 1))
+        #expect(Self.roundTrip(d, b, b1.address))
+        #expect(d.g[0].pipeline.totals[.downlinkEncapsulated] >= 1 && d.g[0].pipeline.totals[.uplinkDecapsulated] >= 1)
+        // A is still attached at D-GW1, with its own address there; the prefix's traffic is B's.
+        #expect(d.g[0].control.anchored[d.mn.mac]?.serving == .here)
+        #expect(!d.roundTrip(a1))
+
+        // Refreshed (HI 5) every 32 s, and accepted: still B's after two minutes.
+        d.sim.run(for: 120_000 * ms)
+        #expect(d.binding(at: 1, p1)?.mn == Self.b && d.g[0].control.counters.rejected == 0)
+        #expect(d.g[1].control.counters.pbuSent >= 4)
+
+        // Back to A, from D-GW2 (where A is not): de-registered, D-GW1 delivers it to A.
+        try d.sim.movePrefix(p1, of: "alice", to: d.mn.mac, at: 1)
+        d.sim.run(for: 50 * ms)
+        let back = try #require(d.binding(at: 1, p1))
+        #expect(back.mn == d.mn.mac && back.serving == nil && back.anchor == nil)
+        #expect(d.binding(at: 2, p1) == nil && d.g[1].control.sessions(of: Self.b).isEmpty)
+        #expect(b.address(in: p1) != nil, "B keeps the address until its valid lifetime ends")
+        #expect(d.roundTrip(a1))
+        #expect(d.g.allSatisfy { $0.refusedChanges == 0 && $0.unresolvedSignalling == 0 })
+    }
+
+    /// Taken back at the anchor (`move-prefix` to A at D-GW1): D-GW2 is not
+    /// told, and its next refresh (HI 5) is refused, which removes its tunnel.
+    @Test func takenBackAtTheAnchorEndsAtTheNextRefresh() throws {
+        let (d, b) = try Self.domain(lifetime: 40)
+        let gw = d.g.map(\.address)
+        let p1 = try #require(d.prefix(at: 1))
+        try d.sim.movePrefix(p1, of: "alice", to: Self.b, anchor: gw[0], at: 1)
+        d.sim.run(for: 50 * ms)
+        #expect(d.binding(at: 1, p1)?.mn == Self.b)
+        try d.sim.movePrefix(p1, of: "alice", to: d.mn.mac, at: 0)
+        #expect(d.binding(at: 1, p1)?.mn == d.mn.mac && d.binding(at: 1, p1)?.serving == nil)
+        #expect(d.roundTrip(d.address(at: 1)!.address))
+        #expect(d.binding(at: 2, p1) != nil, "D-GW2 not told yet")
+        d.sim.run(for: 40_000 * ms)
+        #expect(d.binding(at: 2, p1) == nil && d.g[1].control.sessions(of: Self.b).isEmpty)
+        #expect(d.g[0].control.counters.rejected == 1 && d.g[1].control.counters.refused == 1)
+        #expect(d.binding(at: 1, p1)?.mn == d.mn.mac)
+        _ = b
+    }
+
+    /// What move-prefix refuses, with why; and an anchor whose subscriber
+    /// list does not give the prefix's owner the PBU's MN-ID refuses the move.
+    @Test func refusals() throws {
+        let (d, _) = try Self.domain()
+        let gw = d.g.map(\.address)
+        let p1 = try #require(d.prefix(at: 1)), p2 = try #require(d.g[1].control.router.allocation(of: Self.b))
+        func refusal(_ body: () throws -> Void) -> String? {
+            do { try body() } catch { return (error as? MoveRefusal)?.description ?? "\(error)" }
+            return nil
+        }
+        #expect(refusal { try d.sim.movePrefix(p1, of: "bob", to: Self.b, anchor: gw[0], at: 1) }?.contains("not an interface of subscriber bob") == true)
+        #expect(refusal { try d.sim.movePrefix(p1, of: "alice", to: Self.b, at: 1) }?.contains("which gateway anchors") == true)
+        #expect(refusal { try d.sim.movePrefix(p1, of: "alice", to: Self.b, anchor: IPv6Address("2001:db8:ffff::9")!, at: 1) }?
+            .contains("not a peer") == true)
+        #expect(refusal { try d.sim.movePrefix(p2, of: "alice", to: Self.b, at: 1) }?.contains("is with 02:aa:00:00:00:02 already") == true)
+        #expect(refusal { try d.sim.movePrefix(p1, of: "alice", to: d.mn.mac, at: 0) }?.contains("already") == true)
+        #expect(refusal { try d.sim.movePrefix(p2, of: "alice", to: d.mn.mac, at: 1) }?.contains("both on this gateway") == true)
+        #expect(refusal { try d.sim.movePrefix(p1, of: "alice", to: d.mn.mac, at: 2) }?.contains("not attached here") == true)
+        #expect(d.g.allSatisfy { $0.control.counters.pbuSent == 0 })
+
+        // D-GW1 knows A as bob's: D-GW2's PBU for alice is refused (status 155), nothing moves.
+        let (e, _) = try Self.domain { $0 == gw[0] ? [Self.e0: "bob"] : [Self.e0: "alice", Self.b: "alice"] }
+        let q1 = try #require(e.prefix(at: 1))
+        try e.sim.movePrefix(q1, of: "alice", to: Self.b, anchor: gw[0], at: 1)
+        e.sim.run(for: 50 * ms)
+        #expect(e.g[0].control.counters.rejected == 1 && e.g[1].control.counters.refused == 1)
+        #expect(e.binding(at: 1, q1)?.mn == e.mn.mac && e.binding(at: 1, q1)?.serving == nil)
+        #expect(e.binding(at: 2, q1) == nil && e.g[1].control.sessions.isEmpty)
+    }
+    static let e0 = MACAddress("02:aa:00:00:00:01")!
+
+    /// A plain handover's stale refresh (RFC 5213 HI 5): the MN went back
+    /// to D-GW1 and D-GW2 was not told; D-GW2's refresh is refused instead
+    /// of taking the MN's prefix away from it again.
+    @Test func refreshFromAGatewayNoLongerServingIsRefused() throws {
+        let d = try Domain { $0.bindingLifetime = 40 }
+        let gw = d.g.map(\.address)
+        d.move(to: 0)
+        d.move(to: 1, previous: [gw[0]])
+        let p1 = try #require(d.prefix(at: 1)), a1 = try #require(d.address(at: 1)).address
+        #expect(d.binding(at: 1, p1)?.serving == gw[1])
+        d.move(to: 0)  // no former anchors named: D-GW2 hears nothing
+        #expect(d.binding(at: 1, p1)?.serving == nil)
+        d.sim.run(for: 40_000 * ms)
+        #expect(d.g[0].control.counters.rejected == 1 && d.g[1].control.counters.refused == 1)
+        #expect(d.binding(at: 1, p1)?.serving == nil && d.binding(at: 2, p1) == nil)
+        #expect(d.roundTrip(a1))
+    }
+
+    /// tshark reads the move: a PBU with Handoff Indicator 2 and the moved
+    /// prefix as Home Network Prefix, then refreshes with HI 5.
+    @Test func tsharkReadsTheMove() throws {
+        let (d, _) = try Self.domain(lifetime: 40)
+        let p1 = try #require(d.prefix(at: 1))
+        try d.sim.movePrefix(p1, of: "alice", to: Self.b, anchor: d.g[0].address, at: 1)
+        d.sim.run(for: 40_000 * ms)
+        let r = try d.tshark(["-Y", "mip6.mhtype == 5", "-T", "fields", "-E", "occurrence=a", "-e", "_ws.malformed",
+                              "-e", "mip6.hi", "-e", "mip6.nemo.mnp.mnp", "-e", "mip6.mnid.identifier"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n").map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) }
+        #expect(lines.count >= 2, "\(r.stdout)")
+        #expect(lines.allSatisfy { $0.count >= 4 && $0[0].isEmpty && $0[3] == "alice" })
+        #expect(lines.map { $0[1] }.prefix(2) == ["2", "5"], "\(r.stdout)")
+        #expect(lines.prefix(2).allSatisfy { $0[2] == "\(p1.address)" }, "\(r.stdout)")
+    }
+}
