@@ -791,15 +791,7 @@ public final class ControlPlane {
             reply(BindingAckStatus.notLMAForThisMobileNode, to: peer, pbu, mn: mn, lifetime: 0, &out)
             return
         }
-        // Sequence numbers per serving gateway.
-        if let last = a.lastSequence[peer], !isFresh(pbu.sequence, after: last) {
-            counters.rejected += 1
-            var stale = pbu
-            stale.sequence = last
-            reply(BindingAckStatus.sequenceNumberOutOfWindow, to: peer, stale, mn: mn, lifetime: 0, &out)
-            return
-        }
-        a.lastSequence[peer] = pbu.sequence
+        guard isFresh(pbu, from: peer, mn: mn, &a, &out) else { return }
         // Relayed by the CMD: the serving gateway is the one its Serving MAAR option names.
         var serving = peer
         if peer == configuration.cmd {
@@ -867,14 +859,7 @@ public final class ControlPlane {
             reply(BindingAckStatus.notAuthorizedForHomeNetworkPrefix, to: peer, pbu, mn: mn, lifetime: 0, &out)
             return
         }
-        if let last = a.lastSequence[peer], !isFresh(pbu.sequence, after: last) {
-            counters.rejected += 1
-            var stale = pbu
-            stale.sequence = last
-            reply(BindingAckStatus.sequenceNumberOutOfWindow, to: peer, stale, mn: mn, lifetime: 0, &out)
-            return
-        }
-        a.lastSequence[peer] = pbu.sequence
+        guard isFresh(pbu, from: peer, mn: mn, &a, &out) else { return }
         let current = a.moved.map { $0.mn == mn && $0.serving == peer } ?? false
         if pbu.lifetime == 0 {
             counters.accepted += 1
@@ -900,6 +885,22 @@ public final class ControlPlane {
         var accepted = pbu
         accepted.lifetime = UInt16(clamping: lifetime / 4)
         reply(BindingAckStatus.accepted, to: peer, accepted, mn: mn, lifetime: lifetime, granting: a, &out)
+    }
+
+    /// Sequence numbers per serving gateway: a PBU not after the last one
+    /// accepted from `peer` is refused ("out of window", with that number);
+    /// a fresh one's number is kept in `a`.
+    private func isFresh(_ pbu: BindingUpdate, from peer: IPv6Address, mn: MACAddress, _ a: inout AnchoredMN,
+                         _ out: inout ControlEffects) -> Bool {
+        if let last = a.lastSequence[peer], !DGWControl.isFresh(pbu.sequence, after: last) {
+            counters.rejected += 1
+            var stale = pbu
+            stale.sequence = last
+            reply(BindingAckStatus.sequenceNumberOutOfWindow, to: peer, stale, mn: mn, lifetime: 0, &out)
+            return false
+        }
+        a.lastSequence[peer] = pbu.sequence
+        return true
     }
 
     static func handoff(in options: MobilityOptions) -> UInt8? {
