@@ -433,7 +433,8 @@ public final class ControlPlane {
         if let owner = owners[prefix], var a = anchored[owner] {
             guard configuration.identities[owner] == id else { throw MoveRefusal("\(prefix) is not a prefix of \(name)") }
             guard owner == mac else {
-                throw MoveRefusal("\(prefix) and \(mac) are both on this gateway: run move-prefix where \(mac) is attached")
+                throw MoveRefusal(anchored[mac]?.serving == .here ? "\(prefix) and \(mac) are both on this gateway, which is not supported"
+                                                                  : "\(prefix) is anchored here: run move-prefix where \(mac) is attached")
             }
             guard a.moved != nil else { throw MoveRefusal("\(prefix) is with \(mac) already") }
             guard a.serving == .here else { throw MoveRefusal("\(mac) is not attached here") }

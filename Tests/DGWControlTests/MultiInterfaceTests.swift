@@ -120,7 +120,8 @@ import Testing
             .contains("not a peer") == true)
         #expect(refusal { try d.sim.movePrefix(p2, of: "alice", to: Self.b, at: 1) }?.contains("is with 02:aa:00:00:00:02 already") == true)
         #expect(refusal { try d.sim.movePrefix(p1, of: "alice", to: d.mn.mac, at: 0) }?.contains("already") == true)
-        #expect(refusal { try d.sim.movePrefix(p2, of: "alice", to: d.mn.mac, at: 1) }?.contains("both on this gateway") == true)
+        #expect(refusal { try d.sim.movePrefix(p2, of: "alice", to: d.mn.mac, at: 1) }?
+            .contains("is anchored here: run move-prefix where 02:aa:00:00:00:01 is attached") == true)
         #expect(refusal { try d.sim.movePrefix(p1, of: "alice", to: d.mn.mac, at: 2) }?.contains("not attached here") == true)
         #expect(d.g.allSatisfy { $0.control.counters.pbuSent == 0 })
 
