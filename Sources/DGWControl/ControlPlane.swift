@@ -792,7 +792,7 @@ public final class ControlPlane {
             reply(BindingAckStatus.notLMAForThisMobileNode, to: peer, pbu, mn: mn, lifetime: 0, &out)
             return
         }
-        guard isFresh(pbu, from: peer, mn: mn, &a, &out) else { return }
+        guard acceptsSequence(of: pbu, from: peer, mn: mn, &a, &out) else { return }
         // Relayed by the CMD: the serving gateway is the one its Serving MAAR option names.
         var serving = peer
         if peer == configuration.cmd {
@@ -860,7 +860,7 @@ public final class ControlPlane {
             reply(BindingAckStatus.notAuthorizedForHomeNetworkPrefix, to: peer, pbu, mn: mn, lifetime: 0, &out)
             return
         }
-        guard isFresh(pbu, from: peer, mn: mn, &a, &out) else { return }
+        guard acceptsSequence(of: pbu, from: peer, mn: mn, &a, &out) else { return }
         let current = a.moved.map { $0.mn == mn && $0.serving == peer } ?? false
         if pbu.lifetime == 0 {
             counters.accepted += 1
@@ -891,9 +891,9 @@ public final class ControlPlane {
     /// Sequence numbers per serving gateway: a PBU not after the last one
     /// accepted from `peer` is refused ("out of window", with that number);
     /// a fresh one's number is kept in `a`.
-    private func isFresh(_ pbu: BindingUpdate, from peer: IPv6Address, mn: MACAddress, _ a: inout AnchoredMN,
-                         _ out: inout ControlEffects) -> Bool {
-        if let last = a.lastSequence[peer], !DGWControl.isFresh(pbu.sequence, after: last) {
+    private func acceptsSequence(of pbu: BindingUpdate, from peer: IPv6Address, mn: MACAddress, _ a: inout AnchoredMN,
+                                 _ out: inout ControlEffects) -> Bool {
+        if let last = a.lastSequence[peer], !isFresh(pbu.sequence, after: last) {
             counters.rejected += 1
             var stale = pbu
             stale.sequence = last
