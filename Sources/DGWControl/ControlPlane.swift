@@ -446,18 +446,8 @@ public final class ControlPlane {
         let holding = sessionsByMN.values.joined().first { $0.moved == prefix && configuration.identities[$0.mn] == id }
         guard anchored[mac]?.serving == .here else {
             // Where the prefix was moved to: the move ends, the anchor gives it back.
-            guard var s = holding else { throw MoveRefusal("\(mac) is not attached here, and \(prefix) was not moved here") }
-            unbind(s, &out)
-            if s.state == .registering {
-                end(s)
-            } else if s.state != .deregistering {
-                s.state = .deregistering
-                s.attempts = 0
-                s.grants = []
-                counters.deregistrations += 1
-                send(&s, lifetime: 0, time: time, &out)
-                store(s)
-            }
+            guard let s = holding else { throw MoveRefusal("\(mac) is not attached here, and \(prefix) was not moved here") }
+            close(s, deregister: true, time: time, &out)
             return out
         }
         if let holding { throw MoveRefusal("\(prefix) is with \(holding.mn) here already: move it to \(mac) from its anchor") }
@@ -755,20 +745,26 @@ public final class ControlPlane {
     /// The MN is no longer served here: sessions end (de-registered when
     /// `deregister`), DLIFs hidden, tunnelled prefixes unbound.
     private func leave(_ mn: MACAddress, deregister: Bool, time: Int64, _ out: inout ControlEffects) {
-        for var s in sessions(of: mn) {
-            unbind(s, &out)
-            if deregister && s.state != .registering && s.state != .deregistering {
-                s.state = .deregistering
-                s.attempts = 0
-                s.grants = []
-                counters.deregistrations += 1
-                send(&s, lifetime: 0, time: time, &out)
-                store(s)
-            } else if s.state != .deregistering {
-                end(s)
-            }
-        }
+        for s in sessions(of: mn) { close(s, deregister: deregister, time: time, &out) }
         router.hide(mn)
+    }
+
+    /// Unbinds what session `s` installed here and ends it: with a
+    /// de-registration to its anchor when `deregister` and it was
+    /// registered (one still registering just ends; one de-registering goes on).
+    private func close(_ s: AnchorSession, deregister: Bool, time: Int64, _ out: inout ControlEffects) {
+        var s = s
+        unbind(s, &out)
+        if deregister && s.state != .registering && s.state != .deregistering {
+            s.state = .deregistering
+            s.attempts = 0
+            s.grants = []
+            counters.deregistrations += 1
+            send(&s, lifetime: 0, time: time, &out)
+            store(s)
+        } else if s.state != .deregistering {
+            end(s)
+        }
     }
 
     // MARK: Anchoring gateway
