@@ -158,7 +158,7 @@ public final class AccessRouter {
     private var slots: [Shown?] = []
     private var freeSlots: [Int] = []
     /// The slots of each MN's DLIFs (one per anchor of its prefixes).
-    private var byMN: [MACAddress: [Int]] = [:]
+    private var byMN: [MACAddress: SlotList] = [:]
     private var shownCount: UInt64 = 0
     /// Slots shown since the last tick, whose burst that tick starts.
     private var fresh: [Int] = []
@@ -174,6 +174,13 @@ public final class AccessRouter {
         for dlif in configuration.dlifs { show(dlif) }
     }
 
+    /// Room for `mns` MNs in the books keyed by MN and prefix, made at once.
+    public func reserveCapacity(_ mns: Int) {
+        byMN.reserveCapacity(mns)
+        allocations.reserveCapacity(mns)
+        taken.reserveCapacity(mns + taken.count)
+    }
+
     /// The DLIFs shown: the configuration's, then one per MN attached
     /// since, in the order they were first shown.
     public var dlifs: [DLIF] {
@@ -181,7 +188,14 @@ public final class AccessRouter {
     }
 
     /// The DLIFs shown to `mn`.
-    public func dlifs(of mn: MACAddress) -> [DLIF] { (byMN[mn] ?? []).compactMap { slots[$0]?.dlif } }
+    public func dlifs(of mn: MACAddress) -> [DLIF] { (byMN[mn] ?? SlotList()).compactMap { slots[$0]?.dlif } }
+
+    /// The first DLIF shown to `mn` that `matches`, without copying the others.
+    func firstDLIF(of mn: MACAddress, where matches: (DLIF) -> Bool) -> DLIF? {
+        guard let mine = byMN[mn] else { return nil }
+        for slot in mine where matches(slots[slot]!.dlif) { return slots[slot]!.dlif }
+        return nil
+    }
 
     /// The number of DLIFs shown.
     public var dlifCount: Int { slots.count - freeSlots.count }
@@ -238,7 +252,7 @@ public final class AccessRouter {
             counters.ignored += 1
             return AccessRouterReply()
         }
-        if !eth.destination.isMulticast, !eth.source.isMulticast, !dlifs(of: eth.source).contains(where: { $0.mac == eth.destination }) {
+        if !eth.destination.isMulticast, !eth.source.isMulticast, firstDLIF(of: eth.source, where: { $0.mac == eth.destination }) == nil {
             var reply = AccessRouterReply()
             if byMN[eth.source] != nil {
                 reply.formerRouter = eth.destination
@@ -269,7 +283,7 @@ public final class AccessRouter {
             counters.routerAdvertisements += reply.frames.count
         case .neighborSolicitation(let target, _):
             counters.neighborSolicitations += 1
-            guard let dlif = dlifs(of: mn).first(where: { $0.linkLocal == target }) else {
+            guard let dlif = firstDLIF(of: mn, where: { $0.linkLocal == target }) else {
                 counters.ignored += 1  // the MN's own DAD, or another address: not ours to answer
                 return reply
             }
@@ -292,7 +306,7 @@ public final class AccessRouter {
     /// this gateway's DLIF shown already gets that one again; nil when no
     /// pool is configured or it is used up.
     public func attach(_ mn: MACAddress) -> Attachment? {
-        if let shown = dlifs(of: mn).first(where: { $0.anchor == nil }), let prefix = shown.prefixes.first {
+        if let shown = firstDLIF(of: mn, where: { $0.anchor == nil }), let prefix = shown.prefixes.first {
             return Attachment(mn: mn, prefix: prefix, dlifMAC: shown.mac)
         }
         guard let pool = configuration.prefixPool else { return nil }
@@ -335,7 +349,8 @@ public final class AccessRouter {
     /// Shows `dlif` to its MN (replacing the DLIF of the same MN and anchor),
     /// with a fresh burst of advertisements from the next tick on.
     public func show(_ dlif: DLIF) {
-        if let slot = byMN[dlif.mn]?.first(where: { slots[$0]!.dlif.anchor == dlif.anchor }) {
+        let m = byMN.index(forKey: dlif.mn)
+        if let m, let slot = byMN.values[m].first(where: { slots[$0]!.dlif.anchor == dlif.anchor }) {
             slots[slot]!.dlif = dlif
             slots[slot]!.next = nil
             slots[slot]!.sent = 0
@@ -352,23 +367,21 @@ public final class AccessRouter {
             slot = slots.count
             slots.append(shown)
         }
-        byMN[dlif.mn, default: []].append(slot)
+        if let m { byMN.values[m].append(slot) } else { byMN[dlif.mn] = SlotList(slot) }
         fresh.append(slot)
     }
 
     /// Stops showing the DLIFs of `mn` that `matching` selects (all by default).
     public func hide(_ mn: MACAddress, where matching: (DLIF) -> Bool = { _ in true }) {
-        guard let mine = byMN[mn] else { return }
-        var kept: [Int] = []
-        for slot in mine {
-            if matching(slots[slot]!.dlif) {
-                slots[slot] = nil
-                freeSlots.append(slot)
-            } else {
-                kept.append(slot)
-            }
+        guard let m = byMN.index(forKey: mn) else { return }
+        var hidden = false
+        byMN.values[m].removeAll(where: { slots[$0] == nil || matching(slots[$0]!.dlif) }) { slot in
+            slots[slot] = nil
+            freeSlots.append(slot)
+            hidden = true
         }
-        byMN[mn] = kept.isEmpty ? nil : kept
+        guard hidden else { return }
+        if byMN.values[m].isEmpty { byMN.remove(at: m) }
         advertisements.compact(live: dlifCount) { slot, due in slots[slot]?.next == due }
     }
 
@@ -429,4 +442,47 @@ public final class AccessRouter {
         guard written else { return nil }
         return bytes
     }
+}
+
+/// The slots of one MN's DLIFs: one or two nearly always (this gateway's,
+/// and its former anchor's), kept inline; more in an array.
+struct SlotList: Sequence {
+    private var first = -1, second = -1
+    private var more: [Int] = []
+
+    init() {}
+    init(_ slot: Int) { first = slot }
+
+    var isEmpty: Bool { first < 0 && second < 0 && more.isEmpty }
+
+    mutating func append(_ slot: Int) {
+        if first < 0 { first = slot } else if second < 0 { second = slot } else { more.append(slot) }
+    }
+
+    /// Removes the slots that `matches` selects, handing each to `removed`.
+    mutating func removeAll(where matches: (Int) -> Bool, _ removed: (Int) -> Void) {
+        let old = self
+        self = SlotList()
+        for slot in old {
+            if matches(slot) { removed(slot) } else { append(slot) }
+        }
+    }
+
+    struct Iterator: IteratorProtocol {
+        let list: SlotList
+        var i = 0
+
+        mutating func next() -> Int? {
+            while true {
+                defer { i += 1 }
+                switch i {
+                case 0: if list.first >= 0 { return list.first }
+                case 1: if list.second >= 0 { return list.second }
+                default: return i - 2 < list.more.count ? list.more[i - 2] : nil
+                }
+            }
+        }
+    }
+
+    func makeIterator() -> Iterator { Iterator(list: self) }
 }

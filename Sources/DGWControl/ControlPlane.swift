@@ -65,6 +65,10 @@ public struct ControlPlaneConfiguration: Sendable {
     /// run` starts from the wall clock, so that a restarted gateway's
     /// identifiers still grow.
     public var firstMessageIdentifier: UInt64 = 1
+    /// The MNs this gateway is sized for (its tables' dynamic bindings):
+    /// the books keyed by MN are made that large at start, so that none is
+    /// rehashed, stalling the signalling, while MNs attach. 0: grown as needed.
+    public var capacity = 0
 
     public init(address: IPv6Address) {
         self.address = address
@@ -98,6 +102,39 @@ public struct ControlPlaneConfiguration: Sendable {
 /// Whether `sequence` comes after `last`, modulo 2^16 (RFC 6275 9.5.1): a
 /// PBU that does not is stale (a replay, or from before a restart).
 func isFresh(_ sequence: UInt16, after last: UInt16) -> Bool { Int16(bitPattern: sequence &- last) > 0 }
+
+/// The last sequence number accepted from each serving gateway. Nearly
+/// always one gateway (the MN's latest), kept inline: no dictionary to
+/// allocate, and none to copy when a record is changed.
+public struct LastSequences: Sendable, Equatable {
+    private var first: (gateway: IPv6Address, sequence: UInt16)?
+    private var more: [(gateway: IPv6Address, sequence: UInt16)] = []
+
+    public init() {}
+
+    public subscript(gateway: IPv6Address) -> UInt16? {
+        get {
+            if let f = first, f.gateway == gateway { return f.sequence }
+            return more.first { $0.gateway == gateway }?.sequence
+        }
+        set {
+            if let f = first, f.gateway == gateway {
+                first = newValue.map { (gateway, $0) }
+            } else if let i = more.firstIndex(where: { $0.gateway == gateway }) {
+                if let newValue { more[i].sequence = newValue } else { more.remove(at: i) }
+            } else if let newValue {
+                if first == nil { first = (gateway, newValue) } else { more.append((gateway, newValue)) }
+            }
+        }
+    }
+
+    public static func == (a: Self, b: Self) -> Bool {
+        func all(_ x: Self) -> [IPv6Address: UInt16] {
+            Dictionary(([x.first].compactMap { $0 } + x.more).map { ($0.gateway, $0.sequence) }) { a, _ in a }
+        }
+        return all(a) == all(b)
+    }
+}
 
 public enum ControlRole: Sendable, Equatable {
     case gateway
@@ -250,7 +287,7 @@ public struct AnchoredMN: Sendable, Equatable {
     /// End of the serving peer's binding lifetime.
     public var expires: Int64 = .max
     /// The last sequence number accepted, per serving gateway.
-    public var lastSequence: [IPv6Address: UInt16] = [:]
+    public var lastSequence = LastSequences()
     /// The prefix's traffic delivered to another interface of the MN's
     /// MN-ID, at a peer, until `expires` (`move-prefix`); the MN's own
     /// interface keeps its attachment, not the prefix's traffic.
@@ -300,6 +337,12 @@ public final class ControlPlane {
         authenticator = SignallingAuthenticator(configuration)
         database = configuration.role != .gateway
             ? MobilityDatabase(configuration, initialSequence: initialSequence, authenticator: authenticator) : nil
+        if configuration.capacity > 0 {
+            anchored.reserveCapacity(configuration.capacity)
+            owners.reserveCapacity(configuration.capacity)
+            sessionsByMN.reserveCapacity(configuration.capacity)
+            router.reserveCapacity(configuration.capacity)
+        }
         for a in configuration.anchored where anchored[a.mn] == nil { record(a) }
     }
 
@@ -315,37 +358,50 @@ public final class ControlPlane {
         sessionsByMN[mn]?.first { $0.anchor == anchor }
     }
 
-    /// Stores `s` (new or changed) and arms its timer.
+    /// Stores `s` (new or changed) and arms its timer. In place: one hash
+    /// look-up, and the MN's array is not copied.
     private func store(_ s: AnchorSession) {
-        var mine = sessionsByMN[s.mn] ?? []
-        if let i = mine.firstIndex(where: { $0.anchor == s.anchor }) {
-            let rearm = mine[i].due != s.due
-            mine[i] = s
-            sessionsByMN[s.mn] = mine
+        guard let m = sessionsByMN.index(forKey: s.mn) else {
+            sessionsByMN[s.mn] = [s]
+            added(s)
+            return
+        }
+        if let i = sessionsByMN.values[m].firstIndex(where: { $0.anchor == s.anchor }) {
+            let rearm = sessionsByMN.values[m][i].due != s.due
+            sessionsByMN.values[m][i] = s
             if rearm { sessionTimers.schedule(SessionKey(mn: s.mn, anchor: s.anchor), at: s.due) }
         } else {
-            mine.append(s)
-            sessionsByMN[s.mn] = mine
-            sessionCount += 1
-            sessionTimers.schedule(SessionKey(mn: s.mn, anchor: s.anchor), at: s.due)
+            sessionsByMN.values[m].append(s)
+            added(s)
         }
     }
 
+    private func added(_ s: AnchorSession) {
+        sessionCount += 1
+        sessionTimers.schedule(SessionKey(mn: s.mn, anchor: s.anchor), at: s.due)
+    }
+
     private func end(_ s: AnchorSession) {
-        guard var mine = sessionsByMN[s.mn], let i = mine.firstIndex(where: { $0.anchor == s.anchor }) else { return }
-        mine.remove(at: i)
-        sessionsByMN[s.mn] = mine.isEmpty ? nil : mine
+        guard let m = sessionsByMN.index(forKey: s.mn),
+              let i = sessionsByMN.values[m].firstIndex(where: { $0.anchor == s.anchor }) else { return }
+        if sessionsByMN.values[m].count == 1 {
+            sessionsByMN.remove(at: m)
+        } else {
+            sessionsByMN.values[m].remove(at: i)
+        }
         sessionCount -= 1
         sessionTimers.compact(live: sessionCount) { k, due in session(k.mn, k.anchor)?.due == due }
     }
 
-    /// Stores the binding cache entry of an MN anchored here, arming its expiry.
+    /// Stores the binding cache entry of an MN anchored here, arming its
+    /// expiry (one hash look-up for an MN known already).
     private func record(_ a: AnchoredMN) {
-        let old = anchored[a.mn]
+        let i = anchored.index(forKey: a.mn)
+        let old = i.map { anchored.values[$0] }
         if a.expires != .max && old?.expires != a.expires { expiries.schedule(a.mn, at: a.expires) }
         if let m = a.moved, old?.moved?.expires != m.expires { moveExpiries.schedule(a.mn, at: m.expires) }
         if old?.prefix != a.prefix { owners[a.prefix] = a.mn }
-        anchored[a.mn] = a
+        if let i { anchored.values[i] = a } else { anchored[a.mn] = a }
     }
 
     /// What the data plane binds an anchored MN's prefix to: the interface
@@ -388,8 +444,7 @@ public final class ControlPlane {
     /// Starts a session with each of `anchors` (former anchors, or the CMD)
     /// that has none going.
     private func register(_ mn: MACAddress, with anchors: [IPv6Address], time: Int64, _ out: inout ControlEffects) {
-        var seen: Set<IPv6Address> = [configuration.address]
-        for anchor in anchors where seen.insert(anchor).inserted {
+        for (i, anchor) in anchors.enumerated() where anchor != configuration.address && !anchors[..<i].contains(anchor) {
             if let old = session(mn, anchor) {
                 guard old.state == .deregistering else { continue }  // registered or registering already
                 end(old)
@@ -600,7 +655,8 @@ public final class ControlPlane {
         let backoff = configuration.retransmitDelay(afterAttempts: s.attempts)
         s.attempts += 1
         s.due = time + backoff
-        var options = Self.identify(s.mn, id: configuration.identities[s.mn])
+        var options = Self.identify(s.mn, id: configuration.identities.isEmpty ? nil : configuration.identities[s.mn])
+        options.reserveCapacity(6)
         // To the CMD: the prefix anchored here, which it records (RFC 8885).
         if configuration.registries.contains(s.anchor), let a = anchored[s.mn] { options.append(.homeNetworkPrefix(a.prefix)) }
         if let moved = s.moved { options.append(.homeNetworkPrefix(moved)) }
@@ -909,11 +965,21 @@ public final class ControlPlane {
     /// gateway's local networks and the DLIF the MN knows.
     private func reply(_ status: UInt8, to peer: IPv6Address, _ pbu: BindingUpdate, mn: MACAddress?, lifetime: Int,
                        granting record: AnchoredMN? = nil, _ out: inout ControlEffects) {
-        // The MN-ID as the PBU gave it (RFC 5213 has the PBA copy it).
-        var options = mn.map { Self.identify($0, id: Self.identity(in: pbu.options, of: $0)) } ?? []
+        // The MN-ID as the PBU gave it (RFC 5213 has the PBA copy it),
+        // borrowed from the PBU's own options: not copied, not re-made.
+        var options: [MobilityOption] = []
+        options.reserveCapacity(6 + configuration.localNetworks.count)
+        if let mn {
+            if let (subtype, id) = pbu.options.mobileNodeIdentifier, subtype == MobileNodeIdentifierSubtype.nai {
+                options.append(.mobileNodeIdentifier(subtype: subtype, identifier: id))
+            } else {
+                options.append(.mobileNodeIdentifier(subtype: MobileNodeIdentifierSubtype.nai, identifier: .owned(mn.text)))
+            }
+            options.append(.mobileNodeLinkLayerIdentifier(.owned(mn.octets)))
+        }
         if BindingAckStatus.isAccepted(status), let mn, let a = record ?? anchored[mn], lifetime > 0 {
             options.append(.anchoredPrefix(a.prefix))
-            options += configuration.localNetworks.map(MobilityOption.localPrefix)
+            for n in configuration.localNetworks { options.append(.localPrefix(n)) }
             options.append(.dlifLinkLocalAddress(DLIF.linkLocal(of: a.dlifMAC)))
             options.append(.dlifLinkLayerAddress(LinkLayerAddress(a.dlifMAC)))
         }
@@ -954,10 +1020,12 @@ public final class ControlPlane {
     /// A PBU with the D flag (RFC 8885), the handoff between gateways on
     /// the same interface, over Ethernet: what every gateway and the CMD send.
     static func proxyBindingUpdate(sequence: UInt16, lifetime: Int, handoff: UInt8 = HandoffIndicator.betweenGatewaysSameInterface,
-                                   options: [MobilityOption]) -> BindingUpdate {
-        BindingUpdate(sequence: sequence, flags: [.acknowledge, .homeRegistration, .proxyRegistration, .distributedGateway],
-                      lifetime: UInt16(clamping: (lifetime + 3) / 4),
-                      options: .built(options + [.handoffIndicator(handoff), .accessTechnologyType(AccessTechnology.ieee8023)]))
+                                   options: consuming [MobilityOption]) -> BindingUpdate {
+        var options = options
+        options.append(.handoffIndicator(handoff))
+        options.append(.accessTechnologyType(AccessTechnology.ieee8023))
+        return BindingUpdate(sequence: sequence, flags: [.acknowledge, .homeRegistration, .proxyRegistration, .distributedGateway],
+                             lifetime: UInt16(clamping: (lifetime + 3) / 4), options: .built(options))
     }
 
     /// `message` in an IPv6 packet, signed when `destination` has a key.

@@ -85,7 +85,7 @@ final class MobilityDatabase {
 
     struct Entry {
         var record: MobilityRecord
-        var lastSequence: [IPv6Address: UInt16] = [:]
+        var lastSequence = LastSequences()
         var relaying: Relaying?
         var answered: Answered?
         /// An LMA's bindings of this MN's prefixes: between which anchor and serving gateway.

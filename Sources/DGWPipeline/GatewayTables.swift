@@ -32,8 +32,10 @@ public final class GatewayTables: @unchecked Sendable {
     // The writer's own books (never read by a worker).
     /// Bindings installed (their slots are the routes' next hops, less one).
     private var bindingCount = 0
-    /// Slots of the bindings served here, by DLIF MAC.
-    private var slotsOfMAC: [MACAddress: Slots] = [:]
+    /// Slots of bindings served here, by DLIF MAC, besides the one the MAC
+    /// table (`dlifs`) points at: a DLIF with several prefixes. Nearly
+    /// always empty, so a DLIF costs no look-up here.
+    private var moreSlotsOfMAC: [MACAddress: [Int]] = [:]
     private var freeSlots: [Int] = []
     private var nextFresh = 0
     /// Slots unlinked, each with the token of its grace period, oldest
@@ -68,13 +70,11 @@ public final class GatewayTables: @unchecked Sendable {
         hot.initialize(repeating: Hot(mn: 0, dlif: 0), count: capacity)
         guard let zeroed = calloc(capacity, MemoryLayout<Live>.stride) else { fatalError("no memory for \(capacity) bindings") }
         live = zeroed.bindMemory(to: Live.self, capacity: capacity)
-        // The writer's books hold up to `capacity` entries: grown once, not while MNs attach.
-        slotsOfMAC.reserveCapacity(capacity)
         for b in c.bindings {
             do {
                 try install(b)
             } catch .logicalMACInUse(let mac) {
-                let other = slotsOfMAC[mac].map { hot[$0.first].mnMAC } ?? b.mn
+                let other = mappedSlot(of: mac).map { hot[$0].mnMAC } ?? b.mn
                 throw PipelineError.logicalMACCollision(mac, other, b.mn)
             }
         }
@@ -128,7 +128,10 @@ public final class GatewayTables: @unchecked Sendable {
         let mac = b.dlifMAC ?? logicalMAC(anchor: b.anchor ?? configuration.address, mn: b.mn)
         let servedHere = b.serving == nil
         let old = slot(of: b.prefix)
-        if servedHere, let others = slotsOfMAC[mac], others.contains(where: { $0 != old && hot[$0].mnMAC != b.mn }) {
+        // A DLIF MAC names one MN: the pipeline checks uplink against any slot of it.
+        let mapped = servedHere ? mappedSlot(of: mac) : nil
+        if let mapped, (mapped != old && hot[mapped].mnMAC != b.mn)
+            || (!moreSlotsOfMAC.isEmpty && moreSlotsOfMAC[mac]?.contains { $0 != old && hot[$0].mnMAC != b.mn } ?? false) {
             throw .logicalMACInUse(mac)
         }
         // Served elsewhere: the serving gateway's hop (anchored elsewhere too:
@@ -149,8 +152,11 @@ public final class GatewayTables: @unchecked Sendable {
         do {
             try routes.insert(b.prefix, nextHop: UInt32(slot + 1))
             if servedHere {
-                if slotsOfMAC[mac]?.append(slot) == nil { slotsOfMAC[mac] = Slots(slot) }
-                try dlifs.insert(mac, dlif: UInt32(slot + 1))
+                if mapped == nil || mapped == old {
+                    try dlifs.insert(mac, dlif: UInt32(slot + 1))  // the new slot takes the old one's place
+                } else {
+                    moreSlotsOfMAC[mac, default: []].append(slot)
+                }
             }
         } catch {
             preconditionFailure("slot indices are valid next hops: \(error)")
@@ -162,8 +168,14 @@ public final class GatewayTables: @unchecked Sendable {
             if let old { live[old].order = 0 }
             live[slot] = Live(binding: b, dlifMAC: mac, order: order)
         }
-        if let old { release(old) }
+        if let old { release(old, unlinked: servedHere && mapped == old) }
         return slot
+    }
+
+    /// The slot the MAC table points `mac` at, if any.
+    private func mappedSlot(of mac: MACAddress) -> Int? {
+        let s = dlifs.lookup(mac)
+        return s == 0 ? nil : Int(s) - 1
     }
 
     /// A slot no reader can hold.
@@ -227,16 +239,23 @@ public final class GatewayTables: @unchecked Sendable {
         return true
     }
 
-    /// Unlinks `slot` from its DLIF MAC and retires it.
-    private func release(_ slot: Int) {
+    /// Unlinks `slot` from its DLIF MAC (unless a new slot took its place
+    /// there already) and retires it.
+    private func release(_ slot: Int, unlinked: Bool = false) {
         let h = hot[slot]
-        if h.isServedHere, var slots = slotsOfMAC[h.dlifMAC] {
-            if slots.remove(slot) {
-                try? dlifs.insert(h.dlifMAC, dlif: UInt32(slots.first + 1))
-                slotsOfMAC[h.dlifMAC] = slots
-            } else {
-                dlifs.remove(h.dlifMAC)
-                slotsOfMAC[h.dlifMAC] = nil
+        if h.isServedHere && !unlinked {
+            let mac = h.dlifMAC
+            if mappedSlot(of: mac) == slot {
+                // The MAC table points at another of its slots, if it has one.
+                if !moreSlotsOfMAC.isEmpty, let next = moreSlotsOfMAC[mac]?.popLast() {
+                    if moreSlotsOfMAC[mac]!.isEmpty { moreSlotsOfMAC[mac] = nil }
+                    try? dlifs.insert(mac, dlif: UInt32(next + 1))
+                } else {
+                    dlifs.remove(mac)
+                }
+            } else if !moreSlotsOfMAC.isEmpty, var more = moreSlotsOfMAC[mac] {
+                more.removeAll { $0 == slot }
+                moreSlotsOfMAC[mac] = more.isEmpty ? nil : more
             }
         }
         retiring.append((routes.qsbr.start(), slot))
@@ -266,29 +285,6 @@ struct Live {
     var binding: BindingEntry
     var dlifMAC: MACAddress
     var order: UInt64
-}
-
-/// The slots of one DLIF MAC: nearly always one, so without an array.
-struct Slots {
-    private(set) var first: Int
-    private var more: [Int] = []
-
-    init(_ slot: Int) { first = slot }
-
-    func contains(where matches: (Int) -> Bool) -> Bool { matches(first) || more.contains(where: matches) }
-
-    mutating func append(_ slot: Int) { more.append(slot) }
-
-    /// Removes `slot`; false when none is left.
-    mutating func remove(_ slot: Int) -> Bool {
-        if first == slot {
-            guard !more.isEmpty else { return false }
-            first = more.removeFirst()
-        } else {
-            more.removeAll { $0 == slot }
-        }
-        return true
-    }
 }
 
 public enum GatewayTablesError: Error, Equatable, CustomStringConvertible {

@@ -51,33 +51,33 @@ public final class SimulatedGateway {
 
     /// What the gateway sends when `frame` arrives on `port` at `time`.
     public func receive(_ frame: [UInt8], on port: GatewayPort, time: Int64) -> [Emitted] {
-        guard let packet = frame.withUnsafeBytes({ pool.load($0, port: port, time: time) }) else { return [] }
-        var batch = [packet]
+        guard var p = frame.withUnsafeBytes({ pool.load($0, port: port, time: time) }) else { return [] }
         var generated: [Packet] = []
-        batch.withUnsafeMutableBufferPointer { pipeline.process($0, generated: &generated) }
+        withUnsafeMutablePointer(to: &p) { pipeline.process(UnsafeMutableBufferPointer(start: $0, count: 1), generated: &generated) }
         var out: [Emitted] = []
-        let p = batch[0]
         switch p.verdict {
         case .forward(let to):
             out.append(Emitted(port: to, time: time, frame: Array(pool.bytes(p))))
         case .drop(.punted):
             let bytes = UnsafeRawBufferPointer(pool.bytes(p))
-            out += apply(port == .access ? control.access(bytes, time: time) : control.core(bytes, time: time), time: time)
+            out = apply(port == .access ? control.access(bytes, time: time) : control.core(bytes, time: time), time: time)
         default:
             break
         }
         for g in generated {
             if case .forward(let to) = g.verdict { out.append(Emitted(port: to, time: time, frame: Array(pool.bytes(g)))) }
         }
-        for q in batch + generated { pool.release(q.slot) }
-        return out + releaseHeld(time: time)
+        pool.release(p.slot)
+        for q in generated { pool.release(q.slot) }
+        releaseHeld(time: time, into: &out)
+        return out
     }
 
     /// Signalling that waited for its next hop's advertisement.
-    func releaseHeld(time: Int64) -> [Emitted] {
+    func releaseHeld(time: Int64, into out: inout [Emitted]) {
         let held = tables.releaseHeld(time: time)
         unresolvedSignalling += held.expired
-        return held.frames.map { Emitted(port: .core, time: time, frame: $0) }
+        for frame in held.frames { out.append(Emitted(port: .core, time: time, frame: frame)) }
     }
 
     public func attach(_ mn: MACAddress, previous: [IPv6Address], time: Int64) -> [Emitted] {
@@ -101,8 +101,12 @@ public final class SimulatedGateway {
         let applied = tables.apply(e, time: time)
         refusedChanges += applied.refused.count
         unresolvedSignalling += applied.unresolved.count
-        return applied.access.map { Emitted(port: .access, time: $0.time, frame: $0.frame) }
-            + applied.core.map { Emitted(port: .core, time: time, frame: $0) } + releaseHeld(time: time)
+        var out: [Emitted] = []
+        out.reserveCapacity(applied.access.count + applied.core.count)
+        for a in applied.access { out.append(Emitted(port: .access, time: a.time, frame: a.frame)) }
+        for frame in applied.core { out.append(Emitted(port: .core, time: time, frame: frame)) }
+        releaseHeld(time: time, into: &out)
+        return out
     }
 }
 
@@ -419,6 +423,7 @@ extension Simulation {
             p.dynamicBindings = bindings
             p.peers = colleagues(i).map(address) + (lma ? [lmaAddress] : [])
             var c = ControlPlaneConfiguration(address: me)
+            c.capacity = bindings
             c.peers = p.peers
             if lma { c.lma = lmaAddress }
             if let mode, home.contains(i) {
@@ -458,6 +463,7 @@ extension Simulation {
             p.peers = (1...count).map(address)
             p.relaysLocalNetworks = true
             var c = ControlPlaneConfiguration(address: lmaAddress)
+            c.capacity = bindings
             c.role = .lma
             c.peers = p.peers
             for i in 1...count { c.operators[address(i)] = "operator \(operators[i - 1])" }

@@ -253,3 +253,37 @@ public struct LinkLayerAddress: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { octets.map { hexString([$0]) }.joined(separator: ":") }
 }
+
+// Dictionary and Set keys: the control plane keeps millions of MACs and
+// prefixes in hash tables, and the standard Hasher (SipHash, seeded and
+// finalised per key) was a tenth of a handover's time. `_rawHashValue` is
+// the hook the standard library's own integer types use to skip it. The
+// table's seed (random per process) goes into a multiply-fold mix, so the
+// MNs, which choose their MACs, still cannot choose colliding buckets
+// without knowing it. `hash(into:)` (synthesised) stays for other uses.
+
+/// Two words and a seed folded into a hash: two 64x64->128 multiplies,
+/// each folded by xor (wyhash's "mum"), the seed in both operands so that
+/// no input makes a product zero regardless of it.
+@inlinable
+func foldedHash(_ a: UInt64, _ b: UInt64, seed: Int) -> Int {
+    let s = UInt64(bitPattern: Int64(seed))
+    let m = (a ^ s ^ 0xA076_1D64_78BD_642F).multipliedFullWidth(by: b ^ s ^ 0xE703_7ED1_A0B4_28DB)
+    let n = (m.high ^ m.low ^ 0x8EBC_6AF0_9C88_C6E3).multipliedFullWidth(by: s ^ 0x5899_65CC_7537_4CC3)
+    return Int(truncatingIfNeeded: n.high ^ n.low)
+}
+
+extension MACAddress {
+    @inlinable
+    public func _rawHashValue(seed: Int) -> Int { foldedHash(value, 0x6, seed: seed) }
+}
+
+extension IPv6Address {
+    @inlinable
+    public func _rawHashValue(seed: Int) -> Int { foldedHash(high, low, seed: seed) }
+}
+
+extension IPv6Prefix {
+    @inlinable
+    public func _rawHashValue(seed: Int) -> Int { foldedHash(address.high ^ UInt64(length) << 56 | UInt64(length), address.low, seed: seed) }
+}

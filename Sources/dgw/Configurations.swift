@@ -18,15 +18,21 @@ extension PipelineConfiguration {
         localNetworks = g.localNetworks.map(\.prefix)
         peers = g.peers.map(\.address) + [g.cmd, g.lma].compactMap { $0 }
         if !g.attachOnTraffic { unknownMNPuntRate = 0 }
-        // Room for every /64 of the pool (at most a million) to be handed out at run time.
-        if let pool = g.prefixPool, g.access != nil {
-            dynamicBindings = 64 - Int(pool.length) >= 20 ? 1 << 20 : 1 << (64 - Int(pool.length))
-        }
+        dynamicBindings = g.mnCapacity
         // An LMA: a million prefixes relayed between operators.
         if g.role == .lma {
             dynamicBindings = 1 << 20
             relaysLocalNetworks = true
         }
+    }
+}
+
+extension GatewayConfig {
+    /// The MNs a gateway makes room for at start: every /64 of its pool,
+    /// at most a million.
+    var mnCapacity: Int {
+        guard let pool = prefixPool, access != nil else { return 0 }
+        return 64 - Int(pool.length) >= 20 ? 1 << 20 : 1 << (64 - Int(pool.length))
     }
 }
 
@@ -84,6 +90,7 @@ extension ControlPlaneConfiguration {
         for p in g.peers { operators[p.address] = p.operator }
         cmdMode = g.cmdMode == .locator ? .locator : .relay
         access = AccessRouterConfiguration(g)
+        capacity = g.mnCapacity
         logicalMAC = { DGWPipeline.logicalMAC(anchor: $0, mn: $1) }
         for s in g.subscribers ?? [] {
             if let id = s.id { for mac in s.macs { identities[mac] = Array(id.utf8) } }

@@ -25,6 +25,15 @@ func residentBytes() -> Int {
     return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
 }
 
+/// With `DGW_BENCH_PERF_CTL=FIFO` (perf record --control fifo:FIFO -D -1),
+/// perf samples the timed section only, not the setup.
+func perfControl(_ command: String) {
+    guard let path = ProcessInfo.processInfo.environment["DGW_BENCH_PERF_CTL"],
+          let fifo = FileHandle(forWritingAtPath: path) else { return }
+    fifo.write(Data((command + "\n").utf8))
+    try? fifo.close()
+}
+
 func signallingBench(mns n: Int) throws {
     let rss0 = residentBytes()
     // Pools of 2^28 /64s, room for the MNs.
@@ -32,6 +41,7 @@ func signallingBench(mns n: Int) throws {
         let me = c.address, pool = IPv6Prefix(uncheckedAddress: IPv6Address(high: 0x2001_0DB8_0000_0000 | me.low << 28, low: 0), length: 36)
         c.access.prefixPool = pool
         c.access.logicalMAC = { _, prefix in DLIF.logicalMAC(anchor: me, pool: pool, prefix: prefix) }
+        c.capacity = n
     }
     let g1 = sim.gateways[0], g2 = sim.gateways[1]
     func mn(_ i: Int) -> MACAddress { MACAddress(value: 0x02AA_0000_0000 | UInt64(i)) }
@@ -48,6 +58,7 @@ func signallingBench(mns n: Int) throws {
 
     var unanswered = 0
     let mallocs0 = dgw_malloc_count()
+    perfControl("enable")
     let start = seconds()
     for i in 0..<n {
         time += 1_000
@@ -62,6 +73,7 @@ func signallingBench(mns n: Int) throws {
         if i % 1000 == 999 { accessFrames += g1.tick(time).count + g2.tick(time).count }
     }
     let elapsed = seconds() - start
+    perfControl("disable")
     let mallocs = dgw_malloc_count() - mallocs0
     let rssMoved = residentBytes()
 
