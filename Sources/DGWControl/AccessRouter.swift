@@ -390,7 +390,10 @@ public final class AccessRouter {
     func advertisement(_ dlif: DLIF, withDeprecated: Bool = true) -> [UInt8]? {
         let c = configuration
         let here = dlif.anchor == nil
-        var options: [NDOption] = [.sourceLinkLayerAddress(LinkLayerAddress(dlif.mac)), .mtu(UInt32(c.mtu))]
+        var options: [NDOption] = []
+        options.reserveCapacity(2 + dlif.prefixes.count + dlif.localNetworks.count)
+        options.append(.sourceLinkLayerAddress(LinkLayerAddress(dlif.mac)))
+        options.append(.mtu(UInt32(c.mtu)))
         let preferred = here ? UInt32(c.preferredLifetime) : 0
         for p in dlif.prefixes where preferred > 0 || withDeprecated {
             options.append(.prefixInformation(PrefixInformation(

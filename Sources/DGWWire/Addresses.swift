@@ -285,5 +285,5 @@ extension IPv6Address {
 
 extension IPv6Prefix {
     @inlinable
-    public func _rawHashValue(seed: Int) -> Int { foldedHash(address.high ^ UInt64(length) << 56 | UInt64(length), address.low, seed: seed) }
+    public func _rawHashValue(seed: Int) -> Int { foldedHash(address.high, address.low ^ UInt64(length), seed: seed) }
 }

@@ -493,6 +493,46 @@ extension ForwardingTests {
         }
     }
 
+    /// A DLIF with several prefixes (one MN, one logical MAC): the MAC table
+    /// points at one of its bindings and follows when that one goes, so the
+    /// uplink from the prefix left still passes; another MN cannot take the
+    /// MAC while any of them is bound, and can once the last is gone.
+    @Test func aDLIFWithSeveralPrefixes() throws {
+        var c = S.configuration
+        c.dynamicBindings = 8
+        let tables = try GatewayTables(c), pool = PacketPool(count: 64)
+        let pipeline = Pipeline(pool: pool, tables: tables)
+        let mn = MACAddress("02:aa:00:00:00:44")!, other = MACAddress("02:aa:00:00:00:45")!, dlif = MACAddress("02:ee:00:00:00:44")!
+        let prefixes = [IPv6Prefix("2001:db8:1:44::/64")!, IPv6Prefix("2001:db8:1:45::/64")!, IPv6Prefix("2001:db8:1:46::/64")!]
+        let hosts = [IPv6Address("2001:db8:1:44::7")!, IPv6Address("2001:db8:1:45::7")!, IPv6Address("2001:db8:1:46::7")!]
+        func up(_ i: Int, from sender: MACAddress? = nil) throws -> Verdict {
+            let frame = S.udp(sender ?? mn, dlif, from: hosts[i], to: S.gatewayAddress)
+            var batch = [try #require(frame.withUnsafeBytes { pool.load($0, port: .access, time: 1) })]
+            var generated: [Packet] = []
+            batch.withUnsafeMutableBufferPointer { pipeline.process($0, generated: &generated) }
+            defer { for p in batch + generated { pool.release(p.slot) } }
+            return batch[0].verdict
+        }
+        for p in prefixes { try tables.attach(mn: mn, prefix: p, dlifMAC: dlif) }
+        #expect(try (0..<3).map { try up($0) } == Array(repeating: .forward(.core), count: 3))
+        #expect(throws: GatewayTablesError.logicalMACInUse(dlif)) {
+            try tables.attach(mn: other, prefix: IPv6Prefix("2001:db8:1:47::/64")!, dlifMAC: dlif)
+        }
+        // The first binding (the one the MAC table pointed at) goes, then the last.
+        #expect(tables.remove(prefixes[0]) && tables.remove(prefixes[2]))
+        #expect(try up(1) == .forward(.core), "the MAC table followed to the binding left")
+        #expect(try up(0) != .forward(.core) && up(2) != .forward(.core))
+        // Re-bound in place (a new slot for the same prefix): still one DLIF.
+        try tables.install(BindingEntry(mn: mn, prefix: prefixes[1], anchor: nil, serving: nil, dlifMAC: dlif))
+        #expect(try up(1) == .forward(.core))
+        #expect(throws: GatewayTablesError.logicalMACInUse(dlif)) {
+            try tables.attach(mn: other, prefix: IPv6Prefix("2001:db8:1:47::/64")!, dlifMAC: dlif)
+        }
+        #expect(tables.remove(prefixes[1]))
+        #expect(try up(1) == .drop(.punted), "no DLIF has that MAC now: an unknown MN, for the control plane")
+        try tables.attach(mn: other, prefix: IPv6Prefix("2001:db8:1:47::/64")!, dlifMAC: dlif)
+    }
+
     /// The control plane moves a binding while workers forward: the MN of
     /// a prefix anchored here leaves for a peer (downlink now tunnelled),
     /// comes back (delivered again), and is unbound (no route); the slots

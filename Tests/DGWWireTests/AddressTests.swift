@@ -137,4 +137,30 @@ import Glibc
         with([0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]) { c.add($0) }
         #expect(c.folded == 0xddf2)
     }
+
+    /// The hash tables' hash of the address types spreads keys that differ
+    /// in a few low or high bits (sequential MACs, a pool's /64s) over the
+    /// buckets as a random function would (63% of 2^16 buckets hit by 2^16
+    /// keys), and depends on the table's seed.
+    @Test func addressHashesSpreadOverBuckets() {
+        let n = 1 << 16
+        func spread(_ hashes: [Int]) -> Double { Double(Set(hashes.map { $0 & (n - 1) }).count) / Double(n) }
+        let low = (0..<n).map { MACAddress(value: 0x02AA_0000_0000 | UInt64($0))._rawHashValue(seed: 7) }
+        let high = (0..<n).map { MACAddress(value: UInt64($0) << 32 | 0x01)._rawHashValue(seed: 7) }
+        let pool = (0..<n).map {
+            IPv6Prefix(uncheckedAddress: IPv6Address(high: 0x2001_0DB8_0000_0000 | UInt64($0), low: 0), length: 64)._rawHashValue(seed: 7)
+        }
+        let hosts = (0..<n).map { IPv6Address(high: 0x2001_0DB8_0000_0001, low: UInt64($0))._rawHashValue(seed: 7) }
+        for (name, hashes) in [("low MAC bits", low), ("high MAC bits", high), ("pool /64s", pool), ("interface ids", hosts)] {
+            #expect(spread(hashes) > 0.6, "\(name): \(spread(hashes))")
+        }
+        let mac = MACAddress(value: 0x02AA_0000_0001)
+        #expect(mac._rawHashValue(seed: 1) != mac._rawHashValue(seed: 2))
+        let p = IPv6Prefix("2001:db8::/48")!, q = IPv6Prefix("2001:db8::/64")!
+        #expect(p._rawHashValue(seed: 1) != q._rawHashValue(seed: 1), "the length counts")
+        // Equal keys, equal hashes; and the tables work with them.
+        var d: [MACAddress: Int] = [:]
+        for k in 0..<1000 { d[MACAddress(value: UInt64(k) << 24)] = k }
+        #expect(d.count == 1000 && d[MACAddress(value: 999 << 24)] == 999)
+    }
 }
