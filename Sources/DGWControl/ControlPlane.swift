@@ -337,7 +337,7 @@ public final class ControlPlane {
         authenticator = SignallingAuthenticator(configuration)
         database = configuration.role != .gateway
             ? MobilityDatabase(configuration, initialSequence: initialSequence, authenticator: authenticator) : nil
-        if configuration.capacity > 0 {
+        if configuration.capacity > 0 && configuration.role == .gateway {
             anchored.reserveCapacity(configuration.capacity)
             owners.reserveCapacity(configuration.capacity)
             sessionsByMN.reserveCapacity(configuration.capacity)
@@ -655,8 +655,7 @@ public final class ControlPlane {
         let backoff = configuration.retransmitDelay(afterAttempts: s.attempts)
         s.attempts += 1
         s.due = time + backoff
-        var options = Self.identify(s.mn, id: configuration.identities.isEmpty ? nil : configuration.identities[s.mn])
-        options.reserveCapacity(6)
+        var options = Self.identify(s.mn, id: configuration.identities[s.mn].map(RawBytes.owned), room: 4)
         // To the CMD: the prefix anchored here, which it records (RFC 8885).
         if configuration.registries.contains(s.anchor), let a = anchored[s.mn] { options.append(.homeNetworkPrefix(a.prefix)) }
         if let moved = s.moved { options.append(.homeNetworkPrefix(moved)) }
@@ -967,16 +966,7 @@ public final class ControlPlane {
                        granting record: AnchoredMN? = nil, _ out: inout ControlEffects) {
         // The MN-ID as the PBU gave it (RFC 5213 has the PBA copy it),
         // borrowed from the PBU's own options: not copied, not re-made.
-        var options: [MobilityOption] = []
-        options.reserveCapacity(6 + configuration.localNetworks.count)
-        if let mn {
-            if let (subtype, id) = pbu.options.mobileNodeIdentifier, subtype == MobileNodeIdentifierSubtype.nai {
-                options.append(.mobileNodeIdentifier(subtype: subtype, identifier: id))
-            } else {
-                options.append(.mobileNodeIdentifier(subtype: MobileNodeIdentifierSubtype.nai, identifier: .owned(mn.text)))
-            }
-            options.append(.mobileNodeLinkLayerIdentifier(.owned(mn.octets)))
-        }
+        var options = mn.map { Self.identify($0, id: Self.nai(in: pbu.options), room: 4 + configuration.localNetworks.count) } ?? []
         if BindingAckStatus.isAccepted(status), let mn, let a = record ?? anchored[mn], lifetime > 0 {
             options.append(.anchoredPrefix(a.prefix))
             for n in configuration.localNetworks { options.append(.localPrefix(n)) }
@@ -995,15 +985,24 @@ public final class ControlPlane {
 
     /// The MN's identity: its MN-ID as NAI (RFC 4283; by default its MAC's
     /// text) and its MAC as link-layer identifier (RFC 5213), which names
-    /// the interface.
-    static func identify(_ mn: MACAddress, id: [UInt8]? = nil) -> [MobilityOption] {
-        [.mobileNodeIdentifier(subtype: MobileNodeIdentifierSubtype.nai, identifier: .owned(id ?? mn.text)),
-         .mobileNodeLinkLayerIdentifier(.owned(mn.octets))]
+    /// the interface. `room`: for that many options more, made at once.
+    static func identify(_ mn: MACAddress, id: RawBytes? = nil, room: Int = 0) -> [MobilityOption] {
+        var options: [MobilityOption] = []
+        options.reserveCapacity(2 + room)
+        options.append(.mobileNodeIdentifier(subtype: MobileNodeIdentifierSubtype.nai, identifier: id ?? .owned(mn.text)))
+        options.append(.mobileNodeLinkLayerIdentifier(.owned(mn.octets)))
+        return options
+    }
+
+    /// A message's MN-ID when it is an NAI, as its bytes (borrowed from a parsed message).
+    static func nai(in options: MobilityOptions) -> RawBytes? {
+        guard let (subtype, id) = options.mobileNodeIdentifier, subtype == MobileNodeIdentifierSubtype.nai else { return nil }
+        return id
     }
 
     /// The MN-ID a message names `mn` by, when it is not the MAC's text.
     static func identity(in options: MobilityOptions, of mn: MACAddress) -> [UInt8]? {
-        guard let (subtype, id) = options.mobileNodeIdentifier, subtype == MobileNodeIdentifierSubtype.nai else { return nil }
+        guard let id = nai(in: options) else { return nil }
         let bytes = Array(id)
         return bytes == mn.text ? nil : bytes
     }

@@ -328,7 +328,7 @@ final class MobilityDatabase {
         relay.due = time + configuration.retransmitDelay(afterAttempts: relay.attempts)
         relay.attempts += 1
         let pbu = ControlPlane.proxyBindingUpdate(sequence: relay.sequence, lifetime: lifetime,
-                                                  options: ControlPlane.identify(mn, id: id) + (anchorsTraffic ? [] : [.servingMAAR(serving)]))
+                                                  options: ControlPlane.identify(mn, id: id.map(RawBytes.owned)) + (anchorsTraffic ? [] : [.servingMAAR(serving)]))
         if let packet = ControlPlane.packet(.bindingUpdate(pbu), from: configuration.address, to: relay.anchor.gateway, authenticator) {
             counters.pbuSent += 1
             out.core.append(packet)
@@ -357,7 +357,7 @@ final class MobilityDatabase {
     private func answer(_ status: UInt8, to gateway: IPv6Address, sequence: UInt16, mn: MACAddress?, lifetime: Int = 0,
                         prefix: IPv6Prefix? = nil, options more: [MobilityOption] = [], _ counters: inout SignallingCounters,
                         _ out: inout ControlEffects) {
-        var options = mn.map { ControlPlane.identify($0, id: entries[$0]?.record.identity) } ?? []
+        var options = mn.map { ControlPlane.identify($0, id: entries[$0]?.record.identity.map(RawBytes.owned)) } ?? []
         if lifetime > 0, let prefix { options.append(.homeNetworkPrefix(prefix)) }
         let pba = BindingAcknowledgement(status: status, flags: [.proxyRegistration, .distributedGateway], sequence: sequence,
                                          lifetime: UInt16(clamping: lifetime / 4), options: .built(options + more))

@@ -463,7 +463,6 @@ extension Simulation {
             p.peers = (1...count).map(address)
             p.relaysLocalNetworks = true
             var c = ControlPlaneConfiguration(address: lmaAddress)
-            c.capacity = bindings
             c.role = .lma
             c.peers = p.peers
             for i in 1...count { c.operators[address(i)] = "operator \(operators[i - 1])" }
