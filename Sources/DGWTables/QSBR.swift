@@ -26,7 +26,10 @@ public final class QSBR: @unchecked Sendable {
 
     @usableFromInline let token = Atomic<UInt64>(1)
     @usableFromInline let counters: UnsafeMutablePointer<Atomic<UInt64>>
-    private let registered = Mutex<UInt64>(0)
+    /// The readers' slots in use, one bit each. An atomic, not a Mutex: the
+    /// standard library's Mutex locks with futexes that Thread Sanitizer
+    /// does not see, which made concurrent unregisters look like a race.
+    private let registered = Atomic<UInt64>(0)
     /// Writer only (like every writer call: the control plane's thread).
     private var deferred: [(token: UInt64, free: () -> Void)] = []
 
@@ -48,13 +51,16 @@ public final class QSBR: @unchecked Sendable {
 
     /// A new reader, online. Nil when all slots are taken.
     public func register() -> QSBRReader? {
-        let index: Int? = registered.withLock { mask in
+        var mask = registered.load(ordering: .sequentiallyConsistent)
+        var index: Int
+        repeat {
             guard mask != .max else { return nil }
-            let i = (~mask).trailingZeroBitCount
-            mask |= 1 << UInt64(i)
-            return i
-        }
-        guard let index else { return nil }
+            index = (~mask).trailingZeroBitCount
+            let (exchanged, seen) = registered.compareExchange(expected: mask, desired: mask | 1 << UInt64(index),
+                                                               ordering: .sequentiallyConsistent)
+            if exchanged { break }
+            mask = seen
+        } while true
         let reader = QSBRReader(index: index)
         online(reader)
         return reader
@@ -62,7 +68,7 @@ public final class QSBR: @unchecked Sendable {
 
     public func unregister(_ reader: QSBRReader) {
         offline(reader)
-        registered.withLock { $0 &= ~(1 << UInt64(reader.index)) }
+        registered.bitwiseAnd(~(1 << UInt64(reader.index)), ordering: .sequentiallyConsistent)
     }
 
     /// Once per batch: no reference into shared tables is held past here.
@@ -101,7 +107,7 @@ public final class QSBR: @unchecked Sendable {
     /// `t <= completed()`): one look at the readers for a whole queue.
     public func completed() -> UInt64 {
         var done = token.load(ordering: .acquiring)
-        var m = registered.withLock { $0 }
+        var m = registered.load(ordering: .sequentiallyConsistent)
         while m != 0 {
             let i = m.trailingZeroBitCount
             m &= m - 1
