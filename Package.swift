@@ -105,7 +105,7 @@ let package = Package(
             name: "DGWInspectTests",
             dependencies: ["DGWWire", "DGWInspect", "DGWPorts", "DGWTestSupport", "dgw"]
         ),
-        .testTarget(name: "DGWPortsTests", dependencies: ["DGWPorts", "CDGWShim"]),
+        .testTarget(name: "DGWPortsTests", dependencies: ["DGWPorts", "CDGWShim", "DGWTestSupport"]),
         .testTarget(name: "DGWControlTests", dependencies: ["DGWControl", "DGWWire", "DGWSimulation", "DGWPipeline", "DGWPorts", "DGWTestSupport",
                                                          .product(name: "Crypto", package: "swift-crypto")]),
         // `dgw run` between network namespaces (root), and the handover testbed.

@@ -50,6 +50,12 @@ int dgw_errno(void) { return errno; }
 
 #include "dgw_afpacket.h"
 
+#ifdef PACKET_FANOUT_FLAG_IGNORE_OUTGOING
+#define DGW_FANOUT_FLAG_IGNORE_OUTGOING PACKET_FANOUT_FLAG_IGNORE_OUTGOING
+#else
+#define DGW_FANOUT_FLAG_IGNORE_OUTGOING 0x4000
+#endif
+
 #include <arpa/inet.h>
 #include <linux/if_ether.h>
 #include <net/if.h>
@@ -155,8 +161,14 @@ int dgw_afpacket_open(const char *ifname, const struct dgw_afpacket_options *o,
     }
     if (o->fanout_group > 0) {
         *stage = "PACKET_FANOUT";
-        int arg = (o->fanout_group & 0xffff) | (PACKET_FANOUT_HASH << 16);
-        if (setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof(arg)) != 0) goto fail_mapped;
+        /* The group ignores outgoing frames only with its own flag (Linux 6.9+);
+           older kernels refuse it, and the receive loop skips those frames then. */
+        int arg = (o->fanout_group & 0xffff) | ((PACKET_FANOUT_HASH | DGW_FANOUT_FLAG_IGNORE_OUTGOING) << 16);
+        if (setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof(arg)) != 0) {
+            if (errno != EINVAL) goto fail_mapped;
+            arg = (o->fanout_group & 0xffff) | (PACKET_FANOUT_HASH << 16);
+            if (setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof(arg)) != 0) goto fail_mapped;
+        }
     }
     if (o->vnet_hdr) {
         /* A socket with PACKET_VNET_HDR wants one before every frame it sends too. */

@@ -115,6 +115,10 @@ public final class AFPacketPort {
             var h = dgw_afpacket_first(block)
             for _ in 0..<Int(dgw_afpacket_block_frames(block)) {
                 guard let hdr = h else { break }
+                if dgw_afpacket_outgoing(hdr) != 0 {  // sent by this host, not received
+                    h = dgw_afpacket_next(hdr)
+                    continue
+                }
                 let data = UnsafeRawPointer(dgw_afpacket_data(hdr))
                 let time = Int64(hdr.pointee.tp_sec) * 1_000_000_000 + Int64(hdr.pointee.tp_nsec)
                 do {

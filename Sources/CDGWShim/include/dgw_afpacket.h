@@ -93,6 +93,14 @@ static inline struct tpacket3_hdr *dgw_afpacket_next(struct tpacket3_hdr *h) {
 
 static inline const uint8_t *dgw_afpacket_data(const struct tpacket3_hdr *h) { return (const uint8_t *)h + h->tp_mac; }
 
+/// A frame that left by this interface (the kernel's own, say). PACKET_IGNORE_OUTGOING
+/// keeps them out of the ring, but not once the socket is in a PACKET_FANOUT group:
+/// the group's hook has a flag of its own, which older kernels do not know.
+static inline int dgw_afpacket_outgoing(const struct tpacket3_hdr *h) {
+    const struct sockaddr_ll *ll = (const struct sockaddr_ll *)((const uint8_t *)h + TPACKET_ALIGN(sizeof(struct tpacket3_hdr)));
+    return ll->sll_pkttype == PACKET_OUTGOING;
+}
+
 /// With PACKET_VNET_HDR: the struct virtio_net_hdr (10 bytes) right before the frame.
 static inline const uint8_t *dgw_afpacket_vnet_hdr(const struct tpacket3_hdr *h) { return (const uint8_t *)h + h->tp_mac - 10; }
 
