@@ -44,6 +44,7 @@ extension Findings {
         func number(_ v: Double?) -> String { v.map { String(format: "%.3f", $0) } ?? "null" }
         let h = handovers.map {
             "{\"name\":\(string($0.name)),\"signalling_ms\":\(number($0.signallingMs)),\"interruption_ms\":\(number($0.interruptionMs)),"
+                + "\"dlifs_shown_after_bound_ms\":\(number(Double(Int64($0.shown) - Int64($0.bound)) / 1e6)),"
                 + "\"probes_lost\":\($0.probesLost),\"new_connection_source\":\(string($0.newConnectionSource))}"
         }
         let c = checks.map { "{\"ok\":\($0.ok),\"check\":\(string($0.what))}" }

@@ -44,6 +44,8 @@ struct Findings {
         var to: Int
         /// Monotonic ns: port moved, trigger answered, old anchors bound to the new gateway.
         var moved: UInt64 = 0, triggered: UInt64 = 0, bound: UInt64 = 0
+        /// Monotonic ns: the new gateway shows a DLIF for each former anchor (their RA bursts start).
+        var shown: UInt64 = 0
         /// From the core capture: first PBU after the move to the last PBA of this handover (ms).
         var signallingMs: Double?
         var interruptionMs: Double?
@@ -317,6 +319,17 @@ final class Scenario {
             }
             h.bound = monotonicNanoseconds()
             findings.check(bound, "\(name): the former anchors \(previous.map { "dgw\($0)" }) tunnel the MN's prefixes to dgw\(to)\(isLMA ? " through the LMA" : "")")
+            // The anchors (or the LMA) bind before their PBAs reach `to`,
+            // which shows a DLIF for each former anchor as its PBA arrives
+            // and starts that DLIF's burst of RAs then.
+            let dlifsShown = poll(seconds: 5) {
+                let rows = bindings(to).split(separator: "\n")
+                return previous.allSatisfy { p in
+                    rows.contains { $0.hasPrefix("\(Plan.mnMAC) 2001:db8:\(p)::/64 anchor ") && $0.contains(" serving self dlif ") }
+                }
+            }
+            h.shown = monotonicNanoseconds()
+            findings.check(dlifsShown, "\(name): dgw\(to) shows the MN a DLIF for each of \(previous.map { "dgw\($0)" })")
             let current = try waitForAddress("mn", "mn0", in: Plan.pool(to))
             if !anchors.contains(to) { findings.addresses.insert(("MN @dgw\(to) \(current)", current), at: findings.addresses.count - 1) }
             func settled() -> Bool {
@@ -333,13 +346,24 @@ final class Scenario {
             // the RTNL lock is busy, as when other tests delete namespaces);
             // a connection opened then may take the old prefix. The gateway
             // repeats deprecated prefixes only in the burst of a DLIF just
-            // shown, so the new connection waits for that burst to end.
+            // shown, so the new connection waits for the bursts of the
+            // DLIFs shown in this handover to end, and the flags to settle.
             let burst = Double(AccessRouter.initialAdvertisements - 1) * Double(AccessRouter.initialInterval) / 1e9
-            let burstOver = Double(h.bound) / 1e9 + burst + 0.3
+            let burstOver = Double(h.shown) / 1e9 + burst + 0.3
             let now = Double(monotonicNanoseconds()) / 1e9
             if now < burstOver { usleep(UInt32((burstOver - now) * 1e6)) }
-            _ = poll(seconds: 5, every: 20_000, settled)
+            // Settled at every look for half a second: an address worker
+            // held up past the burst shows as a flag not yet set again.
+            var settledSince: UInt64?
+            let waitStarted = monotonicNanoseconds()
+            let steady = poll(seconds: 15, every: 20_000) {
+                guard settled() else { settledSince = nil; return false }
+                let now = monotonicNanoseconds()
+                if settledSince == nil { settledSince = now }
+                return now - settledSince! >= 500_000_000
+            }
             // A new connection uses the new gateway's prefix.
+            let opened = monotonicNanoseconds()
             let fresh = try start("tcp-new-\(to)-\(anchors.count)", in: "mn",
                                   [tool, "tcp-source", "--to", Plan.cn, "--port", "\(Plan.tcpPort)", "--bytes", "200000"])
             let finished = poll(seconds: 10, every: 10_000) { !fresh.isRunning }
@@ -347,11 +371,17 @@ final class Scenario {
             h.newConnectionSource = source
             let fromNewPrefix = finished && fresh.status == 0 && fresh.stdout.contains("sent 200000") && IPv6Address(source).map(Plan.pool(to).contains) == true
             // When it is not, what the MN's stack had to choose from, and its routers, for the record.
-            let state = fromNewPrefix ? "" : "; MN: " + ((try? addresses("mn", "mn0")) ?? []).map { "\($0.address)\($0.preferred ? "" : " deprecated")" }.joined(separator: ", ")
+            let state = fromNewPrefix ? "" : "; addresses \(steady ? "settled" : "not settled")"
+                + String(format: " when opened, %.2f s after the bursts", Double(opened - waitStarted) / 1e9)
+                + String(format: " (DLIFs shown %.0f ms after the anchors bound)", Double(Int64(h.shown) - Int64(h.bound)) / 1e6)
+                + "; MN: " + ((try? addresses("mn", "mn0")) ?? []).map { "\($0.address)\($0.preferred ? "" : " deprecated")" }.joined(separator: ", ")
                 + "; routers: " + ((try? sh("ip -n \(ns("mn")) -6 route show default")) ?? "").split(separator: "\n").joined(separator: " | ")
             findings.check(fromNewPrefix, "\(name): a new TCP connection goes from \(source.isEmpty ? "nowhere" : source) (\(fresh.stderr.trimmingCharacters(in: .whitespacesAndNewlines)))\(state)")
             // The local network of D-GW1 through the same router (DLIF) as at D-GW1.
-            findings.check(ping(from: "mn", lipaHost), "\(name): the LIPA host answers the MN")
+            let answered = ping(from: "mn", lipaHost)
+            // When it does not, the MN's route and source for it, for the record.
+            let path = answered ? "" : " (" + ((try? sh("ip -n \(ns("mn")) -6 route get \(lipaHost)")) ?? "").trimmingCharacters(in: .whitespacesAndNewlines) + ")"
+            findings.check(answered, "\(name): the LIPA host answers the MN\(path)")
             let router = try route(to: lipaHost)
             findings.check(router == lipaRouter, "\(name): the local network still goes through dgw1's DLIF (\(router))")
             if !anchors.contains(to) { anchors.append(to) }
