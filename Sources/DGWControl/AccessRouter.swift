@@ -157,16 +157,24 @@ public final class AccessRouter {
     }
     private var slots: [Shown?] = []
     private var freeSlots: [Int] = []
-    /// The slots of each MN's DLIFs (one per anchor of its prefixes).
-    private var byMN: [MACAddress: SlotList] = [:]
+    /// What the router keeps of an MN: the slots of the DLIFs shown to it
+    /// (one per anchor of its prefixes), and the /64 it got here (kept when
+    /// it leaves). One record, so an MN costs one cold look-up, not two.
+    private struct Known {
+        var slots = SlotList()
+        var allocation: IPv6Prefix?
+    }
+    private var known: [MACAddress: Known] = [:]
     private var shownCount: UInt64 = 0
     /// Slots shown since the last tick, whose burst that tick starts.
     private var fresh: [Int] = []
     private var advertisements = Deadlines<Int>()
-    /// Every MN that attached, with its prefix (kept when it leaves).
-    private var allocations: [MACAddress: IPv6Prefix] = [:]
-    private var taken: Set<IPv6Prefix>
+    /// The pool's /64s not to give out: the configured DLIFs' and the reserved.
+    private let taken: Set<IPv6Prefix>
+    /// The pool's /64s go out in order, never twice: the next one to try,
+    /// and the MN each one tried went to (nil: skipped), by index in the pool.
     private var nextCandidate: UInt64 = 0
+    private var allocatedTo: [MACAddress?] = []
 
     public init(_ configuration: AccessRouterConfiguration) {
         self.configuration = configuration
@@ -176,9 +184,11 @@ public final class AccessRouter {
 
     /// Room for `mns` MNs in the books keyed by MN and prefix, made at once.
     public func reserveCapacity(_ mns: Int) {
-        byMN.reserveCapacity(mns)
-        allocations.reserveCapacity(mns)
-        taken.reserveCapacity(mns + taken.count)
+        known.reserveCapacity(mns)
+        allocatedTo.reserveCapacity(mns)
+        // Two DLIFs per MN: its own here, and its former anchor's.
+        slots.reserveCapacity(2 * mns)
+        advertisements.reserveCapacity(2 * mns)
     }
 
     /// The DLIFs shown: the configuration's, then one per MN attached
@@ -188,11 +198,15 @@ public final class AccessRouter {
     }
 
     /// The DLIFs shown to `mn`.
-    public func dlifs(of mn: MACAddress) -> [DLIF] { (byMN[mn] ?? SlotList()).compactMap { slots[$0]?.dlif } }
+    public func dlifs(of mn: MACAddress) -> [DLIF] { (known[mn]?.slots ?? SlotList()).compactMap { slots[$0]?.dlif } }
 
     /// The first DLIF shown to `mn` that `matches`, without copying the others.
     func firstDLIF(of mn: MACAddress, where matches: (DLIF) -> Bool) -> DLIF? {
-        guard let mine = byMN[mn] else { return nil }
+        guard let mine = known[mn]?.slots else { return nil }
+        return firstDLIF(in: mine, where: matches)
+    }
+
+    private func firstDLIF(in mine: SlotList, where matches: (DLIF) -> Bool) -> DLIF? {
         for slot in mine where matches(slots[slot]!.dlif) { return slots[slot]!.dlif }
         return nil
     }
@@ -254,7 +268,7 @@ public final class AccessRouter {
         }
         if !eth.destination.isMulticast, !eth.source.isMulticast, firstDLIF(of: eth.source, where: { $0.mac == eth.destination }) == nil {
             var reply = AccessRouterReply()
-            if byMN[eth.source] != nil {
+            if isShown(eth.source) {
                 reply.formerRouter = eth.destination
             } else if let attachment = attach(eth.source) {
                 counters.attachedOnTraffic += 1
@@ -274,7 +288,7 @@ public final class AccessRouter {
         switch message {
         case .routerSolicitation:
             counters.routerSolicitations += 1
-            if byMN[mn] == nil, !mn.isMulticast, let attachment = attach(mn) {
+            if !isShown(mn), !mn.isMulticast, let attachment = attach(mn) {
                 reply.attached.append(attachment)
             }
             // To every DLIF of this MN when multicast, else to the one addressed.
@@ -298,7 +312,19 @@ public final class AccessRouter {
     }
 
     /// The prefix an MN got here, if it ever attached.
-    public func allocation(of mn: MACAddress) -> IPv6Prefix? { allocations[mn] }
+    public func allocation(of mn: MACAddress) -> IPv6Prefix? { known[mn]?.allocation }
+
+    /// The MN that got `prefix` from the pool here, if one did.
+    public func mn(allocated prefix: IPv6Prefix) -> MACAddress? {
+        guard let pool = configuration.prefixPool, prefix.length == 64, prefix.address.low == 0, pool.contains(prefix.address) else {
+            return nil
+        }
+        let index = prefix.address.high & ~(UInt64.max << UInt64(64 - Int(pool.length)))
+        return index < UInt64(allocatedTo.count) ? allocatedTo[Int(index)] : nil
+    }
+
+    /// Whether some DLIF is shown to `mn`.
+    private func isShown(_ mn: MACAddress) -> Bool { !(known[mn]?.slots.isEmpty ?? true) }
 
     /// Attaches `mn` (an RS from an MN not seen before, or a trigger): its
     /// /64 from the pool (the one it had, if it was here before) and this
@@ -306,7 +332,8 @@ public final class AccessRouter {
     /// this gateway's DLIF shown already gets that one again; nil when no
     /// pool is configured or it is used up.
     public func attach(_ mn: MACAddress) -> Attachment? {
-        if let shown = firstDLIF(of: mn, where: { $0.anchor == nil }), let prefix = shown.prefixes.first {
+        let before = known[mn]
+        if let mine = before?.slots, let shown = firstDLIF(in: mine, where: { $0.anchor == nil }), let prefix = shown.prefixes.first {
             return Attachment(mn: mn, prefix: prefix, dlifMAC: shown.mac)
         }
         guard let pool = configuration.prefixPool else { return nil }
@@ -315,14 +342,15 @@ public final class AccessRouter {
             return nil
         }
         let prefix: IPv6Prefix
-        if let known = allocations[mn] {
-            prefix = known
+        if let allocation = before?.allocation {
+            prefix = allocation
         } else {
             let room: UInt64 = pool.length == 0 ? .max : 1 << UInt64(64 - Int(pool.length))
             var found: IPv6Prefix?
             while nextCandidate < room {
                 let candidate = IPv6Prefix(uncheckedAddress: IPv6Address(high: pool.address.high | nextCandidate, low: 0), length: 64)
                 nextCandidate += 1
+                allocatedTo.append(nil)
                 // Not a /64 of the pool that is (or holds) one of the local networks.
                 let local = configuration.localNetworks.contains {
                     $0.contains(candidate.address) || ($0.length >= 64 && candidate.contains($0.address))
@@ -337,8 +365,8 @@ public final class AccessRouter {
                 return nil
             }
             prefix = found
-            taken.insert(found)
-            allocations[mn] = found
+            allocatedTo[allocatedTo.count - 1] = mn
+            known[mn, default: Known()].allocation = found
         }
         let mac = configuration.logicalMAC(mn, prefix)
         show(DLIF(mn: mn, mac: mac, anchor: nil, prefixes: [prefix], localNetworks: configuration.localNetworks))
@@ -349,8 +377,8 @@ public final class AccessRouter {
     /// Shows `dlif` to its MN (replacing the DLIF of the same MN and anchor),
     /// with a fresh burst of advertisements from the next tick on.
     public func show(_ dlif: DLIF) {
-        let m = byMN.index(forKey: dlif.mn)
-        if let m, let slot = byMN.values[m].first(where: { slots[$0]!.dlif.anchor == dlif.anchor }) {
+        let m = known.index(forKey: dlif.mn)
+        if let m, let slot = known.values[m].slots.first(where: { slots[$0]!.dlif.anchor == dlif.anchor }) {
             slots[slot]!.dlif = dlif
             slots[slot]!.next = nil
             slots[slot]!.sent = 0
@@ -367,21 +395,21 @@ public final class AccessRouter {
             slot = slots.count
             slots.append(shown)
         }
-        if let m { byMN.values[m].append(slot) } else { byMN[dlif.mn] = SlotList(slot) }
+        if let m { known.values[m].slots.append(slot) } else { known[dlif.mn] = Known(slots: SlotList(slot)) }
         fresh.append(slot)
     }
 
     /// Stops showing the DLIFs of `mn` that `matching` selects (all by default).
     public func hide(_ mn: MACAddress, where matching: (DLIF) -> Bool = { _ in true }) {
-        guard let m = byMN.index(forKey: mn) else { return }
+        guard let m = known.index(forKey: mn) else { return }
         var hidden = false
-        byMN.values[m].removeAll(where: { slots[$0] == nil || matching(slots[$0]!.dlif) }) { slot in
+        known.values[m].slots.removeAll(where: { slots[$0] == nil || matching(slots[$0]!.dlif) }) { slot in
             slots[slot] = nil
             freeSlots.append(slot)
             hidden = true
         }
         guard hidden else { return }
-        if byMN.values[m].isEmpty { byMN.remove(at: m) }
+        if known.values[m].slots.isEmpty && known.values[m].allocation == nil { known.remove(at: m) }
         advertisements.compact(live: dlifCount) { slot, due in slots[slot]?.next == due }
     }
 

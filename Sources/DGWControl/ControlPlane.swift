@@ -314,7 +314,9 @@ public final class ControlPlane {
     public private(set) var counters = SignallingCounters()
     /// MNs anchored here, by MAC.
     public private(set) var anchored: [MACAddress: AnchoredMN] = [:]
-    /// Their prefixes (for `move-prefix`, which names a prefix).
+    /// Their prefixes (for `move-prefix`, which names a prefix) when not
+    /// the access router's allocation to them (configured ones): nearly
+    /// always empty.
     private var owners: [IPv6Prefix: MACAddress] = [:]
     /// This gateway's sessions with the MNs' former anchors, by MN.
     private var sessionsByMN: [MACAddress: [AnchorSession]] = [:]
@@ -339,8 +341,9 @@ public final class ControlPlane {
             ? MobilityDatabase(configuration, initialSequence: initialSequence, authenticator: authenticator) : nil
         if configuration.capacity > 0 && configuration.role == .gateway {
             anchored.reserveCapacity(configuration.capacity)
-            owners.reserveCapacity(configuration.capacity)
             sessionsByMN.reserveCapacity(configuration.capacity)
+            sessionTimers.reserveCapacity(configuration.capacity)
+            expiries.reserveCapacity(configuration.capacity)
             router.reserveCapacity(configuration.capacity)
         }
         for a in configuration.anchored where anchored[a.mn] == nil { record(a) }
@@ -400,8 +403,13 @@ public final class ControlPlane {
         let old = i.map { anchored.values[$0] }
         if a.expires != .max && old?.expires != a.expires { expiries.schedule(a.mn, at: a.expires) }
         if let m = a.moved, old?.moved?.expires != m.expires { moveExpiries.schedule(a.mn, at: m.expires) }
-        if old?.prefix != a.prefix { owners[a.prefix] = a.mn }
+        if old?.prefix != a.prefix, router.mn(allocated: a.prefix) != a.mn { owners[a.prefix] = a.mn }
         if let i { anchored.values[i] = a } else { anchored[a.mn] = a }
+    }
+
+    /// The MN anchored here that `prefix` was given to.
+    private func owner(of prefix: IPv6Prefix) -> MACAddress? {
+        (owners.isEmpty ? nil : owners[prefix]) ?? router.mn(allocated: prefix)
     }
 
     /// What the data plane binds an anchored MN's prefix to: the interface
@@ -485,7 +493,7 @@ public final class ControlPlane {
         guard configuration.role == .gateway else { throw MoveRefusal("a \(configuration.role == .lma ? "LMA" : "CMD") serves no MN") }
         guard configuration.identities[mac] == id else { throw MoveRefusal("\(mac) is not an interface of subscriber \(name)") }
         // The prefix is anchored here.
-        if let owner = owners[prefix], var a = anchored[owner] {
+        if let owner = owner(of: prefix), var a = anchored[owner] {
             guard configuration.identities[owner] == id else { throw MoveRefusal("\(prefix) is not a prefix of \(name)") }
             guard owner == mac else {
                 throw MoveRefusal(anchored[mac]?.serving == .here ? "\(prefix) and \(mac) are both on this gateway, which is not supported"
@@ -900,7 +908,7 @@ public final class ControlPlane {
     /// de-registered, expired, taken back, or its own interface hands over.
     private func receivedMove(_ pbu: BindingUpdate, of prefix: IPv6Prefix, to mn: MACAddress, from peer: IPv6Address, time: Int64,
                               _ out: inout ControlEffects) {
-        guard let owner = owners[prefix], var a = anchored[owner] else {
+        guard let owner = owner(of: prefix), var a = anchored[owner] else {
             counters.rejected += 1
             reply(BindingAckStatus.notLMAForThisMobileNode, to: peer, pbu, mn: mn, lifetime: 0, &out)
             return

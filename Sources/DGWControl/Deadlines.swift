@@ -21,6 +21,9 @@ struct Deadlines<Key> {
 
     var count: Int { heap.count }
 
+    /// Room for `n` entries at once: no copy of a million-entry heap while it fills.
+    mutating func reserveCapacity(_ n: Int) { heap.reserveCapacity(n) }
+
     mutating func schedule(_ key: Key, at due: Int64) {
         heap.append(Entry(due: due, stamp: stamps, key: key))
         stamps &+= 1

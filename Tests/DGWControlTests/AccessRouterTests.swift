@@ -231,6 +231,28 @@ struct Sent {
         #expect(got == [IPv6Prefix("2001:db8:1::/64")!, IPv6Prefix("2001:db8:1:3::/64")!, nil])
     }
 
+    /// Whose a /64 of the pool is (for `move-prefix`, which names a prefix):
+    /// only an MN's own allocation, skipped and reserved /64s nobody's; an
+    /// MN that leaves keeps it and gets it again.
+    @Test func eachAllocatedPrefixNamesItsMN() {
+        var c = AccessRouterConfiguration()
+        c.prefixPool = IPv6Prefix("2001:db8:1::/61")!
+        c.localNetworks = [IPv6Prefix("2001:db8:1:1::/64")!]
+        c.reserved = [IPv6Prefix("2001:db8:1:2::/64")!]
+        let r = AccessRouter(c)
+        let a = MACAddress("02:aa:00:00:00:01")!, b = MACAddress("02:aa:00:00:00:02")!
+        #expect(r.attach(a)?.prefix == IPv6Prefix("2001:db8:1::/64")! && r.attach(b)?.prefix == IPv6Prefix("2001:db8:1:3::/64")!)
+        #expect(r.mn(allocated: IPv6Prefix("2001:db8:1::/64")!) == a && r.mn(allocated: IPv6Prefix("2001:db8:1:3::/64")!) == b)
+        for nobodys in ["2001:db8:1:1::/64", "2001:db8:1:2::/64", "2001:db8:1:4::/64", "2001:db8:2::/64", "2001:db8:1::/63",
+                        "2001:db8:1:3::1/128"] {
+            #expect(r.mn(allocated: IPv6Prefix(nobodys)!) == nil, "\(nobodys)")
+        }
+        r.hide(a)
+        #expect(r.dlifs(of: a).isEmpty && r.allocation(of: a) == IPv6Prefix("2001:db8:1::/64")!)
+        #expect(r.attach(a)?.prefix == IPv6Prefix("2001:db8:1::/64")! && r.dlifs(of: a).count == 1)
+        #expect(r.attach(MACAddress("02:aa:00:00:00:03")!)?.prefix == IPv6Prefix("2001:db8:1:4::/64")!)
+    }
+
     @Test func somethingElseIsIgnored() {
         let r = router()
         #expect([UInt8](repeating: 0xFF, count: 20).withUnsafeBytes { r.handle($0).frames }.isEmpty)
