@@ -8,6 +8,10 @@
 // then. Rescheduling is a push, cancelling is nothing, and stale entries
 // fall out when they reach the top or when the heap is compacted. Ties
 // pop in the order they were pushed, so replay stays deterministic.
+//
+// Four children per node: half the levels of a binary heap, so a pop from
+// a million entries takes some 10 cache misses instead of 20, and the
+// children it compares sit next to each other.
 
 struct Deadlines<Key> {
     private struct Entry {
@@ -54,7 +58,7 @@ struct Deadlines<Key> {
     mutating func compact(live: Int, isCurrent: (Key, Int64) -> Bool) {
         guard heap.count > 1024, heap.count > 2 * live else { return }
         heap.removeAll { !isCurrent($0.key, $0.due) }
-        for i in stride(from: heap.count / 2 - 1, through: 0, by: -1) { siftDown(i) }
+        for i in stride(from: (heap.count - 2) / 4, through: 0, by: -1) { siftDown(i) }
     }
 
     private mutating func pop() {
@@ -67,7 +71,7 @@ struct Deadlines<Key> {
     private mutating func siftUp(_ start: Int) {
         var i = start
         while i > 0 {
-            let parent = (i - 1) / 2
+            let parent = (i - 1) / 4
             guard heap[i].before(heap[parent]) else { return }
             heap.swapAt(i, parent)
             i = parent
@@ -77,10 +81,10 @@ struct Deadlines<Key> {
     private mutating func siftDown(_ start: Int) {
         var i = start
         while true {
-            let l = 2 * i + 1, r = l + 1
+            let first = 4 * i + 1
+            guard first < heap.count else { return }
             var m = i
-            if l < heap.count, heap[l].before(heap[m]) { m = l }
-            if r < heap.count, heap[r].before(heap[m]) { m = r }
+            for c in first..<min(first + 4, heap.count) where heap[c].before(heap[m]) { m = c }
             if m == i { return }
             heap.swapAt(i, m)
             i = m

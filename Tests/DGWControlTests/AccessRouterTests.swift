@@ -172,6 +172,23 @@ struct Sent {
         #expect(try prefixes(at: t0 + 34 * s)[there] == [deprecated])
     }
 
+    /// The burst's RA is built once; a DLIF shown again mid-burst (another
+    /// prefix from the same anchor) sends what it says now, in a new burst.
+    @Test func aDLIFChangedMidBurstAdvertisesItsNewPrefixes() throws {
+        let r = router(interval: 10)
+        let s: Int64 = 1_000_000_000, t0: Int64 = 50 * s
+        func prefixes(at t: Int64) throws -> [[IPv6Prefix]] {
+            try r.tick(t).map { try Sent($0.frame) }.filter { $0.eth.source == there }
+                .map { $0.options.compactMap { if case .prefixInformation(let p) = $0 { p.prefix } else { nil } } }
+        }
+        let p3 = IPv6Prefix("2001:db8:3::/64")!
+        #expect(try prefixes(at: t0) == [[p2]] && prefixes(at: t0 + s) == [[p2]])
+        r.show(DLIF(mn: mn, mac: there, anchor: anchor2, prefixes: [p2, p3]))
+        #expect(try prefixes(at: t0 + s + 1) == [[p2, p3]])
+        #expect(try prefixes(at: t0 + 2 * s + 1) == [[p2, p3]] && prefixes(at: t0 + 3 * s + 1) == [[p2, p3]])
+        #expect(try prefixes(at: t0 + 13 * s + 1) == [[]], "after the burst, not the deprecated prefixes")
+    }
+
     /// An RS from an MN not seen before attaches it: the next free /64 of
     /// the pool (the same one when it comes back), this gateway's DLIF, an
     /// RA at once and the initial burst from the next tick; the pool used up,
