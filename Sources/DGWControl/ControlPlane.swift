@@ -407,9 +407,10 @@ public final class ControlPlane {
         if let i { anchored.values[i] = a } else { anchored[a.mn] = a }
     }
 
-    /// The MN anchored here that `prefix` was given to.
+    /// The MN anchored here whose prefix `prefix` is.
     private func owner(of prefix: IPv6Prefix) -> MACAddress? {
-        (owners.isEmpty ? nil : owners[prefix]) ?? router.mn(allocated: prefix)
+        let owner = (owners.isEmpty ? nil : owners[prefix]) ?? router.mn(allocated: prefix)
+        return owner.flatMap { anchored[$0]?.prefix == prefix ? $0 : nil }
     }
 
     /// What the data plane binds an anchored MN's prefix to: the interface
