@@ -171,9 +171,9 @@ public final class AccessRouter {
     private var advertisements = Deadlines<Int>()
     /// The pool's /64s not to give out: the configured DLIFs' and the reserved.
     private let taken: Set<IPv6Prefix>
-    /// The pool's /64s go out in order, never twice: the next one to try,
-    /// and the MN each one tried went to (nil: skipped), by index in the pool.
-    private var nextCandidate: UInt64 = 0
+    /// The pool's /64s go out in order, never twice: the MN each one tried
+    /// so far went to (nil: skipped), by index in the pool; the next to try
+    /// is the one after.
     private var allocatedTo: [MACAddress?] = []
 
     public init(_ configuration: AccessRouterConfiguration) {
@@ -347,9 +347,9 @@ public final class AccessRouter {
         } else {
             let room: UInt64 = pool.length == 0 ? .max : 1 << UInt64(64 - Int(pool.length))
             var found: IPv6Prefix?
-            while nextCandidate < room {
-                let candidate = IPv6Prefix(uncheckedAddress: IPv6Address(high: pool.address.high | nextCandidate, low: 0), length: 64)
-                nextCandidate += 1
+            while UInt64(allocatedTo.count) < room {
+                let candidate = IPv6Prefix(uncheckedAddress: IPv6Address(high: pool.address.high | UInt64(allocatedTo.count), low: 0),
+                                           length: 64)
                 allocatedTo.append(nil)
                 // Not a /64 of the pool that is (or holds) one of the local networks.
                 let local = configuration.localNetworks.contains {
