@@ -409,7 +409,7 @@ public final class ControlPlane {
 
     /// The MN anchored here whose prefix `prefix` is.
     private func owner(of prefix: IPv6Prefix) -> MACAddress? {
-        let owner = (owners.isEmpty ? nil : owners[prefix]) ?? router.mn(allocated: prefix)
+        let owner = owners[prefix] ?? router.mn(allocated: prefix)
         return owner.flatMap { anchored[$0]?.prefix == prefix ? $0 : nil }
     }
 
