@@ -41,7 +41,7 @@ test: unit-test tsan-test fuzz-smoke bench-check
 # Readers flat out against a churning writer, under Thread Sanitizer
 # (a build folder of its own).
 tsan-test: deps
-	$(SWIFT) test --disable-xctest --sanitize=thread --scratch-path .build-tsan --filter "ConcurrencyTests|QSBRTests"
+	$(SWIFT) test --disable-xctest --sanitize=thread --scratch-path .build-tsan --filter "ConcurrencyTests|QSBRTests|WriteBehindTests"
 
 # The handover scenario with real Linux hosts (issue 7): three gateways, a
 # CN, a LIPA host and a Linux MN moved 1 -> 2 -> 3 -> 1 in network

@@ -195,26 +195,30 @@ private struct DirectReader {
 }
 
 /// Writes a classic pcap file with nanosecond timestamps, records gathered
-/// in a 1 MiB buffer and written with one `write(2)` per buffer.
+/// in a 1 MiB buffer and written with one `write(2)` per buffer; with
+/// `writeBehind`, those writes run on a thread of their own (`WriteBehind`)
+/// while the caller fills the next buffer.
 public final class PcapFileWriter {
     static let bufferSize = 1 << 20
     public let path: String
     /// Outside the object, like the reader's: no exclusivity check per record.
     private let state: UnsafeMutablePointer<State>
+    private let behind: WriteBehind?
 
     private struct State {
         let fd: Int32
-        let buffer: UnsafeMutableRawPointer
+        var buffer: UnsafeMutableRawPointer
         var used = 0
         var closed = false
     }
 
     /// `dataLinkType` is a DLT_* value, 1 for Ethernet.
-    public init(path: String, dataLinkType: Int32 = 1, snapLength: Int = 262_144) throws(PortError) {
+    public init(path: String, dataLinkType: Int32 = 1, snapLength: Int = 262_144, writeBehind: Bool = false) throws(PortError) {
         let fd = Syscall.create(path)
         guard fd >= 0 else { throw .syscall(name: "cannot write \(path): open", errno: dgw_errno()) }
         self.path = path
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: Self.bufferSize, alignment: 64)
+        behind = writeBehind ? WriteBehind(fd: fd, size: Self.bufferSize) : nil
+        let buffer = behind?.buffer ?? UnsafeMutableRawPointer.allocate(byteCount: Self.bufferSize, alignment: 64)
         // DLT and LINKTYPE values agree except for raw IP.
         let linkType = dataLinkType == 12 || dataLinkType == 14 ? 101 : UInt32(dataLinkType)
         let header: [UInt32] = [PcapLayout.magicNano, 2 | 4 << 16, 0, 0, UInt32(snapLength), linkType]
@@ -232,7 +236,9 @@ public final class PcapFileWriter {
         if state.pointee.used + total > Self.bufferSize { try flush() }
         let buffer = state.pointee.buffer
         if total > Self.bufferSize {
-            // Larger than the buffer (not a frame the gateway makes): straight out.
+            // Larger than the buffer (not a frame the gateway makes): straight
+            // out, after what the write-behind thread still holds.
+            try behind?.drain()
             try record(into: buffer, bytes.count, seconds, nanoseconds, originalLength)
             try Syscall.writeAll(state.pointee.fd, UnsafeRawBufferPointer(start: buffer, count: PcapLayout.recordHeader))
             try Syscall.writeAll(state.pointee.fd, bytes)
@@ -264,7 +270,11 @@ public final class PcapFileWriter {
         let n = state.pointee.used
         guard n > 0 else { return }
         state.pointee.used = 0
-        try Syscall.writeAll(state.pointee.fd, UnsafeRawBufferPointer(start: state.pointee.buffer, count: n))
+        if let behind {
+            state.pointee.buffer = try behind.handOver(count: n)
+        } else {
+            try Syscall.writeAll(state.pointee.fd, UnsafeRawBufferPointer(start: state.pointee.buffer, count: n))
+        }
     }
 
     /// Writes what is buffered and closes; reports a failed write.
@@ -272,16 +282,20 @@ public final class PcapFileWriter {
         guard !state.pointee.closed else { return }
         state.pointee.closed = true
         defer { Glibc.close(state.pointee.fd) }
-        try flush()
+        let flushed = Result { () throws(PortError) in try flush() }
+        // Nothing may still be writing when the descriptor closes.
+        try behind?.drain()
+        try flushed.get()
     }
 
     deinit {
         if !state.pointee.closed {
             // Not closed by its owner: best effort, nothing to report to.
             _ = Result { () throws(PortError) in try flush() }
+            _ = Result { () throws(PortError) in try behind?.drain() }
             Glibc.close(state.pointee.fd)
         }
-        state.pointee.buffer.deallocate()
+        if behind == nil { state.pointee.buffer.deallocate() }
         state.deinitialize(count: 1)
         state.deallocate()
     }

@@ -63,7 +63,7 @@ struct Replay: ParsableCommand {
         var control = AccessRouterCounters(), signalling = SignallingCounters()
         var applied: [String: Int] = [:], unresolved = 0
         do throws(PortError) {
-            let accessOut = try PcapFileWriter(path: tmpAccess), coreOut = try PcapFileWriter(path: tmpCore)
+            let accessOut = try PcapFileWriter(path: tmpAccess, writeBehind: true), coreOut = try PcapFileWriter(path: tmpCore, writeBehind: true)
             let plane = ControlPlane(ControlPlaneConfiguration(gateway))
             let loop = ReplayLoop(inputs: inputs, pool: pool, pipeline: pipeline, access: accessOut, core: coreOut, control: plane,
                                   triggers: triggers.triggers)

@@ -130,6 +130,39 @@ let sampleCapture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().
         #expect(throws: PortError.syscall(name: "write", errno: ENOSPC)) { try writer.close() }
     }
 
+    /// Written behind (on the writer's own thread), a file is byte for byte
+    /// what the caller's own writes make: many 1 MiB buffers, more than the
+    /// thread has in flight, and a record larger than a buffer in between.
+    @Test func writtenBehindIsTheSameFile() throws {
+        let direct = temporaryPath("direct.pcap"), behind = temporaryPath("behind.pcap")
+        defer { for p in [direct, behind] { try? FileManager.default.removeItem(atPath: p) } }
+        func frame(_ i: Int) -> [UInt8] {
+            i == 7_000 ? [UInt8](repeating: 0x5A, count: 1_200_000)
+                : (0..<(60 + (i * 7919) % 1455)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ i) }
+        }
+        for (path, writeBehind) in [(direct, false), (behind, true)] {
+            let writer = try PcapFileWriter(path: path, writeBehind: writeBehind)
+            for i in 0..<20_000 { try writer.write(frame(i), seconds: i, nanoseconds: i) }
+            try writer.close()
+        }
+        let a = try Data(contentsOf: URL(fileURLWithPath: direct)), b = try Data(contentsOf: URL(fileURLWithPath: behind))
+        #expect(a.count > 16 << 20)
+        #expect(a == b)
+    }
+
+    /// A write that fails on the writer's thread is thrown by the caller's
+    /// next buffer hand-over, and by close.
+    @Test func aFullDiskWrittenBehindIsReported() throws {
+        let writer = try PcapFileWriter(path: "/dev/full", writeBehind: true)
+        let frame = [UInt8](repeating: 0, count: 1000)
+        var thrown: PortError?
+        for i in 0..<20_000 where thrown == nil {
+            do throws(PortError) { try writer.write(frame, seconds: i, nanoseconds: 0) } catch { thrown = error }
+        }
+        #expect(thrown == .syscall(name: "write", errno: ENOSPC))
+        #expect(throws: PortError.syscall(name: "write", errno: ENOSPC)) { try writer.close() }
+    }
+
     @Test func aTimeBeyondPcapIsRefused() throws {
         let writer = try PcapFileWriter(path: "/dev/null")
         #expect(throws: PortError.self) { try writer.write([1], seconds: -1, nanoseconds: 0) }

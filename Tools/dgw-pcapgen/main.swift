@@ -35,7 +35,7 @@ plan.malformedPercent = malformed
 plan.frameSize = size
 do {
     try Data(plan.yaml.utf8).write(to: URL(fileURLWithPath: dir + "/gw.yaml"))
-    let access = try PcapFileWriter(path: dir + "/access.pcap"), core = try PcapFileWriter(path: dir + "/core.pcap")
+    let access = try PcapFileWriter(path: dir + "/access.pcap", writeBehind: true), core = try PcapFileWriter(path: dir + "/core.pcap", writeBehind: true)
     var generator = TrafficPlan.Generator(plan)
     var counts = (0, 0)
     for n in 0..<frames {
