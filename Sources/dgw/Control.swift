@@ -70,6 +70,11 @@ final class ControlView: @unchecked Sendable {
             guard let mnText = rest.first, let mn = MACAddress(mnText), !mn.isMulticast else {
                 return "error: \(command.rawValue) needs the MN's unicast MAC address\n"
             }
+            // A CMD or an LMA has no access link: nothing would be attached.
+            let role = control.control.configuration.role
+            guard role == .gateway else {
+                return "error: \(command.rawValue) refused: \(role == .lma ? "an LMA" : "a CMD") serves no MN\n"
+            }
             var previous: [IPv6Address] = []
             for a in rest.dropFirst() {
                 guard let address = IPv6Address(a), command == .attach else { return "error: '\(a)' is not a former anchor's address\n" }

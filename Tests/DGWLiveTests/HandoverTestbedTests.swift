@@ -22,8 +22,9 @@ import Testing
         let checks = try #require(json["checks"] as? [[String: Any]])
         for c in checks where c["ok"] as? Bool != true { Issue.record("\(c["check"] ?? "?")") }
         // The scenario's own checks, as listed: attach, three handovers, the return, TCP, probes, cleanup.
-        #expect(checks.count >= (cmd == "none" ? 37 : cmd == "lma" ? 41 : 39), "\(checks.count) checks")
+        #expect(checks.count >= (cmd == "none" ? 37 : cmd == "lma" ? 42 : 40), "\(checks.count) checks")
         #expect(checks.contains { ($0["check"] as? String ?? "").contains("knows the MN's three anchors") } == (cmd != "none"))
+        #expect(checks.contains { ($0["check"] as? String ?? "").contains("refuses an attach trigger") } == (cmd != "none"))
         #expect(checks.contains { ($0["check"] as? String ?? "").contains("has the LMA at one end") } == (cmd == "lma"))
         let handovers = try #require(json["handovers"] as? [[String: Any]])
         #expect(handovers.map { $0["name"] as? String } == ["dgw1 -> dgw2", "dgw2 -> dgw3", "dgw3 -> dgw1 (return)"])

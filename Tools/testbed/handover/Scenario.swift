@@ -403,6 +403,11 @@ final class Scenario {
             let known = (try? control(cmdSocket, "bindings")) ?? ""
             findings.check((1...3).allSatisfy { known.contains("\(Plan.mnMAC) 2001:db8:\($0)::/64 anchor \(Plan.gateway($0)) serving \(Plan.gateway(1))") },
                            "the \(central) knows the MN's three anchors and that dgw1 serves it")
+            // It has no access link: an attach trigger there is refused, not queued.
+            var refusal = ""
+            do { refusal = try control(cmdSocket, "attach \(Plan.mnMAC)") } catch { refusal = "\(error)" }
+            findings.check(refusal.contains("attach refused: \(isLMA ? "an LMA" : "a CMD") serves no MN"),
+                           "the \(central) refuses an attach trigger (\(refusal.trimmingCharacters(in: .whitespacesAndNewlines)))")
             let counters = (try? control(cmdSocket, "counters json")) ?? ""
             findings.gateways.append((isLMA ? "lma" : "cmd", known, counters))
             if isLMA {
