@@ -171,10 +171,22 @@ public enum BindingChange: Sendable, Equatable {
 }
 
 /// A signalling packet for the core: a whole IPv6 packet (header and
-/// Mobility Header) for `destination`; the caller finds the next hop.
+/// Mobility Header) for `destination`; the caller finds the next hop. It
+/// is made with room in front for the Ethernet header, so that framing it
+/// for that hop writes 14 octets in place instead of copying the packet.
 public struct CorePacket: Sendable, Equatable {
+    public static let headroom = 14
     public var destination: IPv6Address
-    public var bytes: [UInt8]
+    /// `headroom` octets of room, then the packet.
+    public var frame: [UInt8]
+
+    public init(destination: IPv6Address, frame: [UInt8]) {
+        self.destination = destination
+        self.frame = frame
+    }
+
+    /// The IPv6 packet (a copy).
+    public var bytes: [UInt8] { Array(frame[Self.headroom...]) }
 }
 
 public struct ControlEffects: Sendable {
@@ -331,6 +343,9 @@ public final class ControlPlane {
     /// The CMD's records, when this is one.
     private let database: MobilityDatabase?
     private let authenticator: SignallingAuthenticator
+    /// An MN's MAC as text, then as octets, for the identity options of the
+    /// message being built (`identifyBorrowing`).
+    private let identityScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: MACAddress.textLength + 6, alignment: 8)
 
     public init(_ configuration: ControlPlaneConfiguration, initialSequence: UInt16 = 0) {
         self.configuration = configuration
@@ -348,6 +363,8 @@ public final class ControlPlane {
         }
         for a in configuration.anchored where anchored[a.mn] == nil { record(a) }
     }
+
+    deinit { identityScratch.deallocate() }
 
     /// This gateway's sessions with the MNs' former anchors, by MN and anchor.
     public var sessions: [AnchorSession] {
@@ -664,7 +681,7 @@ public final class ControlPlane {
         let backoff = configuration.retransmitDelay(afterAttempts: s.attempts)
         s.attempts += 1
         s.due = time + backoff
-        var options = Self.identify(s.mn, id: configuration.identities[s.mn].map(RawBytes.owned), room: 4)
+        var options = identifyBorrowing(s.mn, id: configuration.identities[s.mn].map(RawBytes.owned), room: 4)
         // To the CMD: the prefix anchored here, which it records (RFC 8885).
         if configuration.registries.contains(s.anchor), let a = anchored[s.mn] { options.append(.homeNetworkPrefix(a.prefix)) }
         if let moved = s.moved { options.append(.homeNetworkPrefix(moved)) }
@@ -975,7 +992,7 @@ public final class ControlPlane {
                        granting record: AnchoredMN? = nil, _ out: inout ControlEffects) {
         // The MN-ID as the PBU gave it (RFC 5213 has the PBA copy it),
         // borrowed from the PBU's own options: not copied, not re-made.
-        var options = mn.map { Self.identify($0, id: Self.nai(in: pbu.options), room: 4 + configuration.localNetworks.count) } ?? []
+        var options = mn.map { identifyBorrowing($0, id: Self.nai(in: pbu.options), room: 4 + configuration.localNetworks.count) } ?? []
         if BindingAckStatus.isAccepted(status), let mn, let a = record ?? anchored[mn], lifetime > 0 {
             options.append(.anchoredPrefix(a.prefix))
             for n in configuration.localNetworks { options.append(.localPrefix(n)) }
@@ -1000,6 +1017,21 @@ public final class ControlPlane {
         options.reserveCapacity(2 + room)
         options.append(.mobileNodeIdentifier(subtype: MobileNodeIdentifierSubtype.nai, identifier: id ?? .owned(mn.text)))
         options.append(.mobileNodeLinkLayerIdentifier(.owned(mn.octets)))
+        return options
+    }
+
+    /// `identify`, the MAC's text and octets borrowed from this plane's
+    /// scratch room instead of two new arrays: for the one message built
+    /// and emitted before the next call.
+    private func identifyBorrowing(_ mn: MACAddress, id: RawBytes?, room: Int) -> [MobilityOption] {
+        let text = MACAddress.textLength
+        mn.writeText(to: identityScratch, at: 0)
+        mn.write(to: identityScratch, at: text)
+        var options: [MobilityOption] = []
+        options.reserveCapacity(2 + room)
+        options.append(.mobileNodeIdentifier(subtype: MobileNodeIdentifierSubtype.nai,
+                                             identifier: id ?? .borrowed(UnsafeRawBufferPointer(rebasing: identityScratch[..<text]))))
+        options.append(.mobileNodeLinkLayerIdentifier(.borrowed(UnsafeRawBufferPointer(rebasing: identityScratch[text..<(text + 6)]))))
         return options
     }
 
@@ -1040,19 +1072,20 @@ public final class ControlPlane {
     static func packet(_ message: MobilityMessage, from me: IPv6Address, to destination: IPv6Address,
                        _ authenticator: SignallingAuthenticator? = nil) -> CorePacket? {
         let message = message.appending(authenticator?.trailer(for: destination) ?? [])
-        var bytes = [UInt8](repeating: 0, count: 40 + message.bufferLength)
-        let ok = bytes.withUnsafeMutableBytes { b -> Bool in
+        let room = CorePacket.headroom, header = room + 40
+        var frame = [UInt8](repeating: 0, count: header + message.bufferLength)
+        let ok = frame.withUnsafeMutableBytes { b -> Bool in
             do throws(WireError) {
-                let n = try message.emit(into: UnsafeMutableRawBufferPointer(rebasing: b[40...]), source: me, destination: destination)
-                try authenticator?.seal(UnsafeMutableRawBufferPointer(rebasing: b[40..<(40 + n)]), source: me, destination: destination)
+                let n = try message.emit(into: UnsafeMutableRawBufferPointer(rebasing: b[header...]), source: me, destination: destination)
+                try authenticator?.seal(UnsafeMutableRawBufferPointer(rebasing: b[header..<(header + n)]), source: me, destination: destination)
                 try IPv6Header(payloadLength: n, nextHeader: IPProtocol.mobility, hopLimit: 64, source: me, destination: destination)
-                    .emit(into: UnsafeMutableRawBufferPointer(rebasing: b[..<40]))
+                    .emit(into: UnsafeMutableRawBufferPointer(rebasing: b[room..<header]))
                 return true
             } catch {
                 return false
             }
         }
-        return ok ? CorePacket(destination: destination, bytes: bytes) : nil
+        return ok ? CorePacket(destination: destination, frame: frame) : nil
     }
 }
 

@@ -24,7 +24,9 @@ public struct AppliedEffects {
 extension GatewayTables {
     /// Applies the binding changes first (what the frames announce is then
     /// in place), then frames the signalling. The tables' one writer calls it.
-    public func apply(_ e: ControlEffects, time: Int64) -> AppliedEffects {
+    /// The signalling's frames are framed in place when `e` is the only
+    /// owner of them (no copy of the packet).
+    public func apply(_ e: consuming ControlEffects, time: Int64) -> AppliedEffects {
         var out = AppliedEffects()
         for change in e.bindings {
             switch change {
@@ -48,13 +50,17 @@ extension GatewayTables {
         }
         reclaim()
         out.access = e.access.map { (max($0.time, time), $0.frame) }
-        for packet in e.core {
-            if let frame = coreFrame(packet.bytes, to: packet.destination) {
+        for i in e.core.indices {
+            let destination = e.core[i].destination
+            // Taken out of the effects: held once, written in place.
+            var frame = e.core[i].frame
+            e.core[i].frame = []
+            if frameForCore(&frame, to: destination) {
                 out.core.append(frame)
-            } else if let solicitation = hold(packet.bytes, to: packet.destination, time: time) {
+            } else if let solicitation = hold(frame, to: destination, time: time) {
                 out.core += solicitation
             } else {
-                out.unresolved.append(packet)
+                out.unresolved.append(CorePacket(destination: destination, frame: frame))
             }
         }
         return out

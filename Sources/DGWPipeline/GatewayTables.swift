@@ -53,8 +53,9 @@ public final class GatewayTables: @unchecked Sendable {
     private let liveLock = Mutex(())
     private var installs: UInt64 = 0
     private let liveNetworks = Mutex<[IPv6Prefix: IPv6Address]>([:])
-    /// Signalling waiting for its next hop's MAC: hop index, packet, since when.
-    private var held: [(hop: Int, destination: IPv6Address, packet: [UInt8], since: Int64)] = []
+    /// Signalling waiting for its next hop's MAC: hop index, frame (with
+    /// the Ethernet header's room), since when.
+    private var held: [(hop: Int, destination: IPv6Address, frame: [UInt8], since: Int64)] = []
 
     public init(_ c: PipelineConfiguration, neighbors: NeighborTable = NeighborTable()) throws {
         configuration = c
@@ -311,12 +312,13 @@ extension GatewayTables {
         configuration.corePrefix.contains(destination) ? destination : configuration.coreGateway
     }
 
-    /// Keeps `packet` (signalling) until its next hop's MAC is known, at
-    /// most a second; returns the Neighbor Solicitation to send now (none
-    /// if one went out less than a second ago), nil if it cannot wait.
-    public func hold(_ packet: [UInt8], to destination: IPv6Address, time: Int64) -> [[UInt8]]? {
+    /// Keeps `frame` (signalling, 14 octets of room then the packet) until
+    /// its next hop's MAC is known, at most a second; returns the Neighbor
+    /// Solicitation to send now (none if one went out less than a second
+    /// ago), nil if it cannot wait.
+    public func hold(_ frame: [UInt8], to destination: IPv6Address, time: Int64) -> [[UInt8]]? {
         guard held.count < 256, let hop = coreHop(destination), let i = neighbors.index(of: hop) else { return nil }
-        held.append((i, destination, packet, time))
+        held.append((i, destination, frame, time))
         guard neighbors.shouldSolicit(i, time: time) else { return [] }
         return [solicitation(of: hop)]
     }
@@ -327,7 +329,8 @@ extension GatewayTables {
         guard !held.isEmpty else { return ([], 0) }
         var frames: [[UInt8]] = [], expired = 0
         held.removeAll { h in
-            if neighbors.mac(h.hop) != 0, let frame = coreFrame(h.packet, to: h.destination) {
+            var frame = h.frame
+            if neighbors.mac(h.hop) != 0, frameForCore(&frame, to: h.destination) {
                 frames.append(frame)
                 return true
             }
@@ -354,22 +357,21 @@ extension GatewayTables {
         return frame
     }
 
-    /// `packet` (a whole IPv6 packet for `destination`, signalling say) in
-    /// an Ethernet frame for its core next hop: the destination when on the
-    /// core link, else the core gateway. Nil while that hop's MAC is unknown.
-    public func coreFrame(_ packet: [UInt8], to destination: IPv6Address) -> [UInt8]? {
+    /// Writes the Ethernet header for the core next hop of `destination`
+    /// into the first 14 octets of `frame` (room left in front of a whole
+    /// IPv6 packet, signalling say), in place; false, the frame untouched,
+    /// while that hop's MAC is unknown.
+    public func frameForCore(_ frame: inout [UInt8], to destination: IPv6Address) -> Bool {
         let c = configuration
-        guard let hop = coreHop(destination), let i = neighbors.index(of: hop) else { return nil }
+        guard frame.count >= 14, let hop = coreHop(destination), let i = neighbors.index(of: hop) else { return false }
         let mac = neighbors.mac(i)
-        guard mac != 0 else { return nil }
-        var frame = [UInt8](repeating: 0, count: 14 + packet.count)
+        guard mac != 0 else { return false }
         frame.withUnsafeMutableBytes { b in
             MACAddress(value: mac).write(to: b, at: 0)
             c.coreMAC.write(to: b, at: 6)
             b[12] = 0x86
             b[13] = 0xDD
-            packet.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: b[14...]).copyMemory(from: $0) }
         }
-        return frame
+        return true
     }
 }

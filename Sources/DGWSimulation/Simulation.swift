@@ -97,7 +97,7 @@ public final class SimulatedGateway {
     }
 
     /// Binding changes first (so that what the frames announce is in place), then the frames.
-    func apply(_ e: ControlEffects, time: Int64) -> [Emitted] {
+    func apply(_ e: consuming ControlEffects, time: Int64) -> [Emitted] {
         let applied = tables.apply(e, time: time)
         refusedChanges += applied.refused.count
         unresolvedSignalling += applied.unresolved.count

@@ -46,13 +46,21 @@ public struct MACAddress: Hashable, Sendable, Comparable, CustomStringConvertibl
 
     /// "02:aa:00:00:00:01" as ASCII bytes (the NAI of signalling, without a String).
     public var text: [UInt8] {
-        var out = [UInt8](repeating: UInt8(ascii: ":"), count: 17)
+        var out = [UInt8](repeating: 0, count: Self.textLength)
+        out.withUnsafeMutableBytes { writeText(to: $0, at: 0) }
+        return out
+    }
+
+    public static let textLength = 17
+
+    /// Writes `text` (17 octets) at `offset`.
+    public func writeText(to bytes: UnsafeMutableRawBufferPointer, at offset: Int) {
         for i in 0..<6 {
             let b = Int(truncatingIfNeeded: value >> (40 - 8 * UInt64(i))) & 0xFF
-            out[3 * i] = AddressText.hexDigits[b >> 4]
-            out[3 * i + 1] = AddressText.hexDigits[b & 0xF]
+            bytes[offset + 3 * i] = AddressText.hexDigits[b >> 4]
+            bytes[offset + 3 * i + 1] = AddressText.hexDigits[b & 0xF]
+            if i < 5 { bytes[offset + 3 * i + 2] = UInt8(ascii: ":") }
         }
-        return out
     }
 
     /// Parses "02:aa:00:00:00:01" (also with '-' separators).

@@ -139,7 +139,10 @@ final class ControlLoop: @unchecked Sendable {
         for ring in corePunts { while let e = ring.pop({ control.core($0, time: now) }) { effects.append(e) } }
         effects.append(control.tick(now))
         var access: [[UInt8]] = [], core: [[UInt8]] = []
-        for e in effects where !e.isEmpty {
+        for i in effects.indices where !effects[i].isEmpty {
+            // Taken out of the list: the signalling's frames have one owner and are framed in place.
+            let e = effects[i]
+            effects[i] = ControlEffects()
             for change in e.bindings { log.info("\(Self.describe(change))") }
             let applied = tables.apply(e, time: now)
             for r in applied.refused { log.error("binding change refused: \(r.change): \(r.error)") }

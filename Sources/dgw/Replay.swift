@@ -263,7 +263,7 @@ final class ReplayLoop {
     }
 
     /// The control plane's effects: bindings changed, then its frames written.
-    func write(_ effects: ControlEffects, at time: Int64) throws(PortError) {
+    func write(_ effects: consuming ControlEffects, at time: Int64) throws(PortError) {
         guard !effects.isEmpty else { return }
         let e = pipeline.tables.apply(effects, time: time)
         for r in e.refused { FileHandleStderr.write("dgw replay: binding change refused: \(r.error)\n") }
