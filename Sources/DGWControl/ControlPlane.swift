@@ -750,47 +750,53 @@ public final class ControlPlane {
     /// What a PBA grants: the prefixes, local networks and DLIF of the
     /// anchor that sent it; from a CMD, those of each former anchor, each
     /// introduced by its Previous MAAR option (the CMD's own Home Network
-    /// Prefix option echoes this gateway's prefix and grants nothing).
+    /// Prefix option echoes this gateway's prefix and grants nothing), and
+    /// then, in `previous`, the former anchors it named.
     static func grants(in options: MobilityOptions, from sender: IPv6Address, viaCMD: Bool, mn: MACAddress,
                        logicalMAC: (IPv6Address, MACAddress) -> MACAddress) -> (grants: [AnchorGrant], previous: [IPv6Address]) {
         struct Group { var anchor: IPv6Address; var prefixes: [IPv6Prefix] = []; var locals: [IPv6Prefix] = []
                        var linkLocal: IPv6Address?; var mac: MACAddress? }
-        var groups: [Group] = viaCMD ? [] : [Group(anchor: sender)]
-        var ignoring = viaCMD
+        // The group the options are about now, and those before it (from a
+        // CMD only: a PBA from the anchor itself is one group, no list).
+        var current: Group? = viaCMD ? nil : Group(anchor: sender)
+        var earlier: [Group] = []
         for option in options {
             if case .previousMAAR(let maar, let prefix) = option {
-                if let i = groups.firstIndex(where: { $0.anchor == maar }) {
-                    groups.append(groups.remove(at: i))  // named twice: the options that follow are its
-                } else {
-                    groups.append(Group(anchor: maar))
+                if current?.anchor != maar {
+                    if let c = current { earlier.append(c) }
+                    // Named twice: the options that follow are its.
+                    current = earlier.firstIndex { $0.anchor == maar }.map { earlier.remove(at: $0) } ?? Group(anchor: maar)
                 }
-                if !groups[groups.count - 1].prefixes.contains(prefix) { groups[groups.count - 1].prefixes.append(prefix) }
-                ignoring = false
+                if !current!.prefixes.contains(prefix) { current!.prefixes.append(prefix) }
                 continue
             }
-            guard !ignoring, !groups.isEmpty else { continue }
-            let i = groups.count - 1
+            // From a CMD, what comes before its first Previous MAAR is its own.
+            guard current != nil else { continue }
             switch option {
-            case .anchoredPrefix(let p), .homeNetworkPrefix(let p): if !groups[i].prefixes.contains(p) { groups[i].prefixes.append(p) }
-            case .localPrefix(let p): if !groups[i].locals.contains(p) { groups[i].locals.append(p) }
-            case .dlifLinkLocalAddress(let a): groups[i].linkLocal = a
-            case .dlifLinkLayerAddress(let l): groups[i].mac = l.mac
+            case .anchoredPrefix(let p), .homeNetworkPrefix(let p): if !current!.prefixes.contains(p) { current!.prefixes.append(p) }
+            case .localPrefix(let p): if !current!.locals.contains(p) { current!.locals.append(p) }
+            case .dlifLinkLocalAddress(let a): current!.linkLocal = a
+            case .dlifLinkLayerAddress(let l): current!.mac = l.mac
             default: break
             }
         }
-        let grants = groups.map { g in
+        func grant(_ g: Group) -> AnchorGrant {
             AnchorGrant(anchor: g.anchor, prefixes: g.prefixes,
                         dlif: DLIF(mn: mn, mac: g.mac ?? logicalMAC(g.anchor, mn), anchor: g.anchor, prefixes: g.prefixes,
                                    localNetworks: g.locals, linkLocal: g.linkLocal))
         }
-        return (grants, groups.map(\.anchor))
+        guard let last = current else { return ([], earlier.map(\.anchor)) }
+        if earlier.isEmpty { return ([grant(last)], viaCMD ? [last.anchor] : []) }
+        earlier.append(last)
+        return (earlier.map(grant), earlier.map(\.anchor))
     }
 
     /// Makes the data plane and the access link show what `grants` says
     /// (and no longer what the session granted before).
     private func bind(_ s: inout AnchorSession, to grants: [AnchorGrant], _ out: inout ControlEffects) {
         let me = configuration.address
-        let grants = grants.filter { $0.anchor != me }  // this gateway's own prefix is no tunnel
+        // This gateway's own prefix is no tunnel (a new array only when there is one).
+        let grants = grants.contains { $0.anchor == me } ? grants.filter { $0.anchor != me } : grants
         // Through an LMA, every anchor's prefixes go into the tunnel to the LMA.
         let lma = s.anchor == configuration.lma ? s.anchor : nil
         for old in s.grants {

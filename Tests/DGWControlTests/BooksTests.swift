@@ -38,3 +38,44 @@ import Testing
         #expect(Array(SlotList(3)) == [3])
     }
 }
+
+/// What a PBA grants, read from its options: from the anchor itself one
+/// grant; from a CMD one per Previous MAAR, in the order last named (a
+/// former anchor named again takes the options that follow), its own
+/// Home Network Prefix echo granting nothing.
+@Suite struct GrantsTests {
+    let mn = MACAddress("02:aa:00:00:00:01")!
+    let a1 = IPv6Address("2001:db8:ffff::1")!, a2 = IPv6Address("2001:db8:ffff::2")!, cmd = IPv6Address("2001:db8:ffff::100")!
+    let p1 = IPv6Prefix("2001:db8:1::/64")!, p1b = IPv6Prefix("2001:db8:1:1::/64")!, p2 = IPv6Prefix("2001:db8:2::/64")!
+    let own = IPv6Prefix("2001:db8:3::/64")!, lipa = IPv6Prefix("2001:db8:aaaa::/64")!
+    let m1 = MACAddress("02:d1:00:00:00:01")!, ll1 = IPv6Address("fe80::1:1")!
+    func logical(_ anchor: IPv6Address, _ mn: MACAddress) -> MACAddress { MACAddress(value: 0x0200_0000_0000 | anchor.low & 0xFF) }
+
+    @Test func fromTheAnchorItself() {
+        let options: [MobilityOption] = [.anchoredPrefix(p1), .localPrefix(lipa), .dlifLinkLocalAddress(ll1),
+                                         .dlifLinkLayerAddress(LinkLayerAddress(m1))]
+        let (grants, previous) = ControlPlane.grants(in: .built(options), from: a1, viaCMD: false, mn: mn, logicalMAC: logical)
+        #expect(grants == [AnchorGrant(anchor: a1, prefixes: [p1],
+                                       dlif: DLIF(mn: mn, mac: m1, anchor: a1, prefixes: [p1], localNetworks: [lipa], linkLocal: ll1))])
+        #expect(previous.isEmpty)
+        // No DLIF options: the anchor's logical MAC and its EUI-64 link-local.
+        let bare = ControlPlane.grants(in: .built([.anchoredPrefix(p1)]), from: a1, viaCMD: false, mn: mn, logicalMAC: logical).grants
+        #expect(bare.map(\.dlif) == [DLIF(mn: mn, mac: logical(a1, mn), anchor: a1, prefixes: [p1])])
+    }
+
+    @Test func fromACMDOnePerFormerAnchor() {
+        let options: [MobilityOption] = [.homeNetworkPrefix(own), .dlifLinkLayerAddress(LinkLayerAddress(m1)),
+                                         .previousMAAR(maar: a1, prefix: p1), .dlifLinkLayerAddress(LinkLayerAddress(m1)),
+                                         .previousMAAR(maar: a2, prefix: p2), .localPrefix(lipa),
+                                         .previousMAAR(maar: a1, prefix: p1b), .dlifLinkLocalAddress(ll1), .anchoredPrefix(p1)]
+        let (grants, previous) = ControlPlane.grants(in: .built(options), from: cmd, viaCMD: true, mn: mn, logicalMAC: logical)
+        #expect(previous == [a2, a1])
+        #expect(grants == [
+            AnchorGrant(anchor: a2, prefixes: [p2], dlif: DLIF(mn: mn, mac: logical(a2, mn), anchor: a2, prefixes: [p2], localNetworks: [lipa])),
+            AnchorGrant(anchor: a1, prefixes: [p1, p1b], dlif: DLIF(mn: mn, mac: m1, anchor: a1, prefixes: [p1, p1b], linkLocal: ll1)),
+        ])
+        // Nothing but the CMD's echo of this gateway's prefix: no grant.
+        let none = ControlPlane.grants(in: .built([.homeNetworkPrefix(own)]), from: cmd, viaCMD: true, mn: mn, logicalMAC: logical)
+        #expect(none.grants.isEmpty && none.previous.isEmpty)
+    }
+}
