@@ -127,8 +127,11 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String], options:
 
     /// An MN nobody configured, at a gateway with no binding for it: its RS
     /// attaches it (a /64 from the pool, a DLIF, RAs), it configures itself
-    /// by SLAAC and reaches the CN through gw1.
-    @Test func anMNAttachesAndForwards() throws {
+    /// by SLAAC and reaches the CN through gw1. `onTraffic`: an MN that
+    /// sends no RS (as one that moved in still talking to its old router):
+    /// its first unicast frame, to a router MAC gw1 does not have, attaches
+    /// it instead.
+    @Test(arguments: [false, true]) func anMNAttachesAndForwards(onTraffic: Bool) throws {
         let bed = try Testbed()
         let config = bed.path("gw1.yaml")
         // gw1 without MN1's static binding (MN2's stays: its prefix is never handed out).
@@ -137,8 +140,20 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String], options:
         let g = try Background([ip, "netns", "exec", bed.ns("gw1"), dgw, "run", "--config", config],
                                output: bed.dir.appendingPathComponent("gw1"))
         try #require(g.wait(for: "forwarding between"), "\(g.stderr)")
-        // The link comes up again, as on association with the cell: the MN solicits at once.
-        try sh("ip -n \(bed.ns("mn1")) link set mn0 down && ip -n \(bed.ns("mn1")) link set mn0 up")
+        if onTraffic {
+            // No RS; a route through its old router (a MAC gw1 has not shown), and a packet for it.
+            let mn1 = bed.ns("mn1")
+            try sh("ip netns exec \(mn1) sysctl -qw net.ipv6.conf.mn0.router_solicitations=0")
+            try sh("ip -n \(mn1) link set mn0 down && ip -n \(mn1) link set mn0 up")
+            try sh("ip -n \(mn1) -6 neigh replace fe80::99 lladdr 02:99:00:00:00:99 dev mn0 nud permanent")
+            try sh("ip -n \(mn1) -6 route add 2001:db8:99::/64 via fe80::99 dev mn0")
+            usleep(300_000)
+            #expect(try sh("ip -n \(mn1) -6 addr show dev mn0 scope global").isEmpty, "no RS, no RA: no address yet")
+            _ = try? sh("ip netns exec \(mn1) ping -6 -n -c 3 -i 0.2 -W 1 2001:db8:99::1")
+        } else {
+            // The link comes up again, as on association with the cell: the MN solicits at once.
+            try sh("ip -n \(bed.ns("mn1")) link set mn0 down && ip -n \(bed.ns("mn1")) link set mn0 up")
+        }
         // 2001:db8:1:2::/64 is MN2's: the first free /64 of 2001:db8:1::/48 is 2001:db8:1::/64.
         let address = "2001:db8:1:0:aa:ff:fe00:1"  // (RFC 5952: one zero group is not shortened)
         let end = Date().addingTimeInterval(10)
@@ -158,6 +173,7 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String], options:
         #expect(r.received == 100, "\(r.output)")
         let summary = try lastJSON(g.stdout)
         #expect((summary["control"] as? [String: Int])?["attached"] == 1, "\(summary)")
+        #expect((summary["control"] as? [String: Int])?["attached_on_traffic"] == (onTraffic ? 1 : nil), "\(summary)")
         #expect(g.stderr.contains("\(Net.mn1MAC) attached: 2001:db8:1::/64"), "\(g.stderr)")
     }
 
