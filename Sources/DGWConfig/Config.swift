@@ -159,7 +159,7 @@ extension GatewayConfig {
         ], required: ["name", "address", "core"])
         name = try r.string(top["name"]!, "name")
         if let n = top["role"] { role = try r.enumeration(n, "role") }
-        address = try r.address(top["address"]!, "address")
+        address = try r.gatewayAddress(top["address"]!, "address")
         if let n = top["access"] {
             let (port, m) = try readPort(n, "access", r, extra: ["attach_on_traffic"])
             access = port
@@ -187,12 +187,12 @@ extension GatewayConfig {
         }
         for item in try r.sequence(top["peers"], "peers") {
             let m = try r.mapping(item, "peers entry", keys: ["name", "address", "operator"], required: ["name", "address"])
-            peers.append(Peer(name: try r.string(m["name"]!, "name"), address: try r.address(m["address"]!, "address"),
+            peers.append(Peer(name: try r.string(m["name"]!, "name"), address: try r.gatewayAddress(m["address"]!, "address"),
                               operator: try m["operator"].map { try r.string($0, "operator") }))
         }
         if let n = top["cmd"] {
             guard role == .dgw else { throw r.error(n, "cmd is for role dgw: the gateway registers its MNs there") }
-            cmd = try r.address(n, "cmd")
+            cmd = try r.gatewayAddress(n, "cmd")
             guard cmd != address else { throw r.error(n, "cmd is this gateway's own address") }
         }
         if let n = top["cmd_mode"] { cmdMode = try r.enumeration(n, "cmd_mode") }
@@ -204,7 +204,7 @@ extension GatewayConfig {
         }
         if let n = top["lma"] {
             guard role == .dgw else { throw r.error(n, "lma is for role dgw: the gateway registers its MNs there") }
-            lma = try r.address(n, "lma")
+            lma = try r.gatewayAddress(n, "lma")
             guard lma != address else { throw r.error(n, "lma is this gateway's own address") }
             guard lma != cmd else { throw r.error(n, "lma and cmd are one address: a node is a CMD or an LMA") }
         }
@@ -368,6 +368,16 @@ struct Reader {
         return a
     }
 
+    /// A gateway's address (its own, a peer's, the CMD's, the LMA's): one
+    /// signalling can come from, so not `::`, `::1` or multicast.
+    func gatewayAddress(_ n: YAMLNode, _ what: String) throws -> IPv6Address {
+        let a = try address(n, what)
+        guard !a.isUnspecified, a != IPv6Address(high: 0, low: 1), !a.isMulticast else {
+            throw error(n, "\(what): '\(a)' is not a unicast address a gateway can signal from")
+        }
+        return a
+    }
+
     func prefix(_ n: YAMLNode, _ what: String) throws -> IPv6Prefix {
         let s = try string(n, what)
         guard let p = IPv6Prefix(s) else { throw error(n, "\(what): '\(s)' is not an IPv6 prefix (address/length)") }
@@ -385,7 +395,7 @@ struct Reader {
 
     func endpoint(_ n: YAMLNode, _ what: String, this: IPv6Address) throws -> Endpoint {
         if try string(n, what) == "self" { return .this }
-        let a = try address(n, what)
+        let a = try gatewayAddress(n, what)
         return a == this ? .this : .peer(a)
     }
 

@@ -295,15 +295,41 @@ public struct AnchoredMN: Sendable, Equatable {
     public var mn: MACAddress
     public var prefix: IPv6Prefix
     public var dlifMAC: MACAddress
-    public var serving: Serving
     /// End of the serving peer's binding lifetime.
     public var expires: Int64 = .max
     /// The last sequence number accepted, per serving gateway.
     public var lastSequence = LastSequences()
+    // A gateway keeps one of these per MN anchored there, in a dictionary
+    // of twice as many buckets: the two below are kept small (104 octets
+    // a record, not 144), the rare move out of line.
+    /// `serving` as one address: `::` here, `::1` nowhere (neither is a peer's).
+    private var servedBy: IPv6Address
+    private var movedBox: MovedBox?
+
+    public var serving: Serving {
+        get {
+            switch servedBy {
+            case Self.servedHere: .here
+            case Self.servedNowhere: .nowhere
+            default: .peer(servedBy)
+            }
+        }
+        set {
+            switch newValue {
+            case .here: servedBy = Self.servedHere
+            case .nowhere: servedBy = Self.servedNowhere
+            case .peer(let p): servedBy = p
+            }
+        }
+    }
+
     /// The prefix's traffic delivered to another interface of the MN's
     /// MN-ID, at a peer, until `expires` (`move-prefix`); the MN's own
     /// interface keeps its attachment, not the prefix's traffic.
-    public var moved: MovedPrefix?
+    public var moved: MovedPrefix? {
+        get { movedBox?.value }
+        set { movedBox = newValue.map(MovedBox.init) }
+    }
 
     public struct MovedPrefix: Sendable, Equatable {
         /// The interface (its MAC) and the gateway serving it.
@@ -312,10 +338,19 @@ public struct AnchoredMN: Sendable, Equatable {
         public var expires: Int64
     }
 
+    private static let servedHere = IPv6Address(high: 0, low: 0), servedNowhere = IPv6Address(high: 0, low: 1)
+
+    private final class MovedBox: Sendable, Equatable {
+        let value: MovedPrefix
+        init(_ value: MovedPrefix) { self.value = value }
+        static func == (a: MovedBox, b: MovedBox) -> Bool { a.value == b.value }
+    }
+
     public init(mn: MACAddress, prefix: IPv6Prefix, dlifMAC: MACAddress, serving: Serving) {
         self.mn = mn
         self.prefix = prefix
         self.dlifMAC = dlifMAC
+        servedBy = Self.servedHere
         self.serving = serving
     }
 }

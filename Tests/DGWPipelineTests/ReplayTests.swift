@@ -470,6 +470,12 @@ func readFrames(_ path: String) throws -> [Captured] {
                 == "t.yaml:2:10: address: '2001:db8::zz' is not an IPv6 address")
         #expect(error("name: x\naddress: 2001:db8::1\naccess: {interface: a}\ncore: {interface: c, prefix: 2001:db8::1/64}\n")
                 .contains("has bits set after /64"))
+        // Gateways' addresses are ones signalling can come from.
+        #expect(error("name: x\naddress: 2001:db8::1\naccess: {interface: a}\ncore: {interface: c, prefix: 2001:db8::/64}\n"
+                      + "peers: [{name: y, address: \"::1\"}]\n")
+                == "t.yaml:5:28: address: '::1' is not a unicast address a gateway can signal from")
+        #expect(error("name: x\naddress: \"::\"\naccess: {interface: a}\ncore: {interface: c, prefix: 2001:db8::/64}\n")
+                .contains("address: '::' is not a unicast address a gateway can signal from"))
         #expect(error("name: x\naddress: 2001:db8::1\naccess: {interface: a, mtu: 9}\ncore: {interface: c, prefix: 2001:db8::/64}\n")
                 .contains("access.mtu must be in 1280...65535"))
         #expect(error("name: x\naddress: 2001:db8::1\ncore: {interface: c, prefix: 2001:db8::/64}\n").contains("access is required"))
