@@ -207,8 +207,22 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String], options:
         }
         try sh("ip -n \(bed.ns("mn1")) link set mn0 down && ip -n \(bed.ns("mn1")) link set mn0 up")
         let address = "2001:db8:1:0:aa:ff:fe00:1"
+        // MN1 stays on gw1's link while gw2 claims it, so a Router
+        // Solicitation from it after the handover would rightly take it back
+        // to gw1. Linux sends one when its link-local address passes DAD
+        // (whether or not an RA came first) and repeats it until an RA
+        // answers one: wait for both addresses to pass DAD, then let it
+        // solicit no more.
         let end = Date().addingTimeInterval(10)
-        while Date() < end, !(try sh("ip -n \(bed.ns("mn1")) -6 addr show dev mn0 scope global")).contains(address) { usleep(100_000) }
+        var shown = ""
+        while Date() < end {
+            shown = try sh("ip -n \(bed.ns("mn1")) -6 addr show dev mn0")
+            if shown.contains(address), shown.contains("scope link"), !shown.contains("tentative") { break }
+            usleep(100_000)
+        }
+        #expect(shown.contains(address) && !shown.contains("tentative"), "\(shown)")
+        try sh("ip netns exec \(bed.ns("mn1")) sysctl -qw net.ipv6.conf.mn0.router_solicitations=0")
+        usleep(300_000)
         let capture = bed.path("core.pcap")
         let tcpdump = try #require(which("tcpdump"))
         let dump = try Background([ip, "netns", "exec", bed.ns("cn"), tcpdump, "-n", "--immediate-mode", "-i", "b1", "-w", capture, "ip6"],
