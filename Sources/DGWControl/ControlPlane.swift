@@ -1053,11 +1053,11 @@ public final class ControlPlane {
     /// The MN's identity: its MN-ID as NAI (RFC 4283; by default its MAC's
     /// text) and its MAC as link-layer identifier (RFC 5213), which names
     /// the interface. `room`: for that many options more, made at once.
-    static func identify(_ mn: MACAddress, id: RawBytes? = nil, room: Int = 0) -> [MobilityOption] {
+    static func identify(_ mn: MACAddress, id: RawBytes? = nil, linkLayer: RawBytes? = nil, room: Int = 0) -> [MobilityOption] {
         var options: [MobilityOption] = []
         options.reserveCapacity(2 + room)
         options.append(.mobileNodeIdentifier(subtype: MobileNodeIdentifierSubtype.nai, identifier: id ?? .owned(mn.text)))
-        options.append(.mobileNodeLinkLayerIdentifier(.owned(mn.octets)))
+        options.append(.mobileNodeLinkLayerIdentifier(linkLayer ?? .owned(mn.octets)))
         return options
     }
 
@@ -1068,12 +1068,8 @@ public final class ControlPlane {
         let text = MACAddress.textLength
         mn.writeText(to: identityScratch, at: 0)
         mn.write(to: identityScratch, at: text)
-        var options: [MobilityOption] = []
-        options.reserveCapacity(2 + room)
-        options.append(.mobileNodeIdentifier(subtype: MobileNodeIdentifierSubtype.nai,
-                                             identifier: id ?? .borrowed(UnsafeRawBufferPointer(rebasing: identityScratch[..<text]))))
-        options.append(.mobileNodeLinkLayerIdentifier(.borrowed(UnsafeRawBufferPointer(rebasing: identityScratch[text..<(text + 6)]))))
-        return options
+        return Self.identify(mn, id: id ?? .borrowed(UnsafeRawBufferPointer(rebasing: identityScratch[..<text])),
+                             linkLayer: .borrowed(UnsafeRawBufferPointer(rebasing: identityScratch[text..<(text + 6)])), room: room)
     }
 
     /// A message's MN-ID when it is an NAI, as its bytes (borrowed from a parsed message).
