@@ -12,6 +12,19 @@ import PackageDescription
 //   DGWWire, CYAML  ->  DGWConfig (the YAML configuration) ─────────────────┘
 //
 // (see README "Architecture").
+
+// Release builds of the modules a handover runs through (the control
+// plane's books, the tables' writer, effects applied, the harness) go
+// without the dynamic exclusivity checks of class-held state
+// (swift_beginAccess and its thread-local access set on each touch):
+// +10% handovers/s for DGWControl, then 3.4% of the profile and about
+// +5% for the others (`dgw-bench signalling`, BENCHMARKS.md). The
+// pipeline's per-frame path has none to remove (`dgw-bench pipeline` is
+// unchanged). Debug builds, so every test and the TSan run, keep them;
+// bounds and overflow checks stay in both.
+let uncheckedExclusivityInRelease: [SwiftSetting] = [
+    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+]
 let package = Package(
     name: "dgw",
     platforms: [.macOS(.v15)],
@@ -57,22 +70,16 @@ let package = Package(
         .target(name: "DGWWire"),
         // Lock-free tables read by the data plane: HNP longest-prefix match,
         // logical-MAC exact match, QSBR reclamation.
-        .target(name: "DGWTables", dependencies: ["DGWWire", "CDGWShim"]),
+        .target(name: "DGWTables", dependencies: ["DGWWire", "CDGWShim"], swiftSettings: uncheckedExclusivityInRelease),
         // The data plane: batches of frames in, verdicts and frames out (sans-I/O).
-        .target(name: "DGWPipeline", dependencies: ["DGWWire", "DGWTables", "CDGWShim"]),
+        .target(name: "DGWPipeline", dependencies: ["DGWWire", "DGWTables", "CDGWShim"], swiftSettings: uncheckedExclusivityInRelease),
         // The control plane, sans-I/O: frames and time in, frames out.
-        // Release builds without the dynamic exclusivity checks of the
-        // control plane's class-held books (swift_beginAccess on every
-        // dictionary touch): +10% handovers/s in `dgw-bench signalling`
-        // (BENCHMARKS.md). Debug builds, so every test and the TSan run,
-        // keep them; bounds and overflow checks stay in both.
-        .target(name: "DGWControl", dependencies: ["DGWWire"],
-                swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
+        .target(name: "DGWControl", dependencies: ["DGWWire"], swiftSettings: uncheckedExclusivityInRelease),
         // Gateways (data and control plane), MNs and correspondents wired in
         // memory, on virtual time: the tests' and benchmarks' domain.
         // The two planes of one gateway joined: control effects applied to the tables.
-        .target(name: "DGWGateway", dependencies: ["DGWWire", "DGWPipeline", "DGWControl"]),
-        .target(name: "DGWSimulation", dependencies: ["DGWWire", "DGWPipeline", "DGWControl", "DGWGateway"]),
+        .target(name: "DGWGateway", dependencies: ["DGWWire", "DGWPipeline", "DGWControl"], swiftSettings: uncheckedExclusivityInRelease),
+        .target(name: "DGWSimulation", dependencies: ["DGWWire", "DGWPipeline", "DGWControl", "DGWGateway"], swiftSettings: uncheckedExclusivityInRelease),
         // The gateway's YAML configuration (libyaml), checked key by key.
         .target(name: "DGWConfig", dependencies: ["DGWWire", "CYAML"]),
         // Frame dissection into JSON lines (`dgw decode`), shared by tests and tools.
