@@ -366,18 +366,35 @@ public final class AccessRouter {
             }
             prefix = found
             allocatedTo[allocatedTo.count - 1] = mn
-            known[mn, default: Known()].allocation = found
+            if before != nil { known[mn, default: Known()].allocation = found }  // shown another anchor's DLIF only
         }
         let mac = configuration.logicalMAC(mn, prefix)
-        show(DLIF(mn: mn, mac: mac, anchor: nil, prefixes: [prefix], localNetworks: configuration.localNetworks))
+        // A new MN's record made once, with its /64 and its DLIF's slot.
+        show(DLIF(mn: mn, mac: mac, anchor: nil, prefixes: [prefix], localNetworks: configuration.localNetworks),
+             known: before == nil ? .new(allocation: prefix) : .lookUp)
         counters.attached += 1
         return Attachment(mn: mn, prefix: prefix, dlifMAC: mac)
     }
 
     /// Shows `dlif` to its MN (replacing the DLIF of the same MN and anchor),
     /// with a fresh burst of advertisements from the next tick on.
-    public func show(_ dlif: DLIF) {
-        let m = known.index(forKey: dlif.mn)
+    public func show(_ dlif: DLIF) { show(dlif, known: .lookUp) }
+
+    /// The MN's record: looked up (made if none), or known to be none
+    /// yet and made with this first DLIF and the /64 the MN got here (one
+    /// hash look-up for an MN's first attach, not three).
+    private enum KnownRecord {
+        case lookUp
+        case new(allocation: IPv6Prefix)
+    }
+
+    private func show(_ dlif: DLIF, known record: KnownRecord) {
+        var m: Dictionary<MACAddress, Known>.Index?
+        var allocation: IPv6Prefix?
+        switch record {
+        case .lookUp: m = known.index(forKey: dlif.mn)
+        case .new(let a): allocation = a
+        }
         if let m, let slot = known.values[m].slots.first(where: { slots[$0]!.dlif.anchor == dlif.anchor }) {
             slots[slot]!.dlif = dlif
             slots[slot]!.next = nil
@@ -395,7 +412,7 @@ public final class AccessRouter {
             slot = slots.count
             slots.append(shown)
         }
-        if let m { known.values[m].slots.append(slot) } else { known[dlif.mn] = Known(slots: SlotList(slot)) }
+        if let m { known.values[m].slots.append(slot) } else { known[dlif.mn] = Known(slots: SlotList(slot), allocation: allocation) }
         fresh.append(slot)
     }
 

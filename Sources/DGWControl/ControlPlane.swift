@@ -958,7 +958,7 @@ public final class ControlPlane {
         record(a)
         var accepted = pbu
         accepted.lifetime = UInt16(clamping: lifetime / 4)
-        reply(BindingAckStatus.accepted, to: peer, accepted, mn: mn, lifetime: lifetime, &out)
+        reply(BindingAckStatus.accepted, to: peer, accepted, mn: mn, lifetime: lifetime, granting: a, &out)
     }
 
     /// A PBU from the gateway serving interface `mn` for `prefix`, the

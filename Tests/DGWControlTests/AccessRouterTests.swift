@@ -270,6 +270,21 @@ struct Sent {
         #expect(r.attach(MACAddress("02:aa:00:00:00:03")!)?.prefix == IPv6Prefix("2001:db8:1:4::/64")!)
     }
 
+    /// An MN shown another anchor's DLIF first (configured, or granted)
+    /// gets its /64 here into the same record, kept when it leaves.
+    @Test func anMNShownAnotherAnchorsDLIFKeepsItsAllocation() {
+        var c = AccessRouterConfiguration()
+        c.prefixPool = IPv6Prefix("2001:db8:1::/61")!
+        c.dlifs = [DLIF(mn: mn, mac: there, anchor: anchor2, prefixes: [p2])]
+        let r = AccessRouter(c)
+        #expect(r.allocation(of: mn) == nil)
+        #expect(r.attach(mn)?.prefix == IPv6Prefix("2001:db8:1::/64")!)
+        #expect(r.allocation(of: mn) == IPv6Prefix("2001:db8:1::/64")! && r.dlifs(of: mn).count == 2)
+        r.hide(mn)
+        #expect(r.attach(mn)?.prefix == IPv6Prefix("2001:db8:1::/64")!)
+        #expect(r.attach(other)?.prefix == IPv6Prefix("2001:db8:1:1::/64")!)
+    }
+
     @Test func somethingElseIsIgnored() {
         let r = router()
         #expect([UInt8](repeating: 0xFF, count: 20).withUnsafeBytes { r.handle($0).frames }.isEmpty)
