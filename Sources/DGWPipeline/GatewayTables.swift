@@ -102,13 +102,13 @@ public final class GatewayTables: @unchecked Sendable {
     public var bindings: [(binding: BindingEntry, dlifMAC: MACAddress)] {
         liveLock.withLock { _ in
             (0..<capacity).filter { live[$0].order != 0 }.map { live[$0] }
-        }.sorted { $0.order < $1.order }.map { (binding: $0.binding, dlifMAC: $0.dlifMAC) }
+        }.sorted { $0.order < $1.order }.map { (binding: $0.binding(neighbors), dlifMAC: MACAddress(value: $0.dlifMAC)) }
     }
 
     /// The binding of exactly `prefix`, if bound.
     public func binding(_ prefix: IPv6Prefix) -> BindingEntry? {
         guard let s = slot(of: prefix) else { return nil }
-        return liveLock.withLock { _ in live[s].binding }
+        return liveLock.withLock { _ in live[s].binding(neighbors) }
     }
 
     /// Adds an MN attached and anchored here (the access router's attach).
@@ -167,7 +167,8 @@ public final class GatewayTables: @unchecked Sendable {
         if let old { order = live[old].order } else { installs += 1; order = installs }  // a change keeps its place in reports
         liveLock.withLock { _ in
             if let old { live[old].order = 0 }
-            live[slot] = Live(binding: b, dlifMAC: mac, order: order)
+            live[slot] = Live(b, dlifMAC: mac, anchorHop: b.anchor == nil ? -1 : b.serving == nil ? peerHop : anchorHop,
+                              servingHop: b.serving == nil ? -1 : peerHop, order: order)
         }
         if let old { release(old, unlinked: servedHere && mapped == old) }
         return slot
@@ -281,11 +282,42 @@ public final class GatewayTables: @unchecked Sendable {
     }
 }
 
-/// A slot's binding as installed, for reports; `order` 0: the slot is free.
+/// A slot's binding as installed, for reports; `order` 0: the slot is
+/// free. A million MNs touch one or two of these each: 48 octets, not the
+/// 112 of a `BindingEntry` and its MAC, the gateways named by their hop
+/// index in the neighbour table (which never forgets one) plus one, 0 for
+/// none (this gateway).
 struct Live {
-    var binding: BindingEntry
-    var dlifMAC: MACAddress
+    var mn: UInt64
+    var prefixHigh: UInt64
+    var prefixLow: UInt64
+    /// The DLIF MAC the hot record holds: the binding's own, or derived.
+    var dlifMAC: UInt64
     var order: UInt64
+    var anchorHop: UInt16
+    var servingHop: UInt16
+    var prefixLength: UInt8
+    /// Whether the binding named its DLIF MAC (else `logicalMAC` made it).
+    var namedDLIFMAC: Bool
+
+    init(_ b: BindingEntry, dlifMAC: MACAddress, anchorHop: Int, servingHop: Int, order: UInt64) {
+        mn = b.mn.value
+        prefixHigh = b.prefix.address.high
+        prefixLow = b.prefix.address.low
+        self.dlifMAC = dlifMAC.value
+        self.order = order
+        self.anchorHop = UInt16(anchorHop + 1)
+        self.servingHop = UInt16(servingHop + 1)
+        prefixLength = b.prefix.length
+        namedDLIFMAC = b.dlifMAC != nil
+    }
+
+    func binding(_ neighbors: NeighborTable) -> BindingEntry {
+        BindingEntry(mn: MACAddress(value: mn), prefix: IPv6Prefix(uncheckedAddress: IPv6Address(high: prefixHigh, low: prefixLow), length: prefixLength),
+                     anchor: anchorHop == 0 ? nil : neighbors.address(Int(anchorHop) - 1),
+                     serving: servingHop == 0 ? nil : neighbors.address(Int(servingHop) - 1),
+                     dlifMAC: namedDLIFMAC ? MACAddress(value: dlifMAC) : nil)
+    }
 }
 
 public enum GatewayTablesError: Error, Equatable, CustomStringConvertible {

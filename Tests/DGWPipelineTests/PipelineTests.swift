@@ -537,6 +537,30 @@ extension ForwardingTests {
     /// a prefix anchored here leaves for a peer (downlink now tunnelled),
     /// comes back (delivered again), and is unbound (no route); the slots
     /// of replaced bindings are reused only after the workers' grace period.
+    /// What the tables report is what was installed, field for field, for
+    /// every kind of binding (kept compactly per slot, gateways by hop).
+    @Test func bindingsAreReportedAsInstalled() throws {
+        let tables = try GatewayTables(S.configuration)
+        let named = MACAddress("02:d1:00:00:00:77")!
+        let installed = [
+            BindingEntry(mn: S.mn1, prefix: IPv6Prefix("2001:db8:77:1::/64")!, anchor: nil, serving: nil, dlifMAC: named),
+            BindingEntry(mn: S.mn2, prefix: IPv6Prefix("2001:db8:77:2::/64")!, anchor: nil, serving: S.a2),
+            BindingEntry(mn: S.mn2, prefix: IPv6Prefix("2001:db8:77:3::/64")!, anchor: S.a3, serving: nil),
+            BindingEntry(mn: S.mn3, prefix: IPv6Prefix("2001:db8:77:4::/64")!, anchor: S.a2, serving: S.a3),
+            // Host bits and a shorter prefix kept as given.
+            BindingEntry(mn: S.mn3, prefix: IPv6Prefix("2001:db8:77:5::9/64")!, anchor: S.a3, serving: S.a2, dlifMAC: named),
+            BindingEntry(mn: MACAddress("02:aa:00:00:01:01")!, prefix: IPv6Prefix("2001:db8:78::/48")!, anchor: nil, serving: nil),
+        ]
+        for b in installed { try tables.install(b) }
+        func same(_ x: BindingEntry?, _ y: BindingEntry) -> Bool {
+            x.map { $0.mn == y.mn && $0.prefix == y.prefix && $0.anchor == y.anchor && $0.serving == y.serving && $0.dlifMAC == y.dlifMAC } ?? false
+        }
+        for b in installed { #expect(same(tables.binding(b.prefix), b), "\(b.prefix)") }
+        let reported = tables.bindings.suffix(installed.count)
+        #expect(zip(reported, installed).allSatisfy { same($0.binding, $1) })
+        #expect(reported.first?.dlifMAC == named && reported.dropFirst().first?.dlifMAC == logicalMAC(anchor: S.configuration.address, mn: S.mn2))
+    }
+
     @Test func bindingsChangeAtRunTime() throws {
         let c = S.configuration
         let tables = try GatewayTables(c), pool = PacketPool(count: 64)
