@@ -16,6 +16,7 @@
 // - when tombstones and entries fill the table past `maxLoad`, the writer
 //   builds a new table and publishes it; the old one is freed through QSBR.
 
+import Glibc
 import Synchronization
 import CDGWShim
 
@@ -42,9 +43,12 @@ struct ExactTable {
         shift = UInt64(64 - c.trailingZeroBitCount)
         stride = wide ? 3 : 2
         let words = c * stride
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: words * 8, alignment: 64)
+        // Zeroed by calloc (every slot empty: an all-zero Atomic<UInt64> is
+        // Atomic(0)), so a table sized for a million MNs costs the pages
+        // its entries land on, not all of them at once. 16-octet alignment
+        // keeps a two-word slot within one cache line.
+        guard let raw = calloc(words, 8) else { fatalError("no memory for a table of \(c) slots") }
         slots = raw.bindMemory(to: Atomic<UInt64>.self, capacity: words)
-        for i in 0..<words { (slots + i).initialize(to: Atomic(0)) }
     }
 
     /// Frees the memory: only after a grace period once unpublished.
@@ -54,7 +58,7 @@ struct ExactTable {
         for i in 0..<(capacity * stride) { slots[i].store(0xDEAD_DEAD_DEAD_DEAD, ordering: .relaxed) }
         #endif
         slots.deinitialize(count: capacity * stride)
-        UnsafeMutableRawPointer(slots).deallocate()
+        Glibc.free(UnsafeMutableRawPointer(slots))
     }
 
     var bytes: Int { capacity * stride * 8 }
