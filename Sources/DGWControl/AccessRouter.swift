@@ -144,16 +144,33 @@ public final class AccessRouter {
     public var deprecatedRefresh: Int64 {
         Int64(max(configuration.interval, Double(configuration.validLifetime) / 3) * 1e9)
     }
-    /// A DLIF shown, in a slot that is reused once it is hidden.
+    /// A DLIF shown, in a slot that is reused once it is hidden. Two per
+    /// MN handed over: the optional times are kept as words with `.min`
+    /// for none (104 octets a slot, not 120).
     private struct Shown {
         var dlif: DLIF
-        /// Its next unsolicited RA; nil: at the next tick (a fresh burst).
-        var next: Int64?
-        var sent = 0
-        /// When its deprecated prefixes last went out unsolicited.
-        var deprecatedSent: Int64?
+        private var nextOrNone: Int64 = .min
+        private var deprecatedSentOrNone: Int64 = .min
         /// When it was first shown, for listing in that order.
         var order: UInt64
+        var sent: Int32 = 0
+
+        init(dlif: DLIF, order: UInt64) {
+            self.dlif = dlif
+            self.order = order
+        }
+
+        /// Its next unsolicited RA; nil: at the next tick (a fresh burst).
+        var next: Int64? {
+            get { nextOrNone == .min ? nil : nextOrNone }
+            set { nextOrNone = newValue ?? .min }
+        }
+
+        /// When its deprecated prefixes last went out unsolicited.
+        var deprecatedSent: Int64? {
+            get { deprecatedSentOrNone == .min ? nil : deprecatedSentOrNone }
+            set { deprecatedSentOrNone = newValue ?? .min }
+        }
     }
     private var slots: [Shown?] = []
     private var freeSlots: [Int] = []
@@ -402,7 +419,7 @@ public final class AccessRouter {
             fresh.append(slot)
             return
         }
-        let shown = Shown(dlif: dlif, next: nil, order: shownCount)
+        let shown = Shown(dlif: dlif, order: shownCount)
         shownCount += 1
         let slot: Int
         if let free = freeSlots.popLast() {
