@@ -174,14 +174,22 @@ public final class AccessRouter {
     }
     private var slots: [Shown?] = []
     private var freeSlots: [Int] = []
-    /// What the router keeps of an MN: the slots of the DLIFs shown to it
-    /// (one per anchor of its prefixes), and the /64 it got here (kept when
-    /// it leaves). One record, so an MN costs one cold look-up, not two.
-    private struct Known {
-        var slots = SlotList()
-        var allocation: IPv6Prefix?
+    /// What the gateway keeps of each MN, the router's part and the
+    /// control plane's (which reaches it through `records`).
+    var records: [MACAddress: MNRecord] = [:]
+
+    /// What `read` takes from the record of `mn`, read in place: the
+    /// record (some 170 octets and two arrays) is not copied out, as the
+    /// dictionary's getters would (its in-place accessor is the one that
+    /// lets a value be changed; `read` only reads).
+    @inline(__always)
+    func field<T>(of mn: MACAddress, _ read: (inout MNRecord) -> T) -> T? {
+        guard let i = records.index(forKey: mn) else { return nil }
+        return read(&records.values[i])
     }
-    private var known: [MACAddress: Known] = [:]
+
+    @inline(__always)
+    func field<T>(at i: Dictionary<MACAddress, MNRecord>.Index, _ read: (inout MNRecord) -> T) -> T { read(&records.values[i]) }
     private var shownCount: UInt64 = 0
     /// Slots shown since the last tick, whose burst that tick starts.
     private var fresh: [Int] = []
@@ -201,7 +209,7 @@ public final class AccessRouter {
 
     /// Room for `mns` MNs in the books keyed by MN and prefix, made at once.
     public func reserveCapacity(_ mns: Int) {
-        known.reserveCapacity(mns)
+        records.reserveCapacity(mns)
         allocatedTo.reserveCapacity(mns)
         // Two DLIFs per MN: its own here, and its former anchor's.
         slots.reserveCapacity(2 * mns)
@@ -215,11 +223,11 @@ public final class AccessRouter {
     }
 
     /// The DLIFs shown to `mn`.
-    public func dlifs(of mn: MACAddress) -> [DLIF] { (known[mn]?.slots ?? SlotList()).compactMap { slots[$0]?.dlif } }
+    public func dlifs(of mn: MACAddress) -> [DLIF] { (field(of: mn) { $0.slots } ?? SlotList()).compactMap { slots[$0]?.dlif } }
 
     /// The first DLIF shown to `mn` that `matches`, without copying the others.
     func firstDLIF(of mn: MACAddress, where matches: (DLIF) -> Bool) -> DLIF? {
-        guard let mine = known[mn]?.slots else { return nil }
+        guard let mine = field(of: mn, { $0.slots }) else { return nil }
         return firstDLIF(in: mine, where: matches)
     }
 
@@ -329,7 +337,7 @@ public final class AccessRouter {
     }
 
     /// The prefix an MN got here, if it ever attached.
-    public func allocation(of mn: MACAddress) -> IPv6Prefix? { known[mn]?.allocation }
+    public func allocation(of mn: MACAddress) -> IPv6Prefix? { field(of: mn) { $0.allocation } ?? nil }
 
     /// The MN that got `prefix` from the pool here, if one did.
     public func mn(allocated prefix: IPv6Prefix) -> MACAddress? {
@@ -341,7 +349,7 @@ public final class AccessRouter {
     }
 
     /// Whether some DLIF is shown to `mn`.
-    private func isShown(_ mn: MACAddress) -> Bool { !(known[mn]?.slots.isEmpty ?? true) }
+    private func isShown(_ mn: MACAddress) -> Bool { !(field(of: mn) { $0.slots.isEmpty } ?? true) }
 
     /// Attaches `mn` (an RS from an MN not seen before, or a trigger): its
     /// /64 from the pool (the one it had, if it was here before) and this
@@ -349,7 +357,7 @@ public final class AccessRouter {
     /// this gateway's DLIF shown already gets that one again; nil when no
     /// pool is configured or it is used up.
     public func attach(_ mn: MACAddress) -> Attachment? {
-        let before = known[mn]
+        let before = field(of: mn) { (slots: $0.slots, allocation: $0.allocation) }
         if let mine = before?.slots, let shown = firstDLIF(in: mine, where: { $0.anchor == nil }), let prefix = shown.prefixes.first {
             return Attachment(mn: mn, prefix: prefix, dlifMAC: shown.mac)
         }
@@ -383,7 +391,7 @@ public final class AccessRouter {
             }
             prefix = found
             allocatedTo[allocatedTo.count - 1] = mn
-            if before != nil { known[mn, default: Known()].allocation = found }  // shown another anchor's DLIF only
+            if before != nil { records[mn, default: MNRecord()].allocation = found }  // shown another anchor's DLIF only
         }
         let mac = configuration.logicalMAC(mn, prefix)
         // A new MN's record made once, with its /64 and its DLIF's slot.
@@ -406,13 +414,13 @@ public final class AccessRouter {
     }
 
     private func show(_ dlif: DLIF, known record: KnownRecord) {
-        var m: Dictionary<MACAddress, Known>.Index?
+        var m: Dictionary<MACAddress, MNRecord>.Index?
         var allocation: IPv6Prefix?
         switch record {
-        case .lookUp: m = known.index(forKey: dlif.mn)
+        case .lookUp: m = records.index(forKey: dlif.mn)
         case .new(let a): allocation = a
         }
-        if let m, let slot = known.values[m].slots.first(where: { slots[$0]!.dlif.anchor == dlif.anchor }) {
+        if let m, let slot = field(at: m, { $0.slots }).first(where: { slots[$0]!.dlif.anchor == dlif.anchor }) {
             slots[slot]!.dlif = dlif
             slots[slot]!.next = nil
             slots[slot]!.sent = 0
@@ -429,21 +437,21 @@ public final class AccessRouter {
             slot = slots.count
             slots.append(shown)
         }
-        if let m { known.values[m].slots.append(slot) } else { known[dlif.mn] = Known(slots: SlotList(slot), allocation: allocation) }
+        if let m { records.values[m].slots.append(slot) } else { records[dlif.mn] = MNRecord(slots: SlotList(slot), allocation: allocation) }
         fresh.append(slot)
     }
 
     /// Stops showing the DLIFs of `mn` that `matching` selects (all by default).
     public func hide(_ mn: MACAddress, where matching: (DLIF) -> Bool = { _ in true }) {
-        guard let m = known.index(forKey: mn) else { return }
+        guard let m = records.index(forKey: mn) else { return }
         var hidden = false
-        known.values[m].slots.removeAll(where: { slots[$0] == nil || matching(slots[$0]!.dlif) }) { slot in
+        records.values[m].slots.removeAll(where: { slots[$0] == nil || matching(slots[$0]!.dlif) }) { slot in
             slots[slot] = nil
             freeSlots.append(slot)
             hidden = true
         }
         guard hidden else { return }
-        if known.values[m].slots.isEmpty && known.values[m].allocation == nil { known.remove(at: m) }
+        if field(at: m, { $0.isEmpty }) { records.remove(at: m) }
         advertisements.compact(live: dlifCount) { slot, due in slots[slot]?.next == due }
     }
 
@@ -507,6 +515,27 @@ public final class AccessRouter {
         guard written else { return nil }
         return bytes
     }
+}
+
+/// What a gateway keeps of one MN, in one dictionary entry, so that each
+/// step of a handover costs the gateway one cold hash look-up, not one
+/// per book: the router's part (the slots of the DLIFs shown to the MN,
+/// one per anchor of its prefixes, and the /64 it got here, kept when it
+/// leaves) and the control plane's (its binding cache entry if anchored
+/// here, its sessions with former anchors if served here). Gone when all
+/// are.
+struct MNRecord {
+    var slots = SlotList()
+    var allocation: IPv6Prefix?
+    var anchored: AnchoredMN?
+    var sessions: [AnchorSession] = []
+
+    init(slots: SlotList = SlotList(), allocation: IPv6Prefix? = nil) {
+        self.slots = slots
+        self.allocation = allocation
+    }
+
+    var isEmpty: Bool { slots.isEmpty && allocation == nil && anchored == nil && sessions.isEmpty }
 }
 
 /// The slots of one MN's DLIFs: one or two nearly always (this gateway's,

@@ -359,14 +359,16 @@ public final class ControlPlane {
     public let configuration: ControlPlaneConfiguration
     public let router: AccessRouter
     public private(set) var counters = SignallingCounters()
-    /// MNs anchored here, by MAC.
-    public private(set) var anchored: [MACAddress: AnchoredMN] = [:]
+    /// What this gateway keeps of each MN (its binding cache entry, its
+    /// sessions, its DLIFs), held by the access router: one entry per MN.
+    private var records: [MACAddress: MNRecord] {
+        _read { yield router.records }
+        _modify { yield &router.records }
+    }
     /// Their prefixes (for `move-prefix`, which names a prefix) when not
     /// the access router's allocation to them (configured ones): nearly
     /// always empty.
     private var owners: [IPv6Prefix: MACAddress] = [:]
-    /// This gateway's sessions with the MNs' former anchors, by MN.
-    private var sessionsByMN: [MACAddress: [AnchorSession]] = [:]
     private var sessionCount = 0
     private var nextSequence: UInt16
     /// Retransmissions and refreshes; binding expiries of the MNs anchored here.
@@ -390,43 +392,46 @@ public final class ControlPlane {
         database = configuration.role != .gateway
             ? MobilityDatabase(configuration, initialSequence: initialSequence, authenticator: authenticator) : nil
         if configuration.capacity > 0 && configuration.role == .gateway {
-            anchored.reserveCapacity(configuration.capacity)
-            sessionsByMN.reserveCapacity(configuration.capacity)
             sessionTimers.reserveCapacity(configuration.capacity)
             expiries.reserveCapacity(configuration.capacity)
             router.reserveCapacity(configuration.capacity)
         }
-        for a in configuration.anchored where anchored[a.mn] == nil { record(a) }
+        for a in configuration.anchored where anchoredRecord(of: a.mn) == nil { record(a) }
     }
 
     deinit { identityScratch.deallocate() }
 
     /// This gateway's sessions with the MNs' former anchors, by MN and anchor.
     public var sessions: [AnchorSession] {
-        sessionsByMN.values.joined().sorted { ($0.mn, $0.anchor) < ($1.mn, $1.anchor) }
+        records.values.flatMap(\.sessions).sorted { ($0.mn, $0.anchor) < ($1.mn, $1.anchor) }
     }
 
     /// The sessions of `mn`, one per former anchor.
-    public func sessions(of mn: MACAddress) -> [AnchorSession] { sessionsByMN[mn] ?? [] }
+    public func sessions(of mn: MACAddress) -> [AnchorSession] { router.field(of: mn) { $0.sessions } ?? [] }
+
+    /// The binding cache entry of `mn`, if its prefix is anchored here.
+    public func anchoredRecord(of mn: MACAddress) -> AnchoredMN? { router.field(of: mn) { $0.anchored } ?? nil }
 
     private func session(_ mn: MACAddress, _ anchor: IPv6Address) -> AnchorSession? {
-        sessionsByMN[mn]?.first { $0.anchor == anchor }
+        router.field(of: mn) { $0.sessions.first { $0.anchor == anchor } } ?? nil
     }
 
     /// Stores `s` (new or changed) and arms its timer. In place: one hash
     /// look-up, and the MN's array is not copied.
     private func store(_ s: AnchorSession) {
-        guard let m = sessionsByMN.index(forKey: s.mn) else {
-            sessionsByMN[s.mn] = [s]
+        guard let m = records.index(forKey: s.mn) else {
+            var r = MNRecord()
+            r.sessions = [s]
+            records[s.mn] = r
             added(s)
             return
         }
-        if let i = sessionsByMN.values[m].firstIndex(where: { $0.anchor == s.anchor }) {
-            let rearm = sessionsByMN.values[m][i].due != s.due
-            sessionsByMN.values[m][i] = s
+        if let i = router.field(at: m, { $0.sessions.firstIndex { $0.anchor == s.anchor } }) {
+            let rearm = router.field(at: m) { $0.sessions[i].due } != s.due
+            records.values[m].sessions[i] = s
             if rearm { sessionTimers.schedule(SessionKey(mn: s.mn, anchor: s.anchor), at: s.due) }
         } else {
-            sessionsByMN.values[m].append(s)
+            records.values[m].sessions.append(s)
             added(s)
         }
     }
@@ -437,13 +442,10 @@ public final class ControlPlane {
     }
 
     private func end(_ s: AnchorSession) {
-        guard let m = sessionsByMN.index(forKey: s.mn),
-              let i = sessionsByMN.values[m].firstIndex(where: { $0.anchor == s.anchor }) else { return }
-        if sessionsByMN.values[m].count == 1 {
-            sessionsByMN.remove(at: m)
-        } else {
-            sessionsByMN.values[m].remove(at: i)
-        }
+        guard let m = records.index(forKey: s.mn),
+              let i = router.field(at: m, { $0.sessions.firstIndex { $0.anchor == s.anchor } }) else { return }
+        records.values[m].sessions.remove(at: i)
+        if router.field(at: m, { $0.isEmpty }) { records.remove(at: m) }
         sessionCount -= 1
         sessionTimers.compact(live: sessionCount) { k, due in session(k.mn, k.anchor)?.due == due }
     }
@@ -451,18 +453,24 @@ public final class ControlPlane {
     /// Stores the binding cache entry of an MN anchored here, arming its
     /// expiry (one hash look-up for an MN known already).
     private func record(_ a: AnchoredMN) {
-        let i = anchored.index(forKey: a.mn)
-        let old = i.map { anchored.values[$0] }
+        let i = records.index(forKey: a.mn)
+        let old = i.flatMap { router.field(at: $0) { $0.anchored } }
         if a.expires != .max && old?.expires != a.expires { expiries.schedule(a.mn, at: a.expires) }
         if let m = a.moved, old?.moved?.expires != m.expires { moveExpiries.schedule(a.mn, at: m.expires) }
         if old?.prefix != a.prefix, router.mn(allocated: a.prefix) != a.mn { owners[a.prefix] = a.mn }
-        if let i { anchored.values[i] = a } else { anchored[a.mn] = a }
+        if let i {
+            records.values[i].anchored = a
+        } else {
+            var r = MNRecord()
+            r.anchored = a
+            records[a.mn] = r
+        }
     }
 
     /// The MN anchored here whose prefix `prefix` is.
     private func owner(of prefix: IPv6Prefix) -> MACAddress? {
         let owner = owners[prefix] ?? router.mn(allocated: prefix)
-        return owner.flatMap { anchored[$0]?.prefix == prefix ? $0 : nil }
+        return owner.flatMap { anchoredRecord(of: $0)?.prefix == prefix ? $0 : nil }
     }
 
     /// What the data plane binds an anchored MN's prefix to: the interface
@@ -481,8 +489,8 @@ public final class ControlPlane {
     public var nextDeadline: Int64? {
         var next = router.nextDeadline ?? .max
         if let due = sessionTimers.earliest(isCurrent: { k, due in session(k.mn, k.anchor)?.due == due }) { next = min(next, due) }
-        if let due = expiries.earliest(isCurrent: { mn, due in anchored[mn]?.expires == due }) { next = min(next, due) }
-        if let due = moveExpiries.earliest(isCurrent: { mn, due in anchored[mn]?.moved?.expires == due }) { next = min(next, due) }
+        if let due = expiries.earliest(isCurrent: { mn, due in anchoredRecord(of: mn)?.expires == due }) { next = min(next, due) }
+        if let due = moveExpiries.earliest(isCurrent: { mn, due in anchoredRecord(of: mn)?.moved?.expires == due }) { next = min(next, due) }
         if let due = database?.nextDeadline { next = min(next, due) }
         return next == .max ? nil : next
     }
@@ -521,7 +529,7 @@ public final class ControlPlane {
     public func detach(_ mn: MACAddress, time: Int64) -> ControlEffects {
         var out = ControlEffects()
         leave(mn, deregister: true, time: time, &out)
-        if var a = anchored[mn], a.serving == .here {
+        if var a = anchoredRecord(of: mn), a.serving == .here {
             a.serving = .nowhere
             record(a)
             if a.moved == nil { out.bindings.append(.remove(a.prefix)) }  // a moved prefix stays with the other interface
@@ -546,10 +554,10 @@ public final class ControlPlane {
         guard configuration.role == .gateway else { throw MoveRefusal("a \(configuration.role == .lma ? "LMA" : "CMD") serves no MN") }
         guard configuration.identities[mac] == id else { throw MoveRefusal("\(mac) is not an interface of subscriber \(name)") }
         // The prefix is anchored here.
-        if let owner = owner(of: prefix), var a = anchored[owner] {
+        if let owner = owner(of: prefix), var a = anchoredRecord(of: owner) {
             guard configuration.identities[owner] == id else { throw MoveRefusal("\(prefix) is not a prefix of \(name)") }
             guard owner == mac else {
-                throw MoveRefusal(anchored[mac]?.serving == .here ? "\(prefix) and \(mac) are both on this gateway, which is not supported"
+                throw MoveRefusal(anchoredRecord(of: mac)?.serving == .here ? "\(prefix) and \(mac) are both on this gateway, which is not supported"
                                                                   : "\(prefix) is anchored here: run move-prefix where \(mac) is attached")
             }
             guard a.moved != nil else { throw MoveRefusal("\(prefix) is with \(mac) already") }
@@ -559,8 +567,8 @@ public final class ControlPlane {
             out.bindings.append(binding(of: a))
             return out
         }
-        let holding = sessionsByMN.values.joined().first { $0.moved == prefix && configuration.identities[$0.mn] == id }
-        guard anchored[mac]?.serving == .here else {
+        let holding = records.values.lazy.flatMap(\.sessions).first { $0.moved == prefix && configuration.identities[$0.mn] == id }
+        guard anchoredRecord(of: mac)?.serving == .here else {
             // Where the prefix was moved to: the move ends, the anchor gives it back.
             guard let s = holding else { throw MoveRefusal("\(mac) is not attached here, and \(prefix) was not moved here") }
             close(s, deregister: true, time: time, &out)
@@ -600,7 +608,7 @@ public final class ControlPlane {
         // no session with (one its trigger or first frame did not name): that
         // anchor holds a prefix of its too. With a CMD, the CMD names them all.
         if reply.attached.isEmpty, configuration.registries.isEmpty, let anchor = named, let mn = sender,
-           anchored[mn]?.serving == .here, session(mn, anchor) == nil {
+           anchoredRecord(of: mn)?.serving == .here, session(mn, anchor) == nil {
             register(mn, with: [anchor], time: time, &out)
         }
         out.access += reply.frames.map { (time, $0) }
@@ -671,16 +679,16 @@ public final class ControlPlane {
             }
             store(s)
         }
-        while let (mn, _) = expiries.next(dueBy: time, isCurrent: { mn, due in anchored[mn]?.expires == due }) {
-            var a = anchored[mn]!
+        while let (mn, _) = expiries.next(dueBy: time, isCurrent: { mn, due in anchoredRecord(of: mn)?.expires == due }) {
+            var a = anchoredRecord(of: mn)!
             counters.expired += 1
             a.serving = .nowhere
             a.expires = .max
             record(a)
             if a.moved == nil { out.bindings.append(.remove(a.prefix)) }
         }
-        while let (mn, _) = moveExpiries.next(dueBy: time, isCurrent: { mn, due in anchored[mn]?.moved?.expires == due }) {
-            var a = anchored[mn]!
+        while let (mn, _) = moveExpiries.next(dueBy: time, isCurrent: { mn, due in anchoredRecord(of: mn)?.moved?.expires == due }) {
+            var a = anchoredRecord(of: mn)!
             counters.expired += 1
             a.moved = nil
             record(a)
@@ -698,7 +706,7 @@ public final class ControlPlane {
 
     /// An MN attached here: its prefix anchored and served here.
     private func attached(_ a: Attachment, _ out: inout ControlEffects) {
-        var record = anchored[a.mn] ?? AnchoredMN(mn: a.mn, prefix: a.prefix, dlifMAC: a.dlifMAC, serving: .here)
+        var record = anchoredRecord(of: a.mn) ?? AnchoredMN(mn: a.mn, prefix: a.prefix, dlifMAC: a.dlifMAC, serving: .here)
         // An interface that comes (back) takes its prefix back from another
         // it was moved to; one attached here already leaves a move alone.
         if record.serving != .here { record.moved = nil }
@@ -718,7 +726,7 @@ public final class ControlPlane {
         s.due = time + backoff
         var options = identifyBorrowing(s.mn, id: configuration.identities[s.mn].map(RawBytes.owned), room: 4)
         // To the CMD: the prefix anchored here, which it records (RFC 8885).
-        if configuration.registries.contains(s.anchor), let a = anchored[s.mn] { options.append(.homeNetworkPrefix(a.prefix)) }
+        if configuration.registries.contains(s.anchor), let a = anchoredRecord(of: s.mn) { options.append(.homeNetworkPrefix(a.prefix)) }
         if let moved = s.moved { options.append(.homeNetworkPrefix(moved)) }
         // A refresh says that nothing changed (RFC 5213 HI 5): an anchor
         // that has since seen the MN elsewhere refuses it.
@@ -901,11 +909,11 @@ public final class ControlPlane {
         // A prefix named that is not the MN's own: another interface's, to move here.
         var named: IPv6Prefix?
         for case .homeNetworkPrefix(let p) in pbu.options { named = p }
-        if let named, anchored[mn]?.prefix != named {
+        if let named, anchoredRecord(of: mn)?.prefix != named {
             receivedMove(pbu, of: named, to: mn, from: peer, time: time, &out)
             return
         }
-        guard var a = anchored[mn] else {
+        guard var a = anchoredRecord(of: mn) else {
             counters.rejected += 1
             reply(BindingAckStatus.notLMAForThisMobileNode, to: peer, pbu, mn: mn, lifetime: 0, &out)
             return
@@ -967,7 +975,7 @@ public final class ControlPlane {
     /// de-registered, expired, taken back, or its own interface hands over.
     private func receivedMove(_ pbu: BindingUpdate, of prefix: IPv6Prefix, to mn: MACAddress, from peer: IPv6Address, time: Int64,
                               _ out: inout ControlEffects) {
-        guard let owner = owner(of: prefix), var a = anchored[owner] else {
+        guard let owner = owner(of: prefix), var a = anchoredRecord(of: owner) else {
             counters.rejected += 1
             reply(BindingAckStatus.notLMAForThisMobileNode, to: peer, pbu, mn: mn, lifetime: 0, &out)
             return
@@ -1034,7 +1042,7 @@ public final class ControlPlane {
         // The MN-ID as the PBU gave it (RFC 5213 has the PBA copy it),
         // borrowed from the PBU's own options: not copied, not re-made.
         var options = mn.map { identifyBorrowing($0, id: Self.nai(in: pbu.options), room: 4 + configuration.localNetworks.count) } ?? []
-        if BindingAckStatus.isAccepted(status), let mn, let a = record ?? anchored[mn], lifetime > 0 {
+        if BindingAckStatus.isAccepted(status), let mn, let a = record ?? anchoredRecord(of: mn), lifetime > 0 {
             options.append(.anchoredPrefix(a.prefix))
             for n in configuration.localNetworks { options.append(.localPrefix(n)) }
             options.append(.dlifLinkLocalAddress(DLIF.linkLocal(of: a.dlifMAC)))

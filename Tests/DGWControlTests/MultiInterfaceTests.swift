@@ -65,7 +65,7 @@ import Testing
         #expect(Self.roundTrip(d, b, b1.address))
         #expect(d.g[0].pipeline.totals[.downlinkEncapsulated] >= 1 && d.g[0].pipeline.totals[.uplinkDecapsulated] >= 1)
         // A is still attached at D-GW1, with its own address there; the prefix's traffic is B's.
-        #expect(d.g[0].control.anchored[d.mn.mac]?.serving == .here)
+        #expect(d.g[0].control.anchoredRecord(of: d.mn.mac)?.serving == .here)
         #expect(!d.roundTrip(a1))
 
         // Refreshed (HI 5) every 32 s, and accepted: still B's after two minutes.
