@@ -299,9 +299,10 @@ public struct AnchoredMN: Sendable, Equatable {
     public var expires: Int64 = .max
     /// The last sequence number accepted, per serving gateway.
     public var lastSequence = LastSequences()
-    // A gateway keeps one of these per MN anchored there, in a dictionary
-    // of twice as many buckets: the two below are kept small (104 octets
-    // a record, not 144), the rare move out of line.
+    // A gateway keeps one of these per MN anchored there, in the MN's
+    // record (`MNRecord`) in a dictionary of twice as many buckets: the
+    // two below are kept small (104 octets a record, not 144), the rare
+    // move out of line.
     /// `serving` as one address: `::` here, `::1` nowhere (neither is a peer's).
     private var servedBy: IPv6Address
     private var movedBox: MovedBox?
