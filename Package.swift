@@ -14,14 +14,16 @@ import PackageDescription
 // (see README "Architecture").
 
 // Release builds of the modules a handover runs through (the control
-// plane's books, the tables' writer, effects applied, the harness) go
-// without the dynamic exclusivity checks of class-held state
+// plane's books, the tables' writer in DGWPipeline, effects applied, the
+// harness) go without the dynamic exclusivity checks of class-held state
 // (swift_beginAccess and its thread-local access set on each touch):
 // +10% handovers/s for DGWControl, then 3.4% of the profile and about
 // +5% for the others (`dgw-bench signalling`, BENCHMARKS.md). The
 // pipeline's per-frame path has none to remove (`dgw-bench pipeline` is
 // unchanged). Debug builds, so every test and the TSan run, keep them;
-// bounds and overflow checks stay in both.
+// bounds and overflow checks stay in both. Not DGWTables (0.6% of that
+// profile): the Benchmarks package depends on it, and a dependency's
+// unsafe flags are refused.
 let uncheckedExclusivityInRelease: [SwiftSetting] = [
     .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
 ]
@@ -70,7 +72,7 @@ let package = Package(
         .target(name: "DGWWire"),
         // Lock-free tables read by the data plane: HNP longest-prefix match,
         // logical-MAC exact match, QSBR reclamation.
-        .target(name: "DGWTables", dependencies: ["DGWWire", "CDGWShim"], swiftSettings: uncheckedExclusivityInRelease),
+        .target(name: "DGWTables", dependencies: ["DGWWire", "CDGWShim"]),
         // The data plane: batches of frames in, verdicts and frames out (sans-I/O).
         .target(name: "DGWPipeline", dependencies: ["DGWWire", "DGWTables", "CDGWShim"], swiftSettings: uncheckedExclusivityInRelease),
         // The control plane, sans-I/O: frames and time in, frames out.
