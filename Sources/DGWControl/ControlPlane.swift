@@ -199,6 +199,13 @@ public struct ControlEffects: Sendable {
     public init() {}
     public var isEmpty: Bool { bindings.isEmpty && access.isEmpty && core.isEmpty }
 
+    /// Empties the lists, keeping their room.
+    public mutating func removeAll() {
+        bindings.removeAll(keepingCapacity: true)
+        access.removeAll(keepingCapacity: true)
+        core.removeAll(keepingCapacity: true)
+    }
+
     mutating func append(_ other: ControlEffects) {
         bindings += other.bindings
         access += other.access
@@ -402,6 +409,23 @@ public final class ControlPlane {
 
     deinit { identityScratch.deallocate() }
 
+    /// An event's effects start in the lists of an earlier event's, handed
+    /// back applied (`recycle`): appending its bindings and frames then
+    /// costs no allocation, as SwiftNIO's and VPP's vectors are reused.
+    private var spare = ControlEffects()
+
+    private func newEffects() -> ControlEffects {
+        var e = ControlEffects()
+        swap(&e, &spare)
+        return e
+    }
+
+    /// Hands back effects once applied: their lists, emptied, serve the next event.
+    public func recycle(_ e: inout ControlEffects) {
+        e.removeAll()
+        swap(&e, &spare)
+    }
+
     /// This gateway's sessions with the MNs' former anchors, by MN and anchor.
     public var sessions: [AnchorSession] {
         records.values.flatMap(\.sessions).sorted { ($0.mn, $0.anchor) < ($1.mn, $1.anchor) }
@@ -502,7 +526,7 @@ public final class ControlPlane {
     /// ctl attach`, or an RS): its prefix here and this gateway's DLIF, and
     /// a PBU to each former anchor in `previous`.
     public func attach(_ mn: MACAddress, previous: [IPv6Address] = [], time: Int64) -> ControlEffects {
-        var out = ControlEffects()
+        var out = newEffects()
         guard !mn.isMulticast, let a = router.attach(mn) else { return out }
         attached(a, &out)
         // With a CMD (or an LMA), it is the one that knows the former anchors.
@@ -528,7 +552,7 @@ public final class ControlPlane {
     /// The MN left this gateway's link: its bindings here go, and each
     /// former anchor gets a de-registration.
     public func detach(_ mn: MACAddress, time: Int64) -> ControlEffects {
-        var out = ControlEffects()
+        var out = newEffects()
         leave(mn, deregister: true, time: time, &out)
         if var a = anchoredRecord(of: mn), a.serving == .here {
             a.serving = .nowhere
@@ -550,7 +574,7 @@ public final class ControlPlane {
     /// gives the prefix back to its own interface).
     public func movePrefix(_ prefix: IPv6Prefix, of id: [UInt8], to mac: MACAddress, anchor: IPv6Address? = nil,
                            time: Int64) throws(MoveRefusal) -> ControlEffects {
-        var out = ControlEffects()
+        var out = newEffects()
         let name = String(decoding: id, as: UTF8.self)
         guard configuration.role == .gateway else { throw MoveRefusal("a \(configuration.role == .lma ? "LMA" : "CMD") serves no MN") }
         guard configuration.identities[mac] == id else { throw MoveRefusal("\(mac) is not an interface of subscriber \(name)") }
@@ -595,7 +619,7 @@ public final class ControlPlane {
 
     /// A frame the data plane punted from the access port (RS, NS).
     public func access(_ frame: UnsafeRawBufferPointer, time: Int64) -> ControlEffects {
-        var out = ControlEffects()
+        var out = newEffects()
         let reply = router.handle(frame)
         // The anchor whose DLIF the MN was talking to, if a peer's (set only for a whole Ethernet header).
         let sender = reply.formerRouter == nil ? nil : MACAddress(frame, at: 6)
@@ -618,7 +642,7 @@ public final class ControlPlane {
 
     /// A frame the data plane punted from the core port: signalling.
     public func core(_ frame: UnsafeRawBufferPointer, time: Int64) -> ControlEffects {
-        var out = ControlEffects()
+        var out = newEffects()
         guard let eth = try? EthernetFrame(checking: frame), eth.etherType == EtherType.ipv6,
               let ip = try? IPv6Packet(checking: eth.payload) else {
             counters.malformed += 1
@@ -660,7 +684,7 @@ public final class ControlPlane {
 
     /// Timers due by `time`: retransmissions, refreshes, expiries, advertisements.
     public func tick(_ time: Int64) -> ControlEffects {
-        var out = ControlEffects()
+        var out = newEffects()
         while let (key, _) = sessionTimers.next(dueBy: time, isCurrent: { k, due in session(k.mn, k.anchor)?.due == due }) {
             var s = session(key.mn, key.anchor)!
             switch s.state {

@@ -27,6 +27,13 @@ extension GatewayTables {
     /// The signalling's frames are framed in place when `e` is the only
     /// owner of them (no copy of the packet).
     public func apply(_ e: consuming ControlEffects, time: Int64) -> AppliedEffects {
+        var e = e
+        return apply(&e, time: time)
+    }
+
+    /// The same, leaving `e` empty with its lists' room, for the control
+    /// plane to reuse (`ControlPlane.recycle`).
+    public func apply(_ e: inout ControlEffects, time: Int64) -> AppliedEffects {
         var out = AppliedEffects()
         for change in e.bindings {
             switch change {
@@ -63,6 +70,7 @@ extension GatewayTables {
                 out.unresolved.append(CorePacket(destination: destination, frame: frame))
             }
         }
+        e.removeAll()
         return out
     }
 }

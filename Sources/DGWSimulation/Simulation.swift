@@ -98,7 +98,9 @@ public final class SimulatedGateway {
 
     /// Binding changes first (so that what the frames announce is in place), then the frames.
     func apply(_ e: consuming ControlEffects, time: Int64) -> [Emitted] {
-        let applied = tables.apply(e, time: time)
+        var e = e
+        let applied = tables.apply(&e, time: time)
+        control.recycle(&e)
         refusedChanges += applied.refused.count
         unresolvedSignalling += applied.unresolved.count
         var out: [Emitted] = []

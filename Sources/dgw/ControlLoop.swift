@@ -141,10 +141,11 @@ final class ControlLoop: @unchecked Sendable {
         var access: [[UInt8]] = [], core: [[UInt8]] = []
         for i in effects.indices where !effects[i].isEmpty {
             // Taken out of the list: the signalling's frames have one owner and are framed in place.
-            let e = effects[i]
+            var e = effects[i]
             effects[i] = ControlEffects()
             for change in e.bindings { log.info("\(Self.describe(change))") }
-            let applied = tables.apply(e, time: now)
+            let applied = tables.apply(&e, time: now)
+            control.recycle(&e)
             for r in applied.refused { log.error("binding change refused: \(r.change): \(r.error)") }
             unresolvedSignalling += applied.unresolved.count
             access += applied.access.map(\.frame)

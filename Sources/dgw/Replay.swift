@@ -264,8 +264,13 @@ final class ReplayLoop {
 
     /// The control plane's effects: bindings changed, then its frames written.
     func write(_ effects: consuming ControlEffects, at time: Int64) throws(PortError) {
-        guard !effects.isEmpty else { return }
-        let e = pipeline.tables.apply(effects, time: time)
+        var effects = effects
+        guard !effects.isEmpty else {
+            control?.recycle(&effects)
+            return
+        }
+        let e = pipeline.tables.apply(&effects, time: time)
+        control?.recycle(&effects)
         for r in e.refused { FileHandleStderr.write("dgw replay: binding change refused: \(r.error)\n") }
         unresolvedSignalling += e.unresolved.count
         for (t, frame) in e.access { try access.write(frame, seconds: Int(t / 1_000_000_000), nanoseconds: Int(t % 1_000_000_000)) }
