@@ -257,21 +257,24 @@ public final class AccessRouter {
         }
         fresh.removeAll(keepingCapacity: true)
         while let (slot, due) = advertisements.next(dueBy: time, isCurrent: { slot, due in slots[slot]?.next == due }) {
-            var s = slots[slot]!
-            // Deprecated prefixes (preferred lifetime 0) go in the burst and
-            // then only often enough to keep them valid (RFC 4861 6.2.3 lets
-            // unsolicited RAs leave options out). A Linux host clears an
-            // address's deprecated flag on every such PIO until its address
-            // worker runs again (a moment, or as long as the RTNL lock is
-            // busy), and a connection opened then may take the old prefix.
-            let withDeprecated = s.sent < Self.initialAdvertisements || s.deprecatedSent.map { due - $0 >= deprecatedRefresh } ?? true
-            if let frame = advertisement(s.dlif, withDeprecated: withDeprecated) { out.append((due, frame)) }
-            if withDeprecated { s.deprecatedSent = due }
-            s.sent += 1
-            let gap = s.sent < Self.initialAdvertisements ? Self.initialInterval : Int64(configuration.interval * 1e9)
-            s.next = due + max(gap, 1)
-            slots[slot] = s
-            advertisements.schedule(slot, at: s.next!)
+            // Changed in place: the slot (and its DLIF's arrays) not copied out and back.
+            func advertise(_ s: inout Shown) -> Int64 {
+                // Deprecated prefixes (preferred lifetime 0) go in the burst and
+                // then only often enough to keep them valid (RFC 4861 6.2.3 lets
+                // unsolicited RAs leave options out). A Linux host clears an
+                // address's deprecated flag on every such PIO until its address
+                // worker runs again (a moment, or as long as the RTNL lock is
+                // busy), and a connection opened then may take the old prefix.
+                let withDeprecated = s.sent < Self.initialAdvertisements || s.deprecatedSent.map { due - $0 >= deprecatedRefresh } ?? true
+                if let frame = advertisement(s.dlif, withDeprecated: withDeprecated) { out.append((due, frame)) }
+                if withDeprecated { s.deprecatedSent = due }
+                s.sent += 1
+                let gap = s.sent < Self.initialAdvertisements ? Self.initialInterval : Int64(configuration.interval * 1e9)
+                s.next = due + max(gap, 1)
+                return s.next!
+            }
+            let next = advertise(&slots[slot]!)
+            advertisements.schedule(slot, at: next)
         }
         counters.routerAdvertisements += out.count
         return out

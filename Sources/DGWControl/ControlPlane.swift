@@ -76,6 +76,9 @@ public struct ControlPlaneConfiguration: Sendable {
 
     /// Where every MN that attaches is registered: the CMD, the LMA, both or neither.
     var registries: [IPv6Address] { [cmd, lma].compactMap { $0 } }
+    /// Whether there is one (asked on every event: no list made).
+    var hasRegistries: Bool { cmd != nil || lma != nil }
+    func isRegistry(_ a: IPv6Address) -> Bool { a == cmd || a == lma }
 
     /// Whether one operator runs both gateways.
     func sameOperator(_ a: IPv6Address, _ b: IPv6Address) -> Bool {
@@ -530,7 +533,7 @@ public final class ControlPlane {
         guard !mn.isMulticast, let a = router.attach(mn) else { return out }
         attached(a, &out)
         // With a CMD (or an LMA), it is the one that knows the former anchors.
-        let signalled = configuration.registries.isEmpty ? previous : configuration.registries
+        let signalled = configuration.hasRegistries ? configuration.registries : previous
         register(mn, with: signalled, time: time, &out)
         return out
     }
@@ -602,7 +605,7 @@ public final class ControlPlane {
         if let holding { throw MoveRefusal("\(prefix) is with \(holding.mn) here already: move it to \(mac) from its anchor") }
         let known = sessions(of: mac).first { $0.grants.contains { $0.prefixes.contains(prefix) } }?.anchor
         guard let anchor = anchor ?? known else { throw MoveRefusal("which gateway anchors \(prefix)? (give the anchor)") }
-        guard anchor != configuration.address, configuration.peers.contains(anchor), !configuration.registries.contains(anchor) else {
+        guard anchor != configuration.address, configuration.peers.contains(anchor), !configuration.isRegistry(anchor) else {
             throw MoveRefusal("\(anchor) is not a peer gateway")
         }
         if let other = session(mac, anchor) {
@@ -627,12 +630,12 @@ public final class ControlPlane {
         for a in reply.attached {
             attached(a, &out)
             // Its former anchors: from the CMD, else the one its old router names.
-            register(a.mn, with: configuration.registries.isEmpty ? named.map { [$0] } ?? [] : configuration.registries, time: time, &out)
+            register(a.mn, with: configuration.hasRegistries ? configuration.registries : named.map { [$0] } ?? [], time: time, &out)
         }
         // An MN attached here still talking to the DLIF of an anchor it has
         // no session with (one its trigger or first frame did not name): that
         // anchor holds a prefix of its too. With a CMD, the CMD names them all.
-        if reply.attached.isEmpty, configuration.registries.isEmpty, let anchor = named, let mn = sender,
+        if reply.attached.isEmpty, !configuration.hasRegistries, let anchor = named, let mn = sender,
            anchoredRecord(of: mn)?.serving == .here, session(mn, anchor) == nil {
             register(mn, with: [anchor], time: time, &out)
         }
@@ -751,7 +754,7 @@ public final class ControlPlane {
         s.due = time + backoff
         var options = identifyBorrowing(s.mn, id: configuration.identities[s.mn].map(RawBytes.owned), room: 4)
         // To the CMD: the prefix anchored here, which it records (RFC 8885).
-        if configuration.registries.contains(s.anchor), let a = anchoredRecord(of: s.mn) { options.append(.homeNetworkPrefix(a.prefix)) }
+        if configuration.isRegistry(s.anchor), let a = anchoredRecord(of: s.mn) { options.append(.homeNetworkPrefix(a.prefix)) }
         if let moved = s.moved { options.append(.homeNetworkPrefix(moved)) }
         // A refresh says that nothing changed (RFC 5213 HI 5): an anchor
         // that has since seen the MN elsewhere refuses it.
@@ -796,7 +799,7 @@ public final class ControlPlane {
             return
         }
         let lifetime = Int64(pba.lifetimeSeconds) * 1_000_000_000
-        if configuration.registries.contains(s.anchor) {
+        if configuration.isRegistry(s.anchor) {
             let (grants, previous) = Self.grants(in: pba.options, from: s.anchor, viaCMD: true, mn: mn, logicalMAC: configuration.logicalMAC)
             if configuration.cmdMode == .locator && s.anchor == configuration.cmd {
                 register(mn, with: previous, time: time, &out)
