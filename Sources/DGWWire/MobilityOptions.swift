@@ -298,9 +298,22 @@ public enum MobilityOptions: Equatable, Sequence {
         throws(WireError) -> Int
     {
         var o = start
+        // Where an option of alignment xn+y goes from `o` (x a power of two,
+        // as every option's is: a mask, not two divisions).
+        func place(_ a: MobilityOptionAlignment) -> Int {
+            a.x & (a.x - 1) == 0 ? o + ((a.y - o) & (a.x - 1)) : o + ((a.y - o) % a.x + a.x) % a.x
+        }
+        if case .built(let list) = self {
+            // Read where they are in the list (an option iterated is a copy).
+            for i in list.indices {
+                let at = place(list[i].alignment)
+                try visit(list[i], o, at)
+                o = at + 2 + list[i].dataLength
+            }
+            return (o + 7) / 8 * 8
+        }
         for option in self {
-            let a = option.alignment
-            let at = o + ((a.y - o) % a.x + a.x) % a.x
+            let at = place(option.alignment)
             try visit(option, o, at)
             o = at + 2 + option.dataLength
         }
