@@ -444,11 +444,18 @@ public final class AccessRouter {
         fresh.append(slot)
     }
 
-    /// Stops showing the DLIFs of `mn` that `matching` selects (all by default).
-    public func hide(_ mn: MACAddress, where matching: (DLIF) -> Bool = { _ in true }) {
+    /// Stops showing every DLIF of `mn`.
+    public func hide(_ mn: MACAddress) { hide(mn, only: nil) }
+
+    /// Stops showing the DLIF of `mn` that stands for `anchor` (nil: this gateway).
+    public func hide(_ mn: MACAddress, anchor: IPv6Address?) { hide(mn, only: .some(anchor)) }
+
+    /// `only`: the anchor whose DLIF goes; nil: all of them. Compared in
+    /// place (no DLIF copied out of its slot to be asked).
+    private func hide(_ mn: MACAddress, only anchor: IPv6Address??) {
         guard let m = records.index(forKey: mn) else { return }
         var hidden = false
-        records.values[m].slots.removeAll(where: { slots[$0] == nil || matching(slots[$0]!.dlif) }) { slot in
+        records.values[m].slots.removeAll(where: { slots[$0] == nil || anchor == nil || slots[$0]!.dlif.anchor == anchor! }) { slot in
             slots[slot] = nil
             freeSlots.append(slot)
             hidden = true

@@ -876,7 +876,7 @@ public final class ControlPlane {
             for gone in old.dlif.localNetworks where !(next?.dlif.localNetworks.contains(gone) ?? false) {
                 out.bindings.append(.unrouteLocalNetwork(gone, anchor: lma ?? old.anchor))
             }
-            if next == nil { router.hide(s.mn) { $0.anchor == old.anchor } }
+            if next == nil { router.hide(s.mn, anchor: old.anchor) }
         }
         for g in grants {
             let old = s.grants.first { $0.anchor == g.anchor }
@@ -896,7 +896,7 @@ public final class ControlPlane {
         for g in s.grants {
             for p in g.prefixes { out.bindings.append(.remove(p)) }
             for l in g.dlif.localNetworks { out.bindings.append(.unrouteLocalNetwork(l, anchor: lma ?? g.anchor)) }
-            router.hide(s.mn) { $0.anchor == g.anchor }
+            router.hide(s.mn, anchor: g.anchor)
         }
     }
 

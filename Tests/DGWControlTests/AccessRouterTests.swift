@@ -285,6 +285,21 @@ struct Sent {
         #expect(r.attach(other)?.prefix == IPv6Prefix("2001:db8:1:1::/64")!)
     }
 
+    /// One anchor's DLIF hidden leaves the MN's others shown.
+    @Test func hidingOneAnchorsDLIF() {
+        let r = router()
+        #expect(r.dlifs(of: mn).map(\.mac) == [here, there])
+        r.hide(mn, anchor: IPv6Address("2001:db8:ffff::9")!)  // none of its
+        #expect(r.dlifs(of: mn).count == 2)
+        r.hide(mn, anchor: anchor2)
+        #expect(r.dlifs(of: mn).map(\.mac) == [here])
+        r.show(DLIF(mn: mn, mac: there, anchor: anchor2, prefixes: [p2]))
+        r.hide(mn, anchor: nil)  // this gateway's
+        #expect(r.dlifs(of: mn).map(\.mac) == [there])
+        r.hide(mn)
+        #expect(r.dlifs(of: mn).isEmpty && r.dlifCount == 0)
+    }
+
     @Test func somethingElseIsIgnored() {
         let r = router()
         #expect([UInt8](repeating: 0xFF, count: 20).withUnsafeBytes { r.handle($0).frames }.isEmpty)
