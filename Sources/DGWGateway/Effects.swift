@@ -25,14 +25,8 @@ extension GatewayTables {
     /// Applies the binding changes first (what the frames announce is then
     /// in place), then frames the signalling. The tables' one writer calls it.
     /// The signalling's frames are framed in place when `e` is the only
-    /// owner of them (no copy of the packet).
-    public func apply(_ e: consuming ControlEffects, time: Int64) -> AppliedEffects {
-        var e = e
-        return apply(&e, time: time)
-    }
-
-    /// The same, leaving `e` empty with its lists' room, for the control
-    /// plane to reuse (`ControlPlane.recycle`).
+    /// owner of them (no copy of the packet). Leaves `e` empty with its
+    /// lists' room, for the control plane to reuse (`ControlPlane.recycle`).
     public func apply(_ e: inout ControlEffects, time: Int64) -> AppliedEffects {
         var out = AppliedEffects()
         for change in e.bindings {
