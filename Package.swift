@@ -22,8 +22,8 @@ import PackageDescription
 // pipeline's per-frame path has none to remove (`dgw-bench pipeline` is
 // unchanged). Debug builds, so every test and the TSan run, keep them;
 // bounds and overflow checks stay in both. Not DGWTables (0.6% of that
-// profile): the Benchmarks package depends on it, and a dependency's
-// unsafe flags are refused.
+// profile): the Benchmarks package builds it as a dependency, where
+// SwiftPM may refuse unsafe flags, and its gain is too small to find out.
 let uncheckedExclusivityInRelease: [SwiftSetting] = [
     .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
 ]
