@@ -394,35 +394,25 @@ public final class AccessRouter {
             }
             prefix = found
             allocatedTo[allocatedTo.count - 1] = mn
-            if before != nil { records[mn, default: MNRecord()].allocation = found }  // shown another anchor's DLIF only
         }
         let mac = configuration.logicalMAC(mn, prefix)
-        // A new MN's record made once, with its /64 and its DLIF's slot.
         show(DLIF(mn: mn, mac: mac, anchor: nil, prefixes: [prefix], localNetworks: configuration.localNetworks),
-             known: before == nil ? .new(allocation: prefix) : .lookUp)
+             allocation: before?.allocation == nil ? prefix : nil, recordExists: before != nil)
         counters.attached += 1
         return Attachment(mn: mn, prefix: prefix, dlifMAC: mac)
     }
 
     /// Shows `dlif` to its MN (replacing the DLIF of the same MN and anchor),
     /// with a fresh burst of advertisements from the next tick on.
-    public func show(_ dlif: DLIF) { show(dlif, known: .lookUp) }
+    public func show(_ dlif: DLIF) { show(dlif, allocation: nil, recordExists: true) }
 
-    /// The MN's record: looked up (made if none), or known to be none
-    /// yet and made with this first DLIF and the /64 the MN got here (one
-    /// hash look-up for an MN's first attach, not three).
-    private enum KnownRecord {
-        case lookUp
-        case new(allocation: IPv6Prefix)
-    }
-
-    private func show(_ dlif: DLIF, known record: KnownRecord) {
-        var m: Dictionary<MACAddress, MNRecord>.Index?
-        var allocation: IPv6Prefix?
-        switch record {
-        case .lookUp: m = records.index(forKey: dlif.mn)
-        case .new(let a): allocation = a
-        }
+    /// `allocation`: the /64 the MN just got here, kept in its record.
+    /// `recordExists` false: the MN has none, so it is not looked up but
+    /// made with this DLIF's slot (an MN's first attach costs one hash
+    /// look-up, not three).
+    private func show(_ dlif: DLIF, allocation: IPv6Prefix?, recordExists: Bool) {
+        let m = recordExists ? records.index(forKey: dlif.mn) : nil
+        if let m, let allocation { records.values[m].allocation = allocation }
         if let m, let slot = field(at: m, { $0.slots }).first(where: { slots[$0]!.dlif.anchor == dlif.anchor }) {
             slots[slot]!.dlif = dlif
             slots[slot]!.next = nil

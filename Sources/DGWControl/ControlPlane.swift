@@ -447,20 +447,21 @@ public final class ControlPlane {
     /// Stores `s` (new or changed) and arms its timer. In place: one hash
     /// look-up, and the MN's array is not copied.
     private func store(_ s: AnchorSession) {
-        guard let m = records.index(forKey: s.mn) else {
-            var r = MNRecord()
-            r.sessions = [s]
-            records[s.mn] = r
-            added(s)
-            return
+        // In the MN's record, made if none (one look-up either way).
+        func put(_ r: inout MNRecord) -> (new: Bool, rearm: Bool) {
+            guard let i = r.sessions.firstIndex(where: { $0.anchor == s.anchor }) else {
+                r.sessions.append(s)
+                return (true, false)
+            }
+            let rearm = r.sessions[i].due != s.due
+            r.sessions[i] = s
+            return (false, rearm)
         }
-        if let i = router.field(at: m, { $0.sessions.firstIndex { $0.anchor == s.anchor } }) {
-            let rearm = router.field(at: m) { $0.sessions[i].due } != s.due
-            records.values[m].sessions[i] = s
-            if rearm { sessionTimers.schedule(SessionKey(mn: s.mn, anchor: s.anchor), at: s.due) }
-        } else {
-            records.values[m].sessions.append(s)
+        let change = put(&records[s.mn, default: MNRecord()])
+        if change.new {
             added(s)
+        } else if change.rearm {
+            sessionTimers.schedule(SessionKey(mn: s.mn, anchor: s.anchor), at: s.due)
         }
     }
 
@@ -486,13 +487,7 @@ public final class ControlPlane {
         if a.expires != .max && old?.expires != a.expires { expiries.schedule(a.mn, at: a.expires) }
         if let m = a.moved, old?.moved?.expires != m.expires { moveExpiries.schedule(a.mn, at: m.expires) }
         if old?.prefix != a.prefix, router.mn(allocated: a.prefix) != a.mn { owners[a.prefix] = a.mn }
-        if let i {
-            records.values[i].anchored = a
-        } else {
-            var r = MNRecord()
-            r.anchored = a
-            records[a.mn] = r
-        }
+        if let i { records.values[i].anchored = a } else { records[a.mn, default: MNRecord()].anchored = a }
     }
 
     /// The MN anchored here whose prefix `prefix` is.
