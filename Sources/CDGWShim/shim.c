@@ -206,17 +206,12 @@ int dgw_afpacket_send(const struct dgw_afpacket *port, const void *const *frames
     if (count > 64) count = 64;
     struct mmsghdr messages[64];
     struct iovec vectors[64];
-    struct sockaddr_ll addr;
-    memset(&addr, 0, sizeof(addr));
-    addr.sll_family = AF_PACKET;
-    addr.sll_ifindex = port->ifindex;
-    addr.sll_halen = ETH_ALEN;
     for (int i = 0; i < count; i++) {
         vectors[i].iov_base = (void *)frames[i];
         vectors[i].iov_len = lengths[i];
+        /* No address: the socket is bound to the interface, and the kernel
+           then neither copies nor checks one per frame. */
         memset(&messages[i], 0, sizeof(messages[i]));
-        messages[i].msg_hdr.msg_name = &addr;
-        messages[i].msg_hdr.msg_namelen = sizeof(addr);
         messages[i].msg_hdr.msg_iov = &vectors[i];
         messages[i].msg_hdr.msg_iovlen = 1;
     }
@@ -235,6 +230,17 @@ int dgw_afpacket_send(const struct dgw_afpacket *port, const void *const *frames
         delivered += n;
     }
     return delivered;
+}
+
+int dgw_afpacket_take_drops(const struct dgw_afpacket *port, unsigned *drops) {
+    *drops = 0;
+    if (port->block_count == 0) return 0;  /* send only: nothing is received */
+    struct tpacket_stats_v3 stats;
+    socklen_t size = sizeof(stats);
+    memset(&stats, 0, sizeof(stats));
+    if (getsockopt(port->fd, SOL_PACKET, PACKET_STATISTICS, &stats, &size) != 0) return -1;
+    *drops = stats.tp_drops;
+    return 0;
 }
 
 static int interface_ioctl(const char *ifname, unsigned long request, struct ifreq *req) {

@@ -24,6 +24,7 @@ public enum DropReason: Int, CaseIterable, Sendable {
     case punted                     // not forwarded: handed to the control plane (RS, NS, signalling, ...)
     case poolExhausted
     case frameTooLong               // longer than a packet slot: never reached the pipeline
+    case receiveRingFull            // the kernel found the port's receive ring (or buffer) full: never reached the gateway
 
     public var name: String {
         switch self {
@@ -41,6 +42,7 @@ public enum DropReason: Int, CaseIterable, Sendable {
         case .punted: "punted_to_control_plane"
         case .poolExhausted: "pool_exhausted"
         case .frameTooLong: "frame_too_long"
+        case .receiveRingFull: "receive_ring_full"
         }
     }
 }

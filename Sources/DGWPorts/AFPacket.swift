@@ -10,9 +10,11 @@ import Glibc
 /// Ring geometry and socket options of an AF_PACKET port.
 public struct AFPacketOptions: Sendable {
     /// Bytes per ring block (a multiple of the page size).
-    public var blockSize = 1 << 18
-    /// 0: a send-only socket (no ring; `receive` sees nothing).
-    public var blockCount = 16
+    public var blockSize = 1 << 16
+    /// 0: a send-only socket (no ring; `receive` sees nothing). A block is
+    /// retired after `retireMilliseconds` even if not full, so the ring
+    /// holds at least blockCount x retireMilliseconds of traffic.
+    public var blockCount = 128
     /// The largest frame the ring holds, its TPACKET header included.
     public var frameSize = 2048 + 128
     /// A block that is not full is handed over after this long.
@@ -141,6 +143,13 @@ public final class AFPacketPort {
     }
 
     @usableFromInline var ring: UnsafeMutablePointer<dgw_afpacket> { port }
+
+    /// Frames the kernel dropped since the last call because the receive
+    /// ring was full (the gateway fell behind); 0 if it cannot tell.
+    public func takeReceiveDrops() -> Int {
+        var drops: UInt32 = 0
+        return dgw_afpacket_take_drops(port, &drops) == 0 ? Int(drops) : 0
+    }
 
     /// Sends up to 64 frames with sendmmsg; returns how many went (a full
     /// transmit queue sends fewer). Throws only when none could be sent

@@ -15,6 +15,9 @@ public protocol LivePort: AnyObject {
     var descriptor: Int32 { get }
     /// Calls `body` for frames received so far; returns how many.
     func receive(maxBlocks: Int, _ body: (ReceivedFrame) throws(PortError) -> Void) throws(PortError) -> Int
+    /// Frames the kernel dropped since the last call because the port's
+    /// receive ring or buffer was full (the gateway fell behind).
+    func takeReceiveDrops() -> Int
     /// Sends up to 64 frames; returns how many went.
     func send(_ frames: UnsafePointer<UnsafeRawPointer?>, lengths: UnsafePointer<UInt32>, count: Int) throws(PortError) -> Int
 }
@@ -25,6 +28,8 @@ public final class PcapLivePort: LivePort {
     public let interface: String
     private let handle: OpaquePointer
     public let descriptor: Int32
+    /// pcap's drop count is kept since the start: the part already reported.
+    private var dropsReported: UInt32 = 0
 
     /// `snapLength`: the largest frame kept whole.
     public init(interface: String, promiscuous: Bool, snapLength: Int = 2048) throws(PortError) {
@@ -77,6 +82,13 @@ public final class PcapLivePort: LivePort {
             frames += 1
         }
         return frames
+    }
+
+    public func takeReceiveDrops() -> Int {
+        var stats = pcap_stat()
+        guard pcap_stats(handle, &stats) == 0 else { return 0 }
+        defer { dropsReported = stats.ps_drop }
+        return Int(stats.ps_drop &- dropsReported)
     }
 
     public func send(_ frames: UnsafePointer<UnsafeRawPointer?>, lengths: UnsafePointer<UInt32>, count: Int) throws(PortError) -> Int {

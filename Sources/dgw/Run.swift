@@ -31,8 +31,12 @@ struct Run: ParsableCommand {
     @Option(help: "Packet I/O: afpacket (TPACKET_V3 rings) or pcap (libpcap capture and injection, one worker).")
     var io = IO.afpacket
     @Option(name: .customLong("ring-block-kib"), help: "Receive ring block size in KiB (a multiple of the page size).")
-    var ringBlockKiB = 256
-    @Option(name: .customLong("ring-blocks"), help: "Receive ring blocks per socket.") var ringBlocks = 16
+    var ringBlockKiB = 64
+    // A block is handed over after --retire-ms at the latest, full or not, so the
+    // ring holds at least this many milliseconds: a worker that the kernel put
+    // aside (its own threads run on the same CPUs) for that long loses nothing.
+    @Option(name: .customLong("ring-blocks"), help: "Receive ring blocks per socket (with --retire-ms 1, at least as many milliseconds of traffic).")
+    var ringBlocks = 128
     @Option(name: .customLong("ring-frame"), help: "Largest frame in the ring, header included, in bytes.") var ringFrame = 2176
     @Option(name: .customLong("retire-ms"), help: "A partly filled block is handed over after this many milliseconds.")
     var retireMs = 1
@@ -329,7 +333,15 @@ final class Worker<Port: LivePort>: @unchecked Sendable, ForwardingWorker {
         var n = 0
         let descriptors = [access?.descriptor, core.descriptor].compactMap { $0 }
         var lastPublished: UInt64 = 0
-        defer { published.withLock { $0 = pipeline.totals } }
+        // What the kernel dropped before the gateway saw it counts as a drop too.
+        func countRingDrops() {
+            let dropped = (access?.takeReceiveDrops() ?? 0) + core.takeReceiveDrops()
+            if dropped > 0 { pipeline.countDroppedAtPort(.receiveRingFull, frames: dropped) }
+        }
+        defer {
+            countRingDrops()
+            published.withLock { $0 = pipeline.totals }
+        }
         func append(_ p: Packet) throws(PortError) {
             batch[n] = p
             n += 1
@@ -342,6 +354,7 @@ final class Worker<Port: LivePort>: @unchecked Sendable, ForwardingWorker {
             while true {
                 let now = Syscall.monotonicNanoseconds()
                 if now &- lastPublished >= 100_000_000 {
+                    countRingDrops()
                     published.withLock { $0 = pipeline.totals }
                     lastPublished = now
                 }

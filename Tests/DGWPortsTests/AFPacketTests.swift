@@ -46,4 +46,53 @@ import Testing
         #expect(sources.contains(0x0200_0000_5A02), "the replies come in")
         #expect(!sources.contains(0x0200_0000_5A01), "nothing this host sent: \(sources.map { String($0, radix: 16) })")
     }
+
+    /// A gateway that falls behind loses frames in the kernel, before any
+    /// counter of its own sees them: the port reports them (PACKET_STATISTICS)
+    /// so that `receive_ring_full` can say so. A ring of one small block,
+    /// never read while 60 frames arrive: every frame is either in the ring
+    /// or reported dropped, once.
+    @Test(.enabled(if: getuid() == 0, "needs root"))
+    func framesTheFullRingLostAreReported() throws {
+        let a = "dgwpr\(getpid() % 10_000)", b = a + "p"
+        func run(_ tool: String, _ args: String) throws {
+            let r = try runProcess(tool, args.split(separator: " ").map(String.init))
+            #expect(r.status == 0, "\(tool) \(args): \(r.stderr)")
+        }
+        _ = try? runProcess("/usr/sbin/ip", ["link", "del", a])
+        try run("/usr/sbin/ip", "link add \(a) address 02:00:00:00:5b:01 type veth peer name \(b) address 02:00:00:00:5b:02")
+        defer { _ = try? runProcess("/usr/sbin/ip", ["link", "del", a]) }
+        // No kernel IPv6 on the pair: nothing but the test's frames on it.
+        for n in [a, b] { try run("/usr/sbin/sysctl", "-qw net.ipv6.conf.\(n).disable_ipv6=1") }
+        try run("/usr/sbin/ip", "link set \(a) up")
+        try run("/usr/sbin/ip", "link set \(b) up")
+        var small = AFPacketOptions()
+        small.blockSize = 4096
+        small.blockCount = 1
+        small.frameSize = 2048
+        small.retireMilliseconds = 1
+        let port = try AFPacketPort(interface: a, options: small)
+        var sendOnly = AFPacketOptions()
+        sendOnly.blockCount = 0
+        let sender = try AFPacketPort(interface: b, options: sendOnly)
+        #expect(port.takeReceiveDrops() == 0)
+        var frame = [UInt8](repeating: 0, count: 200)
+        frame.replaceSubrange(0..<14, with: [0x02, 0, 0, 0, 0x5B, 0x01, 0x02, 0, 0, 0, 0x5B, 0x02, 0x88, 0xB5])
+        let total = 60
+        let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: frame.count, alignment: 8)
+        defer { bytes.deallocate() }
+        bytes.copyBytes(from: frame)
+        var pointer: UnsafeRawPointer? = UnsafeRawPointer(bytes.baseAddress)
+        var length = UInt32(frame.count)
+        var sent = 0
+        for _ in 0..<total { sent += try sender.send(&pointer, lengths: &length, count: 1) }
+        #expect(sent == total)
+        usleep(20_000)
+        let dropped = port.takeReceiveDrops()
+        var received = 0
+        _ = try port.receive { _ in received += 1 }
+        #expect(dropped > 0, "one 4 KiB block cannot hold 60 frames of 200 bytes")
+        #expect(received + dropped == total, "received \(received), dropped \(dropped)")
+        #expect(port.takeReceiveDrops() == 0, "each drop is reported once")
+    }
 }

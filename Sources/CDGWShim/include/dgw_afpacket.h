@@ -46,6 +46,10 @@ void dgw_afpacket_close(struct dgw_afpacket *port);
 /// and the others still go.
 int dgw_afpacket_send(const struct dgw_afpacket *port, const void *const *frames, const unsigned *lengths, int count);
 
+/// Frames the kernel dropped since the last call because the receive ring
+/// had no free block (PACKET_STATISTICS, which the read resets); 0 or -1/errno.
+int dgw_afpacket_take_drops(const struct dgw_afpacket *port, unsigned *drops);
+
 /// The interface's flags and MAC (SIOCGIFFLAGS, SIOCGIFHWADDR); 0 or -1/errno.
 int dgw_interface_flags(const char *ifname, int *flags);
 int dgw_interface_set_flags(const char *ifname, int flags);
