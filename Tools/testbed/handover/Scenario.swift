@@ -201,8 +201,17 @@ final class Scenario {
 
     struct HostAddress {
         var address: IPv6Address
+        /// Its preferred lifetime has not run out.
         var preferred: Bool
+        /// The kernel's IFA_F_DEPRECATED, which source address selection
+        /// reads: Linux clears it on each RA for the prefix, deprecating or
+        /// not, and sets it again only when its address worker runs (which
+        /// waits for the RTNL lock), so for a while an address whose
+        /// lifetime says deprecated can still be chosen.
+        var deprecated: Bool
         var tentative: Bool
+
+        var text: String { "\(address)" + (deprecated ? " deprecated" : preferred ? "" : " preferred 0 (not yet flagged deprecated)") }
     }
 
     func addresses(_ namespace: String, _ device: String) throws -> [HostAddress] {
@@ -210,7 +219,8 @@ final class Scenario {
         guard let links = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]] else { return [] }
         return links.flatMap { ($0["addr_info"] as? [[String: Any]]) ?? [] }.compactMap { a in
             guard let text = a["local"] as? String, let address = IPv6Address(text) else { return nil }
-            return HostAddress(address: address, preferred: (a["preferred_life_time"] as? Int ?? 0) > 0, tentative: a["tentative"] != nil)
+            return HostAddress(address: address, preferred: (a["preferred_life_time"] as? Int ?? 0) > 0,
+                               deprecated: a["deprecated"] as? Bool == true, tentative: a["tentative"] != nil)
         }
     }
 
@@ -332,15 +342,20 @@ final class Scenario {
             findings.check(dlifsShown, "\(name): dgw\(to) shows the MN a DLIF for each of \(previous.map { "dgw\($0)" })")
             let current = try waitForAddress("mn", "mn0", in: Plan.pool(to))
             if !anchors.contains(to) { findings.addresses.insert(("MN @dgw\(to) \(current)", current), at: findings.addresses.count - 1) }
-            func settled() -> Bool {
+            // What the gateways advertised: the lifetimes. What source
+            // selection will read: the kernel's flags as well.
+            func advertised(flags: Bool) -> Bool {
                 guard let all = try? addresses("mn", "mn0") else { return false }
-                return all.allSatisfy { Plan.pool(to).contains($0.address) ? $0.preferred : !$0.preferred }
+                return all.allSatisfy { a in
+                    Plan.pool(to).contains(a.address) ? a.preferred && (!flags || !a.deprecated) : !a.preferred && (!flags || a.deprecated)
+                }
                     && previous.allSatisfy { p in all.contains { Plan.pool(p).contains($0.address) } }
             }
-            let ok = poll(seconds: 5, every: 20_000, settled)
+            func settled() -> Bool { advertised(flags: true) }
+            let ok = poll(seconds: 5, every: 20_000) { advertised(flags: false) }
             let shown = (try? addresses("mn", "mn0")) ?? []
             findings.check(ok, "\(name): the MN prefers \(current); the addresses of \(previous.map { "dgw\($0)" }) show as deprecated "
-                           + "(\(shown.map { "\($0.address)\($0.preferred ? "" : " deprecated")" }.joined(separator: ", ")))")
+                           + "(\(shown.map(\.text).joined(separator: ", ")))")
             // Linux clears an address's deprecated flag on each RA that
             // deprecates it, until its address worker runs (held up while
             // the RTNL lock is busy, as when other tests delete namespaces);
@@ -352,8 +367,10 @@ final class Scenario {
             let burstOver = Double(h.shown) / 1e9 + burst + 0.3
             let now = Double(monotonicNanoseconds()) / 1e9
             if now < burstOver { usleep(UInt32((burstOver - now) * 1e6)) }
-            // Settled at every look for half a second: an address worker
-            // held up past the burst shows as a flag not yet set again.
+            // Settled at every look for half a second, flags included: an
+            // address worker held up past the burst shows as a flag not yet
+            // set again (the lifetimes alone looked settled then, and a
+            // connection once went from the deprecated prefix).
             var settledSince: UInt64?
             let waitStarted = monotonicNanoseconds()
             let steady = poll(seconds: 15, every: 20_000) {
@@ -374,7 +391,7 @@ final class Scenario {
             let state = fromNewPrefix ? "" : "; addresses \(steady ? "settled" : "not settled")"
                 + String(format: " when opened, %.2f s after the bursts", Double(opened - waitStarted) / 1e9)
                 + String(format: " (DLIFs shown %.0f ms after the anchors bound)", Double(Int64(h.shown) - Int64(h.bound)) / 1e6)
-                + "; MN: " + ((try? addresses("mn", "mn0")) ?? []).map { "\($0.address)\($0.preferred ? "" : " deprecated")" }.joined(separator: ", ")
+                + "; MN: " + ((try? addresses("mn", "mn0")) ?? []).map(\.text).joined(separator: ", ")
                 + "; routers: " + ((try? sh("ip -n \(ns("mn")) -6 route show default")) ?? "").split(separator: "\n").joined(separator: " | ")
             findings.check(fromNewPrefix, "\(name): a new TCP connection goes from \(source.isEmpty ? "nowhere" : source) (\(fresh.stderr.trimmingCharacters(in: .whitespacesAndNewlines)))\(state)")
             // The local network of D-GW1 through the same router (DLIF) as at D-GW1.
