@@ -21,6 +21,10 @@ public struct DLIF: Sendable, Equatable {
     public var prefixes: [IPv6Prefix]
     /// Networks reachable only through that anchor (LIPA), advertised in RIOs.
     public var localNetworks: [IPv6Prefix]
+    /// This gateway's prefixes whose traffic another interface of the MN
+    /// took (`move-prefix`, draft-seite 4.4): advertised deprecated here
+    /// while moved, so that the MN's new flows leave them to that interface.
+    public var movedAway: [IPv6Prefix] = []
 
     /// The DLIF's link-local address: fixed by the anchor (the PBA's DLIF
     /// Link-local Address option), by default the modified EUI-64 of its MAC.
@@ -434,6 +438,20 @@ public final class AccessRouter {
         fresh.append(slot)
     }
 
+    /// Advertises `prefix` on `mn`'s DLIF of this gateway as deprecated
+    /// (`away`: another interface of the MN took its traffic) or preferred
+    /// again, with a fresh burst of advertisements; nothing when that DLIF
+    /// is not shown or already says so.
+    public func setMovedAway(_ prefix: IPv6Prefix, of mn: MACAddress, _ away: Bool) {
+        guard let m = records.index(forKey: mn),
+              let slot = field(at: m, { $0.slots }).first(where: { slots[$0]!.dlif.anchor == nil && slots[$0]!.dlif.prefixes.contains(prefix) }),
+              slots[slot]!.dlif.movedAway.contains(prefix) != away else { return }
+        if away { slots[slot]!.dlif.movedAway.append(prefix) } else { slots[slot]!.dlif.movedAway.removeAll { $0 == prefix } }
+        slots[slot]!.next = nil
+        slots[slot]!.sent = 0
+        fresh.append(slot)
+    }
+
     /// Stops showing every DLIF of `mn`.
     public func hide(_ mn: MACAddress) { hide(mn, only: nil) }
 
@@ -464,8 +482,9 @@ public final class AccessRouter {
         options.reserveCapacity(2 + dlif.prefixes.count + dlif.localNetworks.count)
         options.append(.sourceLinkLayerAddress(LinkLayerAddress(dlif.mac)))
         options.append(.mtu(UInt32(c.mtu)))
-        let preferred = here ? UInt32(c.preferredLifetime) : 0
-        for p in dlif.prefixes where preferred > 0 || withDeprecated {
+        for p in dlif.prefixes {
+            let preferred = here && !dlif.movedAway.contains(p) ? UInt32(c.preferredLifetime) : 0
+            guard preferred > 0 || withDeprecated else { continue }
             options.append(.prefixInformation(PrefixInformation(
                 prefix: p, validLifetime: UInt32(c.validLifetime), preferredLifetime: preferred)))
         }

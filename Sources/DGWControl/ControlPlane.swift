@@ -488,6 +488,8 @@ public final class ControlPlane {
         if let m = a.moved, old?.moved?.expires != m.expires { moveExpiries.schedule(a.mn, at: m.expires) }
         if old?.prefix != a.prefix, router.mn(allocated: a.prefix) != a.mn { owners[a.prefix] = a.mn }
         if let i { records.values[i].anchored = a } else { records[a.mn, default: MNRecord()].anchored = a }
+        // Moved to another interface of the MN: deprecated on this one's DLIF while so.
+        if a.moved != nil || old?.moved != nil { router.setMovedAway(a.prefix, of: a.mn, a.moved != nil && a.serving == .here) }
     }
 
     /// The MN anchored here whose prefix `prefix` is.

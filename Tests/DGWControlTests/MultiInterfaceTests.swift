@@ -67,6 +67,9 @@ import Testing
         // A is still attached at D-GW1, with its own address there; the prefix's traffic is B's.
         #expect(d.g[0].control.anchoredRecord(of: d.mn.mac)?.serving == .here)
         #expect(!d.roundTrip(a1))
+        // So D-GW1 deprecates the prefix on A's DLIF: A's new flows leave it alone.
+        #expect(d.address(at: 1)?.preferred == false, "deprecated on A while moved")
+        #expect(d.address(at: 1)?.router == d.dlifMAC(at: 1))
 
         // Refreshed (HI 5) every 32 s, and accepted: still B's after two minutes.
         d.sim.run(for: 120_000 * ms)
@@ -80,6 +83,7 @@ import Testing
         #expect(back.mn == d.mn.mac && back.serving == nil && back.anchor == nil)
         #expect(d.binding(at: 2, p1) == nil && d.g[1].control.sessions(of: Self.b).isEmpty)
         #expect(b.address(in: p1) != nil, "B keeps the address until its valid lifetime ends")
+        #expect(d.address(at: 1)?.preferred == true, "preferred on A again")
         #expect(d.roundTrip(a1))
         #expect(d.g.allSatisfy { $0.refusedChanges == 0 && $0.unresolvedSignalling == 0 })
     }
@@ -93,9 +97,11 @@ import Testing
         try d.sim.movePrefix(p1, of: "alice", to: Self.b, anchor: gw[0], at: 1)
         d.sim.run(for: 50 * ms)
         #expect(d.binding(at: 1, p1)?.mn == Self.b)
+        #expect(d.address(at: 1)?.preferred == false)
         try d.sim.movePrefix(p1, of: "alice", to: d.mn.mac, at: 0)
         #expect(d.binding(at: 1, p1)?.mn == d.mn.mac && d.binding(at: 1, p1)?.serving == nil)
         #expect(d.roundTrip(d.address(at: 1)!.address))
+        #expect(d.address(at: 1)?.preferred == true, "taken back: preferred on A again")
         #expect(d.binding(at: 2, p1) != nil, "D-GW2 not told yet")
         d.sim.run(for: 40_000 * ms)
         #expect(d.binding(at: 2, p1) == nil && d.g[1].control.sessions(of: Self.b).isEmpty)
