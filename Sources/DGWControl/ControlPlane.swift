@@ -247,6 +247,9 @@ public struct SignallingCounters: Sendable, Equatable {
     public var unexpected = 0
     /// Core frames handed over that were no Mobility Header for this gateway.
     public var notSignalling = 0
+    /// PBUs not sent to an anchor that an MN's traffic named (the DLIF it
+    /// still talks to) because that anchor refused it lately.
+    public var heldBackAfterRefusal = 0
     public init() {}
 }
 
@@ -387,7 +390,13 @@ public final class ControlPlane {
     private var expiries = Deadlines<MACAddress>()
     private var moveExpiries = Deadlines<MACAddress>()
 
-    private struct SessionKey { var mn: MACAddress; var anchor: IPv6Address }
+    private struct SessionKey: Hashable { var mn: MACAddress; var anchor: IPv6Address }
+    /// Anchors that refused an MN lately, until when: an MN that keeps
+    /// talking to such an anchor's DLIF would otherwise cost a PBU and a
+    /// refusal per punted frame.
+    private var refusals: [SessionKey: Int64] = [:]
+    /// How long a refusal holds back the PBUs its MN's traffic would bring.
+    public static let refusalMemory: Int64 = 30_000_000_000
     /// The CMD's records, when this is one.
     private let database: MobilityDatabase?
     private let authenticator: SignallingAuthenticator
@@ -617,6 +626,20 @@ public final class ControlPlane {
         return out
     }
 
+    /// Whether `anchor` refused `mn` less than `refusalMemory` ago.
+    private func refusedLately(_ mn: MACAddress, by anchor: IPv6Address, time: Int64) -> Bool {
+        guard !refusals.isEmpty, let until = refusals[SessionKey(mn: mn, anchor: anchor)] else { return false }
+        if until > time { return true }
+        refusals[SessionKey(mn: mn, anchor: anchor)] = nil
+        return false
+    }
+
+    private func remember(refusalOf mn: MACAddress, by anchor: IPv6Address, time: Int64) {
+        // Kept small: past a few thousand, the ones that ended go.
+        if refusals.count >= 4096 { refusals = refusals.filter { $0.value > time } }
+        refusals[SessionKey(mn: mn, anchor: anchor)] = time + Self.refusalMemory
+    }
+
     /// A frame the data plane punted from the access port (RS, NS).
     public func access(_ frame: UnsafeRawBufferPointer, time: Int64) -> ControlEffects {
         var out = newEffects()
@@ -634,7 +657,7 @@ public final class ControlPlane {
         // anchor holds a prefix of its too. With a CMD, the CMD names them all.
         if reply.attached.isEmpty, !configuration.hasRegistries, let anchor = named, let mn = sender,
            anchoredRecord(of: mn)?.serving == .here, session(mn, anchor) == nil {
-            register(mn, with: [anchor], time: time, &out)
+            if refusedLately(mn, by: anchor, time: time) { counters.heldBackAfterRefusal += 1 } else { register(mn, with: [anchor], time: time, &out) }
         }
         out.access += reply.frames.map { (time, $0) }
         return out
@@ -786,6 +809,7 @@ public final class ControlPlane {
         }
         guard BindingAckStatus.isAccepted(pba.status) else {
             counters.refused += 1
+            remember(refusalOf: mn, by: anchor, time: time)
             end(s)
             if s.state == .refreshing { unbind(s, &out) }
             return

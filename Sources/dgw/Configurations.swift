@@ -115,7 +115,8 @@ extension SignallingCounters {
                      ("refused", refused), ("timeouts", timeouts), ("expired", expired), ("deregistrations", deregistrations),
                      ("resynchronised", resynchronised), ("unknown_peer", unknownPeer), ("unauthenticated", unauthenticated),
                      ("replayed", replayed), ("malformed", malformed),
-                     ("unexpected", unexpected), ("not_signalling", notSignalling)]
+                     ("unexpected", unexpected), ("not_signalling", notSignalling),
+                     ("held_back_after_refusal", heldBackAfterRefusal)]
         return "{" + pairs.filter { $0.1 != 0 }.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
     }
 }

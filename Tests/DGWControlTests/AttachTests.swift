@@ -127,6 +127,33 @@ func readdressed(_ frame: [UInt8], to destination: MACAddress, from source: MACA
         #expect(other.address(in: try #require(d.g[1].control.router.allocation(of: other.mac))) != nil, "the new /64 advertised")
     }
 
+    /// An MN that keeps talking to a DLIF MAC of an anchor that does not
+    /// anchor it gets one PBU, refused, and not one per punted frame: the
+    /// refusal holds the next back for `refusalMemory`; after it, one more.
+    @Test func aRefusalHoldsBackThePBUsOfTheMNsTraffic() throws {
+        let d = try Domain()
+        let gw = d.g.map(\.address)
+        d.move(to: 1)  // at D-GW2, which anchors it; D-GW1 never saw it
+        let a2 = try #require(d.address(at: 2)).address
+        let pool = try #require(d.g[0].controlConfiguration.access.prefixPool)
+        let stranger = DLIF.logicalMAC(anchor: gw[0], pool: pool, prefix: IPv6Prefix("2001:db8:1:77::/64")!)
+        let frame = readdressed(try #require(d.mn.udp(from: a2, to: d.cnAddress, payload: [1])), to: stranger)
+        func talk(_ frames: Int) {
+            for _ in 0..<frames {
+                d.sim.send(frame, from: d.mn)
+                d.sim.run(for: 100 * ms)
+            }
+        }
+        talk(5)
+        #expect(d.g[1].control.counters.pbuSent == 1 && d.g[1].control.counters.refused == 1)
+        #expect(d.g[0].control.counters.rejected == 1, "D-GW1 does not anchor it")
+        #expect(d.g[1].control.counters.heldBackAfterRefusal >= 3, "\(d.g[1].control.counters)")
+        d.sim.run(for: ControlPlane.refusalMemory)
+        talk(2)
+        #expect(d.g[1].control.counters.pbuSent == 2 && d.g[1].control.counters.refused == 2, "asked again once the refusal is old")
+        #expect(d.g[1].control.sessions(of: d.mn.mac).isEmpty)
+    }
+
     /// Subscriber policy: a gateway with a subscriber list attaches only
     /// those MACs, whether by trigger, RS or traffic; the others are
     /// counted and get no prefix, DLIF or PBU.
