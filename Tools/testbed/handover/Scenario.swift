@@ -74,6 +74,10 @@ final class Scenario {
     /// "relay" or "locator" (RFC 8885 CMD), "lma" (an inter-operator LMA), nil: neither.
     let cmdMode: String?
     var isLMA: Bool { cmdMode == "lma" }
+    /// No attach trigger at a move: the new gateway attaches the MN on its
+    /// first frame to its old router (a DLIF of the gateway it left), and
+    /// the CMD (or LMA) names its former anchors.
+    let attachOnTraffic: Bool
     /// The central node, for the report.
     var central: String { isLMA ? "LMA" : "CMD (\(cmdMode ?? "none"))" }
     var findings = Findings()
@@ -81,10 +85,11 @@ final class Scenario {
     /// Realtime minus monotonic (ns), to place capture timestamps.
     let clockOffset: Int64
 
-    init(dgw: String, dir: String, cmdMode: String?) {
+    init(dgw: String, dir: String, cmdMode: String?, attachOnTraffic: Bool = false) {
         self.dgw = dgw
         self.dir = dir
         self.cmdMode = cmdMode
+        self.attachOnTraffic = attachOnTraffic
         findings.cmd = cmdMode
         tool = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
         var real = timespec()
@@ -314,7 +319,11 @@ final class Scenario {
             h.moved = monotonicNanoseconds()
             try sh("ip -n \(ns("air")) link set m0 master cell\(to)")
             // With a CMD (an LMA), the gateway learns the former anchors from it.
-            _ = try control(socket(to), (["attach", Plan.mnMAC] + (cmdMode == nil ? previous.map(Plan.gateway) : [])).joined(separator: " "))
+            // On traffic: no trigger; the MN's uplink (its TCP stream) to the
+            // router it had does it.
+            if !attachOnTraffic {
+                _ = try control(socket(to), (["attach", Plan.mnMAC] + (cmdMode == nil ? previous.map(Plan.gateway) : [])).joined(separator: " "))
+            }
             h.triggered = monotonicNanoseconds()
             // Every former anchor (and, on the return, D-GW1 itself) has the
             // MN's prefix there bound to `to` (through an LMA: to the LMA,
@@ -328,6 +337,12 @@ final class Scenario {
                     && (!anchors.contains(to) || bindings(to).contains("\(Plan.mnMAC) 2001:db8:\(to)::/64 anchor self serving self"))
             }
             h.bound = monotonicNanoseconds()
+            if attachOnTraffic {
+                let counters = (try? control(socket(to), "counters json")) ?? ""
+                let control = ((try? JSONSerialization.jsonObject(with: Data(counters.utf8))) as? [String: Any])?["control"] as? [String: Int] ?? [:]
+                let onTraffic = control["attached_on_traffic"] ?? 0
+                findings.check(onTraffic >= 1, "\(name): dgw\(to) attached the MN on its traffic, with no trigger (attached_on_traffic \(onTraffic))")
+            }
             findings.check(bound, "\(name): the former anchors \(previous.map { "dgw\($0)" }) tunnel the MN's prefixes to dgw\(to)\(isLMA ? " through the LMA" : "")")
             // The anchors (or the LMA) bind before their PBAs reach `to`,
             // which shows a DLIF for each former anchor as its PBA arrives

@@ -1,7 +1,7 @@
 // dgw-testbed: the handover scenario with real Linux hosts (issue 7), and
 // the traffic programs it runs inside the namespaces.
 //
-//   dgw-testbed scenario [--dgw PATH] [--cmd relay|locator|lma|none] [--svg FILE] [--json FILE] [--keep]
+//   dgw-testbed scenario [--dgw PATH] [--cmd relay|locator|lma|none] [--attach trigger|traffic] [--svg FILE] [--json FILE] [--keep]
 //   dgw-testbed tcp-sink --port P --out FILE          (on the CN)
 //   dgw-testbed tcp-source --to ADDR --port P [--bytes N]   (on the MN)
 //   dgw-testbed probe-send --to ADDR --port P [--rate HZ]   (on the CN)
@@ -15,7 +15,7 @@ import Foundation
 import Glibc
 
 let usage = """
-    usage: dgw-testbed scenario [--dgw PATH] [--cmd relay|locator|lma|none] [--svg FILE] [--json FILE] [--keep]
+    usage: dgw-testbed scenario [--dgw PATH] [--cmd relay|locator|lma|none] [--attach trigger|traffic] [--svg FILE] [--json FILE] [--keep]
            dgw-testbed tcp-sink --port P --out FILE
            dgw-testbed tcp-source --to ADDR --port P [--bytes N]
            dgw-testbed probe-send --to ADDR --port P [--rate HZ]
@@ -99,7 +99,12 @@ func runScenario(_ cli: CommandLineArguments) -> Int32 {
     try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     let cmd = cli.options["--cmd"] ?? "relay"
     guard ["relay", "locator", "lma", "none"].contains(cmd) else { fail("--cmd \(cmd): relay, locator, lma or none") }
-    let scenario = Scenario(dgw: dgw, dir: dir, cmdMode: cmd == "none" ? nil : cmd)
+    let attach = cli.options["--attach"] ?? "trigger"
+    guard ["trigger", "traffic"].contains(attach) else { fail("--attach \(attach): trigger or traffic") }
+    // Without a central node, traffic names only the anchor of the router the
+    // MN talks to: the scenario's checks want every former anchor at each move.
+    guard attach == "trigger" || cmd != "none" else { fail("--attach traffic needs --cmd relay, locator or lma") }
+    let scenario = Scenario(dgw: dgw, dir: dir, cmdMode: cmd == "none" ? nil : cmd, attachOnTraffic: attach == "traffic")
     // SIGINT and SIGTERM: one thread waits for them and cleans up.
     var signals = sigset_t()
     sigemptyset(&signals)
