@@ -250,6 +250,9 @@ public struct SignallingCounters: Sendable, Equatable {
     /// PBUs not sent to an anchor that an MN's traffic named (the DLIF it
     /// still talks to) because that anchor refused it lately.
     public var heldBackAfterRefusal = 0
+    /// A CMD's: former anchors of an MN it did not know (it restarted),
+    /// learnt from a refresh's Previous MAAR options.
+    public var recordsRebuilt = 0
     public init() {}
 }
 
@@ -775,6 +778,17 @@ public final class ControlPlane {
         var options = identifyBorrowing(s.mn, id: configuration.identities[s.mn].map(RawBytes.owned), room: 4)
         // To the CMD: the prefix anchored here, which it records (RFC 8885).
         if configuration.isRegistry(s.anchor), let a = anchoredRecord(of: s.mn) { options.append(.homeNetworkPrefix(a.prefix)) }
+        // A refresh to the CMD (or LMA) names the former anchors this gateway
+        // holds grants from, in RFC 8885's Previous MAAR option (which the
+        // RFC has in the PBA): a CMD that restarted since, and so lost the
+        // MN's record, rebuilds it from them and goes on relaying the
+        // refreshes to those anchors, whose bindings would otherwise lapse.
+        if s.state == .refreshing, configuration.isRegistry(s.anchor) {
+            let held = s.grants + sessions(of: s.mn).filter { !configuration.isRegistry($0.anchor) && $0.state != .registering }.flatMap(\.grants)
+            for g in held where g.anchor != s.anchor && g.anchor != configuration.address {
+                for p in g.prefixes { options.append(.previousMAAR(maar: g.anchor, prefix: p)) }
+            }
+        }
         if let moved = s.moved { options.append(.homeNetworkPrefix(moved)) }
         // A refresh says that nothing changed (RFC 5213 HI 5): an anchor
         // that has since seen the MN elsewhere refuses it.

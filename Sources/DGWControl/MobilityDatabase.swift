@@ -154,6 +154,17 @@ final class MobilityDatabase {
         }
         e.lastSequence[gateway] = pbu.sequence
         e.record.identity = ControlPlane.identity(in: pbu.options, of: mn)
+        // A refresh from the MN's gateway names the former anchors it holds
+        // grants from: after a restart of this CMD, the record is rebuilt
+        // from them (and the refreshes relayed to them again).
+        if pbu.lifetime != 0, e.record.serving == nil || e.record.serving == gateway,
+           ControlPlane.handoff(in: pbu.options) == HandoffIndicator.stateNotChanged {
+            for case .previousMAAR(let maar, let p) in pbu.options
+            where maar != gateway && configuration.peers.contains(maar) && !e.record.anchors.contains(where: { $0.gateway == maar }) {
+                e.record.anchors.append(Anchoring(gateway: maar, prefix: p))
+                counters.recordsRebuilt += 1
+            }
+        }
         counters.accepted += 1
         let lifetime = pbu.lifetime == 0 ? 0 : min(pbu.lifetimeSeconds, configuration.bindingLifetime)
         if var r = e.relaying, r.serving == gateway, (r.lifetime == 0) == (lifetime == 0) {

@@ -72,6 +72,49 @@ import Testing
         #expect(d.g.allSatisfy { $0.control.counters.unexpected == 0 })
     }
 
+    /// The CMD restarts and forgets every record: the serving gateway's
+    /// next refresh names the former anchors it holds grants from (Previous
+    /// MAAR), the CMD rebuilds the record from it, and D-GW1's binding
+    /// goes on being refreshed (through the relaying CMD) instead of
+    /// lapsing; the next move still brings every former anchor.
+    @Test(arguments: [CMDMode.relay, .locator])
+    func restartedCMDRebuildsItsRecordsFromTheRefreshes(_ mode: CMDMode) throws {
+        let d = try Domain(cmd: mode)
+        let gw = d.g.map(\.address), cmd = d.g[3]
+        d.move(to: 0)
+        let a1 = try #require(d.address(at: 1)).address
+        d.move(to: 1)
+        let a2 = try #require(d.address(at: 2)).address
+        #expect(d.roundTrip(a1) && d.roundTrip(a2))
+        try cmd.restart(initialSequence: 50)
+        #expect(cmd.control.mobilityRecords.isEmpty)
+        // Two binding lifetimes: D-GW1's binding would have lapsed twice over.
+        d.sim.run(for: Int64(2 * d.g[1].controlConfiguration.bindingLifetime) * 1_000 * ms)
+        #expect(cmd.control.mobilityRecords.first?.anchors.map(\.gateway) == [gw[0], gw[1]], "\(mode)")
+        #expect(cmd.control.counters.recordsRebuilt == 1, "\(mode)")
+        #expect(d.binding(at: 1, d.prefix(at: 1))?.serving == gw[1], "\(mode)")
+        #expect(d.roundTrip(a1) && d.roundTrip(a2), "\(mode)")
+        d.move(to: 2)
+        let a3 = try #require(d.address(at: 3)).address
+        #expect(d.roundTrip(a1) && d.roundTrip(a2) && d.roundTrip(a3), "\(mode)")
+        #expect(d.binding(at: 1, d.prefix(at: 1))?.serving == gw[2], "\(mode)")
+        #expect(d.g.allSatisfy { $0.refusedChanges == 0 && $0.unresolvedSignalling == 0 }, "\(mode)")
+        // The refreshes with their Previous MAAR options, and all the rest, decode clean in tshark.
+        let refreshes = d.sim.trace.map(\.frame).filter {
+            isMobility($0, type: MobilityHeaderType.bindingUpdate) && source(of: $0) == gw[1]
+                && options(of: $0).contains { if case .previousMAAR(gw[0], _) = $0 { true } else { false } }
+        }
+        #expect(!refreshes.isEmpty, "\(mode)")
+        let r = try d.tshark(["-Y", "mipv6", "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|",
+                              "-e", "_ws.malformed", "-e", "_ws.expert.severity"])
+        #expect(r.status == 0, "\(r.stderr)")
+        for line in r.stdout.split(separator: "\n") {
+            let cols = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+            #expect(cols.first?.isEmpty == true, "malformed: \(line)")
+            #expect(cols.dropFirst().first.map { $0.split(separator: "|").compactMap { Int($0) }.allSatisfy { $0 < 0x0060_0000 } } ?? true, "\(line)")
+        }
+    }
+
     /// The MN leaves D-GW2: its de-registration goes through the CMD to
     /// D-GW1, whose binding goes; the CMD keeps where the MN's prefixes are.
     @Test func detachIsRelayed() throws {
