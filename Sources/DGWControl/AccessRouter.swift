@@ -21,10 +21,6 @@ public struct DLIF: Sendable, Equatable {
     public var prefixes: [IPv6Prefix]
     /// Networks reachable only through that anchor (LIPA), advertised in RIOs.
     public var localNetworks: [IPv6Prefix]
-    /// This gateway's prefixes whose traffic another interface of the MN
-    /// took (`move-prefix`, draft-seite 4.4): advertised deprecated here
-    /// while moved, so that the MN's new flows leave them to that interface.
-    public var movedAway: [IPv6Prefix] = []
 
     /// The DLIF's link-local address: fixed by the anchor (the PBA's DLIF
     /// Link-local Address option), by default the modified EUI-64 of its MAC.
@@ -197,6 +193,12 @@ public final class AccessRouter {
     private var shownCount: UInt64 = 0
     /// Slots shown since the last tick, whose burst that tick starts.
     private var fresh: [Int] = []
+    /// This gateway's prefixes whose traffic another interface of their MN
+    /// took (`move-prefix`, draft-seite 4.4), by MN: its DLIF here
+    /// advertises them deprecated while so, so that the MN's new flows
+    /// leave them to that interface. Kept apart from the DLIFs (rare, and
+    /// a DLIF shown again keeps it).
+    private var movedAway: [MACAddress: [IPv6Prefix]] = [:]
     private var advertisements = Deadlines<Int>()
     /// The pool's /64s not to give out: the configured DLIFs' and the reserved.
     private let taken: Set<IPv6Prefix>
@@ -443,10 +445,14 @@ public final class AccessRouter {
     /// again, with a fresh burst of advertisements; nothing when that DLIF
     /// is not shown or already says so.
     public func setMovedAway(_ prefix: IPv6Prefix, of mn: MACAddress, _ away: Bool) {
+        guard (movedAway[mn]?.contains(prefix) ?? false) != away else { return }
+        if away { movedAway[mn, default: []].append(prefix) } else {
+            movedAway[mn]!.removeAll { $0 == prefix }
+            if movedAway[mn]!.isEmpty { movedAway[mn] = nil }
+        }
         guard let m = records.index(forKey: mn),
-              let slot = field(at: m, { $0.slots }).first(where: { slots[$0]!.dlif.anchor == nil && slots[$0]!.dlif.prefixes.contains(prefix) }),
-              slots[slot]!.dlif.movedAway.contains(prefix) != away else { return }
-        if away { slots[slot]!.dlif.movedAway.append(prefix) } else { slots[slot]!.dlif.movedAway.removeAll { $0 == prefix } }
+              let slot = field(at: m, { $0.slots }).first(where: { slots[$0]!.dlif.anchor == nil && slots[$0]!.dlif.prefixes.contains(prefix) })
+        else { return }
         slots[slot]!.next = nil
         slots[slot]!.sent = 0
         fresh.append(slot)
@@ -483,7 +489,8 @@ public final class AccessRouter {
         options.append(.sourceLinkLayerAddress(LinkLayerAddress(dlif.mac)))
         options.append(.mtu(UInt32(c.mtu)))
         for p in dlif.prefixes {
-            let preferred = here && !dlif.movedAway.contains(p) ? UInt32(c.preferredLifetime) : 0
+            let moved = !movedAway.isEmpty && movedAway[dlif.mn]?.contains(p) == true
+            let preferred = here && !moved ? UInt32(c.preferredLifetime) : 0
             guard preferred > 0 || withDeprecated else { continue }
             options.append(.prefixInformation(PrefixInformation(
                 prefix: p, validLifetime: UInt32(c.validLifetime), preferredLifetime: preferred)))
