@@ -137,13 +137,16 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String], options:
         // gw1 without MN1's static binding (MN2's stays: its prefix is never handed out).
         let yaml = bed.config(gateway: 1).split(separator: "\n").filter { !$0.contains(Net.mn1MAC) }.joined(separator: "\n") + "\n"
         try Data(yaml.utf8).write(to: URL(fileURLWithPath: config))
+        let mn1 = bed.ns("mn1")
+        // No RS from MN1 from before gw1 listens: its stack retransmits the
+        // one of its link's coming up every few seconds, and one arriving
+        // once gw1 runs would attach it by RS instead (seen in CI).
+        if onTraffic { try sh("ip netns exec \(mn1) sysctl -qw net.ipv6.conf.mn0.router_solicitations=0") }
         let g = try Background([ip, "netns", "exec", bed.ns("gw1"), dgw, "run", "--config", config],
                                output: bed.dir.appendingPathComponent("gw1"))
         try #require(g.wait(for: "forwarding between"), "\(g.stderr)")
         if onTraffic {
             // No RS; a route through its old router (a MAC gw1 has not shown), and a packet for it.
-            let mn1 = bed.ns("mn1")
-            try sh("ip netns exec \(mn1) sysctl -qw net.ipv6.conf.mn0.router_solicitations=0")
             try sh("ip -n \(mn1) link set mn0 down && ip -n \(mn1) link set mn0 up")
             try sh("ip -n \(mn1) -6 neigh replace fe80::99 lladdr 02:99:00:00:00:99 dev mn0 nud permanent")
             try sh("ip -n \(mn1) -6 route add 2001:db8:99::/64 via fe80::99 dev mn0")
