@@ -250,9 +250,9 @@ public struct SignallingCounters: Sendable, Equatable {
     /// PBUs not sent to an anchor that an MN's traffic named (the DLIF it
     /// still talks to) because that anchor refused it lately.
     public var heldBackAfterRefusal = 0
-    /// A CMD's: former anchors of an MN it did not know (it restarted),
-    /// learnt from a refresh's Previous MAAR options.
-    public var recordsRebuilt = 0
+    /// A CMD's: former anchors of MNs it did not know of (it restarted),
+    /// learnt again from refreshes' Previous MAAR options, one per anchor.
+    public var anchorsRelearnt = 0
     public init() {}
 }
 

@@ -162,7 +162,7 @@ final class MobilityDatabase {
             for case .previousMAAR(let maar, let p) in pbu.options
             where maar != gateway && configuration.peers.contains(maar) && !e.record.anchors.contains(where: { $0.gateway == maar }) {
                 e.record.anchors.append(Anchoring(gateway: maar, prefix: p))
-                counters.recordsRebuilt += 1
+                counters.anchorsRelearnt += 1
             }
         }
         counters.accepted += 1

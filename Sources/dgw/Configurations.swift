@@ -116,7 +116,7 @@ extension SignallingCounters {
                      ("resynchronised", resynchronised), ("unknown_peer", unknownPeer), ("unauthenticated", unauthenticated),
                      ("replayed", replayed), ("malformed", malformed),
                      ("unexpected", unexpected), ("not_signalling", notSignalling),
-                     ("held_back_after_refusal", heldBackAfterRefusal), ("records_rebuilt", recordsRebuilt)]
+                     ("held_back_after_refusal", heldBackAfterRefusal), ("anchors_relearnt", anchorsRelearnt)]
         return "{" + pairs.filter { $0.1 != 0 }.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
     }
 }

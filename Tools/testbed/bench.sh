@@ -133,9 +133,10 @@ anchor() {
   echo "$out"
 }
 
-line() {  # system sink offered delivered [extra json]
-  awk -v s="$1" -v k="$2" -v o="$3" -v d="$4" -v x="${5:-}" 'BEGIN {
-    printf "{\"system\":\"%s\",\"sink\":\"%s\",\"offered_pps\":%d,\"delivered_pps\":%d,\"loss\":%.6f%s}\n", s, k, o, d, (o > 0 ? 1 - d / o : 0), x }'
+line() {  # system sink offered delivered [extra json [loss; default from the rates]]
+  awk -v s="$1" -v k="$2" -v o="$3" -v d="$4" -v x="${5:-}" -v l="${6:-}" 'BEGIN {
+    if (l == "") l = (o > 0 ? 1 - d / o : 0)
+    printf "{\"system\":\"%s\",\"sink\":\"%s\",\"offered_pps\":%d,\"delivered_pps\":%d,\"loss\":%.6f%s}\n", s, k, o, d, l, x }'
 }
 
 for sink in $SINKS; do
@@ -153,8 +154,8 @@ for sink in $SINKS; do
     printf ",\"frames_sent\":%d,\"frames_delivered\":%d,\"frames_lost\":%d,\"receive_ring_full\":%d,\"transmit_failed\":%d", sent, got, sent - got, ring, tx
     printf ",\"cpu_ns_per_packet\":%s,\"cpu_busy\":%s,\"vs_kernel\":%.3f,\"vs_testpmd\":%.3f", c, b, (k > 0 ? d / k : 0), (t > 0 ? d / t : 0) }')
   # dgw's loss from the frame counts, not the rounded rates.
-  awk -v k="$sink" -v o="$dgw_offered" -v d="$dgw_delivered" -v s="$dgw_sent" -v g="$dgw_received" -v x="$extra" 'BEGIN {
-    printf "{\"system\":\"dgw\",\"sink\":\"%s\",\"offered_pps\":%d,\"delivered_pps\":%d,\"loss\":%.6f%s}\n", k, o, d, (s > 0 ? 1 - g / s : 0), x }'
+  line dgw "$sink" "$dgw_offered" "$dgw_delivered" "$extra" \
+    "$(awk -v s="$dgw_sent" -v g="$dgw_received" 'BEGIN { printf "%.9f", (s > 0 ? 1 - g / s : 0) }')"
   line kernel "$sink" "$(echo "$kernel" | field sent_pps)" "$k_d"
   line testpmd "$sink" "$(echo "$testpmd" | field sent_pps)" "$t_d"
 done
