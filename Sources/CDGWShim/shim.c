@@ -13,6 +13,12 @@ uint64_t dgw_monotonic_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t dgw_realtime_ns(void) {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0) return 0;
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 int dgw_pin_thread_to_cpu(int cpu) {
     if (cpu < 0 || cpu >= CPU_SETSIZE) { errno = EINVAL; return -1; }
     cpu_set_t set;

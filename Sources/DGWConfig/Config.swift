@@ -98,6 +98,9 @@ public struct GatewayConfig: Sendable {
     /// Whether an MN is attached on its first unicast frame (one that moved
     /// in unannounced), not only on an RS or a trigger.
     public var attachOnTraffic = true
+    /// How long a frame tunnelled from a peer ahead of its binding here
+    /// waits for it (`core.hold_ms`); 0: dropped at once.
+    public var holdMilliseconds = 50
     /// The only MNs that may attach here, when given.
     public var subscribers: [Subscriber]?
     public var core = Core(port: Port(interface: "", mtu: 1500), prefix: IPv6Prefix("::/0")!, gateway: nil)
@@ -171,7 +174,8 @@ extension GatewayConfig {
         if role != .dgw, let n = top["access"] {
             throw r.error(n, "role \(role.rawValue) has no access port (it serves no MN); remove access")
         }
-        let (port, coreMap) = try readPort(top["core"]!, "core", r, extra: ["prefix", "gateway"])
+        let (port, coreMap) = try readPort(top["core"]!, "core", r, extra: ["prefix", "gateway", "hold_ms"])
+        if let v = coreMap["hold_ms"] { holdMilliseconds = try r.integer(v, "core.hold_ms", 0...10_000) }
         guard let p = coreMap["prefix"] else { throw r.error(top["core"]!, "core.prefix is required") }
         core = Core(port: port, prefix: try r.prefix(p, "core.prefix"),
                     gateway: try coreMap["gateway"].map { try r.address($0, "core.gateway") })

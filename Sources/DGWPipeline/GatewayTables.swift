@@ -28,6 +28,9 @@ public final class GatewayTables: @unchecked Sendable {
     /// Room for hot records: the static bindings, the dynamic ones, and the
     /// slots of changed bindings waiting for their grace period.
     public let capacity: Int
+    /// Bumped by the writer after each change of a route or binding: a
+    /// worker holding frames for a binding tries them again when it moves.
+    let changes = Atomic<UInt64>(0)
 
     // The writer's own books (never read by a worker).
     /// Bindings installed (their slots are the routes' next hops, less one).
@@ -171,8 +174,11 @@ public final class GatewayTables: @unchecked Sendable {
                               servingHop: b.serving == nil ? -1 : peerHop, order: order)
         }
         if let old { release(old, unlinked: servedHere && mapped == old) }
+        changed()
         return slot
     }
+
+    private func changed() { changes.wrappingAdd(1, ordering: .releasing) }
 
     /// The slot the MAC table points `mac` at, if any.
     private func mappedSlot(of mac: MACAddress) -> Int? {
@@ -209,6 +215,7 @@ public final class GatewayTables: @unchecked Sendable {
         }
         remoteNetworks[prefix] = (anchor, slot, 1)
         liveNetworks.withLock { $0[prefix] = anchor }
+        changed()
     }
 
     /// Undoes one `route(localNetwork:anchor:)`; the route goes with the last.
@@ -223,6 +230,7 @@ public final class GatewayTables: @unchecked Sendable {
         liveNetworks.withLock { _ = $0.removeValue(forKey: prefix) }
         routes.remove(prefix)
         release(r.slot)
+        changed()
     }
 
     /// Other anchors' local networks routed into their tunnels now, by prefix.
@@ -238,6 +246,7 @@ public final class GatewayTables: @unchecked Sendable {
         bindingCount -= 1
         liveLock.withLock { _ in live[slot].order = 0 }
         release(slot)
+        changed()
         return true
     }
 

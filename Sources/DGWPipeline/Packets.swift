@@ -68,6 +68,7 @@ public enum Action: Int, CaseIterable, Sendable {
     case neighborSolicited          // NS sent to resolve a next hop
     case neighborLearned
     case echoReplied
+    case heldForBinding             // tunnelled from a peer before its binding here: held, tried again on the next change
 
     public var name: String {
         switch self {
@@ -90,6 +91,7 @@ public enum Action: Int, CaseIterable, Sendable {
         case .neighborSolicited: "neighbor_solicitation_sent"
         case .neighborLearned: "neighbor_learned"
         case .echoReplied: "echo_reply_sent"
+        case .heldForBinding: "held_for_binding"
         }
     }
 }
@@ -100,6 +102,9 @@ public enum Verdict: Equatable, Sendable {
     case drop(DropReason)
     /// Handled by the gateway itself (an NS answered, an NA learned).
     case consumed
+    /// Copied aside until a binding for it may have come (`Pipeline.processHeld`):
+    /// neither sent nor dropped yet.
+    case held
 }
 
 /// One frame: where it sits in the pool, where it came from, what becomes of it.

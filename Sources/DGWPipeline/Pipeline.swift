@@ -67,6 +67,15 @@ public struct PipelineConfiguration: Sendable {
     public var unknownMNPuntRate: Int = 100
     /// Bindings the control plane may add at run time (room is made at start).
     public var dynamicBindings: Int = 0
+    /// How long a frame tunnelled from a peer for a prefix with no binding
+    /// from that peer here is held, and tried again at each change of the
+    /// tables, before it is dropped (`decapsulation_refused`): the anchor
+    /// tunnels downlink as soon as it accepts the PBU, and its (or an LMA's
+    /// relayed) data can overtake the PBA on its way through the control
+    /// plane. 0: not held.
+    public var holdNanoseconds: Int64 = 50_000_000
+    /// Frames held at once, per worker; more are dropped at once.
+    public var holdCapacity: Int = 256
     /// This gateway's local networks (LIPA): tunnelled traffic for them is
     /// accepted from `peers`, whose MNs reach them through this gateway's DLIF.
     public var localNetworks: [IPv6Prefix] = []
@@ -165,6 +174,27 @@ public final class Pipeline {
     /// Time of the packet being decided (for what it causes).
     var currentTime: Int64 { Int64(scratch[Self.timeSlot]) }
 
+    // Frames held for a binding (`PipelineConfiguration.holdNanoseconds`):
+    // copies in slots of `heldStorage` (made on the first hold), oldest first.
+    struct HeldFrame {
+        var slot: Int
+        var length: Int
+        var port: GatewayPort
+        /// When it was received: it is dropped once held this long.
+        var time: Int64
+    }
+    var held: [HeldFrame] = []
+    var heldStorage: UnsafeMutableRawPointer?
+    var heldFreeSlots: [Int] = []
+    /// The tables' change count when the held frames were last tried (or the first one held).
+    var heldChanges: UInt64 = 0
+    /// The tables' change count as the batch being decided began.
+    var batchChanges: UInt64 = 0
+    /// Set while held frames are decided again: the time it happens.
+    var retryTime: Int64?
+    /// Whether frames are held for a binding: `processHeld` has work once the tables change or time passes.
+    public var holding: Bool { !held.isEmpty }
+
     /// A pipeline with tables of its own (replay, tests, one worker).
     public convenience init(_ c: PipelineConfiguration, pool: PacketPool) throws {
         self.init(pool: pool, tables: try GatewayTables(c))
@@ -199,6 +229,7 @@ public final class Pipeline {
     }
 
     deinit {
+        heldStorage?.deallocate()
         for p in [lpmResults, macResults] { p.deallocate() }
         lpmKeys.deallocate()
         macKeys.deallocate()
@@ -221,6 +252,7 @@ public final class Pipeline {
     /// frames the gateway makes (ICMPv6 errors, ND) are appended to `generated`.
     public func process(_ packets: UnsafeMutableBufferPointer<Packet>, generated: inout [Packet]) {
         scratch.update(repeating: 0, count: Self.timeSlot + 1)
+        batchChanges = tables.changes.load(ordering: .acquiring)
         let before = generated.count
         var start = 0
         while start < packets.count {
@@ -232,9 +264,67 @@ public final class Pipeline {
         // Counters: once per batch.
         for a in 0..<Self.dropBase { totals.actions[a] += scratch[a] }
         for d in 0..<DropReason.allCases.count { totals.drops[d] += scratch[Self.dropBase + d] }
-        totals.framesIn += packets.count
+        if retryTime == nil { totals.framesIn += packets.count }  // held frames came in once
         totals.framesOut += scratch[Self.framesOutSlot] + generated.count - before
         routes.qsbr.quiescent(reader)
+    }
+
+    // MARK: Held frames
+
+    /// Copies the frame aside for `processHeld` (verdict `held`), unless
+    /// holding is off, full, or the frame has been held its time already.
+    func hold(_ p: inout Packet) -> Bool {
+        let limit = configuration.holdNanoseconds
+        guard limit > 0, (retryTime ?? p.time) &- p.time < limit, held.count < configuration.holdCapacity,
+              p.length <= pool.capacity else { return false }
+        if heldStorage == nil {
+            heldStorage = .allocate(byteCount: configuration.holdCapacity * pool.capacity, alignment: 64)
+            heldFreeSlots = Array((0..<configuration.holdCapacity).reversed())
+            held.reserveCapacity(configuration.holdCapacity)
+        }
+        let slot = heldFreeSlots.removeLast()
+        let bytes = UnsafeRawBufferPointer(pool.bytes(p))
+        (heldStorage! + slot * pool.capacity).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        // A change of the tables after this batch began may be the binding it waits for.
+        if held.isEmpty && retryTime == nil { heldChanges = batchChanges }
+        held.append(HeldFrame(slot: slot, length: bytes.count, port: p.port, time: p.time))
+        if retryTime == nil { count(.heldForBinding) }
+        p.verdict = .held
+        return true
+    }
+
+    /// Decides the held frames again when the tables changed since they
+    /// were last tried, or one of them has been held its time (and is then
+    /// dropped for what kept it): loads up to `batch.count` of them into
+    /// the pool, oldest first, and decides them as `process` does (those
+    /// still waiting are held again). Returns how many it loaded; the
+    /// caller sends, counts and releases them like a processed batch. They
+    /// and what they generated carry `now` as their time.
+    public func processHeld(now: Int64, into batch: UnsafeMutableBufferPointer<Packet>, generated: inout [Packet]) -> Int {
+        guard let storage = heldStorage, !held.isEmpty else { return 0 }
+        let changes = tables.changes.load(ordering: .acquiring)
+        let limit = configuration.holdNanoseconds
+        guard changes != heldChanges || held.contains(where: { now &- $0.time >= limit }) else { return 0 }
+        var n = 0
+        while n < min(batch.count, held.count) {
+            let h = held[n]
+            guard let p = pool.load(UnsafeRawBufferPointer(start: storage + h.slot * pool.capacity, count: h.length),
+                                    port: h.port, time: h.time) else { break }
+            batch[n] = p
+            heldFreeSlots.append(h.slot)
+            n += 1
+        }
+        held.removeFirst(n)
+        // Tried all: the next try waits for the next change (else the rest go next time).
+        if held.isEmpty { heldChanges = changes }
+        guard n > 0 else { return 0 }
+        let before = generated.count
+        retryTime = now
+        process(UnsafeMutableBufferPointer(rebasing: batch[..<n]), generated: &generated)
+        retryTime = nil
+        for i in 0..<n { batch[i].time = now }
+        for i in before..<generated.count { generated[i].time = now }
+        return n
     }
 
     /// Passes 1 and 2 of a chunk: which frames take the fast path and
@@ -485,6 +575,9 @@ public final class Pipeline {
             encapsulate(&p, inner, to: hopAddress(anchor), hop: anchor, from: eth, on: .core, &out, action: .uplinkRelayed)
             return
         }
+        // From a peer: its binding here may be on its way, in a PBA (or
+        // a PBU) this frame overtook in the control plane.
+        if configuration.peers.contains(peer), hold(&p) { return }
         p.verdict = .drop(.decapsulationRefused)
     }
 

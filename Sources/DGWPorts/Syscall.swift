@@ -103,6 +103,10 @@ public enum Syscall {
 
     /// CLOCK_MONOTONIC in nanoseconds.
     public static func monotonicNanoseconds() -> UInt64 { dgw_monotonic_ns() }
+
+    /// CLOCK_REALTIME in nanoseconds since the epoch: the clock the
+    /// kernel stamps received frames with.
+    public static func realtimeNanoseconds() -> Int64 { Int64(dgw_realtime_ns()) }
 }
 
 /// Buffered output to a file descriptor (stdout for `dgw decode`): one

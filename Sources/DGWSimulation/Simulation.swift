@@ -70,7 +70,26 @@ public final class SimulatedGateway {
         pool.release(p.slot)
         for q in generated { pool.release(q.slot) }
         releaseHeld(time: time, into: &out)
+        retryHeldFrames(time: time, into: &out)
         return out
+    }
+
+    /// Frames the pipeline held for a binding, decided again if the tables
+    /// changed or their time is up (`Pipeline.processHeld`).
+    func retryHeldFrames(time: Int64, into out: inout [Emitted]) {
+        guard pipeline.holding else { return }
+        let batch = UnsafeMutableBufferPointer<Packet>.allocate(capacity: pool.count / 2)
+        defer { batch.deallocate() }
+        var generated: [Packet] = []
+        while pipeline.holding {
+            let n = pipeline.processHeld(now: time, into: batch, generated: &generated)
+            guard n > 0 else { break }
+            for p in batch[..<n] + generated {
+                if case .forward(let to) = p.verdict { out.append(Emitted(port: to, time: time, frame: Array(pool.bytes(p)))) }
+                pool.release(p.slot)
+            }
+            generated.removeAll()
+        }
     }
 
     /// Signalling that waited for its next hop's advertisement.
@@ -108,6 +127,7 @@ public final class SimulatedGateway {
         for a in applied.access { out.append(Emitted(port: .access, time: a.time, frame: a.frame)) }
         for frame in applied.core { out.append(Emitted(port: .core, time: time, frame: frame)) }
         releaseHeld(time: time, into: &out)
+        retryHeldFrames(time: time, into: &out)
         return out
     }
 }
@@ -254,6 +274,10 @@ public final class Simulation {
     public private(set) var cell: [MACAddress: Int] = [:]
     public var coreLatency: Int64 = 1_000_000
     public var accessLatency: Int64 = 100_000
+    /// Added to the core latency of signalling (Mobility Header) frames:
+    /// a control plane that answers later than its data plane forwards
+    /// (live, a punted frame waits for the control plane's thread).
+    public var signallingLatency: Int64 = 0
     /// Probability that a signalling packet (Mobility Header) is lost on the core.
     public var signallingLoss = 0.0
     /// Core stations that are down: every frame to or from them is lost.
@@ -364,7 +388,9 @@ public final class Simulation {
             trace.append((e.time, e.frame))
             switch e.port {
             case .access: schedule(e.time + accessLatency, .cell(g), e.frame)
-            case .core: schedule(e.time + coreLatency, .core(from: gateways[g].coreMAC), e.frame)
+            case .core:
+                let latency = coreLatency + (isSignalling(e.frame) ? signallingLatency : 0)
+                schedule(e.time + latency, .core(from: gateways[g].coreMAC), e.frame)
             }
         }
     }
@@ -402,7 +428,8 @@ extension Simulation {
     /// is the first gateway's operator's.
     public static func domain(gateways count: Int, bindings: Int = 64, localNetworks: Bool = true, cmd mode: CMDMode? = nil,
                               lma: Bool = false, operators: [Int]? = nil,
-                              configure: (inout ControlPlaneConfiguration) -> Void = { _ in }) throws -> Simulation {
+                              configure: (inout ControlPlaneConfiguration) -> Void = { _ in },
+                              pipeline configurePipeline: (inout PipelineConfiguration) -> Void = { _ in }) throws -> Simulation {
         let operators = operators ?? (1...count).map { lma ? $0 : 1 }
         precondition(operators.count == count)
         func colleagues(_ i: Int) -> [Int] { (1...count).filter { $0 != i && operators[$0 - 1] == operators[i - 1] } }
@@ -443,6 +470,7 @@ extension Simulation {
                 c.access.localNetworks = [lipa]
                 p.localNetworks = [lipa]
             }
+            configurePipeline(&p)
             configure(&c)
             gateways.append(try SimulatedGateway(name: "dgw\(i)", pipeline: p, control: c))
         }
@@ -464,6 +492,7 @@ extension Simulation {
             p.dynamicBindings = bindings
             p.peers = (1...count).map(address)
             p.relaysLocalNetworks = true
+            configurePipeline(&p)
             var c = ControlPlaneConfiguration(address: lmaAddress)
             c.role = .lma
             c.peers = p.peers

@@ -19,6 +19,7 @@ extension PipelineConfiguration {
         peers = g.peers.map(\.address) + [g.cmd, g.lma].compactMap { $0 }
         if !g.attachOnTraffic { unknownMNPuntRate = 0 }
         dynamicBindings = g.mnCapacity
+        holdNanoseconds = Int64(g.holdMilliseconds) * 1_000_000
         // An LMA: a million prefixes relayed between operators.
         if g.role == .lma {
             dynamicBindings = 1 << 20

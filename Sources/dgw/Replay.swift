@@ -217,7 +217,33 @@ final class ReplayLoop {
         }
         try forward(UnsafeMutableBufferPointer(rebasing: batch[..<n]), &generated)
         // What is due by the last frame's time (an MN that attached in the last batch, a PBA's RAs).
-        if lastTime != .min { try runControl(until: lastTime) }
+        if lastTime != .min {
+            try runControl(until: lastTime)
+            // Still held at the end of the input: their time runs out.
+            try retryHeld(at: lastTime &+ pipeline.configuration.holdNanoseconds)
+        }
+    }
+
+    /// Frames the pipeline held for a binding, decided again at `time` if
+    /// the tables changed or their time is up, and written.
+    func retryHeld(at time: Int64) throws(PortError) {
+        guard pipeline.holding else { return }
+        var generated: [Packet] = []
+        let batch = UnsafeMutableBufferPointer<Packet>.allocate(capacity: Self.batchSize)
+        defer { batch.deallocate() }
+        while pipeline.holding {
+            let n = pipeline.processHeld(now: time, into: batch, generated: &generated)
+            guard n > 0 else { return }
+            for p in batch[..<n] {
+                try write(p)
+                pool.release(p.slot)
+            }
+            for p in generated {
+                try write(p)
+                pool.release(p.slot)
+            }
+            generated.removeAll(keepingCapacity: true)
+        }
     }
 
     /// A multicast frame from an MN, or a Mobility Header on the core.
@@ -275,6 +301,8 @@ final class ReplayLoop {
         unresolvedSignalling += e.unresolved.count
         for (t, frame) in e.access { try access.write(frame, seconds: Int(t / 1_000_000_000), nanoseconds: Int(t % 1_000_000_000)) }
         for frame in e.core { try core.write(frame, seconds: Int(time / 1_000_000_000), nanoseconds: Int(time % 1_000_000_000)) }
+        // The bindings held frames wait for may be among these.
+        try retryHeld(at: time)
     }
 
     /// The next frame of `reader` in a fresh slot, nil at its end. Frames
@@ -316,6 +344,8 @@ final class ReplayLoop {
         while g < generated.count { try write(generated[g]); g += 1 }
         for p in generated { pool.release(p.slot) }
         generated.removeAll(keepingCapacity: true)
+        // Frames held in this batch whose time is up.
+        try retryHeld(at: batch[batch.count - 1].time)
     }
 
     @inline(__always)

@@ -364,7 +364,8 @@ final class Worker<Port: LivePort>: @unchecked Sendable, ForwardingWorker {
                     // Frames in a block the kernel has not retired yet: wait it out.
                     usleep(UInt32(retireMilliseconds + 1) * 1000)
                 } else {
-                    try StopSignal.poll(descriptors, milliseconds: 20)
+                    // Held frames wait for a binding from the control plane's thread: looked at often.
+                    try StopSignal.poll(descriptors, milliseconds: pipeline.holding ? 1 : 20)
                 }
                 for (port, side) in [(access, GatewayPort.access), (core, GatewayPort.core)] {
                     guard let port else { continue }
@@ -391,6 +392,7 @@ final class Worker<Port: LivePort>: @unchecked Sendable, ForwardingWorker {
                 }
                 try forward(UnsafeMutableBufferPointer(rebasing: batch[..<n]), &generated)
                 n = 0
+                try retryHeld(batch, &generated, stopping: stopping)
                 if stopping { break }
             }
         } catch {
@@ -434,6 +436,22 @@ final class Worker<Port: LivePort>: @unchecked Sendable, ForwardingWorker {
     func forward(_ batch: UnsafeMutableBufferPointer<Packet>, _ generated: inout [Packet]) throws(PortError) {
         guard batch.count > 0 else { return }
         pipeline.process(batch, generated: &generated)
+        try dispatch(batch, &generated)
+    }
+
+    /// Frames held for a binding (`Pipeline.processHeld`), decided again
+    /// and sent; `stopping`: the last try, which drops what still waits.
+    func retryHeld(_ batch: UnsafeMutableBufferPointer<Packet>, _ generated: inout [Packet], stopping: Bool) throws(PortError) {
+        while pipeline.holding {
+            let now = stopping ? Int64.max : Syscall.realtimeNanoseconds()
+            let n = pipeline.processHeld(now: now, into: batch, generated: &generated)
+            guard n > 0 else { return }
+            try dispatch(UnsafeMutableBufferPointer(rebasing: batch[..<n]), &generated)
+        }
+    }
+
+    /// After the pipeline: punts to the control plane, frames sent, slots given back.
+    private func dispatch(_ batch: UnsafeMutableBufferPointer<Packet>, _ generated: inout [Packet]) throws(PortError) {
         if let punts, let corePunts {
             var pushed = false
             defer { if pushed { wakeup?.signal() } }

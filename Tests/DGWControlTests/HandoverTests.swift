@@ -23,8 +23,9 @@ final class Domain {
     /// with `lma`, the inter-operator LMA after it (by default each gateway
     /// an operator of its own: no gateway another's peer).
     init(cmd: CMDMode? = nil, lma: Bool = false, operators: [Int]? = nil,
-         configure: (inout ControlPlaneConfiguration) -> Void = { _ in }) throws {
-        sim = try Simulation.domain(gateways: 3, cmd: cmd, lma: lma, operators: operators, configure: configure)
+         configure: (inout ControlPlaneConfiguration) -> Void = { _ in },
+         pipeline: (inout PipelineConfiguration) -> Void = { _ in }) throws {
+        sim = try Simulation.domain(gateways: 3, cmd: cmd, lma: lma, operators: operators, configure: configure, pipeline: pipeline)
         sim.add(mn)
     }
 

@@ -27,6 +27,12 @@ struct Run {
         }
         var generated: [Packet] = []
         batch.withUnsafeMutableBufferPointer { pipeline.process($0, generated: &generated) }
+        // Frames held for a binding: decided once their time is up (no
+        // binding comes here), in their places.
+        let retried = UnsafeMutableBufferPointer<Packet>.allocate(capacity: batch.count)
+        defer { retried.deallocate() }
+        let n = pipeline.processHeld(now: .max, into: retried, generated: &generated)
+        for (k, i) in batch.indices.filter({ batch[$0].verdict == .held }).enumerated() where k < n { batch[i] = retried[k] }
         for p in batch + generated {
             if case .forward(let port) = p.verdict { out.append((port, Array(pool.bytes(p)))) }
         }

@@ -534,6 +534,17 @@ func readFrames(_ path: String) throws -> [Captured] {
                 == "t.yaml:6:11: id is longer than 254 octets")
     }
 
+    /// `core.hold_ms`: 50 by default, 0 to drop at once, within 0...10,000
+    /// (LMAReplayTests replays with 0).
+    @Test func readsTheHoldTime() throws {
+        let base = "name: x\naddress: 2001:db8::1\naccess: {interface: a}\n"
+        #expect(try GatewayConfig.parse(base + "core: {interface: c, prefix: 2001:db8::/64}\n", file: "t.yaml").holdMilliseconds == 50)
+        let c = try GatewayConfig.parse(base + "core: {interface: c, prefix: 2001:db8::/64, hold_ms: 0}\n", file: "t.yaml")
+        #expect(c.holdMilliseconds == 0)
+        #expect(error(base + "core: {interface: c, prefix: 2001:db8::/64, hold_ms: 10001}\n").hasPrefix("t.yaml:4:"))
+        #expect(error(base + "core: {interface: c, prefix: 2001:db8::/64, hold_ms: soon}\n").hasPrefix("t.yaml:4:"))
+    }
+
     /// A CMD has the core port only and anchors nothing; a gateway's `cmd`
     /// is someone else.
     @Test func refusesWhatACMDCannotHave() {
@@ -607,9 +618,18 @@ extension ConfigTests {
                                      "--out-access", s.path("oa.pcap"), "--out-core", s.path("oc.pcap")])
         #expect(r.status == 0, "\(r.stderr)")
         let summary = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
-        #expect(summary["actions"] as? [String: Int] == ["uplink_relayed": 1, "downlink_relayed": 1])
+        // The wrong way from a peer: held for a binding, refused when the capture ends.
+        #expect(summary["actions"] as? [String: Int] == ["uplink_relayed": 1, "downlink_relayed": 1, "held_for_binding": 1])
         #expect(summary["drops"] as? [String: Int] == ["decapsulation_refused": 1])
         #expect(try readFrames(s.path("oa.pcap")).isEmpty)
+        // `hold_ms: 0`: refused at once.
+        let noHold = try s.write("lma-nohold.yaml", try String(contentsOfFile: config, encoding: .utf8)
+            .replacingOccurrences(of: "mac: \"02:dd:00:00:00:01\" }", with: "mac: \"02:dd:00:00:00:01\", hold_ms: 0 }"))
+        let r0 = try runProcess(dgw, ["replay", "--config", noHold, "--core", core,
+                                      "--out-access", s.path("oa0.pcap"), "--out-core", s.path("oc0.pcap")])
+        let summary0 = try #require(try JSONSerialization.jsonObject(with: Data(r0.stdout.utf8)) as? [String: Any])
+        #expect(summary0["actions"] as? [String: Int] == ["uplink_relayed": 1, "downlink_relayed": 1], "\(r0.stderr)")
+        #expect(summary0["drops"] as? [String: Int] == ["decapsulation_refused": 1])
         // tshark reads both tunnels: outer and inner addresses, hop limits.
         let tshark = try #require(which("tshark"))
         let t = try runProcess(tshark, ["-n", "-r", s.path("oc.pcap"), "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|",

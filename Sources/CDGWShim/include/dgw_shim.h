@@ -14,6 +14,9 @@
 /// CLOCK_MONOTONIC in nanoseconds (0 if the clock is unavailable).
 uint64_t dgw_monotonic_ns(void);
 
+/// CLOCK_REALTIME in nanoseconds: the clock of a ring's receive times.
+uint64_t dgw_realtime_ns(void);
+
 /// Pins the calling thread to one CPU (CPU_SET is a macro). 0 or -1/errno.
 int dgw_pin_thread_to_cpu(int cpu);
 
