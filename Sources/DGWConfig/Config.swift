@@ -98,8 +98,9 @@ public struct GatewayConfig: Sendable {
     /// Whether an MN is attached on its first unicast frame (one that moved
     /// in unannounced), not only on an RS or a trigger.
     public var attachOnTraffic = true
-    /// How long a frame tunnelled from a peer ahead of its binding here
-    /// waits for it (`core.hold_ms`); 0: dropped at once.
+    /// How long a frame ahead of its binding here (tunnelled from a peer,
+    /// or from an MN to a DLIF not shown yet) waits for it (`hold_ms`); 0:
+    /// dropped at once.
     public var holdMilliseconds = 50
     /// The only MNs that may attach here, when given.
     public var subscribers: [Subscriber]?
@@ -158,7 +159,7 @@ extension GatewayConfig {
     private mutating func read(_ root: YAMLNode, _ r: Reader) throws {
         let top = try r.mapping(root, "configuration", keys: [
             "name", "role", "address", "access", "core", "prefix_pool", "local_networks", "peers", "cmd",
-            "cmd_mode", "lma", "auth", "ra", "binding", "static_bindings", "neighbors", "control", "metrics", "subscribers",
+            "cmd_mode", "lma", "auth", "ra", "binding", "static_bindings", "neighbors", "control", "metrics", "subscribers", "hold_ms",
         ], required: ["name", "address", "core"])
         name = try r.string(top["name"]!, "name")
         if let n = top["role"] { role = try r.enumeration(n, "role") }
@@ -174,8 +175,8 @@ extension GatewayConfig {
         if role != .dgw, let n = top["access"] {
             throw r.error(n, "role \(role.rawValue) has no access port (it serves no MN); remove access")
         }
-        let (port, coreMap) = try readPort(top["core"]!, "core", r, extra: ["prefix", "gateway", "hold_ms"])
-        if let v = coreMap["hold_ms"] { holdMilliseconds = try r.integer(v, "core.hold_ms", 0...10_000) }
+        let (port, coreMap) = try readPort(top["core"]!, "core", r, extra: ["prefix", "gateway"])
+        if let v = top["hold_ms"] { holdMilliseconds = try r.integer(v, "hold_ms", 0...10_000) }
         guard let p = coreMap["prefix"] else { throw r.error(top["core"]!, "core.prefix is required") }
         core = Core(port: port, prefix: try r.prefix(p, "core.prefix"),
                     gateway: try coreMap["gateway"].map { try r.address($0, "core.gateway") })

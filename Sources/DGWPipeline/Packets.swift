@@ -68,7 +68,7 @@ public enum Action: Int, CaseIterable, Sendable {
     case neighborSolicited          // NS sent to resolve a next hop
     case neighborLearned
     case echoReplied
-    case heldForBinding             // tunnelled from a peer before its binding here: held, tried again on the next change
+    case heldForBinding             // ahead of its binding here (tunnelled from a peer, or from an MN to a DLIF not shown yet): held, tried again on each change
 
     public var name: String {
         switch self {
@@ -103,8 +103,19 @@ public enum Verdict: Equatable, Sendable {
     /// Handled by the gateway itself (an NS answered, an NA learned).
     case consumed
     /// Copied aside until a binding for it may have come (`Pipeline.processHeld`):
-    /// neither sent nor dropped yet.
-    case held
+    /// neither sent nor dropped yet; `punted`: handed to the control plane
+    /// too (a frame from an MN not attached here, which may attach it).
+    case held(punted: Bool)
+
+    /// Whether the control plane is to see the frame.
+    @inlinable public var isPunted: Bool {
+        switch self {
+        case .drop(.punted), .held(punted: true): true
+        default: false
+        }
+    }
+
+    @inlinable public var isHeld: Bool { if case .held = self { true } else { false } }
 }
 
 /// One frame: where it sits in the pool, where it came from, what becomes of it.

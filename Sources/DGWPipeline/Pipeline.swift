@@ -273,7 +273,7 @@ public final class Pipeline {
 
     /// Copies the frame aside for `processHeld` (verdict `held`), unless
     /// holding is off, full, or the frame has been held its time already.
-    func hold(_ p: inout Packet) -> Bool {
+    func hold(_ p: inout Packet, punted: Bool = false) -> Bool {
         let limit = configuration.holdNanoseconds
         guard limit > 0, (retryTime ?? p.time) &- p.time < limit, held.count < configuration.holdCapacity,
               p.length <= pool.capacity else { return false }
@@ -289,7 +289,7 @@ public final class Pipeline {
         if held.isEmpty && retryTime == nil { heldChanges = batchChanges }
         held.append(HeldFrame(slot: slot, length: bytes.count, port: p.port, time: p.time))
         if retryTime == nil { count(.heldForBinding) }
-        p.verdict = .held
+        p.verdict = .held(punted: punted)
         return true
     }
 
@@ -450,19 +450,21 @@ public final class Pipeline {
             // An MN that moved in unannounced still talks to its old router:
             // the control plane attaches it (within a rate: spoofed sources
             // must not flood it).
-            if !eth.source.isMulticast, configuration.unknownMNPuntRate > 0,
-               unknownMNBucket.take(at: p.time, rate: configuration.unknownMNPuntRate) {
-                count(.puntedUnknownMN)
-                p.verdict = .drop(.punted)
-            } else {
-                p.verdict = .drop(.unknownDestinationMAC)
-            }
+            let punt = retryTime == nil && !eth.source.isMulticast && configuration.unknownMNPuntRate > 0
+                && unknownMNBucket.take(at: p.time, rate: configuration.unknownMNPuntRate)
+            if punt { count(.puntedUnknownMN) }
+            // To a logical MAC no DLIF here has (every DLIF's is locally
+            // administered): a former anchor's, shown here once its PBA comes.
+            if dlif == 0, !eth.source.isMulticast, dstMAC.isLocallyAdministered, hold(&p, punted: punt) { return }
+            p.verdict = punt ? .drop(.punted) : .drop(.unknownDestinationMAC)
             return
         }
         // Uplink source check: one of the prefixes of this MN, attached here.
         // (Bindings are /64s, so the longest match being a binding means it contains the source.)
         let s = route >= 0 ? route : Int(routes.lookup(ip.source))
         guard s != 0, hot[s - 1].mnMAC == eth.source, hot[s - 1].isServedHere else {
+            // From a prefix bound to nothing here: a former anchor's, whose PBA may be on its way.
+            if s == 0, hold(&p) { return }
             p.verdict = .drop(.sourceCheck)
             return
         }

@@ -58,7 +58,7 @@ public final class SimulatedGateway {
         switch p.verdict {
         case .forward(let to):
             out.append(Emitted(port: to, time: time, frame: Array(pool.bytes(p))))
-        case .drop(.punted):
+        case .drop(.punted), .held(punted: true):
             let bytes = UnsafeRawBufferPointer(pool.bytes(p))
             out = apply(port == .access ? control.access(bytes, time: time) : control.core(bytes, time: time), time: time)
         default:

@@ -334,7 +334,7 @@ final class ReplayLoop {
         for p in batch {
             while g < generated.count && generated[g].time < p.time { try write(generated[g]); g += 1 }
             try write(p)
-            if case .drop(.punted) = p.verdict, let control {
+            if p.verdict.isPunted, let control {
                 let bytes = UnsafeRawBufferPointer(pool.bytes(p))
                 // Its effects (an attach, a binding) in place before the frames after this one.
                 try write(p.port == .access ? control.access(bytes, time: p.time) : control.core(bytes, time: p.time), at: p.time)

@@ -456,7 +456,7 @@ final class Worker<Port: LivePort>: @unchecked Sendable, ForwardingWorker {
             var pushed = false
             defer { if pushed { wakeup?.signal() } }
             for p in batch {
-                guard case .drop(.punted) = p.verdict else { continue }
+                guard p.verdict.isPunted else { continue }
                 let bytes = UnsafeRawBufferPointer(pool.bytes(p))
                 // Of the core's punts, only signalling is the control plane's.
                 if p.port == .core && !(bytes.count > 54 && bytes[20] == IPProtocol.mobility) { continue }

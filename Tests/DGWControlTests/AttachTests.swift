@@ -41,10 +41,14 @@ func readdressed(_ frame: [UInt8], to destination: MACAddress, from source: MACA
         d.move(to: 0)
         let a1 = try #require(d.address(at: 1)).address
         d.sim.place(d.mn, in: 1)  // no trigger
-        #expect(!d.roundTrip(a1), "the first frame only tells D-GW2 the MN is there")
+        #expect(!d.roundTrip(a1), "the CN's datagram went to D-GW1's cell: the MN's first frame tells D-GW2 it is here")
         #expect(d.g[1].pipeline.totals[.puntedUnknownMN] == 1)
         #expect(d.g[1].control.router.counters.attachedOnTraffic == 1 && d.g[1].control.router.counters.attached == 1)
         d.sim.run(for: 50 * ms)
+        // That first frame was held until the PBA showed D-GW1's DLIF here, then tunnelled: not lost.
+        #expect(d.g[1].pipeline.totals[.heldForBinding] == 1 && d.g[1].pipeline.totals[.uplinkEncapsulated] == 1)
+        #expect(d.cn.received.filter { $0.source == a1 }.count == 1)
+        #expect(d.g[1].pipeline.totals[.unknownDestinationMAC] == 0 && !d.g[1].pipeline.holding)
         #expect(d.g[1].control.counters.pbuSent == 1 && d.g[0].control.counters.accepted == 1, "D-GW1 named by its DLIF's MAC")
         #expect(d.binding(at: 1, d.prefix(at: 1))?.serving == gw[1])
         #expect(d.binding(at: 2, d.prefix(at: 1))?.anchor == gw[0])

@@ -48,6 +48,43 @@ import Testing
         #expect(decode.status == 0 && decode.stdout.isEmpty, "\(decode.stdout)")
     }
 
+    /// The MN keeps sending from its D-GW1 address while it moves to D-GW2
+    /// (one datagram a millisecond for 40 ms), to D-GW1's DLIF (which D-GW2
+    /// does not show until the PBA) or, `viaNewRouter`, to D-GW2's own DLIF
+    /// as its new default router (from a prefix D-GW2 binds only then).
+    /// D-GW2 holds what comes before the PBA and tunnels it all once bound.
+    /// Hold 0: those are lost.
+    @Test(arguments: [Int64(50 * ms), 0], [false, true])
+    func uplinkAheadOfThePBAIsHeldThenTunnelled(hold: Int64, viaNewRouter: Bool) throws {
+        let d = try Domain(pipeline: { $0.holdNanoseconds = hold })
+        d.sim.signallingLatency = 5 * ms
+        d.move(to: 0)
+        let a1 = try #require(d.address(at: 1)).address
+        d.sim.move(d.mn, to: 1, previous: [d.g[0].address])
+        d.sim.run(for: ms)  // D-GW2's first RA
+        let router = try #require(viaNewRouter ? d.dlifMAC(at: 2) : d.dlifMAC(at: 1))
+        let before = d.cn.received.count
+        for i in 0..<40 {
+            let datagram = try #require(d.mn.udp(from: a1, to: d.cnAddress, payload: [UInt8(i), 0xE0]))
+            d.sim.send(readdressed(datagram, to: router), from: d.mn)
+            d.sim.run(for: ms)
+        }
+        d.sim.run(for: 100 * ms)
+        let got = d.cn.received.dropFirst(before).filter { $0.source == a1 }.map { $0.payload[0] }
+        let serving = d.g[1].pipeline.totals
+        let dropped = serving[.unknownDestinationMAC] + serving[.sourceCheck]
+        if hold > 0 {
+            #expect(serving[.heldForBinding] >= 5, "\(serving[.heldForBinding]) held")
+            #expect(dropped == 0 && got == Array(0..<40), "every datagram, in order: \(got)")
+        } else {
+            // Dropped, or (within the rate for MACs unknown to a DLIF) handed to the control plane only.
+            let early = dropped + serving[.puntedUnknownMN]
+            #expect(serving[.heldForBinding] == 0 && early >= 5 && got.count == 40 - early, "\(early) not forwarded, got \(got)")
+            #expect(viaNewRouter ? serving[.sourceCheck] >= 5 : serving[.sourceCheck] == 0)
+        }
+        #expect(serving[.uplinkEncapsulated] == got.count && !d.g[1].pipeline.holding)
+    }
+
     /// Not held (hold 0): those frames are refused at once. Held 2 ms, less
     /// than the PBA takes: refused when their time is up, none lost uncounted.
     @Test(arguments: [Int64(0), 2 * ms])

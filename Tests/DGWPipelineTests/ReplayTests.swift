@@ -534,15 +534,14 @@ func readFrames(_ path: String) throws -> [Captured] {
                 == "t.yaml:6:11: id is longer than 254 octets")
     }
 
-    /// `core.hold_ms`: 50 by default, 0 to drop at once, within 0...10,000
+    /// `hold_ms`: 50 by default, 0 to drop at once, within 0...10,000
     /// (LMAReplayTests replays with 0).
     @Test func readsTheHoldTime() throws {
-        let base = "name: x\naddress: 2001:db8::1\naccess: {interface: a}\n"
-        #expect(try GatewayConfig.parse(base + "core: {interface: c, prefix: 2001:db8::/64}\n", file: "t.yaml").holdMilliseconds == 50)
-        let c = try GatewayConfig.parse(base + "core: {interface: c, prefix: 2001:db8::/64, hold_ms: 0}\n", file: "t.yaml")
-        #expect(c.holdMilliseconds == 0)
-        #expect(error(base + "core: {interface: c, prefix: 2001:db8::/64, hold_ms: 10001}\n").hasPrefix("t.yaml:4:"))
-        #expect(error(base + "core: {interface: c, prefix: 2001:db8::/64, hold_ms: soon}\n").hasPrefix("t.yaml:4:"))
+        let base = "name: x\naddress: 2001:db8::1\naccess: {interface: a}\ncore: {interface: c, prefix: 2001:db8::/64}\n"
+        #expect(try GatewayConfig.parse(base, file: "t.yaml").holdMilliseconds == 50)
+        #expect(try GatewayConfig.parse(base + "hold_ms: 0\n", file: "t.yaml").holdMilliseconds == 0)
+        #expect(error(base + "hold_ms: 10001\n").hasPrefix("t.yaml:5:10: hold_ms"))
+        #expect(error(base + "hold_ms: soon\n").hasPrefix("t.yaml:5:10: hold_ms"))
     }
 
     /// A CMD has the core port only and anchors nothing; a gateway's `cmd`
@@ -624,7 +623,7 @@ extension ConfigTests {
         #expect(try readFrames(s.path("oa.pcap")).isEmpty)
         // `hold_ms: 0`: refused at once.
         let noHold = try s.write("lma-nohold.yaml", try String(contentsOfFile: config, encoding: .utf8)
-            .replacingOccurrences(of: "mac: \"02:dd:00:00:00:01\" }", with: "mac: \"02:dd:00:00:00:01\", hold_ms: 0 }"))
+            + "\nhold_ms: 0\n")
         let r0 = try runProcess(dgw, ["replay", "--config", noHold, "--core", core,
                                       "--out-access", s.path("oa0.pcap"), "--out-core", s.path("oc0.pcap")])
         let summary0 = try #require(try JSONSerialization.jsonObject(with: Data(r0.stdout.utf8)) as? [String: Any])
@@ -665,7 +664,8 @@ extension ConfigTests {
         let drops = try #require(summary["drops"] as? [String: Int])
         #expect(Set(drops.keys).isSubset(of: ["malformed", "unknown_destination_mac", "not_for_this_gateway", "punted_to_control_plane"]),
                 "\(drops)")
-        #expect(actions["punted_unknown_mn"] == drops["punted_to_control_plane"])
+        // Those frames are held for a binding too (to a logical MAC), then dropped.
+        #expect((actions["punted_unknown_mn"] ?? 0) <= (drops["punted_to_control_plane"] ?? 0) + (drops["unknown_destination_mac"] ?? 0))
         #expect((summary["control"] as? [String: Int])?["attached"] == nil, "\(summary)")
         let dropped = drops.values.reduce(0, +)
         #expect((50...250).contains(dropped), "\(dropped) of 5000 dropped for 3% damaged")
