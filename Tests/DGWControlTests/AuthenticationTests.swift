@@ -158,6 +158,50 @@ func tampered(_ frame: [UInt8], at offset: Int) -> [UInt8] {
         })
     }
 
+    /// Through the inter-operator LMA (each gateway an operator of its
+    /// own): each hop signed with its own pair's key (gateway to LMA, LMA
+    /// to gateway), checked here over that hop's addresses; the tour works
+    /// as unsigned. With a wrong key between D-GW2 and the LMA, the LMA
+    /// drops D-GW2's PBUs and D-GW1's prefix is not handed over.
+    @Test func signedThroughTheLMA() throws {
+        let d = try Domain(lma: true, configure: keyed)
+        let gw = d.g.map(\.address)
+        d.move(to: 0)
+        d.move(to: 1, previous: [gw[0]])
+        d.move(to: 2, previous: [gw[0], gw[1]])
+        #expect(d.binding(at: 1, d.prefix(at: 1))?.serving == gw[3], "D-GW1's tunnel goes to the LMA")
+        #expect(d.binding(at: 3, d.prefix(at: 1))?.anchor == gw[3])
+        #expect(d.roundTrip(d.address(at: 1)!.address) && d.roundTrip(d.address(at: 2)!.address))
+        for g in d.g { #expect(g.control.counters.unauthenticated == 0 && g.control.counters.replayed == 0, "\(g.name)") }
+        var hops: Set<[IPv6Address]> = []
+        for (_, frame) in d.sim.trace where isMobility(frame, type: MobilityHeaderType.bindingUpdate)
+            || isMobility(frame, type: MobilityHeaderType.bindingAcknowledgement) {
+            let (mh, source, destination) = mobilityHeader(frame)
+            try mh.withUnsafeBytes { b in
+                let trailer = try #require(MobilityAuthenticationTrailer(try MobilityHeaderPacket(checking: b)))
+                let key = pairKey(source, destination)
+                var covered = Array(source.octets) + Array(destination.octets) + Array(mh[..<trailer.dataOffset])
+                covered[36] = 0
+                covered[37] = 0
+                #expect(trailer.spi == key.spi && Array(mh[trailer.dataOffset...]) == hmacSHA256(key.secret, covered))
+            }
+            hops.insert([source, destination])
+        }
+        #expect(hops.allSatisfy { $0.contains(gw[3]) } && hops.count == 6, "every PBU and PBA to or from the LMA: \(hops)")
+
+        let wrong = try Domain(lma: true) { c in
+            keyed(&c)
+            let lma = IPv6Address("2001:db8:ffff::200")!
+            if c.address.low == 2 { c.keys[lma] = pairKey(c.address, lma, salt: "x") }
+        }
+        wrong.move(to: 0)
+        wrong.move(to: 1, previous: [gw[0]])
+        wrong.sim.run(for: 60_000 * ms)
+        #expect(wrong.g[3].control.counters.unauthenticated == 5, "\(wrong.g[3].control.counters)")
+        #expect(wrong.g[0].control.counters.pbuReceived == 0 && wrong.g[1].control.counters.timeouts == 1)
+        #expect(wrong.binding(at: 1, wrong.prefix(at: 1))?.serving == nil, "still served at D-GW1 as far as it knows")
+    }
+
     /// A gateway restarted with identifiers from where it began is refused
     /// as a replay; one restarted above them (as `dgw run` does from the
     /// wall clock) signals again.
