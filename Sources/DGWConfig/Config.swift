@@ -112,6 +112,9 @@ public struct GatewayConfig: Sendable {
     public var cmdMode = CMDMode.relay
     public var lma: IPv6Address?
     public var auth: [Auth] = []
+    /// How far a signed message's time may be from this node's clock
+    /// (`auth_window_s`): the peers' clock skew plus the signalling delay.
+    public var authWindowSeconds = 7
     public var ra = RA()
     public var binding = Binding()
     public var staticBindings: [StaticBinding] = []
@@ -159,7 +162,7 @@ extension GatewayConfig {
     private mutating func read(_ root: YAMLNode, _ r: Reader) throws {
         let top = try r.mapping(root, "configuration", keys: [
             "name", "role", "address", "access", "core", "prefix_pool", "local_networks", "peers", "cmd",
-            "cmd_mode", "lma", "auth", "ra", "binding", "static_bindings", "neighbors", "control", "metrics", "subscribers", "hold_ms",
+            "cmd_mode", "lma", "auth", "ra", "binding", "static_bindings", "neighbors", "control", "metrics", "subscribers", "hold_ms", "auth_window_s",
         ], required: ["name", "address", "core"])
         name = try r.string(top["name"]!, "name")
         if let n = top["role"] { role = try r.enumeration(n, "role") }
@@ -213,6 +216,7 @@ extension GatewayConfig {
             guard lma != address else { throw r.error(n, "lma is this gateway's own address") }
             guard lma != cmd else { throw r.error(n, "lma and cmd are one address: a node is a CMD or an LMA") }
         }
+        if let v = top["auth_window_s"] { authWindowSeconds = try r.integer(v, "auth_window_s", 1...86_400) }
         for item in try r.sequence(top["auth"], "auth") {
             let m = try r.mapping(item, "auth entry", keys: ["peer", "spi", "key_hex"], required: ["peer", "spi", "key_hex"])
             let hex = try r.string(m["key_hex"]!, "key_hex")

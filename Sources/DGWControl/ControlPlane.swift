@@ -65,6 +65,13 @@ public struct ControlPlaneConfiguration: Sendable {
     /// run` starts from the wall clock, so that a restarted gateway's
     /// identifiers still grow.
     public var firstMessageIdentifier: UInt64 = 1
+    /// Added to event times to make Unix time in nanoseconds, for signed
+    /// messages' identifiers (`dgw run`: the wall clock less the monotonic
+    /// one its events carry; `dgw replay`: 0, a capture's times are Unix).
+    public var clockOffset: Int64 = 0
+    /// How far a signed message's time (its identifier) may be from this
+    /// node's clock: the clocks' skew plus the delay (`auth_window_s`).
+    public var replayWindow: Int64 = 7_000_000_000
     /// The MNs this gateway is sized for (its tables' dynamic bindings):
     /// the books keyed by MN are made that large at start, so that none is
     /// rehashed, stalling the signalling, while MNs attach. 0: grown as needed.
@@ -241,6 +248,9 @@ public struct SignallingCounters: Sendable, Equatable {
     public var unauthenticated = 0
     /// Authenticated, but with a message identifier already passed (a replay).
     public var replayed = 0
+    /// Authenticated, but sent further from this node's time than the
+    /// replay window (a replay after a restart, or clocks apart).
+    public var stale = 0
     /// Mobility Headers that do not parse, have a bad checksum or lack what they need.
     public var malformed = 0
     /// PBAs that answer nothing pending (late, duplicate or stale).
@@ -539,6 +549,7 @@ public final class ControlPlane {
     /// a PBU to each former anchor in `previous`.
     public func attach(_ mn: MACAddress, previous: [IPv6Address] = [], time: Int64) -> ControlEffects {
         var out = newEffects()
+        authenticator.now = time  // signed messages' identifiers and their check
         guard !mn.isMulticast, let a = router.attach(mn) else { return out }
         attached(a, &out)
         // With a CMD (or an LMA), it is the one that knows the former anchors.
@@ -565,6 +576,7 @@ public final class ControlPlane {
     /// former anchor gets a de-registration.
     public func detach(_ mn: MACAddress, time: Int64) -> ControlEffects {
         var out = newEffects()
+        authenticator.now = time  // signed messages' identifiers and their check
         leave(mn, deregister: true, time: time, &out)
         if var a = anchoredRecord(of: mn), a.serving == .here {
             a.serving = .nowhere
@@ -587,6 +599,7 @@ public final class ControlPlane {
     public func movePrefix(_ prefix: IPv6Prefix, of id: [UInt8], to mac: MACAddress, anchor: IPv6Address? = nil,
                            time: Int64) throws(MoveRefusal) -> ControlEffects {
         var out = newEffects()
+        authenticator.now = time  // signed messages' identifiers and their check
         let name = String(decoding: id, as: UTF8.self)
         guard configuration.role == .gateway else { throw MoveRefusal("a \(configuration.role == .lma ? "LMA" : "CMD") serves no MN") }
         guard configuration.identities[mac] == id else { throw MoveRefusal("\(mac) is not an interface of subscriber \(name)") }
@@ -646,6 +659,7 @@ public final class ControlPlane {
     /// A frame the data plane punted from the access port (RS, NS).
     public func access(_ frame: UnsafeRawBufferPointer, time: Int64) -> ControlEffects {
         var out = newEffects()
+        authenticator.now = time  // signed messages' identifiers and their check
         let reply = router.handle(frame)
         // The anchor whose DLIF the MN was talking to, if a peer's (set only for a whole Ethernet header).
         let sender = reply.formerRouter == nil ? nil : MACAddress(frame, at: 6)
@@ -669,6 +683,7 @@ public final class ControlPlane {
     /// A frame the data plane punted from the core port: signalling.
     public func core(_ frame: UnsafeRawBufferPointer, time: Int64) -> ControlEffects {
         var out = newEffects()
+        authenticator.now = time  // signed messages' identifiers and their check
         guard let eth = try? EthernetFrame(checking: frame), eth.etherType == EtherType.ipv6,
               let ip = try? IPv6Packet(checking: eth.payload) else {
             counters.malformed += 1
@@ -697,6 +712,9 @@ public final class ControlPlane {
         case .replayed:
             counters.replayed += 1
             return out
+        case .stale:
+            counters.stale += 1
+            return out
         }
         switch (message, database) {
         case (.bindingUpdate(let pbu), nil): received(pbu, from: ip.source, time: time, &out)
@@ -711,6 +729,7 @@ public final class ControlPlane {
     /// Timers due by `time`: retransmissions, refreshes, expiries, advertisements.
     public func tick(_ time: Int64) -> ControlEffects {
         var out = newEffects()
+        authenticator.now = time  // signed messages' identifiers and their check
         while let (key, _) = sessionTimers.next(dueBy: time, isCurrent: { k, due in session(k.mn, k.anchor)?.due == due }) {
             var s = session(key.mn, key.anchor)!
             switch s.state {

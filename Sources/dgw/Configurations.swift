@@ -97,6 +97,7 @@ extension ControlPlaneConfiguration {
             if let id = s.id { for mac in s.macs { identities[mac] = Array(id.utf8) } }
         }
         for a in g.auth { keys[a.peer] = SignallingKey(spi: a.spi, secret: a.key) }
+        replayWindow = Int64(g.authWindowSeconds) * 1_000_000_000
         if !keys.isEmpty {
             hmacSHA256 = { key, data in Array(HMAC<SHA256>.authenticationCode(for: data, using: SymmetricKey(data: key))) }
         }
@@ -115,7 +116,7 @@ extension SignallingCounters {
                      ("pba_sent", pbaSent), ("pba_received", pbaReceived), ("accepted", accepted), ("rejected", rejected),
                      ("refused", refused), ("timeouts", timeouts), ("expired", expired), ("deregistrations", deregistrations),
                      ("resynchronised", resynchronised), ("unknown_peer", unknownPeer), ("unauthenticated", unauthenticated),
-                     ("replayed", replayed), ("malformed", malformed),
+                     ("replayed", replayed), ("stale", stale), ("malformed", malformed),
                      ("unexpected", unexpected), ("not_signalling", notSignalling),
                      ("held_back_after_refusal", heldBackAfterRefusal), ("anchors_relearnt", anchorsRelearnt)]
         return "{" + pairs.filter { $0.1 != 0 }.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"

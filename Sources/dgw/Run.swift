@@ -114,9 +114,10 @@ struct Run: ParsableCommand {
             var sendOnly = AFPacketOptions()
             sendOnly.blockCount = 0
             var control = ControlPlaneConfiguration(gateway)
-            // Signed messages' identifiers from the wall clock's seconds, so
-            // that they keep growing for the peers across a restart.
-            control.firstMessageIdentifier = UInt64(max(0, time(nil))) << 32
+            // Events carry the monotonic clock; signed messages' identifiers
+            // are wall-clock times (they keep growing across a restart, and
+            // a peer checks them against its own clock).
+            control.clockOffset = Syscall.realtimeNanoseconds() - Int64(Syscall.monotonicNanoseconds())
             controlLoop = try ControlLoop(control: ControlPlane(control),
                                       accessSender: try names.access.map { n throws(PortError) in try AFPacketPort(interface: n, options: sendOnly) },
                                       coreSender: try AFPacketPort(interface: names.core, options: sendOnly), tables: tables,

@@ -202,21 +202,37 @@ func tampered(_ frame: [UInt8], at offset: Int) -> [UInt8] {
         #expect(wrong.binding(at: 1, wrong.prefix(at: 1))?.serving == nil, "still served at D-GW1 as far as it knows")
     }
 
-    /// A gateway restarted with identifiers from where it began is refused
-    /// as a replay; one restarted above them (as `dgw run` does from the
-    /// wall clock) signals again.
-    @Test func restartKeepsIdentifiersGrowing() throws {
+    /// Identifiers are the sending time (RFC 4285's NTP-format timestamp):
+    /// a restarted sender's keep growing; a restarted receiver, which has
+    /// forgotten the last one it accepted, still refuses a captured PBU
+    /// older than its replay window (`stale`); so does any receiver whose
+    /// clock is further than the window from the sender's.
+    @Test func restartsAndTheReplayWindow() throws {
         let d = try Domain(configure: keyed)
         let gw = d.g.map(\.address)
         d.move(to: 0)
         d.move(to: 1, previous: [gw[0]])
+        let captured = try #require(d.sim.trace.last { isMobility($0.frame, type: MobilityHeaderType.bindingUpdate) })
+        let (mh, _, _) = mobilityHeader(captured.frame)
+        let stamp = try mh.withUnsafeBytes { b in try #require(try MobilityMessage.parse(unverified: try MobilityHeaderPacket(checking: b)).options.messageIdentifier) }
+        #expect(stamp >> 32 == UInt64(captured.time / 1_000_000_000 + 2_208_988_800), "seconds since 1900 at sending")
+        // The sender restarts: its next PBU is above the last (the clock moved on).
         try d.g[1].restart(initialSequence: 100)
         d.move(to: 1, previous: [gw[0]])
-        #expect(d.g[0].control.counters.replayed >= 1)
-        #expect(d.g[1].control.sessions.map(\.state) != [.bound])
-        try d.g[1].restart(initialSequence: 200, firstMessageIdentifier: 1 << 40)
-        d.move(to: 1, previous: [gw[0]])
+        #expect(d.g[0].control.counters.replayed == 0 && d.g[0].control.counters.stale == 0)
         #expect(d.g[1].control.sessions.map(\.state) == [.bound])
-        #expect(d.roundTrip(d.address(at: 1)!.address))
+        // The receiver restarts 10 s later: the captured PBU is refused all the same.
+        d.sim.run(for: 10_000 * ms)
+        try d.g[0].restart()
+        #expect(d.g[0].receive(captured.frame, on: .core, time: d.sim.now).isEmpty)
+        #expect(d.g[0].control.counters.stale == 1 && d.g[0].control.counters.accepted == 0)
+        // Clocks 8 s apart (the window is 7 s): each side's signalling refused.
+        let skewed = try Domain { c in
+            keyed(&c)
+            if c.address.low == 2 { c.clockOffset = 8_000_000_000 }
+        }
+        skewed.move(to: 0)
+        skewed.move(to: 1, previous: [gw[0]])
+        #expect(skewed.g[0].control.counters.stale == 1 && skewed.g[1].control.sessions.map(\.state) != [.bound])
     }
 }

@@ -463,7 +463,7 @@ func readFrames(_ path: String) throws -> [Captured] {
         #expect(error("- just\n- a list\n") == "t.yaml:1:1: configuration must be a mapping")
     }
 
-    @Test func refusesWithFileLineAndReason() {
+    @Test func refusesWithFileLineAndReason() throws {
         #expect(error("name: x\naddress: 2001:db8::1\naccess: {interface: a}\ncore: {interface: c, prefix: 2001:db8::/64}\nfoo: 1\n")
                 == "t.yaml:5:1: unknown key 'foo' in configuration")
         #expect(error("name: x\naddress: 2001:db8::zz\naccess: {interface: a}\ncore: {interface: c, prefix: 2001:db8::/64}\n")
@@ -489,6 +489,9 @@ func readFrames(_ path: String) throws -> [Captured] {
                 == "t.yaml:7:13: auth peer 2001:db8::3 is not in peers, nor the cmd or lma")
         #expect(error(keyed + entry + entry) == "t.yaml:8:13: a second auth entry for 2001:db8::2")
         #expect(error(keyed + entry.replacingOccurrences(of: "ddeeff", with: "")).contains("key_hex must be at least 16 octets of hex"))
+        #expect(try GatewayConfig.parse(keyed + entry, file: "t.yaml").authWindowSeconds == 7)
+        #expect(try GatewayConfig.parse(keyed + entry + "auth_window_s: 30\n", file: "t.yaml").authWindowSeconds == 30)
+        #expect(error(keyed + entry + "auth_window_s: 0\n").hasPrefix("t.yaml:8:16: auth_window_s"))
         #expect(error("""
             name: x
             address: 2001:db8::1
