@@ -484,25 +484,27 @@ public final class AccessRouter {
     func advertisement(_ dlif: DLIF, withDeprecated: Bool = true) -> [UInt8]? {
         let c = configuration
         let here = dlif.anchor == nil
-        var options: [NDOption] = []
-        options.reserveCapacity(2 + dlif.prefixes.count + dlif.localNetworks.count)
-        options.append(.sourceLinkLayerAddress(LinkLayerAddress(dlif.mac)))
-        options.append(.mtu(UInt32(c.mtu)))
-        for p in dlif.prefixes {
-            let moved = !movedAway.isEmpty && movedAway[dlif.mn]?.contains(p) == true
-            let preferred = here && !moved ? UInt32(c.preferredLifetime) : 0
-            guard preferred > 0 || withDeprecated else { continue }
-            options.append(.prefixInformation(PrefixInformation(
-                prefix: p, validLifetime: UInt32(c.validLifetime), preferredLifetime: preferred)))
+        let moves = movedAway.isEmpty ? nil : movedAway[dlif.mn]
+        func information(_ p: IPv6Prefix) -> NDOption? {
+            let preferred = here && moves?.contains(p) != true ? UInt32(c.preferredLifetime) : 0
+            guard preferred > 0 || withDeprecated else { return nil }
+            return .prefixInformation(PrefixInformation(prefix: p, validLifetime: UInt32(c.validLifetime), preferredLifetime: preferred))
         }
-        for n in dlif.localNetworks {
-            options.append(.routeInformation(RouteInformation(prefix: n, lifetime: UInt32(c.routerLifetime))))
-        }
+        func route(_ n: IPv6Prefix) -> NDOption { .routeInformation(RouteInformation(prefix: n, lifetime: UInt32(c.routerLifetime))) }
+        // Written straight into the frame (an RA per DLIF and period: no option list).
+        let source = NDOption.sourceLinkLayerAddress(LinkLayerAddress(dlif.mac)), mtu = NDOption.mtu(UInt32(c.mtu))
+        var length = 16 + source.bufferLength + mtu.bufferLength
+        for p in dlif.prefixes { length += information(p)?.bufferLength ?? 0 }
+        for n in dlif.localNetworks { length += route(n).bufferLength }
         let ra = RouterAdvertisement(preference: here ? .medium : .low, routerLifetime: UInt16(min(c.routerLifetime, 9000)),
-                                     options: .built(options))
-        let message = ICMPv6Message.routerAdvertisement(ra)
-        return frame(from: dlif, to: dlif.mn, destination: .allNodes, length: message.bufferLength) { (b) throws(WireError) -> Int in
-            try message.emit(into: b, source: dlif.linkLocal, destination: .allNodes)
+                                     options: .none)
+        return frame(from: dlif, to: dlif.mn, destination: .allNodes, length: length) { (b) throws(WireError) -> Int in
+            try ra.emit(into: b, length: length, source: dlif.linkLocal, destination: .allNodes) { (w) throws(WireError) in
+                try w.append(source)
+                try w.append(mtu)
+                for p in dlif.prefixes { if let o = information(p) { try w.append(o) } }
+                for n in dlif.localNetworks { try w.append(route(n)) }
+            }
         }
     }
 

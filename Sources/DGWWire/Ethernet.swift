@@ -126,12 +126,15 @@ public struct EthernetHeader: Hashable, Sendable {
         destination.write(to: bytes, at: EthernetField.destination)
         source.write(to: bytes, at: EthernetField.source)
         var o = EthernetField.etherType
-        for tag in [outerTag, innerTag] {
-            guard let tag else { continue }
+        // Each tag in turn, outer first (no array of them: a header per frame sent).
+        func put(_ tag: VLANTag?) {
+            guard let tag else { return }
             bytes.put16(tag.tpid, at: o)
             bytes.put16(tag.tci, at: o + 2)
             o += 4
         }
+        put(outerTag)
+        put(innerTag)
         bytes.put16(etherType, at: o)
         return o + 2
     }

@@ -114,6 +114,34 @@ public struct RouterAdvertisement: Equatable {
     }
 }
 
+extension RouterAdvertisement {
+    /// Writes an RA with this header (its `options` unused) and the options
+    /// `write` appends, straight into `bytes`, then the checksum: what a
+    /// router sends per DLIF and per period, with no option list built.
+    /// `length` is the message's (16 plus the options'); returns it.
+    @discardableResult
+    public func emit(into bytes: UnsafeMutableRawBufferPointer, length: Int, source: IPv6Address, destination: IPv6Address,
+                     options write: (inout NDOptionWriter) throws(WireError) -> Void) throws(WireError) -> Int {
+        guard length >= ICMPv6Field.raOptions, bytes.count >= length else { throw .bufferTooSmall }
+        let b = bytes.slice(0..<length)
+        b.put8(ICMPv6Type.routerAdvertisement, at: ICMPv6Field.type)
+        b.put8(0, at: ICMPv6Field.code)
+        b.put16(0, at: ICMPv6Field.checksum)
+        b.put8(curHopLimit, at: ICMPv6Field.curHopLimit)
+        b.put8((managed ? 0x80 : 0) | (otherConfig ? 0x40 : 0) | preference.rawValue << 3, at: ICMPv6Field.raFlags)
+        b.put16(routerLifetime, at: ICMPv6Field.routerLifetime)
+        b.put32(reachableTime, at: ICMPv6Field.reachableTime)
+        b.put32(retransTimer, at: ICMPv6Field.retransTimer)
+        var writer = NDOptionWriter(b.slice(ICMPv6Field.raOptions..<length))
+        try write(&writer)
+        guard writer.count == length - ICMPv6Field.raOptions else { throw .badOptionLength }
+        let sum = upperLayerChecksum(UnsafeRawBufferPointer(b), source: source, destination: destination,
+                                     nextHeader: IPProtocol.icmpv6)
+        b.put16(sum.value, at: ICMPv6Field.checksum)
+        return length
+    }
+}
+
 public struct NeighborAdvertisement: Equatable {
     public var router: Bool       // R
     public var solicited: Bool    // S

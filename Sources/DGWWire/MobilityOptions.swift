@@ -182,8 +182,7 @@ public enum MobilityOption: Equatable {
     }
 
     /// Writes type, length and data at `bytes[0...]`.
-    func emitBody(into bytes: UnsafeMutableRawBufferPointer) throws(WireError) {
-        let n = dataLength
+    func emitBody(into bytes: UnsafeMutableRawBufferPointer, dataLength n: Int) throws(WireError) {
         guard n <= 255 else { throw .badOptionLength }
         bytes.put8(type, at: 0)
         bytes.put8(UInt8(n), at: 1)
@@ -293,8 +292,10 @@ public enum MobilityOptions: Equatable, Sequence {
     public static func == (a: MobilityOptions, b: MobilityOptions) -> Bool { a.elementsEqual(b) }
 
     /// Where each option starts when laid out from `start` (an offset from
-    /// the start of the Mobility Header), and the end padded to 8.
-    func layout(from start: Int, _ visit: (MobilityOption, _ padFrom: Int, _ at: Int) throws(WireError) -> Void)
+    /// the start of the Mobility Header), and the end padded to 8. `visit`
+    /// gets each option with where its padding starts, where it starts,
+    /// and its data length (worked out once here).
+    func layout(from start: Int, _ visit: (borrowing MobilityOption, _ padFrom: Int, _ at: Int, _ dataLength: Int) throws(WireError) -> Void)
         throws(WireError) -> Int
     {
         var o = start
@@ -304,25 +305,27 @@ public enum MobilityOptions: Equatable, Sequence {
             a.x & (a.x - 1) == 0 ? o + ((a.y - o) & (a.x - 1)) : o + ((a.y - o) % a.x + a.x) % a.x
         }
         if case .built(let list) = self {
-            // Read where they are in the list (an option iterated is a copy).
-            for i in list.indices {
-                let at = place(list[i].alignment)
-                try visit(list[i], o, at)
-                o = at + 2 + list[i].dataLength
+            // Read where they are in the list, not copied out (their payloads not retained).
+            try list.withUnsafeBufferPointer { (options) throws(WireError) in
+                for i in options.indices {
+                    let at = place(options[i].alignment), n = options[i].dataLength
+                    try visit(options[i], o, at, n)
+                    o = at + 2 + n
+                }
             }
             return (o + 7) / 8 * 8
         }
         for option in self {
-            let at = place(option.alignment)
-            try visit(option, o, at)
-            o = at + 2 + option.dataLength
+            let at = place(option.alignment), n = option.dataLength
+            try visit(option, o, at, n)
+            o = at + 2 + n
         }
         return (o + 7) / 8 * 8
     }
 
     /// Total length of a message whose options start at `start`, padded.
     public func paddedEnd(from start: Int) -> Int {
-        (try? layout(from: start) { _, _, _ in }) ?? start
+        (try? layout(from: start) { _, _, _, _ in }) ?? start
     }
 
     /// Writes the options into `message` (the whole Mobility Header buffer)
@@ -331,11 +334,11 @@ public enum MobilityOptions: Equatable, Sequence {
     @discardableResult
     public func emit(into message: UnsafeMutableRawBufferPointer, from start: Int) throws(WireError) -> Int {
         var last = start
-        let end = try layout(from: start) { (option, padFrom, at) throws(WireError) in
-            guard at + 2 + option.dataLength <= message.count else { throw .bufferTooSmall }
+        let end = try layout(from: start) { (option, padFrom, at, n) throws(WireError) in
+            guard at + 2 + n <= message.count else { throw .bufferTooSmall }
             writePadding(message, from: padFrom, to: at)
-            try option.emitBody(into: message.slice(at..<(at + 2 + option.dataLength)))
-            last = at + 2 + option.dataLength
+            try option.emitBody(into: message.slice(at..<(at + 2 + n)), dataLength: n)
+            last = at + 2 + n
         }
         guard end <= message.count else { throw .bufferTooSmall }
         writePadding(message, from: last, to: end)

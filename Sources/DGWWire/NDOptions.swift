@@ -196,6 +196,20 @@ public enum NDOption: Equatable {
     }
 }
 
+/// Appends ND options one after another into a buffer: a message's options
+/// written where they go, with no list of them built.
+public struct NDOptionWriter {
+    @usableFromInline let bytes: UnsafeMutableRawBufferPointer
+    /// Octets written so far.
+    public private(set) var count = 0
+
+    public init(_ bytes: UnsafeMutableRawBufferPointer) { self.bytes = bytes }
+
+    public mutating func append(_ option: NDOption) throws(WireError) {
+        count += try option.emit(into: bytes.slice(count..<bytes.count))
+    }
+}
+
 /// The options of an ND message: a checked view when parsed (iterating it
 /// does not allocate), or a list when built.
 public enum NDOptions: Equatable, Sequence {

@@ -77,6 +77,25 @@ func emitICMPv6(_ message: ICMPv6Message, like packet: [UInt8]) throws -> [UInt8
         #expect(try emitICMPv6(try parseICMPv6(fixture), like: fixture) == upper(fixture), "\(name)")
     }
 
+    /// An RA written option by option (`RouterAdvertisement.emit(into:length:...)`,
+    /// as the access router sends them) is the fixture, byte for byte; a
+    /// wrong length or too small a buffer is an error, not a short message.
+    @Test func buildOptionByOption() throws {
+        guard case .routerAdvertisement(let ra) = Self.ra else { Issue.record("not an RA"); return }
+        let fixture = Fixtures.routerAdvertisement
+        let (src, dst) = with(fixture) { (IPv6Address($0, at: 8), IPv6Address($0, at: 24)) }
+        let options = Array(ra.options)
+        let length = 16 + options.reduce(0) { $0 + $1.bufferLength }
+        func write(_ w: inout NDOptionWriter) throws(WireError) { for o in options { try w.append(o) } }
+        #expect(try emitted { try ra.emit(into: $0, length: length, source: src, destination: dst, options: write) } == upper(fixture))
+        #expect(throws: WireError.badOptionLength) {
+            try emitted { try ra.emit(into: $0, length: length + 8, source: src, destination: dst, options: write) }
+        }
+        #expect(throws: WireError.bufferTooSmall) {
+            try emitted(length - 1) { try ra.emit(into: $0, length: length, source: src, destination: dst, options: write) }
+        }
+    }
+
     /// Every shorter message is rejected (its checksum no longer holds, or
     /// it is too short), and nothing traps on the way.
     @Test(arguments: 0..<cases.count)
