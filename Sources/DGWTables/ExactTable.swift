@@ -164,10 +164,11 @@ struct ExactTable {
 /// Writer-side owner of one published `ExactTable`: counts entries and
 /// tombstones and rebuilds the table when they fill it. A rebuild hands the
 /// old table back; the caller publishes the new one, then retires the old.
+/// Its counts are the one writer's (no dynamic exclusivity checks).
 final class GrowingTable {
-    private(set) var table: ExactTable
-    private(set) var live = 0
-    private var used = 0
+    @exclusivity(unchecked) private(set) var table: ExactTable
+    @exclusivity(unchecked) private(set) var live = 0
+    @exclusivity(unchecked) private var used = 0
     let wide: Bool
 
     init(wide: Bool, capacity: Int = 8) {

@@ -87,7 +87,11 @@ public final class HNPTable: @unchecked Sendable {
     @usableFromInline let published = Atomic<UnsafeMutableRawPointer?>(nil)
 
     // Writer state. One writer at a time (the control plane).
-    private var tables: [GrowingTable?] = Array(repeating: nil, count: 129)
+    // The writer's books, changed by the one writer only: no dynamic
+    // exclusivity checks (their access-set calls cost about 200
+    // instructions a route change; the Benchmarks package builds this
+    // module, so its release build keeps the checks everywhere else).
+    @exclusivity(unchecked) private var tables: [GrowingTable?] = Array(repeating: nil, count: 129)
     private let hnp = GrowingTable(wide: false)
     private let pageDirectory = GrowingTable(wide: false)
     /// Per /48 page holding /64 routes: how many, and its array if dense.
@@ -98,10 +102,10 @@ public final class HNPTable: @unchecked Sendable {
         /// Called on `pages[page, default:]`: one hash look-up, in place.
         mutating func update<R>(_ body: (inout PageInfo) throws -> R) rethrows -> R { try body(&self) }
     }
-    private var pages: [UInt64: PageInfo] = [:]
-    private var densePages = 0
-    private var lengthCounts = [Int](repeating: 0, count: 129)
-    private var current: UnsafeMutablePointer<Snapshot>?
+    @exclusivity(unchecked) private var pages: [UInt64: PageInfo] = [:]
+    @exclusivity(unchecked) private var densePages = 0
+    @exclusivity(unchecked) private var lengthCounts = [Int](repeating: 0, count: 129)
+    @exclusivity(unchecked) private var current: UnsafeMutablePointer<Snapshot>?
 
     static let pageSize = 65_536
 
@@ -188,7 +192,7 @@ public final class HNPTable: @unchecked Sendable {
     // MARK: Writer
 
     /// Number of routes.
-    public private(set) var count = 0
+    @exclusivity(unchecked) public private(set) var count = 0
 
     /// Bytes of the lookup structures (tables, pages, snapshot).
     public var bytesUsed: Int {

@@ -9,7 +9,7 @@ public final class MACTable: @unchecked Sendable {
     public let qsbr: QSBR
     @usableFromInline let published = Atomic<UnsafeMutableRawPointer?>(nil)
     private let table: GrowingTable
-    private var current: UnsafeMutablePointer<ExactTable>
+    @exclusivity(unchecked) private var current: UnsafeMutablePointer<ExactTable>
 
     /// `capacity`: entries expected, to avoid rebuilds while filling.
     public init(qsbr: QSBR = QSBR(), capacity: Int = 0) {
