@@ -27,19 +27,43 @@ public struct InternetChecksum: Sendable {
     public mutating func add(_ value: UInt16) { sum &+= UInt64(value) }
 
     /// Adds bytes that start on an even offset of the checksummed message.
+    /// Summed eight octets at a time in the host's byte order: a one's
+    /// complement sum of byte-swapped words is the byte-swapped sum (RFC
+    /// 1071 2(B)), so the folded sum is swapped back once at the end.
     @inlinable
     public mutating func add(_ bytes: UnsafeRawBufferPointer) {
-        var i = 0
+        guard let base = bytes.baseAddress else { return }
         let n = bytes.count
-        while i + 4 <= n {
-            sum &+= UInt64(bytes.u32(i))
-            i += 4
+        var i = 0
+        var native: UInt64 = 0  // at most n / 4 additions under 2^32 each: no overflow
+        while i &+ 8 <= n {
+            let w = base.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            native &+= (w & 0xFFFF_FFFF) &+ (w >> 32)
+            i &+= 8
         }
-        if i + 2 <= n {
-            sum &+= UInt64(bytes.u16(i))
-            i += 2
+        if i &+ 4 <= n {
+            native &+= UInt64(base.loadUnaligned(fromByteOffset: i, as: UInt32.self))
+            i &+= 4
         }
-        if i < n { sum &+= UInt64(bytes[i]) << 8 }
+        if i &+ 2 <= n {
+            native &+= UInt64(base.loadUnaligned(fromByteOffset: i, as: UInt16.self))
+            i &+= 2
+        }
+        // A last odd octet is the high half of a big-endian word.
+        if i < n {
+            let last = UInt64(base.load(fromByteOffset: i, as: UInt8.self))
+            #if _endian(little)
+            native &+= last
+            #else
+            native &+= last << 8
+            #endif
+        }
+        while native >> 16 != 0 { native = (native & 0xFFFF) &+ (native >> 16) }
+        #if _endian(little)
+        sum &+= UInt64(UInt16(truncatingIfNeeded: native).byteSwapped)
+        #else
+        sum &+= native
+        #endif
     }
 
     /// The folded one's-complement sum (not yet complemented).

@@ -131,6 +131,27 @@ import Glibc
         }
     }
 
+    /// Sums that fold to one's-complement zero either way (all 0xFF, all 0),
+    /// and a message added in two parts (an even split), as the naive sum.
+    @Test func extremesAndParts() {
+        for n in 0..<40 {
+            for fill in [UInt8(0xFF), 0x00, 0x80] {
+                let bytes = [UInt8](repeating: fill, count: n)
+                var c = InternetChecksum()
+                with(bytes) { c.add($0) }
+                #expect(c.value == naive(bytes), "\(n) x \(fill)")
+            }
+        }
+        var rng = SystemRandomNumberGenerator()
+        let bytes = (0..<97).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        for split in stride(from: 0, through: 96, by: 2) {
+            var c = InternetChecksum()
+            with(Array(bytes[..<split])) { c.add($0) }
+            with(Array(bytes[split...])) { c.add($0) }
+            #expect(c.value == naive(bytes), "split at \(split)")
+        }
+    }
+
     @Test func rfc1071Example() {
         // RFC 1071 section 3: 00 01 f2 03 f4 f5 f6 f7 sums to ddf2.
         var c = InternetChecksum()
