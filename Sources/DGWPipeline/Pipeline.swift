@@ -67,12 +67,13 @@ public struct PipelineConfiguration: Sendable {
     public var unknownMNPuntRate: Int = 100
     /// Bindings the control plane may add at run time (room is made at start).
     public var dynamicBindings: Int = 0
-    /// How long a frame tunnelled from a peer for a prefix with no binding
-    /// from that peer here is held, and tried again at each change of the
-    /// tables, before it is dropped (`decapsulation_refused`): the anchor
-    /// tunnels downlink as soon as it accepts the PBU, and its (or an LMA's
-    /// relayed) data can overtake the PBA on its way through the control
-    /// plane. 0: not held.
+    /// How long a frame ahead of its binding is held, and tried again at
+    /// each change of the tables, before it is dropped for what kept it:
+    /// one tunnelled from a peer for a prefix with no binding from that
+    /// peer here (the anchor tunnels downlink as soon as it accepts the
+    /// PBU, and its, or an LMA's relayed, data can overtake the PBA on its
+    /// way through the control plane), and an MN's to a logical MAC no DLIF
+    /// here has yet or from a prefix not bound here yet. 0: not held.
     public var holdNanoseconds: Int64 = 50_000_000
     /// Frames held at once, per worker; more are dropped at once.
     public var holdCapacity: Int = 256
@@ -188,6 +189,9 @@ public final class Pipeline {
     var heldFreeSlots: [Int] = []
     /// The tables' change count when the held frames were last tried (or the first one held).
     var heldChanges: UInt64 = 0
+    /// Frames at the front of `held` still to try in this round (one round
+    /// per change or expiry; frames held again go to the back, for the next).
+    var heldRoundLeft = 0
     /// The tables' change count as the batch being decided began.
     var batchChanges: UInt64 = 0
     /// Set while held frames are decided again: the time it happens.
@@ -302,11 +306,15 @@ public final class Pipeline {
     /// and what they generated carry `now` as their time.
     public func processHeld(now: Int64, into batch: UnsafeMutableBufferPointer<Packet>, generated: inout [Packet]) -> Int {
         guard let storage = heldStorage, !held.isEmpty else { return 0 }
-        let changes = tables.changes.load(ordering: .acquiring)
-        let limit = configuration.holdNanoseconds
-        guard changes != heldChanges || held.contains(where: { now &- $0.time >= limit }) else { return 0 }
+        if heldRoundLeft == 0 {
+            let changes = tables.changes.load(ordering: .acquiring)
+            let limit = configuration.holdNanoseconds
+            guard changes != heldChanges || held.contains(where: { now &- $0.time >= limit }) else { return 0 }
+            heldChanges = changes
+            heldRoundLeft = held.count
+        }
         var n = 0
-        while n < min(batch.count, held.count) {
+        while n < min(batch.count, heldRoundLeft) {
             let h = held[n]
             guard let p = pool.load(UnsafeRawBufferPointer(start: storage + h.slot * pool.capacity, count: h.length),
                                     port: h.port, time: h.time) else { break }
@@ -315,8 +323,7 @@ public final class Pipeline {
             n += 1
         }
         held.removeFirst(n)
-        // Tried all: the next try waits for the next change (else the rest go next time).
-        if held.isEmpty { heldChanges = changes }
+        heldRoundLeft -= n
         guard n > 0 else { return 0 }
         let before = generated.count
         retryTime = now

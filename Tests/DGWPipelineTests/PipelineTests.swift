@@ -357,6 +357,57 @@ extension ForwardingTests {
         _ = try drop(.core, S.ethernet(S.a2MAC, S.coreMAC, S.tunnel(from: S.a2, to: S.a1, toMN1)), .decapsulationRefused)
     }
 
+    /// More held frames than a retry batch: each change of the tables, or
+    /// expiry, tries every frame held once, in order, a batch at a time,
+    /// and then stops (frames held again wait for the next change).
+    @Test func heldFramesAreTriedOncePerChangeInOrder() throws {
+        var c = S.configuration
+        c.peers = [S.a2]
+        let pool = PacketPool(count: 256)
+        let tables = try GatewayTables(c)
+        let pipeline = Pipeline(pool: pool, tables: tables)
+        let mn9 = MACAddress("02:aa:00:00:00:09")!, p9 = IPv6Prefix("2001:db8:1:9::/64")!
+        let frames = (0..<100).map { i in
+            S.ethernet(S.a2MAC, S.coreMAC, S.tunnel(from: S.a2, to: S.a1, S.ip(S.udp(S.routerMAC, S.coreMAC, from: S.cn,
+                                                                                to: IPv6Address("2001:db8:1:9::\(String(i + 1, radix: 16))")!))))
+        }
+        var generated: [Packet] = []
+        for chunk in stride(from: 0, to: 100, by: 25) {
+            var batch = try frames[chunk..<(chunk + 25)].map { f in try #require(f.withUnsafeBytes { pool.load($0, port: .core, time: 1_000) }) }
+            batch.withUnsafeMutableBufferPointer { pipeline.process($0, generated: &generated) }
+            #expect(batch.allSatisfy { $0.verdict == .held(punted: false) })
+            for p in batch { pool.release(p.slot) }
+        }
+        #expect(pipeline.totals[.heldForBinding] == 100 && pipeline.totals.framesIn == 100)
+        let retry = UnsafeMutableBufferPointer<Packet>.allocate(capacity: 16)
+        defer { retry.deallocate() }
+        /// Every frame `processHeld` gives back until it gives none, its destination's last octet and verdict.
+        func drain(at now: Int64) -> [(UInt8, Verdict)] {
+            var out: [(UInt8, Verdict)] = []
+            while true {
+                let n = pipeline.processHeld(now: now, into: retry, generated: &generated)
+                if n == 0 || out.count > 1000 { return out }
+                for p in retry[..<n] {
+                    // The inner destination's last octet (the outer header is gone once decapsulated).
+                    let b = pool.bytes(p), ip = b[14 + 6] == IPProtocol.ipv6 ? 14 + 40 : 14
+                    out.append((b[ip + 39], p.verdict))
+                    pool.release(p.slot)
+                }
+            }
+        }
+        #expect(drain(at: 2_000).isEmpty, "no change, nothing expired")
+        try tables.install(BindingEntry(mn: MACAddress("02:aa:00:00:00:08")!, prefix: IPv6Prefix("2001:db8:1:8::/64")!,
+                                        anchor: S.a2, serving: nil))
+        let again = drain(at: 3_000)
+        #expect(again.map(\.0) == (1...100).map(UInt8.init) && again.allSatisfy { $0.1 == .held(punted: false) },
+                "an unrelated change: each tried once, held again")
+        try tables.install(BindingEntry(mn: mn9, prefix: p9, anchor: S.a2, serving: nil))
+        let delivered = drain(at: 4_000)
+        #expect(delivered.map(\.0) == (1...100).map(UInt8.init) && delivered.allSatisfy { $0.1 == .forward(.access) })
+        #expect(!pipeline.holding && pipeline.totals[.downlinkDecapsulated] == 100 && pipeline.totals.framesIn == 100)
+        #expect(pipeline.totals[.heldForBinding] == 100, "counted when first held only")
+    }
+
     @Test func unresolvedNeighbourIsSolicited() throws {
         let onLink = IPv6Address("2001:db8:ffff::77")!
         let r = try drop(.access, S.udp(S.mn1, S.dlif1, from: S.h1, to: onLink), .neighborUnresolved)
