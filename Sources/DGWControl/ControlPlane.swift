@@ -439,7 +439,11 @@ public final class ControlPlane {
     /// costs no allocation, as SwiftNIO's and VPP's vectors are reused.
     private var spare = ControlEffects()
 
-    private func newEffects() -> ControlEffects {
+    /// The effects of an event at `time` (every event starts here): an
+    /// empty list, recycled, and the clock that signed messages' identifiers
+    /// and their check read.
+    private func newEffects(at time: Int64) -> ControlEffects {
+        authenticator.now = time
         var e = ControlEffects()
         swap(&e, &spare)
         return e
@@ -548,8 +552,7 @@ public final class ControlPlane {
     /// ctl attach`, or an RS): its prefix here and this gateway's DLIF, and
     /// a PBU to each former anchor in `previous`.
     public func attach(_ mn: MACAddress, previous: [IPv6Address] = [], time: Int64) -> ControlEffects {
-        var out = newEffects()
-        authenticator.now = time  // signed messages' identifiers and their check
+        var out = newEffects(at: time)
         guard !mn.isMulticast, let a = router.attach(mn) else { return out }
         attached(a, &out)
         // With a CMD (or an LMA), it is the one that knows the former anchors.
@@ -575,8 +578,7 @@ public final class ControlPlane {
     /// The MN left this gateway's link: its bindings here go, and each
     /// former anchor gets a de-registration.
     public func detach(_ mn: MACAddress, time: Int64) -> ControlEffects {
-        var out = newEffects()
-        authenticator.now = time  // signed messages' identifiers and their check
+        var out = newEffects(at: time)
         leave(mn, deregister: true, time: time, &out)
         if var a = anchoredRecord(of: mn), a.serving == .here {
             a.serving = .nowhere
@@ -598,8 +600,7 @@ public final class ControlPlane {
     /// gives the prefix back to its own interface).
     public func movePrefix(_ prefix: IPv6Prefix, of id: [UInt8], to mac: MACAddress, anchor: IPv6Address? = nil,
                            time: Int64) throws(MoveRefusal) -> ControlEffects {
-        var out = newEffects()
-        authenticator.now = time  // signed messages' identifiers and their check
+        var out = newEffects(at: time)
         let name = String(decoding: id, as: UTF8.self)
         guard configuration.role == .gateway else { throw MoveRefusal("a \(configuration.role == .lma ? "LMA" : "CMD") serves no MN") }
         guard configuration.identities[mac] == id else { throw MoveRefusal("\(mac) is not an interface of subscriber \(name)") }
@@ -658,8 +659,7 @@ public final class ControlPlane {
 
     /// A frame the data plane punted from the access port (RS, NS).
     public func access(_ frame: UnsafeRawBufferPointer, time: Int64) -> ControlEffects {
-        var out = newEffects()
-        authenticator.now = time  // signed messages' identifiers and their check
+        var out = newEffects(at: time)
         let reply = router.handle(frame)
         // The anchor whose DLIF the MN was talking to, if a peer's (set only for a whole Ethernet header).
         let sender = reply.formerRouter == nil ? nil : MACAddress(frame, at: 6)
@@ -682,8 +682,7 @@ public final class ControlPlane {
 
     /// A frame the data plane punted from the core port: signalling.
     public func core(_ frame: UnsafeRawBufferPointer, time: Int64) -> ControlEffects {
-        var out = newEffects()
-        authenticator.now = time  // signed messages' identifiers and their check
+        var out = newEffects(at: time)
         guard let eth = try? EthernetFrame(checking: frame), eth.etherType == EtherType.ipv6,
               let ip = try? IPv6Packet(checking: eth.payload) else {
             counters.malformed += 1
@@ -728,8 +727,7 @@ public final class ControlPlane {
 
     /// Timers due by `time`: retransmissions, refreshes, expiries, advertisements.
     public func tick(_ time: Int64) -> ControlEffects {
-        var out = newEffects()
-        authenticator.now = time  // signed messages' identifiers and their check
+        var out = newEffects(at: time)
         while let (key, _) = sessionTimers.next(dueBy: time, isCurrent: { k, due in session(k.mn, k.anchor)?.due == due }) {
             var s = session(key.mn, key.anchor)!
             switch s.state {

@@ -334,6 +334,18 @@ public final class Pipeline {
         return n
     }
 
+    /// `processHeld` until it has nothing more to decide at `now`, each
+    /// batch it decides (and what it generated) handed to `handle`, which
+    /// sends, counts and releases them and empties `generated`.
+    public func drainHeld<E: Error>(now: Int64, into batch: UnsafeMutableBufferPointer<Packet>, generated: inout [Packet],
+                                    _ handle: (UnsafeMutableBufferPointer<Packet>, inout [Packet]) throws(E) -> Void) throws(E) {
+        while !held.isEmpty {
+            let n = processHeld(now: now, into: batch, generated: &generated)
+            guard n > 0 else { return }
+            try handle(UnsafeMutableBufferPointer(rebasing: batch[..<n]), &generated)
+        }
+    }
+
     /// Passes 1 and 2 of a chunk: which frames take the fast path and
     /// their keys, then the look-ups, batched and prefetched, and a prefetch
     /// of the hot records they found (before the MAC look-ups, which then

@@ -58,7 +58,7 @@ public final class SimulatedGateway {
         switch p.verdict {
         case .forward(let to):
             out.append(Emitted(port: to, time: time, frame: Array(pool.bytes(p))))
-        case .drop(.punted), .held(punted: true):
+        case let v where v.isPunted:
             let bytes = UnsafeRawBufferPointer(pool.bytes(p))
             out = apply(port == .access ? control.access(bytes, time: time) : control.core(bytes, time: time), time: time)
         default:
@@ -81,10 +81,8 @@ public final class SimulatedGateway {
         let batch = UnsafeMutableBufferPointer<Packet>.allocate(capacity: pool.count / 2)
         defer { batch.deallocate() }
         var generated: [Packet] = []
-        while pipeline.holding {
-            let n = pipeline.processHeld(now: time, into: batch, generated: &generated)
-            guard n > 0 else { break }
-            for p in batch[..<n] + generated {
+        pipeline.drainHeld(now: time, into: batch, generated: &generated) { decided, generated in
+            for p in decided + generated {
                 if case .forward(let to) = p.verdict { out.append(Emitted(port: to, time: time, frame: Array(pool.bytes(p)))) }
                 pool.release(p.slot)
             }

@@ -231,14 +231,8 @@ final class ReplayLoop {
         var generated: [Packet] = []
         let batch = UnsafeMutableBufferPointer<Packet>.allocate(capacity: Self.batchSize)
         defer { batch.deallocate() }
-        while pipeline.holding {
-            let n = pipeline.processHeld(now: time, into: batch, generated: &generated)
-            guard n > 0 else { return }
-            for p in batch[..<n] {
-                try write(p)
-                pool.release(p.slot)
-            }
-            for p in generated {
+        try pipeline.drainHeld(now: time, into: batch, generated: &generated) { (decided, generated) throws(PortError) in
+            for p in decided + generated {
                 try write(p)
                 pool.release(p.slot)
             }

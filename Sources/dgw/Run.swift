@@ -443,11 +443,9 @@ final class Worker<Port: LivePort>: @unchecked Sendable, ForwardingWorker {
     /// Frames held for a binding (`Pipeline.processHeld`), decided again
     /// and sent; `stopping`: the last try, which drops what still waits.
     func retryHeld(_ batch: UnsafeMutableBufferPointer<Packet>, _ generated: inout [Packet], stopping: Bool) throws(PortError) {
-        while pipeline.holding {
-            let now = stopping ? Int64.max : Syscall.realtimeNanoseconds()
-            let n = pipeline.processHeld(now: now, into: batch, generated: &generated)
-            guard n > 0 else { return }
-            try dispatch(UnsafeMutableBufferPointer(rebasing: batch[..<n]), &generated)
+        guard pipeline.holding else { return }
+        try pipeline.drainHeld(now: stopping ? .max : Syscall.realtimeNanoseconds(), into: batch, generated: &generated) {
+            (decided, generated) throws(PortError) in try dispatch(decided, &generated)
         }
     }
 
