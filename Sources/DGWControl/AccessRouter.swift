@@ -528,7 +528,7 @@ public final class AccessRouter {
             counters.tooLarge += 1  // more prefixes and routes than a frame holds (some 40)
             return nil
         }
-        var bytes = [UInt8](repeating: 0, count: 54 + length)
+        var bytes = [UInt8](zeroed: 54 + length)
         let written = bytes.withUnsafeMutableBytes { b -> Bool in
             do throws(WireError) {
                 try EthernetHeader(destination: mac, source: dlif.mac, etherType: EtherType.ipv6).emit(into: b)

@@ -811,7 +811,7 @@ public final class ControlPlane {
         // that has since seen the MN elsewhere refuses it.
         let handoff = s.state == .refreshing ? HandoffIndicator.stateNotChanged
             : s.moved != nil ? HandoffIndicator.betweenInterfaces : HandoffIndicator.betweenGatewaysSameInterface
-        let pbu = Self.proxyBindingUpdate(sequence: s.sequence, lifetime: lifetime, handoff: handoff, options: options)
+        let pbu = Self.proxyBindingUpdate(sequence: s.sequence, lifetime: lifetime, handoff: handoff, options: consume options)
         if let packet = Self.packet(.bindingUpdate(pbu), from: configuration.address, to: s.anchor, authenticator) {
             counters.pbuSent += 1
             out.core.append(packet)
@@ -986,9 +986,18 @@ public final class ControlPlane {
             reply(BindingAckStatus.missingMNIdentifierOption, to: peer, pbu, mn: nil, lifetime: 0, &out)
             return
         }
+        // The options read below, in one pass over them: a prefix named
+        // (the last), the handoff (the first), the serving gateway (the last).
+        var named: IPv6Prefix?, handoff: UInt8?, servingMAAR: IPv6Address?
+        for option in pbu.options {
+            switch option {
+            case .homeNetworkPrefix(let p): named = p
+            case .handoffIndicator(let h): if handoff == nil { handoff = h }
+            case .servingMAAR(let s): servingMAAR = s
+            default: break
+            }
+        }
         // A prefix named that is not the MN's own: another interface's, to move here.
-        var named: IPv6Prefix?
-        for case .homeNetworkPrefix(let p) in pbu.options { named = p }
         if let named, anchoredRecord(of: mn)?.prefix != named {
             receivedMove(pbu, of: named, to: mn, from: peer, time: time, &out)
             return
@@ -1001,9 +1010,7 @@ public final class ControlPlane {
         guard acceptsSequence(of: pbu, from: peer, mn: mn, &a, &out) else { return }
         // Relayed by the CMD: the serving gateway is the one its Serving MAAR option names.
         var serving = peer
-        if peer == configuration.cmd {
-            for case .servingMAAR(let s) in pbu.options { serving = s }
-        }
+        if peer == configuration.cmd, let servingMAAR { serving = servingMAAR }
         guard serving != configuration.address else {
             counters.malformed += 1  // "this gateway serves it" is no binding of a peer's
             reply(BindingAckStatus.reasonUnspecified, to: peer, pbu, mn: mn, lifetime: 0, &out)
@@ -1012,7 +1019,7 @@ public final class ControlPlane {
         // A refresh from a gateway that no longer serves the MN (it moved on,
         // or came back here, and that gateway was not told): refused, and
         // that gateway's tunnel goes.
-        if pbu.lifetime != 0, Self.handoff(in: pbu.options) == HandoffIndicator.stateNotChanged, a.serving != .peer(serving) {
+        if pbu.lifetime != 0, handoff == HandoffIndicator.stateNotChanged, a.serving != .peer(serving) {
             record(a)
             counters.rejected += 1
             reply(BindingAckStatus.magNotAuthorizedForProxyRegistration, to: peer, pbu, mn: mn, lifetime: 0, &out)
@@ -1036,7 +1043,7 @@ public final class ControlPlane {
         }
         let lifetime = min(pbu.lifetimeSeconds, configuration.bindingLifetime)
         // The MN's own interface handed over: its prefix follows it again.
-        let wasMoved = a.moved != nil && Self.handoff(in: pbu.options) != HandoffIndicator.stateNotChanged
+        let wasMoved = a.moved != nil && handoff != HandoffIndicator.stateNotChanged
         if wasMoved { a.moved = nil }
         if a.serving != .peer(serving) || wasMoved {
             out.bindings.append(.install(mn: mn, prefix: a.prefix, anchor: nil, serving: serving, dlifMAC: a.dlifMAC))
@@ -1198,7 +1205,7 @@ public final class ControlPlane {
                        _ authenticator: SignallingAuthenticator? = nil) -> CorePacket? {
         let message = message.appending(authenticator?.trailer(for: destination) ?? [])
         let room = CorePacket.headroom, header = room + 40
-        var frame = [UInt8](repeating: 0, count: header + message.bufferLength)
+        var frame = [UInt8](zeroed: header + message.bufferLength)
         let ok = frame.withUnsafeMutableBytes { b -> Bool in
             do throws(WireError) {
                 let n = try message.emit(into: UnsafeMutableRawBufferPointer(rebasing: b[header...]), source: me, destination: destination)

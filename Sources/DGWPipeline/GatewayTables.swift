@@ -388,7 +388,7 @@ extension GatewayTables {
     func solicitation(of target: IPv6Address) -> [UInt8] {
         let c = configuration, group = target.solicitedNodeMulticast
         let message = ICMPv6Message.neighborSolicitation(target: target, options: .built([.sourceLinkLayerAddress(LinkLayerAddress(c.coreMAC))]))
-        var frame = [UInt8](repeating: 0, count: 14 + 40 + message.bufferLength)
+        var frame = [UInt8](zeroed: 14 + 40 + message.bufferLength)
         frame.withUnsafeMutableBytes { b in
             try! EthernetHeader(destination: MACAddress(multicast: group), source: c.coreMAC, etherType: EtherType.ipv6).emit(into: b)
             let n = try! message.emit(into: b.slice(54..<b.count), source: c.address, destination: group)

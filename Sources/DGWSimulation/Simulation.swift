@@ -183,7 +183,7 @@ public final class SimulatedHost {
     public func udp(from source: IPv6Address, to destination: IPv6Address, payload: [UInt8]) -> [UInt8]? {
         guard let router = routes.filter({ $0.prefix.contains(destination) }).max(by: { $0.prefix.length < $1.prefix.length })?.router
                 ?? defaultRouter else { return nil }
-        var bytes = [UInt8](repeating: 0, count: 14 + 40 + 8 + payload.count)
+        var bytes = [UInt8](zeroed: 14 + 40 + 8 + payload.count)
         bytes.withUnsafeMutableBytes { b in
             try! EthernetHeader(destination: router, source: mac, etherType: EtherType.ipv6).emit(into: b)
             let n = try! payload.withUnsafeBytes {
