@@ -267,6 +267,15 @@ extension GatewayConfig {
                 guard b.anchor != .this && b.serving != .this && b.anchor != b.serving else {
                     throw r.error(item, "an LMA's static binding joins two other gateways: anchor and serving are two peers")
                 }
+                for case .peer(let a) in [b.anchor, b.serving] where !peers.contains(where: { $0.address == a }) {
+                    throw r.error(item, "\(a) is not in peers: the LMA signals only with its peers")
+                }
+                // Its records hold, per MN, one serving gateway and one prefix per anchor.
+                if let other = staticBindings.first(where: { $0.mn == b.mn && ($0.serving != b.serving || $0.anchor == b.anchor) }) {
+                    throw r.error(item, other.serving != b.serving
+                        ? "\(b.mn) is served at one gateway: line \(other.line) has it served elsewhere"
+                        : "\(b.mn) has one prefix per anchor: line \(other.line) has one at that anchor already")
+                }
             } else {
                 guard b.anchor == .this || b.serving == .this else {
                     throw r.error(item, "a static binding must have this gateway as anchor or serving")

@@ -33,6 +33,11 @@ public struct ControlPlaneConfiguration: Sendable {
     public var access = AccessRouterConfiguration()
     /// MNs anchored here from the start (static bindings), with where they are served.
     public var anchored: [AnchoredMN] = []
+    /// An LMA's bindings from the start (static bindings), each joining a
+    /// prefix between its anchor's tunnel and its serving gateway's: its
+    /// records hold them as if it had relayed them, so that when the MN
+    /// registers elsewhere the prefix follows it.
+    public var relayed: [RelayedBinding] = []
     /// The logical MAC another anchor's DLIF gets when its PBA names none.
     public var logicalMAC: @Sendable (_ anchor: IPv6Address, _ mn: MACAddress) -> MACAddress = { _, mn in mn }
     /// A gateway, or the domain's Central Mobility Database (RFC 8885 CMD:

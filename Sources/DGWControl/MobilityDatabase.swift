@@ -36,6 +36,22 @@ public struct Anchoring: Sendable, Equatable {
     public var prefix: IPv6Prefix
 }
 
+/// A prefix an LMA joins between two gateways of different operators: its
+/// anchor's tunnel and the one to the gateway serving its MN.
+public struct RelayedBinding: Sendable, Equatable {
+    public var mn: MACAddress
+    public var prefix: IPv6Prefix
+    public var anchor: IPv6Address
+    public var serving: IPv6Address
+
+    public init(mn: MACAddress, prefix: IPv6Prefix, anchor: IPv6Address, serving: IPv6Address) {
+        self.mn = mn
+        self.prefix = prefix
+        self.anchor = anchor
+        self.serving = serving
+    }
+}
+
 /// The CMD's entry for one MN.
 public struct MobilityRecord: Sendable, Equatable {
     public var mn: MACAddress
@@ -115,6 +131,14 @@ final class MobilityDatabase {
         anchorsTraffic = configuration.role == .lma
         relayAttempts = max(1, configuration.maxAttempts - 2)
         nextSequence = initialSequence
+        // An LMA's static bindings, as if relayed: the MN served there until
+        // it registers elsewhere (no expiry before then, no timer).
+        for b in configuration.relayed where anchorsTraffic {
+            var e = entries[b.mn] ?? Entry(record: MobilityRecord(mn: b.mn, serving: b.serving))
+            e.record.anchors.append(Anchoring(gateway: b.anchor, prefix: b.prefix))
+            e.relayed[b.prefix] = (b.anchor, b.serving)
+            entries[b.mn] = e
+        }
     }
 
     var records: [MobilityRecord] { entries.values.map(\.record).sorted { $0.mn < $1.mn } }

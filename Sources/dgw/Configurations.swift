@@ -101,6 +101,11 @@ extension ControlPlaneConfiguration {
         if !keys.isEmpty {
             hmacSHA256 = { key, data in Array(HMAC<SHA256>.authenticationCode(for: data, using: SymmetricKey(data: key))) }
         }
+        // An LMA's: between two peers (the file's check), held in its records.
+        for b in g.staticBindings where g.role == .lma {
+            guard case .peer(let anchor) = b.anchor, case .peer(let serving) = b.serving else { continue }
+            relayed.append(RelayedBinding(mn: b.mn, prefix: b.prefix, anchor: anchor, serving: serving))
+        }
         for b in g.staticBindings where b.anchor == .this {
             let serving: AnchoredMN.Serving = if case .peer(let p) = b.serving { .peer(p) } else { .here }
             anchored.append(AnchoredMN(mn: b.mn, prefix: b.prefix, dlifMAC: b.dlifMAC ?? DGWPipeline.logicalMAC(anchor: g.address, mn: b.mn),

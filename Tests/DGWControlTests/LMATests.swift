@@ -213,5 +213,38 @@ import Testing
         #expect(d.g.allSatisfy { $0.refusedChanges == 0 && $0.unresolvedSignalling == 0 && $0.pipeline.totals[.decapsulationRefused] == 0 })
         #expect(d.g.allSatisfy { $0.control.counters.rejected == 0 && $0.control.counters.timeouts == 0 && $0.control.counters.unexpected == 0 })
     }
-}
 
+    /// A static binding at the LMA (its file's `static_bindings`: D-GW1's
+    /// prefix joined to D-GW2's tunnel) is in its records from the start,
+    /// as if it had relayed it: when the MN registers at D-GW3, the LMA
+    /// asks D-GW1 and the prefix follows the MN there, behind D-GW1's DLIF.
+    @Test func staticRelayedBindingFollowsTheMN() throws {
+        let gw1 = IPv6Address("2001:db8:ffff::1")!, gw2 = IPv6Address("2001:db8:ffff::2")!, lmaAddress = IPv6Address("2001:db8:ffff::200")!
+        let mn = MACAddress("02:aa:00:00:00:01")!, dlif = MACAddress("02:d1:00:00:00:99")!
+        let p = IPv6Prefix("2001:db8:1:99::/64")!  // in D-GW1's pool, kept out of what it allocates
+        let d = try Domain(lma: true, configure: { c in
+            if c.address == gw1 {
+                c.access.reserved = [p]
+                c.anchored = [AnchoredMN(mn: mn, prefix: p, dlifMAC: dlif, serving: .peer(lmaAddress))]
+            }
+            if c.role == .lma { c.relayed = [RelayedBinding(mn: mn, prefix: p, anchor: gw1, serving: gw2)] }
+        }, pipeline: { c in
+            if c.address == gw1 { c.bindings = [BindingEntry(mn: mn, prefix: p, anchor: nil, serving: lmaAddress, dlifMAC: dlif)] }
+            if c.address == lmaAddress { c.bindings = [BindingEntry(mn: mn, prefix: p, anchor: gw1, serving: gw2, dlifMAC: dlif)] }
+        })
+        let lma = d.g[3], gw3 = d.g[2].address
+        #expect(lma.control.mobilityRecords == [MobilityRecord(mn: mn, anchors: [Anchoring(gateway: gw1, prefix: p)], serving: gw2)])
+
+        d.move(to: 2)
+        #expect(lma.tables.binding(p)?.anchor == gw1 && lma.tables.binding(p)?.serving == gw3, "D-GW1's prefix now joined to D-GW3")
+        #expect(d.binding(at: 3, p)?.anchor == lmaAddress && d.binding(at: 1, p)?.serving == lmaAddress)
+        #expect(lma.control.mobilityRecords.first?.anchors.map(\.gateway) == [gw1, gw3] && lma.control.mobilityRecords.first?.serving == gw3)
+        let old = try #require(d.mn.addresses.first { p.contains($0.address) }, "the MN has D-GW1's prefix at D-GW3")
+        #expect(!old.preferred && old.router == dlif, "deprecated, behind the DLIF D-GW1 fixed")
+        let new = try #require(d.address(at: 3))
+        #expect(d.roundTrip(old.address) && d.roundTrip(new.address))
+        #expect(lma.pipeline.totals[.uplinkRelayed] == 1 && lma.pipeline.totals[.downlinkRelayed] == 1)
+        #expect(d.g.allSatisfy { $0.refusedChanges == 0 && $0.unresolvedSignalling == 0 && $0.pipeline.totals[.decapsulationRefused] == 0 })
+        #expect(d.g.allSatisfy { $0.control.counters.rejected == 0 && $0.control.counters.timeouts == 0 && $0.control.counters.unexpected == 0 })
+    }
+}

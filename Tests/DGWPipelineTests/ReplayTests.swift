@@ -576,8 +576,20 @@ extension ConfigTests {
                 == "t.yaml:6:5: an LMA's static binding joins two other gateways: anchor and serving are two peers")
         #expect(error(lma + bindings + "anchor: 2001:db8::2, serving: 2001:db8::2 }\n")
                 == "t.yaml:6:5: an LMA's static binding joins two other gateways: anchor and serving are two peers")
-        let parsed = try GatewayConfig.parse(lma + bindings + "anchor: 2001:db8::1, serving: 2001:db8::2 }\n", file: "t.yaml")
-        #expect(parsed.role == .lma && parsed.access == nil && parsed.staticBindings.count == 1)
+        // Between two of its peers, one serving gateway per MN and one prefix per anchor (its records hold no more).
+        let peers = "peers:\n  - { name: a, address: 2001:db8::1 }\n  - { name: b, address: 2001:db8::2 }\n  - { name: c, address: 2001:db8::3 }\n"
+        #expect(error(lma + bindings + "anchor: 2001:db8::1, serving: 2001:db8::2 }\n")
+                == "t.yaml:6:5: 2001:db8::1 is not in peers: the LMA signals only with its peers")
+        #expect(error(lma + peers + bindings + "anchor: 2001:db8::1, serving: 2001:db8::4 }\n")
+                == "t.yaml:10:5: 2001:db8::4 is not in peers: the LMA signals only with its peers")
+        let second = "  - { mn: \"02:aa:00:00:00:01\", prefix: 2001:db8:1:2::/64, "
+        #expect(error(lma + peers + bindings + "anchor: 2001:db8::1, serving: 2001:db8::2 }\n" + second + "anchor: 2001:db8::3, serving: 2001:db8::1 }\n")
+                == "t.yaml:11:5: 02:aa:00:00:00:01 is served at one gateway: line 10 has it served elsewhere")
+        #expect(error(lma + peers + bindings + "anchor: 2001:db8::1, serving: 2001:db8::2 }\n" + second + "anchor: 2001:db8::1, serving: 2001:db8::2 }\n")
+                == "t.yaml:11:5: 02:aa:00:00:00:01 has one prefix per anchor: line 10 has one at that anchor already")
+        let parsed = try GatewayConfig.parse(lma + peers + bindings + "anchor: 2001:db8::1, serving: 2001:db8::2 }\n"
+                                             + second + "anchor: 2001:db8::3, serving: 2001:db8::2 }\n", file: "t.yaml")
+        #expect(parsed.role == .lma && parsed.access == nil && parsed.staticBindings.count == 2)
         let gateway = "name: x\naddress: 2001:db8::1\naccess: {interface: a}\ncore: {interface: c, prefix: 2001:db8::/64}\n"
         #expect(error(gateway + "lma: 2001:db8::1\n") == "t.yaml:5:6: lma is this gateway's own address")
         #expect(error(gateway + "cmd: 2001:db8::100\nlma: 2001:db8::100\n") == "t.yaml:6:6: lma and cmd are one address: a node is a CMD or an LMA")

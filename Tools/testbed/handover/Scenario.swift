@@ -33,6 +33,8 @@ enum Plan {
     static let mnMAC = "02:aa:00:00:00:01", lipaMAC = "02:bb:00:00:00:01"
     static let lipaNetwork = IPv6Prefix("2001:db8:aaaa::/48")!
     static let lipaPrefix = "2001:db8:aaaa::/64"
+    /// The LMA's static binding: an MN of dgw2's served at dgw3 (no host; its state only).
+    static let relayedMAC = "02:aa:00:00:00:77", relayedPrefix = "2001:db8:2:77::/64"
     static let tcpPort = 5001, probePort = 9000
     static let namespaces = ["gw1", "gw2", "gw3", "cn", "mn", "lipa", "air", "cmd"]
 }
@@ -192,7 +194,7 @@ final class Scenario {
         peers:
         \((1...3).map { "  - { name: dgw\($0), address: \(Plan.gateway($0)) }" }.joined(separator: "\n"))
         control: \(cmdSocket)
-
+        \(isLMA ? "static_bindings:\n  - { mn: \"\(Plan.relayedMAC)\", prefix: \(Plan.relayedPrefix), anchor: \(Plan.gateway(2)), serving: \(Plan.gateway(3)) }\n" : "")
         """
     }
 
@@ -435,6 +437,12 @@ final class Scenario {
             let known = (try? control(cmdSocket, "bindings")) ?? ""
             findings.check((1...3).allSatisfy { known.contains("\(Plan.mnMAC) 2001:db8:\($0)::/64 anchor \(Plan.gateway($0)) serving \(Plan.gateway(1))") },
                            "the \(central) knows the MN's three anchors and that dgw1 serves it")
+            if isLMA {
+                // Its static binding, in its data plane and in its records from the start.
+                let relayed = "\(Plan.relayedMAC) \(Plan.relayedPrefix) anchor \(Plan.gateway(2)) serving \(Plan.gateway(3))"
+                findings.check(known.contains(relayed + " dlif") && known.contains(relayed + "\n"),
+                               "the LMA's static binding is bound and in its records")
+            }
             // It has no access link: an attach trigger there is refused, not queued.
             var refusal = ""
             do { refusal = try control(cmdSocket, "attach \(Plan.mnMAC)") } catch { refusal = "\(error)" }
