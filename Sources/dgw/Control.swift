@@ -58,12 +58,12 @@ final class ControlView: @unchecked Sendable {
                 guard let a = IPv6Address(rest[3]) else { return "error: '\(rest[3])' is not the anchor's address\n" }
                 anchor = a
             }
-            let answer = ControlLoop.Answer()
+            let answer = ControlLoop.Reply<String?>()
             control.trigger(.movePrefix(.init(id: Array(rest[0].utf8), prefix: prefix, to: to, anchor: anchor), answer: answer))
             switch answer.wait() {
             case nil: return "error: the control plane did not answer\n"
-            case .refused(let why)?: return "error: move-prefix refused: \(why)\n"
-            case .done?:
+            case let why??: return "error: move-prefix refused: \(why)\n"
+            case .some(nil):
                 return json ? "{\"moved\":\"\(prefix)\",\"mn\":\"\(rest[0])\",\"to\":\"\(to)\"}\n" : "move-prefix \(prefix) of \(rest[0]) to \(to) under way\n"
             }
         case .attach, .detach:

@@ -20,7 +20,9 @@ final class ControlLoop: @unchecked Sendable {
         case attach(MACAddress, previous: [IPv6Address])
         case detach(MACAddress)
         /// Answered: nil when done, else why not.
-        case movePrefix(MovePrefixRequest, answer: Answer)
+        case movePrefix(MovePrefixRequest, answer: Reply<String?>)
+        /// A CMD's (an LMA's) records, copied on the control thread.
+        case records(Reply<[MobilityRecord]>)
     }
 
     struct MovePrefixRequest: Sendable {
@@ -30,15 +32,14 @@ final class ControlLoop: @unchecked Sendable {
         var anchor: IPv6Address?
     }
 
-    /// Where the control thread leaves a trigger's outcome for `dgw ctl`.
-    final class Answer: Sendable {
-        enum Outcome: Sendable { case done, refused(String) }
-        private let slot = Mutex<Outcome?>(nil)
-        func set(_ refusal: String?) { slot.withLock { $0 = refusal.map(Outcome.refused) ?? .done } }
-        /// The outcome, or nil after two seconds without one.
-        func wait() -> Outcome? {
+    /// Where the control thread leaves its answer to a trigger for `dgw ctl`.
+    final class Reply<Value: Sendable>: Sendable {
+        private let slot = Mutex<Value?>(nil)
+        func set(_ value: Value) { slot.withLock { $0 = value } }
+        /// The answer, or nil after two seconds without one.
+        func wait() -> Value? {
             for _ in 0..<2000 {
-                if let outcome = slot.withLock({ $0 }) { return outcome }
+                if let value = slot.withLock({ $0 }) { return value }
                 usleep(1000)
             }
             return nil
@@ -58,8 +59,6 @@ final class ControlLoop: @unchecked Sendable {
     /// thread at every hop).
     let wakeup: Wakeup
     private let triggers = Mutex<[Trigger]>([])
-    /// A CMD's records, asked for by `dgw ctl bindings` and copied on the control thread.
-    private let recordsQuery = Mutex<(asked: Bool, answer: [MobilityRecord]?)>((false, nil))
     /// The control plane's counters as of the last step, for `dgw ctl`.
     let published = Mutex((AccessRouterCounters(), SignallingCounters()))
     private let done = DispatchGroup()
@@ -85,13 +84,9 @@ final class ControlLoop: @unchecked Sendable {
     /// The CMD's records as of the control thread's next step (within a
     /// few milliseconds); nil if it does not answer within two seconds.
     func mobilityRecords() -> [MobilityRecord]? {
-        recordsQuery.withLock { $0 = (true, nil) }
-        wakeup.signal()
-        for _ in 0..<2000 {
-            if let answer = recordsQuery.withLock({ $0.answer }) { return answer }
-            usleep(1000)
-        }
-        return nil
+        let reply = Reply<[MobilityRecord]>()
+        trigger(.records(reply))
+        return reply.wait()
     }
 
     /// Runs on its own thread until `stop`; answers within a millisecond or so.
@@ -133,6 +128,8 @@ final class ControlLoop: @unchecked Sendable {
                     log.warning("\(what) refused: \(error)")
                     answer.set(error.description)
                 }
+            case .records(let reply):
+                reply.set(control.mobilityRecords)
             }
         }
         for ring in punts { while let e = ring.pop({ control.access($0, time: now) }) { effects.append(e) } }
@@ -157,10 +154,6 @@ final class ControlLoop: @unchecked Sendable {
         unresolvedSignalling += held.expired
         transmitFailed += send(access, on: accessSender) + send(core, on: coreSender)
         published.withLock { $0 = (control.router.counters, control.counters) }
-        if recordsQuery.withLock({ $0.asked }) {
-            let records = control.mobilityRecords
-            recordsQuery.withLock { $0 = (false, records) }
-        }
     }
 
     static func describe(_ change: BindingChange) -> String {
