@@ -122,6 +122,9 @@ public struct GatewayConfig: Sendable {
     public var neighbors: [Neighbor] = []
     public var control: String?
     public var metrics: String?
+    /// A CMD's (an LMA's) records and relayed bindings, written when `dgw
+    /// run` stops and read when it starts (`state_file`).
+    public var stateFile: String?
 
     /// The core MAC: configured, or 02:dd followed by the low 32 bits of the address.
     public var coreMAC: MACAddress {
@@ -163,6 +166,7 @@ extension GatewayConfig {
         let top = try r.mapping(root, "configuration", keys: [
             "name", "role", "address", "access", "core", "prefix_pool", "local_networks", "peers", "cmd",
             "cmd_mode", "lma", "auth", "ra", "binding", "static_bindings", "neighbors", "control", "metrics", "subscribers", "hold_ms", "auth_window_s",
+            "state_file",
         ], required: ["name", "address", "core"])
         name = try r.string(top["name"]!, "name")
         if let n = top["role"] { role = try r.enumeration(n, "role") }
@@ -319,6 +323,10 @@ extension GatewayConfig {
         }
         if let n = top["control"] { control = try r.string(n, "control") }
         if let n = top["metrics"] { metrics = try r.string(n, "metrics") }
+        if let n = top["state_file"] {
+            guard role != .dgw else { throw r.error(n, "state_file is for role cmd or lma: a gateway's MNs register again") }
+            stateFile = try r.string(n, "state_file")
+        }
     }
 
     private func readPort(_ node: YAMLNode, _ what: String, _ r: Reader, extra: [String]) throws -> (Port, [String: YAMLNode]) {

@@ -33,10 +33,14 @@ public struct ControlPlaneConfiguration: Sendable {
     public var access = AccessRouterConfiguration()
     /// MNs anchored here from the start (static bindings), with where they are served.
     public var anchored: [AnchoredMN] = []
-    /// An LMA's bindings from the start (static bindings), each joining a
-    /// prefix between its anchor's tunnel and its serving gateway's: its
-    /// records hold them as if it had relayed them, so that when the MN
-    /// registers elsewhere the prefix follows it.
+    /// A CMD's (an LMA's) records from before a restart (`state_file`),
+    /// with their expiries on this run's clock.
+    public var records: [MobilityRecord] = []
+    /// An LMA's bindings from the start (static bindings, and those it had
+    /// relayed before a restart), each joining a prefix between its
+    /// anchor's tunnel and its serving gateway's: its records hold them as
+    /// if it had relayed them, so that when the MN registers elsewhere the
+    /// prefix follows it.
     public var relayed: [RelayedBinding] = []
     /// The logical MAC another anchor's DLIF gets when its PBA names none.
     public var logicalMAC: @Sendable (_ anchor: IPv6Address, _ mn: MACAddress) -> MACAddress = { _, mn in mn }
@@ -774,6 +778,10 @@ public final class ControlPlane {
 
     /// What the CMD knows, by MN (empty unless this is the CMD).
     public var mobilityRecords: [MobilityRecord] { database?.records ?? [] }
+
+    /// An LMA's bindings of the prefixes it relays, in prefix order: with
+    /// `mobilityRecords`, what it starts again from after a restart.
+    public var relayedBindings: [RelayedBinding] { database?.relayedBindings ?? [] }
 
     // MARK: Serving gateway
 

@@ -34,6 +34,11 @@ import DGWWire
 public struct Anchoring: Sendable, Equatable {
     public var gateway: IPv6Address
     public var prefix: IPv6Prefix
+
+    public init(gateway: IPv6Address, prefix: IPv6Prefix) {
+        self.gateway = gateway
+        self.prefix = prefix
+    }
 }
 
 /// A prefix an LMA joins between two gateways of different operators: its
@@ -65,6 +70,14 @@ public struct MobilityRecord: Sendable, Equatable {
     /// End of the serving gateway's registration (or, once de-registered,
     /// of the time the record is kept for the MN to come back).
     public var expires: Int64 = .max
+
+    public init(mn: MACAddress, identity: [UInt8]? = nil, anchors: [Anchoring] = [], serving: IPv6Address? = nil, expires: Int64 = .max) {
+        self.mn = mn
+        self.identity = identity
+        self.anchors = anchors
+        self.serving = serving
+        self.expires = expires
+    }
 }
 
 final class MobilityDatabase {
@@ -131,14 +144,23 @@ final class MobilityDatabase {
         anchorsTraffic = configuration.role == .lma
         relayAttempts = max(1, configuration.maxAttempts - 2)
         nextSequence = initialSequence
-        // An LMA's static bindings, as if relayed: the MN served there until
-        // it registers elsewhere (no expiry before then, no timer).
+        // The records from before a restart, each with its expiry's timer.
+        for r in configuration.records where entries[r.mn] == nil { store(Entry(record: r)) }
+        // An LMA's bindings, as if relayed: a static one's MN served there
+        // until it registers elsewhere (no expiry before then, no timer).
         for b in configuration.relayed where anchorsTraffic {
             var e = entries[b.mn] ?? Entry(record: MobilityRecord(mn: b.mn, serving: b.serving))
-            e.record.anchors.append(Anchoring(gateway: b.anchor, prefix: b.prefix))
+            if !e.record.anchors.contains(where: { $0.gateway == b.anchor }) {
+                e.record.anchors.append(Anchoring(gateway: b.anchor, prefix: b.prefix))
+            }
             e.relayed[b.prefix] = (b.anchor, b.serving)
             entries[b.mn] = e
         }
+    }
+
+    var relayedBindings: [RelayedBinding] {
+        entries.values.flatMap { e in e.relayed.map { RelayedBinding(mn: e.record.mn, prefix: $0.key, anchor: $0.value.anchor, serving: $0.value.serving) } }
+            .sorted { ($0.prefix.address, $0.prefix.length) < ($1.prefix.address, $1.prefix.length) }
     }
 
     var records: [MobilityRecord] { entries.values.map(\.record).sorted { $0.mn < $1.mn } }

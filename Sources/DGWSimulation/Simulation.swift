@@ -41,11 +41,19 @@ public final class SimulatedGateway {
 
     /// A restart: every table and all control state lost, sequence numbers from `initialSequence`.
     /// Signed messages' identifiers start again from `firstMessageIdentifier` when given.
-    public func restart(initialSequence: UInt16 = 0, firstMessageIdentifier: UInt64? = nil) throws {
-        tables = try GatewayTables(pipelineConfiguration)
+    /// A new process in this gateway's place: what it kept, nothing; what
+    /// it reads at start, `configure` and `pipeline` say (a CMD's or an
+    /// LMA's saved state, say).
+    public func restart(initialSequence: UInt16 = 0, firstMessageIdentifier: UInt64? = nil,
+                        configure: (inout ControlPlaneConfiguration) -> Void = { _ in },
+                        pipeline configurePipeline: (inout PipelineConfiguration) -> Void = { _ in }) throws {
+        var p = pipelineConfiguration
+        configurePipeline(&p)
+        tables = try GatewayTables(p)
         pipeline = Pipeline(pool: pool, tables: tables)
         var c = controlConfiguration
         if let firstMessageIdentifier { c.firstMessageIdentifier = firstMessageIdentifier }
+        configure(&c)
         control = ControlPlane(c, initialSequence: initialSequence)
     }
 

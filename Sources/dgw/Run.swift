@@ -61,6 +61,23 @@ struct Run: ParsableCommand {
         // traffic. So has an LMA, which carries the traffic between operators.
         let names = (access: gateway.access?.interface, core: gateway.core.port.interface)
         var pipelineConfiguration = PipelineConfiguration(gateway)
+        // Events carry the monotonic clock; signed messages' identifiers and
+        // the saved records' expiries are wall-clock times (they keep
+        // growing across a restart, and a peer checks them against its own clock).
+        let clockOffset = Syscall.realtimeNanoseconds() - Int64(Syscall.monotonicNanoseconds())
+        // A CMD's (an LMA's) records from before it stopped; an LMA's relayed
+        // bindings back in its data plane at once.
+        var saved = StateFile()
+        if let path = gateway.stateFile {
+            do { saved = try StateFile.read(path, clockOffset: clockOffset, now: Int64(Syscall.monotonicNanoseconds())) }
+            catch { throw Refusal(message: "\(error)") }
+            if gateway.role == .lma {
+                // Where a static binding's MN went since, the saved binding says.
+                let moved = Set(saved.relayed.map(\.prefix))
+                pipelineConfiguration.bindings = pipelineConfiguration.bindings.filter { !moved.contains($0.prefix) }
+                    + saved.relayed.map { BindingEntry(mn: $0.mn, prefix: $0.prefix, anchor: $0.anchor, serving: $0.serving) }
+            }
+        }
         let coreMAC: MACAddress
         do {
             for name in [names.access, names.core].compactMap({ $0 }) { _ = try Interfaces.isUp(name) }
@@ -114,10 +131,11 @@ struct Run: ParsableCommand {
             var sendOnly = AFPacketOptions()
             sendOnly.blockCount = 0
             var control = ControlPlaneConfiguration(gateway)
-            // Events carry the monotonic clock; signed messages' identifiers
-            // are wall-clock times (they keep growing across a restart, and
-            // a peer checks them against its own clock).
-            control.clockOffset = Syscall.realtimeNanoseconds() - Int64(Syscall.monotonicNanoseconds())
+            control.clockOffset = clockOffset
+            control.records = saved.records
+            let moved = Set(saved.relayed.map(\.prefix))
+            control.relayed = control.relayed.filter { !moved.contains($0.prefix) } + saved.relayed
+            if !saved.records.isEmpty { log.notice("\(saved.records.count) record(s) from \(gateway.stateFile ?? "")") }
             controlLoop = try ControlLoop(control: ControlPlane(control),
                                       accessSender: try names.access.map { n throws(PortError) in try AFPacketPort(interface: n, options: sendOnly) },
                                       coreSender: try AFPacketPort(interface: names.core, options: sendOnly), tables: tables,
@@ -179,6 +197,16 @@ struct Run: ParsableCommand {
         stop.flag.store(true, ordering: .releasing)
         done.wait()
         controlLoop.finish()
+        // The control thread has ended: its records are read here alone.
+        if let path = gateway.stateFile {
+            let state = StateFile(records: controlLoop.control.mobilityRecords, relayed: controlLoop.control.relayedBindings)
+            do {
+                try state.write(path, clockOffset: clockOffset)
+                log.notice("\(state.records.count) record(s) saved to \(path)")
+            } catch {
+                log.error("\(error)")
+            }
+        }
         listeners.forEach { $0.finish() }
         listeners = []
         let elapsed = Double(Syscall.monotonicNanoseconds() - start) / 1e9

@@ -72,6 +72,30 @@ import Testing
         #expect(d.g.allSatisfy { $0.control.counters.unexpected == 0 })
     }
 
+    /// The CMD restarts with the records it saved (`state_file`): the MN's
+    /// next move brings in both former anchors at once, as if it had not
+    /// restarted (without them it would know neither until the serving
+    /// gateway's next refresh).
+    @Test(arguments: [CMDMode.relay, .locator])
+    func restartedWithItsRecords(_ mode: CMDMode) throws {
+        let d = try Domain(cmd: mode)
+        let gw = d.g.map(\.address), cmd = d.g[3]
+        d.move(to: 0)
+        d.move(to: 1)
+        let saved = cmd.control.mobilityRecords
+        #expect(saved.first?.anchors.map(\.gateway) == [gw[0], gw[1]] && saved.first?.serving == gw[1])
+        try cmd.restart(initialSequence: 50, configure: { $0.records = saved })
+        #expect(cmd.control.mobilityRecords == saved)
+
+        d.move(to: 2)
+        let a1 = try #require(d.address(at: 1)).address, a2 = try #require(d.address(at: 2)).address
+        let a3 = try #require(d.address(at: 3)).address
+        #expect(d.roundTrip(a1) && d.roundTrip(a2) && d.roundTrip(a3))
+        #expect(d.binding(at: 1, d.prefix(at: 1))?.serving == gw[2] && d.binding(at: 2, d.prefix(at: 2))?.serving == gw[2])
+        #expect(cmd.control.mobilityRecords.first?.anchors.map(\.gateway) == [gw[0], gw[1], gw[2]])
+        #expect(d.g.allSatisfy { $0.refusedChanges == 0 && $0.control.counters.rejected == 0 && $0.control.counters.timeouts == 0 })
+    }
+
     /// The CMD restarts and forgets every record: the serving gateway's
     /// next refresh names the former anchors it holds grants from (Previous
     /// MAAR), the CMD rebuilds the record from it, and D-GW1's binding

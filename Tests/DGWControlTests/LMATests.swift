@@ -247,4 +247,33 @@ import Testing
         #expect(d.g.allSatisfy { $0.refusedChanges == 0 && $0.unresolvedSignalling == 0 && $0.pipeline.totals[.decapsulationRefused] == 0 })
         #expect(d.g.allSatisfy { $0.control.counters.rejected == 0 && $0.control.counters.timeouts == 0 && $0.control.counters.unexpected == 0 })
     }
+
+    /// The LMA restarts with what it saved (`state_file`): its records and
+    /// the bindings it relayed, back in its data plane at start. The traffic
+    /// between the operators flows on at once, and the next move goes on
+    /// from there.
+    @Test func restartedWithItsRecordsAndBindings() throws {
+        let d = try Domain(lma: true)
+        let gw = d.g.map(\.address), lma = d.g[3]
+        d.move(to: 0)
+        d.move(to: 1)
+        let a1 = try #require(d.address(at: 1)).address
+        let records = lma.control.mobilityRecords, relayed = lma.control.relayedBindings
+        #expect(relayed == [RelayedBinding(mn: d.mn.mac, prefix: d.prefix(at: 1)!, anchor: gw[0], serving: gw[1])])
+        try lma.restart(initialSequence: 50, configure: { c in
+            c.records = records
+            c.relayed = relayed
+        }, pipeline: { p in
+            p.bindings += relayed.map { BindingEntry(mn: $0.mn, prefix: $0.prefix, anchor: $0.anchor, serving: $0.serving) }
+        })
+        #expect(lma.control.mobilityRecords == records && lma.control.relayedBindings == relayed)
+        #expect(d.roundTrip(a1), "relayed at once by the restarted LMA")
+
+        d.move(to: 2)
+        let a2 = try #require(d.address(at: 2)).address, a3 = try #require(d.address(at: 3)).address
+        #expect(d.roundTrip(a1) && d.roundTrip(a2) && d.roundTrip(a3))
+        #expect(lma.tables.binding(d.prefix(at: 1)!)?.serving == gw[2] && lma.tables.binding(d.prefix(at: 2)!)?.serving == gw[2])
+        #expect(lma.control.relayedBindings.map(\.serving) == [gw[2], gw[2]])
+        #expect(d.g.allSatisfy { $0.refusedChanges == 0 && $0.control.counters.rejected == 0 && $0.control.counters.timeouts == 0 })
+    }
 }

@@ -431,4 +431,54 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String], options:
         // Nothing was changed by the refusals.
         #expect(try state() == ("0", false))
     }
+
+    /// An LMA's records and relayed bindings across a restart
+    /// (`state_file`): read at start (a record that ran out while it was
+    /// stopped left out; the binding back in its data plane), written again
+    /// at stop with the same expiry on the wall clock; a damaged file is
+    /// refused with its line.
+    @Test func anLMAKeepsItsRecordsAcrossARestart() throws {
+        let bed = try Testbed()
+        let ns = bed.ns("gw1"), state = bed.path("lma.state")
+        let config = bed.path("lma.yaml")
+        try Data("""
+            name: lma
+            role: lma
+            address: 2001:db8:ffff::200
+            core: { interface: core0, prefix: 2001:db8:ffff::/64 }
+            peers:
+              - { name: a, address: \(Net.gw1), operator: blue }
+              - { name: b, address: \(Net.gw2), operator: green }
+            control: \(bed.path("lma.sock"))
+            state_file: \(state)
+
+            """.utf8).write(to: URL(fileURLWithPath: config))
+        let expires = (Int64(Date().timeIntervalSince1970) + 3600) * 1_000_000_000
+        let kept = "{\"mn\":\"02:aa:00:00:00:05\",\"anchors\":[{\"gateway\":\"\(Net.gw1)\",\"prefix\":\"2001:db8:1:5::/64\"}],"
+            + "\"serving\":\"\(Net.gw2)\",\"expires_unix_ns\":\(expires),"
+            + "\"relayed\":[{\"prefix\":\"2001:db8:1:5::/64\",\"anchor\":\"\(Net.gw1)\",\"serving\":\"\(Net.gw2)\"}]}"
+        let ranOut = "{\"mn\":\"02:aa:00:00:00:06\",\"anchors\":[{\"gateway\":\"\(Net.gw1)\",\"prefix\":\"2001:db8:1:6::/64\"}],\"expires_unix_ns\":1000}"
+        try Data((kept + "\n" + ranOut + "\n").utf8).write(to: URL(fileURLWithPath: state))
+
+        let lma = try Background([ip, "netns", "exec", ns, dgw, "run", "--config", config], output: bed.dir.appendingPathComponent("lma"))
+        try #require(lma.wait(for: "inter-operator LMA on"), "\(lma.stderr)")
+        let bindings = try runProcess(dgw, ["ctl", "--socket", bed.path("lma.sock"), "bindings"]).stdout
+        let binding = "02:aa:00:00:00:05 2001:db8:1:5::/64 anchor \(Net.gw1) serving \(Net.gw2)"
+        #expect(bindings.contains(binding + " dlif") && bindings.contains(binding + "\n"), "bound and in the records: \(bindings)")
+        #expect(!bindings.contains("02:aa:00:00:00:06"), "ran out while stopped: \(bindings)")
+        #expect(lma.stop() == 0)
+        #expect(lma.stderr.contains("1 record(s) from \(state)") && lma.stderr.contains("1 record(s) saved to \(state)"), "\(lma.stderr)")
+
+        let lines = try String(contentsOfFile: state, encoding: .utf8).split(separator: "\n")
+        try #require(lines.count == 1, "\(lines)")
+        let saved = try #require(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
+        #expect(saved["mn"] as? String == "02:aa:00:00:00:05" && saved["serving"] as? String == "\(Net.gw2)")
+        #expect(abs(((saved["expires_unix_ns"] as? NSNumber)?.int64Value ?? 0) - expires) < 1_000_000_000, "the same expiry: \(saved)")
+        #expect((saved["relayed"] as? [[String: String]]) == [["prefix": "2001:db8:1:5::/64", "anchor": "\(Net.gw1)", "serving": "\(Net.gw2)"]])
+        #expect(!FileManager.default.fileExists(atPath: state + ".new"))
+
+        try Data((kept + "\n{\"mn\": 5}\n").utf8).write(to: URL(fileURLWithPath: state))
+        let damaged = try runProcess(ip, ["netns", "exec", ns, dgw, "run", "--config", config])
+        #expect(damaged.status == 2 && damaged.stderr.contains("lma.state:2: mn is not a MAC address"), "\(damaged.stderr)")
+    }
 }

@@ -559,6 +559,9 @@ func readFrames(_ path: String) throws -> [Captured] {
         #expect(error(gateway + "cmd: 2001:db8::1\n") == "t.yaml:5:6: cmd is this gateway's own address")
         let parsed = try? GatewayConfig.parse(cmd + "cmd_mode: locator\npeers:\n  - {name: g, address: 2001:db8::1}\n", file: "t.yaml")
         #expect(parsed?.role == .cmd && parsed?.cmdMode == .locator && parsed?.access == nil)
+        // Its records across a restart; a gateway's MNs register again.
+        #expect((try? GatewayConfig.parse(cmd + "state_file: /var/lib/dgw/cmd.state\n", file: "t.yaml"))?.stateFile == "/var/lib/dgw/cmd.state")
+        #expect(error(gateway + "state_file: /var/lib/dgw/x.state\n") == "t.yaml:5:13: state_file is for role cmd or lma: a gateway's MNs register again")
     }
 }
 
