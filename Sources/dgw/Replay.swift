@@ -49,9 +49,18 @@ struct Replay: ParsableCommand {
             }
             inputs.append((reader, port))
         }
+        // A CMD's (an LMA's) saved records, read as `dgw run` would at start
+        // (never written: a replay changes no live state). The capture's
+        // clock is the wall clock; a record's expiry comes as its time does.
+        var saved = StateFile()
+        if let path = gateway.stateFile {
+            do { saved = try StateFile.read(path, lma: gateway.role == .lma, clockOffset: 0, now: .min) } catch { throw Refusal(message: "\(error)") }
+        }
+        var pipelineConfiguration = PipelineConfiguration(gateway)
+        saved.restore(&pipelineConfiguration)
         let pool = PacketPool(count: 512)
         let pipeline: Pipeline
-        do { pipeline = try Pipeline(PipelineConfiguration(gateway), pool: pool) } catch {
+        do { pipeline = try Pipeline(pipelineConfiguration, pool: pool) } catch {
             throw Refusal(message: "\(config): \(error)")
         }
         // Written beside the targets, renamed into place only at the end.
@@ -64,7 +73,9 @@ struct Replay: ParsableCommand {
         var applied: [String: Int] = [:], unresolved = 0
         do throws(PortError) {
             let accessOut = try PcapFileWriter(path: tmpAccess, writeBehind: true), coreOut = try PcapFileWriter(path: tmpCore, writeBehind: true)
-            let plane = ControlPlane(ControlPlaneConfiguration(gateway))
+            var controlConfiguration = ControlPlaneConfiguration(gateway)
+            saved.restore(&controlConfiguration)
+            let plane = ControlPlane(controlConfiguration)
             let loop = ReplayLoop(inputs: inputs, pool: pool, pipeline: pipeline, access: accessOut, core: coreOut, control: plane,
                                   triggers: triggers.triggers)
             try loop.run(start: start)

@@ -69,14 +69,9 @@ struct Run: ParsableCommand {
         // bindings back in its data plane at once.
         var saved = StateFile()
         if let path = gateway.stateFile {
-            do { saved = try StateFile.read(path, clockOffset: clockOffset, now: Int64(Syscall.monotonicNanoseconds())) }
+            do { saved = try StateFile.read(path, lma: gateway.role == .lma, clockOffset: clockOffset, now: Int64(Syscall.monotonicNanoseconds())) }
             catch { throw Refusal(message: "\(error)") }
-            if gateway.role == .lma {
-                // Where a static binding's MN went since, the saved binding says.
-                let moved = Set(saved.relayed.map(\.prefix))
-                pipelineConfiguration.bindings = pipelineConfiguration.bindings.filter { !moved.contains($0.prefix) }
-                    + saved.relayed.map { BindingEntry(mn: $0.mn, prefix: $0.prefix, anchor: $0.anchor, serving: $0.serving) }
-            }
+            saved.restore(&pipelineConfiguration)
         }
         let coreMAC: MACAddress
         do {
@@ -132,9 +127,7 @@ struct Run: ParsableCommand {
             sendOnly.blockCount = 0
             var control = ControlPlaneConfiguration(gateway)
             control.clockOffset = clockOffset
-            control.records = saved.records
-            let moved = Set(saved.relayed.map(\.prefix))
-            control.relayed = control.relayed.filter { !moved.contains($0.prefix) } + saved.relayed
+            saved.restore(&control)
             if !saved.records.isEmpty { log.notice("\(saved.records.count) record(s) from \(gateway.stateFile ?? "")") }
             controlLoop = try ControlLoop(control: ControlPlane(control),
                                       accessSender: try names.access.map { n throws(PortError) in try AFPacketPort(interface: n, options: sendOnly) },

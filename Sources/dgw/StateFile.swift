@@ -13,6 +13,7 @@
 // of a `dgw run` is the monotonic one, which a reboot starts again.
 
 import DGWControl
+import DGWPipeline
 import DGWWire
 import Foundation
 
@@ -27,7 +28,8 @@ struct StateFile {
     /// Reads `path` (nothing when it does not exist); records that ran out
     /// before `now` are left out. `clockOffset`: wall clock minus the
     /// event clock, both in nanoseconds.
-    static func read(_ path: String, clockOffset: Int64, now: Int64) throws(Refusal) -> StateFile {
+    /// `lma`: relayed bindings are an LMA's only (a CMD carries no traffic).
+    static func read(_ path: String, lma: Bool, clockOffset: Int64, now: Int64) throws(Refusal) -> StateFile {
         guard FileManager.default.fileExists(atPath: path) else { return StateFile() }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw Refusal(description: "\(path): cannot be read")
@@ -64,6 +66,7 @@ struct StateFile {
                 record.expires = unix - clockOffset
             }
             guard let relayed = (object["relayed"] ?? [[String: Any]]()) as? [[String: Any]] else { throw refuse("relayed is not a list of objects") }
+            guard relayed.isEmpty || lma else { throw refuse("relayed bindings are an LMA's: a CMD carries no traffic") }
             for b in relayed {
                 state.relayed.append(RelayedBinding(mn: mn, prefix: try prefix(b["prefix"]), anchor: try address(b["anchor"], "anchor"),
                                                     serving: try address(b["serving"], "serving")))
@@ -71,6 +74,21 @@ struct StateFile {
             state.records.append(record)
         }
         return state
+    }
+
+    /// An LMA's relayed bindings in its data plane from the start: where a
+    /// static binding's MN went since, the saved binding says.
+    func restore(_ p: inout PipelineConfiguration) {
+        let moved = Set(relayed.map(\.prefix))
+        p.bindings = p.bindings.filter { !moved.contains($0.prefix) }
+            + relayed.map { BindingEntry(mn: $0.mn, prefix: $0.prefix, anchor: $0.anchor, serving: $0.serving) }
+    }
+
+    /// The records (and an LMA's relayed bindings, as above) in the control plane's.
+    func restore(_ c: inout ControlPlaneConfiguration) {
+        c.records = records
+        let moved = Set(relayed.map(\.prefix))
+        c.relayed = c.relayed.filter { !moved.contains($0.prefix) } + relayed
     }
 
     /// Writes the records to `path` whole or not at all: a new file beside

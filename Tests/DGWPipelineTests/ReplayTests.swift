@@ -656,6 +656,30 @@ extension ConfigTests {
             "02:dd:00:00:00:02\t2001:db8:ffff::1|2001:db8:2:3::100\t2001:db8:ffff::2|2001:db8:cccc::1\t64|59\t",
             "02:dd:00:00:00:03\t2001:db8:ffff::1|2001:db8:cccc::1\t2001:db8:ffff::3|2001:db8:2:3::100\t64|39\t",
         ])
+        // The binding from the LMA's `state_file` instead of its static bindings
+        // (what `dgw run` saved when it stopped): relayed the same; the file untouched.
+        let withoutStatic = try String(contentsOfFile: config, encoding: .utf8).components(separatedBy: "static_bindings:")[0]
+        let statePath = s.path("lma.state")
+        let state = "{\"mn\":\"02:aa:00:00:00:03\",\"anchors\":[{\"gateway\":\"2001:db8:ffff::2\",\"prefix\":\"2001:db8:2:3::/64\"}],"
+            + "\"serving\":\"2001:db8:ffff::3\",\"relayed\":[{\"prefix\":\"2001:db8:2:3::/64\",\"anchor\":\"2001:db8:ffff::2\",\"serving\":\"2001:db8:ffff::3\"}]}\n"
+        try Data(state.utf8).write(to: URL(fileURLWithPath: statePath))
+        let saved = try s.write("lma-saved.yaml", withoutStatic + "state_file: \(statePath)\nhold_ms: 0\n")
+        let r1 = try runProcess(dgw, ["replay", "--config", saved, "--core", core,
+                                      "--out-access", s.path("oa1.pcap"), "--out-core", s.path("oc1.pcap")])
+        let summary1 = try #require(try JSONSerialization.jsonObject(with: Data(r1.stdout.utf8)) as? [String: Any])
+        #expect(summary1["actions"] as? [String: Int] == ["uplink_relayed": 1, "downlink_relayed": 1], "\(r1.stderr)")
+        #expect(try String(contentsOfFile: statePath, encoding: .utf8) == state)
+        // Without it, nothing is bound: all three refused.
+        let none = try s.write("lma-none.yaml", withoutStatic + "hold_ms: 0\n")
+        let r2 = try runProcess(dgw, ["replay", "--config", none, "--core", core,
+                                      "--out-access", s.path("oa2.pcap"), "--out-core", s.path("oc2.pcap")])
+        let summary2 = try #require(try JSONSerialization.jsonObject(with: Data(r2.stdout.utf8)) as? [String: Any])
+        #expect(summary2["drops"] as? [String: Int] == ["decapsulation_refused": 3], "\(r2.stdout)")
+        // A CMD carries no traffic: a relayed binding in its state is refused, with the line.
+        let cmd = try s.write("cmd.yaml", withoutStatic.replacingOccurrences(of: "role: lma", with: "role: cmd") + "state_file: \(statePath)\n")
+        let r3 = try runProcess(dgw, ["replay", "--config", cmd, "--core", core,
+                                      "--out-access", s.path("oa3.pcap"), "--out-core", s.path("oc3.pcap")])
+        #expect(r3.status == 2 && r3.stderr.contains("lma.state:1: relayed bindings are an LMA's: a CMD carries no traffic"), "\(r3.stderr)")
     }
 }
 
