@@ -272,6 +272,11 @@ public struct SignallingCounters: Sendable, Equatable {
     /// A CMD's: former anchors of MNs it did not know of (it restarted),
     /// learnt again from refreshes' Previous MAAR options, one per anchor.
     public var anchorsRelearnt = 0
+    /// Binding Revocation Indications (RFC 5846) sent as an anchor: a moved
+    /// prefix taken back from the gateway it was granted to.
+    public var revocationsSent = 0
+    /// Indications received whose binding this gateway removed.
+    public var revoked = 0
     public init() {}
 }
 
@@ -620,11 +625,12 @@ public final class ControlPlane {
                 throw MoveRefusal(anchoredRecord(of: mac)?.serving == .here ? "\(prefix) and \(mac) are both on this gateway, which is not supported"
                                                                   : "\(prefix) is anchored here: run move-prefix where \(mac) is attached")
             }
-            guard a.moved != nil else { throw MoveRefusal("\(prefix) is with \(mac) already") }
+            guard let moved = a.moved else { throw MoveRefusal("\(prefix) is with \(mac) already") }
             guard a.serving == .here else { throw MoveRefusal("\(mac) is not attached here") }
             a.moved = nil
             record(a)
             out.bindings.append(binding(of: a))
+            revoke(moved, of: a.prefix, &out)
             return out
         }
         let holding = records.values.lazy.flatMap(\.sessions).first { $0.moved == prefix && configuration.identities[$0.mn] == id }
@@ -729,6 +735,8 @@ public final class ControlPlane {
         case (.bindingAcknowledgement(let pba), nil): received(pba, from: ip.source, time: time, &out)
         case (.bindingUpdate(let pbu), let cmd?): cmd.received(pbu, from: ip.source, time: time, &counters, &out)
         case (.bindingAcknowledgement(let pba), let cmd?): cmd.received(pba, from: ip.source, time: time, &counters, &out)
+        case (.bindingRevocation(let br), nil): received(br, from: ip.source, time: time, &out)
+        case (.bindingRevocation, _?): counters.unexpected += 1  // a CMD and an LMA grant no moved prefix
         case (.other, _): counters.malformed += 1
         }
         return out
@@ -1057,7 +1065,10 @@ public final class ControlPlane {
         let lifetime = min(pbu.lifetimeSeconds, configuration.bindingLifetime)
         // The MN's own interface handed over: its prefix follows it again.
         let wasMoved = a.moved != nil && handoff != HandoffIndicator.stateNotChanged
-        if wasMoved { a.moved = nil }
+        if wasMoved, let moved = a.moved {
+            a.moved = nil
+            revoke(moved, of: a.prefix, &out)
+        }
         if a.serving != .peer(serving) || wasMoved {
             out.bindings.append(.install(mn: mn, prefix: a.prefix, anchor: nil, serving: serving, dlifMAC: a.dlifMAC))
         }
@@ -1106,12 +1117,54 @@ public final class ControlPlane {
         }
         counters.accepted += 1
         let lifetime = min(pbu.lifetimeSeconds, configuration.bindingLifetime)
+        // Moved on from another interface: that one's gateway is told.
+        if !current, let before = a.moved { revoke(before, of: a.prefix, &out) }
         a.moved = AnchoredMN.MovedPrefix(mn: mn, serving: peer, expires: time + Int64(lifetime) * 1_000_000_000)
         record(a)
         if !current { out.bindings.append(binding(of: a)) }
         var accepted = pbu
         accepted.lifetime = UInt16(clamping: lifetime / 4)
         reply(BindingAckStatus.accepted, to: peer, accepted, mn: mn, lifetime: lifetime, granting: a, &out)
+    }
+
+    /// Tells the gateway a moved prefix was granted to that its binding is
+    /// gone (RFC 5846 Binding Revocation Indication, sent once: if it is
+    /// lost, that gateway's next refresh is refused instead).
+    private func revoke(_ moved: AnchoredMN.MovedPrefix, of prefix: IPv6Prefix, _ out: inout ControlEffects) {
+        var options = identifyBorrowing(moved.mn, id: configuration.identities[moved.mn].map(RawBytes.owned), room: 1)
+        options.append(.homeNetworkPrefix(prefix))
+        let bri = BindingRevocation(type: BindingRevocationType.indication, triggerOrStatus: RevocationTrigger.interMAGHandoverDifferentAccessType,
+                                    sequence: nextSequence, flags: .proxyBinding, options: .built(options))
+        nextSequence &+= 1
+        if let packet = Self.packet(.bindingRevocation(bri), from: configuration.address, to: moved.serving, authenticator) {
+            counters.revocationsSent += 1
+            out.core.append(packet)
+        }
+    }
+
+    /// A Binding Revocation from an anchor: an indication ends the session
+    /// that holds the prefix it names (its tunnel and DLIF go at once) and
+    /// is acknowledged; an acknowledgement needs nothing more.
+    private func received(_ br: BindingRevocation, from anchor: IPv6Address, time: Int64, _ out: inout ControlEffects) {
+        guard br.type == BindingRevocationType.indication else { return }
+        var named: IPv6Prefix?
+        for case .homeNetworkPrefix(let p) in br.options { named = p }
+        let mn = Self.mn(in: br.options)
+        var status = BindingRevocationStatus.bindingDoesNotExist
+        if let mn, let named, let s = session(mn, anchor), s.moved == named || s.grants.contains(where: { $0.prefixes.contains(named) }) {
+            close(s, deregister: false, time: time, &out)
+            counters.revoked += 1
+            status = BindingRevocationStatus.success
+        } else {
+            counters.unexpected += 1
+        }
+        var options = mn.map { identifyBorrowing($0, id: Self.nai(in: br.options), room: 1) } ?? []
+        if let named { options.append(.homeNetworkPrefix(named)) }
+        let bra = BindingRevocation(type: BindingRevocationType.acknowledgement, triggerOrStatus: status, sequence: br.sequence,
+                                    flags: br.flags.intersection(.proxyBinding), options: .built(options))
+        if let packet = Self.packet(.bindingRevocation(bra), from: configuration.address, to: anchor, authenticator) {
+            out.core.append(packet)
+        }
     }
 
     /// Sequence numbers per serving gateway: a PBU not after the last one

@@ -272,7 +272,7 @@ struct Dissection {
         if !p.checksumIsValid(source: source, destination: destination) { fail(.badChecksum) }
         // Fixed fields come from the view, so a message with a broken
         // option still shows them, and the options before the broken one.
-        if p.isBinding {
+        if p.hasOptions {
             do { _ = try MobilityOptions(checking: p.uncheckedOptions.bytes) } catch { fail(error) }
         }
         let type = p.type
@@ -283,10 +283,21 @@ struct Dissection {
             : nil
         let options = p.uncheckedOptions
         let data = UnsafeRawBufferPointer(rebasing: p.bytes[6...])  // after the checksum
+        let revocation = p.isRevocation
+            ? (type: p.revocationType, code: p.revocationTriggerOrStatus, seq: p.revocationSequence, flags: p.revocationFlags) : nil
         sections.append { o in
             o.beginObject("mh")
             o.field("type", type)
-            if let fixed {
+            if let revocation {
+                // RFC 5846: an indication's trigger, an acknowledgement's status.
+                o.field("br_type", revocation.type)
+                o.field(revocation.type == BindingRevocationType.indication ? "trigger" : "status", revocation.code)
+                o.field("seq", revocation.seq)
+                o.beginArray("flags")
+                for (flag, letter) in BindingRevocationFlags.letters where revocation.flags.contains(flag) { o.element(letter) }
+                o.endArray()
+                Self.options(options, &o)
+            } else if let fixed {
                 if !isUpdate { o.field("status", fixed.status) }
                 o.field("seq", fixed.seq)
                 o.beginArray("flags")

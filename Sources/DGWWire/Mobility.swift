@@ -17,12 +17,17 @@
 // Binding Acknowledgement (type 6), from offset 6:
 // |    Status     |K|R|P|T|B|S|D|r|          Sequence #           |
 // |           Lifetime            |   options ...
+// Binding Revocation (type 16, RFC 5846 6.1), from offset 6:
+// | B.R. Type     | R. Trigger / Status  (Indication 1 / Acknowledgement 2)
+// |          Sequence #           |P|V|G|       Reserved          |
+// |   options ...
 
 public enum MobilityHeaderType {
     public static let bindingRefreshRequest: UInt8 = 0  // RFC 6275
     public static let bindingUpdate: UInt8 = 5          // RFC 6275
     public static let bindingAcknowledgement: UInt8 = 6 // RFC 6275
     public static let bindingError: UInt8 = 7           // RFC 6275
+    public static let bindingRevocation: UInt8 = 16     // RFC 5846
 }
 
 @usableFromInline enum MobilityField {
@@ -40,6 +45,11 @@ public enum MobilityHeaderType {
     @usableFromInline static let baFlags = 7
     @usableFromInline static let baSequence = 8
     @usableFromInline static let baLifetime = 10
+    // Binding Revocation
+    @usableFromInline static let brType = 6
+    @usableFromInline static let brTriggerOrStatus = 7
+    @usableFromInline static let brSequence = 8
+    @usableFromInline static let brFlags = 10
     @usableFromInline static let options = 12
     @usableFromInline static let minimumLength = 8
 }
@@ -116,8 +126,40 @@ public enum BindingAckStatus {
     public static func isAccepted(_ status: UInt8) -> Bool { status < 128 }
 }
 
+/// Binding Revocation (RFC 5846): what a message is, why it was sent, how
+/// it was answered, and its flags (the high octet of its flag field).
+public enum BindingRevocationType {
+    public static let indication: UInt8 = 1
+    public static let acknowledgement: UInt8 = 2
+}
+
+public enum RevocationTrigger {
+    public static let unspecified: UInt8 = 0
+    public static let administrativeReason: UInt8 = 1
+    public static let interMAGHandoverSameAccessType: UInt8 = 2
+    public static let interMAGHandoverDifferentAccessType: UInt8 = 3
+    public static let interMAGHandoverUnknown: UInt8 = 4
+    public static let userInitiatedSessionTermination: UInt8 = 5
+}
+
+public enum BindingRevocationStatus {
+    public static let success: UInt8 = 0
+    public static let partialSuccess: UInt8 = 1
+    public static let bindingDoesNotExist: UInt8 = 128
+}
+
+public struct BindingRevocationFlags: OptionSet, Hashable, Sendable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    public static let proxyBinding = Self(rawValue: 0x80)   // P
+    public static let ipv4HomeAddressOnly = Self(rawValue: 0x40)  // V
+    public static let global = Self(rawValue: 0x20)         // G
+
+    public static let letters: [(Self, String)] = [(.proxyBinding, "P"), (.ipv4HomeAddressOnly, "V"), (.global, "G")]
+}
+
 /// A checked view of a Mobility Header: length fields agree with the
-/// buffer, and for BU/BA the fixed fields are present.
+/// buffer, and for BU, BA and Binding Revocation the fixed fields are present.
 public struct MobilityHeaderPacket {
     public let bytes: UnsafeRawBufferPointer
 
@@ -127,7 +169,8 @@ public struct MobilityHeaderPacket {
         let length = (Int(bytes.u8(MobilityField.headerLength)) + 1) * 8
         guard length <= bytes.count else { throw .truncated }
         let type = bytes.u8(MobilityField.type)
-        if type == MobilityHeaderType.bindingUpdate || type == MobilityHeaderType.bindingAcknowledgement {
+        if type == MobilityHeaderType.bindingUpdate || type == MobilityHeaderType.bindingAcknowledgement
+            || type == MobilityHeaderType.bindingRevocation {
             guard length >= MobilityField.options else { throw .badLength }
         }
         self.bytes = bytes.slice(0..<length)
@@ -157,6 +200,18 @@ public struct MobilityHeaderPacket {
         type == MobilityHeaderType.bindingUpdate || type == MobilityHeaderType.bindingAcknowledgement
     }
 
+    /// True for a Binding Revocation message, whose fixed fields the checked view guarantees.
+    @inlinable public var isRevocation: Bool { type == MobilityHeaderType.bindingRevocation }
+
+    /// Options from offset 12: BU, BA and Binding Revocation.
+    @inlinable public var hasOptions: Bool { isBinding || isRevocation }
+
+    // Fixed fields of a Binding Revocation (valid when `isRevocation`).
+    @inlinable public var revocationType: UInt8 { bytes.u8(MobilityField.brType) }
+    @inlinable public var revocationTriggerOrStatus: UInt8 { bytes.u8(MobilityField.brTriggerOrStatus) }
+    @inlinable public var revocationSequence: UInt16 { bytes.u16(MobilityField.brSequence) }
+    @inlinable public var revocationFlags: BindingRevocationFlags { BindingRevocationFlags(rawValue: bytes.u8(MobilityField.brFlags)) }
+
     // Fixed fields of a BU or BA (valid when `isBinding`).
     @inlinable public var sequence: UInt16 {
         bytes.u16(type == MobilityHeaderType.bindingUpdate ? MobilityField.buSequence : MobilityField.baSequence)
@@ -166,7 +221,7 @@ public struct MobilityHeaderPacket {
     @inlinable public var bindingAckStatus: UInt8 { bytes.u8(MobilityField.baStatus) }
     @inlinable public var bindingAckFlags: BindingAckFlags { BindingAckFlags(rawValue: bytes.u8(MobilityField.baFlags)) }
 
-    /// The options of a BU or BA, unchecked: iterating stops at the first
+    /// The options of a BU, BA or Binding Revocation, unchecked: iterating stops at the first
     /// option that does not parse (`MobilityOptions(checking:)` says why).
     @inlinable public var uncheckedOptions: MobilityOptions { .parsed(bytes.slice(from: MobilityField.options)) }
 }
@@ -207,10 +262,31 @@ public struct BindingAcknowledgement: Equatable {
     public var lifetimeSeconds: Int { Int(lifetime) * 4 }
 }
 
+/// A Binding Revocation Indication or Acknowledgement (RFC 5846): a
+/// binding's anchor tells the gateway it granted it to that it is gone.
+public struct BindingRevocation: Equatable {
+    /// `BindingRevocationType`: indication or acknowledgement.
+    public var type: UInt8
+    /// The indication's Revocation Trigger, the acknowledgement's status.
+    public var triggerOrStatus: UInt8
+    public var sequence: UInt16
+    public var flags: BindingRevocationFlags
+    public var options: MobilityOptions
+
+    public init(type: UInt8, triggerOrStatus: UInt8, sequence: UInt16, flags: BindingRevocationFlags, options: MobilityOptions) {
+        self.type = type
+        self.triggerOrStatus = triggerOrStatus
+        self.sequence = sequence
+        self.flags = flags
+        self.options = options
+    }
+}
+
 /// A Mobility Header message as a value.
 public enum MobilityMessage: Equatable {
     case bindingUpdate(BindingUpdate)
     case bindingAcknowledgement(BindingAcknowledgement)
+    case bindingRevocation(BindingRevocation)
     /// Any other MH type: the message data after the checksum, kept as is.
     case other(type: UInt8, data: RawBytes)
 
@@ -240,21 +316,30 @@ public enum MobilityMessage: Equatable {
                 sequence: b.u16(MobilityField.baSequence),
                 lifetime: b.u16(MobilityField.baLifetime),
                 options: try MobilityOptions(checking: b.slice(from: MobilityField.options))))
+        case MobilityHeaderType.bindingRevocation:
+            return .bindingRevocation(BindingRevocation(
+                type: b.u8(MobilityField.brType),
+                triggerOrStatus: b.u8(MobilityField.brTriggerOrStatus),
+                sequence: b.u16(MobilityField.brSequence),
+                flags: BindingRevocationFlags(rawValue: b.u8(MobilityField.brFlags)),
+                options: try MobilityOptions(checking: b.slice(from: MobilityField.options))))
         default:
             return .other(type: packet.type, data: .borrowed(b.slice(from: MobilityField.data)))
         }
     }
 
-    /// The options of a BU or BA (none for other types).
+    /// The options of a BU, BA or Binding Revocation (none for other types).
     public var options: MobilityOptions {
         switch self {
         case .bindingUpdate(let bu): bu.options
         case .bindingAcknowledgement(let ba): ba.options
+        case .bindingRevocation(let br): br.options
         case .other: .none
         }
     }
 
-    /// The message with `more` options after its own (a BU or BA; others as they are).
+    /// The message with `more` options after its own (a BU, BA or Binding
+    /// Revocation; others as they are).
     public func appending(_ more: [MobilityOption]) -> MobilityMessage {
         guard !more.isEmpty else { return self }
         switch self {
@@ -264,6 +349,9 @@ public enum MobilityMessage: Equatable {
         case .bindingAcknowledgement(var ba):
             ba.options = .built(Array(ba.options) + more)
             return .bindingAcknowledgement(ba)
+        case .bindingRevocation(var br):
+            br.options = .built(Array(br.options) + more)
+            return .bindingRevocation(br)
         case .other:
             return self
         }
@@ -273,6 +361,7 @@ public enum MobilityMessage: Equatable {
         switch self {
         case .bindingUpdate: MobilityHeaderType.bindingUpdate
         case .bindingAcknowledgement: MobilityHeaderType.bindingAcknowledgement
+        case .bindingRevocation: MobilityHeaderType.bindingRevocation
         case .other(let t, _): t
         }
     }
@@ -282,6 +371,7 @@ public enum MobilityMessage: Equatable {
         switch self {
         case .bindingUpdate(let bu): bu.options.paddedEnd(from: MobilityField.options)
         case .bindingAcknowledgement(let ba): ba.options.paddedEnd(from: MobilityField.options)
+        case .bindingRevocation(let br): br.options.paddedEnd(from: MobilityField.options)
         case .other(_, let data): (MobilityField.data + data.count + 7) / 8 * 8
         }
     }
@@ -312,6 +402,13 @@ public enum MobilityMessage: Equatable {
             b.put16(ba.sequence, at: MobilityField.baSequence)
             b.put16(ba.lifetime, at: MobilityField.baLifetime)
             try ba.options.emit(into: b, from: MobilityField.options)
+        case .bindingRevocation(let br):
+            b.put8(br.type, at: MobilityField.brType)
+            b.put8(br.triggerOrStatus, at: MobilityField.brTriggerOrStatus)
+            b.put16(br.sequence, at: MobilityField.brSequence)
+            b.put8(br.flags.rawValue, at: MobilityField.brFlags)
+            b.put8(0, at: MobilityField.brFlags + 1)
+            try br.options.emit(into: b, from: MobilityField.options)
         case .other(_, let data):
             data.withUnsafeBytes { b.copy($0, to: MobilityField.data) }
             b.zero((MobilityField.data + data.count)..<n)

@@ -40,12 +40,12 @@ public struct MobilityAuthenticationTrailer: Equatable, Sendable {
         self.dataOffset = dataOffset
     }
 
-    /// The last option of `packet` (a BU or BA) when it is an authentication
+    /// The last option of `packet` (a BU, BA or Binding Revocation) when it is an authentication
     /// option that ends the header; nil otherwise (none, not last, padding
     /// after it, options that do not parse).
     public init?(_ packet: MobilityHeaderPacket) {
         let b = packet.bytes
-        guard packet.isBinding else { return nil }
+        guard packet.hasOptions else { return nil }
         var i = MobilityField.options
         var last: Int?
         while i < b.count {

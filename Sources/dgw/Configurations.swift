@@ -123,7 +123,8 @@ extension SignallingCounters {
                      ("resynchronised", resynchronised), ("unknown_peer", unknownPeer), ("unauthenticated", unauthenticated),
                      ("replayed", replayed), ("stale", stale), ("malformed", malformed),
                      ("unexpected", unexpected), ("not_signalling", notSignalling),
-                     ("held_back_after_refusal", heldBackAfterRefusal), ("anchors_relearnt", anchorsRelearnt)]
+                     ("held_back_after_refusal", heldBackAfterRefusal), ("anchors_relearnt", anchorsRelearnt),
+                     ("revocations_sent", revocationsSent), ("revoked", revoked)]
         return "{" + pairs.filter { $0.1 != 0 }.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
     }
 }

@@ -276,6 +276,7 @@ func options(of frame: [UInt8]) -> [MobilityOption] {
         switch message {
         case .bindingUpdate(let u): return u.options.filter(\.isValue)
         case .bindingAcknowledgement(let a): return a.options.filter(\.isValue)
+        case .bindingRevocation(let r): return r.options.filter(\.isValue)
         case .other: return []
         }
     }

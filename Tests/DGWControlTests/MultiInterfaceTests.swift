@@ -13,12 +13,13 @@ import Testing
 
     /// The domain with both interfaces attached; `identities(gateway)`
     /// gives a gateway's subscriber list (alice's two MACs by default).
-    static func domain(lifetime: Int = 3600,
+    static func domain(lifetime: Int = 3600, signed: Bool = false,
                        identities: (IPv6Address) -> [MACAddress: String] = { _ in [MACAddress("02:aa:00:00:00:01")!: "alice", b: "alice"] })
         throws -> (Domain, SimulatedHost) {
         let d = try Domain { c in
             c.bindingLifetime = lifetime
             c.identities = identities(c.address).mapValues { Array($0.utf8) }
+            if signed { keyed(&c) }
         }
         let host = SimulatedHost(name: "mn-if2", mac: b)
         d.sim.add(host)
@@ -88,26 +89,58 @@ import Testing
         #expect(d.g.allSatisfy { $0.refusedChanges == 0 && $0.unresolvedSignalling == 0 })
     }
 
-    /// Taken back at the anchor (`move-prefix` to A at D-GW1): D-GW2 is not
-    /// told, and its next refresh (HI 5) is refused, which removes its tunnel.
-    @Test func takenBackAtTheAnchorEndsAtTheNextRefresh() throws {
-        let (d, b) = try Self.domain(lifetime: 40)
+    /// Taken back at the anchor (`move-prefix` to A at D-GW1): D-GW1 tells
+    /// D-GW2 at once with a Binding Revocation Indication (RFC 5846), and
+    /// D-GW2 removes its tunnel and D-GW1's DLIF for B and acknowledges;
+    /// no refresh is refused later. Signed, with `auth:` keys, like PBUs and PBAs.
+    @Test(arguments: [false, true])
+    func takenBackAtTheAnchorIsRevoked(signed: Bool) throws {
+        let (d, b) = try Self.domain(lifetime: 40, signed: signed)
         let gw = d.g.map(\.address)
         let p1 = try #require(d.prefix(at: 1))
         try d.sim.movePrefix(p1, of: "alice", to: Self.b, anchor: gw[0], at: 1)
         d.sim.run(for: 50 * ms)
         #expect(d.binding(at: 1, p1)?.mn == Self.b)
         #expect(d.address(at: 1)?.preferred == false)
+        #expect(d.g[1].control.router.dlifs(of: Self.b).contains { $0.anchor == gw[0] })
         try d.sim.movePrefix(p1, of: "alice", to: d.mn.mac, at: 0)
         #expect(d.binding(at: 1, p1)?.mn == d.mn.mac && d.binding(at: 1, p1)?.serving == nil)
         #expect(d.roundTrip(d.address(at: 1)!.address))
         #expect(d.address(at: 1)?.preferred == true, "taken back: preferred on A again")
-        #expect(d.binding(at: 2, p1) != nil, "D-GW2 not told yet")
+        #expect(d.binding(at: 2, p1) == nil && d.g[1].control.sessions(of: Self.b).isEmpty, "revoked at once")
+        #expect(!d.g[1].control.router.dlifs(of: Self.b).contains { $0.anchor == gw[0] }, "D-GW1's DLIF no longer shown to B")
+        #expect(d.g[0].control.counters.revocationsSent == 1 && d.g[1].control.counters.revoked == 1)
         d.sim.run(for: 40_000 * ms)
-        #expect(d.binding(at: 2, p1) == nil && d.g[1].control.sessions(of: Self.b).isEmpty)
-        #expect(d.g[0].control.counters.rejected == 1 && d.g[1].control.counters.refused == 1)
+        #expect(d.g[0].control.counters.rejected == 0 && d.g[1].control.counters.refused == 0, "no refresh to refuse")
         #expect(d.binding(at: 1, p1)?.mn == d.mn.mac)
-        _ = b
+        #expect(b.address(in: p1) != nil)
+        // Taken back again with nothing moved: refused by the ctl, nothing sent.
+        #expect(throws: MoveRefusal.self) { try d.sim.movePrefix(p1, of: "alice", to: d.mn.mac, at: 0) }
+        #expect(d.g[0].control.counters.revocationsSent == 1)
+        #expect(d.g.allSatisfy { $0.control.counters.unexpected == 0 && $0.refusedChanges == 0 && $0.control.counters.unauthenticated == 0 },
+                "signed both ways when keyed")
+        guard !signed else { return }  // a signed indication sent again is a replay, dropped as such
+        // The indication again: that binding does not exist (any more), and D-GW2 says so (status 128).
+        let bri = try #require(d.sim.trace.map(\.frame).first { $0.count > 56 && $0[20] == IPProtocol.mobility && $0[56] == MobilityHeaderType.bindingRevocation })
+        let answer = try #require(d.g[1].receive(bri, on: .core, time: d.sim.now).first { $0.port == .core })
+        #expect(answer.frame[56] == MobilityHeaderType.bindingRevocation && answer.frame[60] == BindingRevocationType.acknowledgement)
+        #expect(answer.frame[61] == BindingRevocationStatus.bindingDoesNotExist && d.g[1].control.counters.unexpected == 1)
+    }
+
+    /// A's own interface hands over to D-GW3 while its prefix is with B at
+    /// D-GW2: the prefix follows A, and D-GW1 revokes D-GW2's binding.
+    @Test func ownInterfaceHandingOverRevokesTheMove() throws {
+        let (d, _) = try Self.domain(lifetime: 40)
+        let gw = d.g.map(\.address)
+        let p1 = try #require(d.prefix(at: 1))
+        try d.sim.movePrefix(p1, of: "alice", to: Self.b, anchor: gw[0], at: 1)
+        d.sim.run(for: 50 * ms)
+        #expect(d.binding(at: 2, p1)?.mn == Self.b)
+        d.move(to: 2, previous: [gw[0]])
+        #expect(d.binding(at: 1, p1)?.serving == gw[2] && d.binding(at: 1, p1)?.mn == d.mn.mac)
+        #expect(d.binding(at: 2, p1) == nil && d.g[1].control.sessions(of: Self.b).isEmpty, "revoked")
+        #expect(d.g[0].control.counters.revocationsSent == 1 && d.g[1].control.counters.revoked == 1)
+        #expect(d.roundTrip(d.address(at: 1)!.address))
     }
 
     /// What move-prefix refuses, with why; and an anchor whose subscriber
@@ -175,5 +208,17 @@ import Testing
         #expect(lines.allSatisfy { $0.count >= 4 && $0[0].isEmpty && $0[3] == "alice" })
         #expect(lines.map { $0[1] }.prefix(2) == ["2", "5"], "\(r.stdout)")
         #expect(lines.prefix(2).allSatisfy { $0[2] == "\(p1.address)" }, "\(r.stdout)")
+        // Taken back at D-GW1: the Binding Revocation Indication and its Acknowledgement.
+        try d.sim.movePrefix(p1, of: "alice", to: d.mn.mac, at: 0)
+        d.sim.run(for: 50 * ms)
+        let br = try d.tshark(["-Y", "mip6.mhtype == 16", "-T", "fields", "-E", "occurrence=a", "-e", "_ws.malformed",
+                               "-e", "mip6.bri_br.type", "-e", "mip6.bri_r.trigger", "-e", "mip6.bri_status", "-e", "mip6.bri_ip",
+                               "-e", "mip6.nemo.mnp.mnp", "-e", "mip6.mnid.identifier", "-e", "ipv6.src", "-e", "mip6.bri_ap"])
+        #expect(br.status == 0, "\(br.stderr)")
+        let g1 = d.g[0].address, g2 = d.g[1].address
+        #expect(br.stdout.split(separator: "\n").map(String.init) == [
+            "\t1\t3\t\t1\t\(p1.address)\talice\t\(g1)\t",
+            "\t2\t\t0\t\t\(p1.address)\talice\t\(g2)\t1",
+        ], "\(br.stdout)")
     }
 }

@@ -70,12 +70,43 @@ let ntpTimestamp: UInt64 = 0xED2F_2A00_8000_0000
             .authentication(subtype: MobilityAuthenticationSubtype.mnHA, spi: 256, data: .owned(authenticator)),
         ])))}
 
+    static var bri: MobilityMessage { MobilityMessage.bindingRevocation(BindingRevocation(
+        type: BindingRevocationType.indication, triggerOrStatus: RevocationTrigger.interMAGHandoverDifferentAccessType, sequence: 7,
+        flags: .proxyBinding, options: .built([
+            .mobileNodeIdentifier(subtype: MobileNodeIdentifierSubtype.nai, identifier: nai),
+            .homeNetworkPrefix(hnp),
+            .mobileNodeLinkLayerIdentifier(.owned(mnMAC.octets)),
+        ])))}
+
+    static var bra: MobilityMessage { MobilityMessage.bindingRevocation(BindingRevocation(
+        type: BindingRevocationType.acknowledgement, triggerOrStatus: BindingRevocationStatus.success, sequence: 7,
+        flags: .proxyBinding, options: .built([
+            .mobileNodeIdentifier(subtype: MobileNodeIdentifierSubtype.nai, identifier: nai),
+            .homeNetworkPrefix(hnp),
+        ])))}
+
     static var cases: [(String, [UInt8], MobilityMessage)] { [
         ("PBU", Fixtures.proxyBindingUpdate, pbu),
         ("PBU-auth", Fixtures.proxyBindingUpdateAuthenticated, pbuAuthenticated),
         ("PBU4", Fixtures.proxyBindingUpdateFourOptions, pbuFourOptions),
         ("PBA", Fixtures.proxyBindingAck, pba),
+        ("BRI", Fixtures.bindingRevocationIndication, bri),
+        ("BRA", Fixtures.bindingRevocationAck, bra),
     ]}
+
+    /// The checked view's fixed fields of a Binding Revocation (RFC 5846 6.1).
+    @Test func readsARevocation() throws {
+        try with(Fixtures.bindingRevocationIndication) { b in
+            let ip = try IPv6Packet(checking: b)
+            let mh = try MobilityHeaderPacket(checking: ip.payload)
+            #expect(mh.isRevocation && mh.hasOptions && !mh.isBinding)
+            #expect(mh.revocationType == BindingRevocationType.indication && mh.revocationTriggerOrStatus == 3)
+            #expect(mh.revocationSequence == 7 && mh.revocationFlags == .proxyBinding)
+        }
+        // Its fixed fields are required: 8 octets are a header, not a revocation.
+        let short: [UInt8] = [0x3b, 0x00, 0x10, 0x00, 0x00, 0x00, 0x01, 0x03]
+        #expect(throws: WireError.badLength) { try with(short) { _ = try MobilityHeaderPacket(checking: $0) } }
+    }
 
     @Test func read() throws {
         try with(Fixtures.proxyBindingUpdate) { b in
