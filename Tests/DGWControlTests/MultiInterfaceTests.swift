@@ -127,6 +127,30 @@ import Testing
         #expect(answer.frame[61] == BindingRevocationStatus.bindingDoesNotExist && d.g[1].control.counters.unexpected == 1)
     }
 
+    /// Moved on from B at D-GW2 to a third interface C at D-GW3: the anchor
+    /// revokes D-GW2's binding as it grants the prefix to D-GW3.
+    @Test func movedOnToAThirdInterfaceRevokesTheFirst() throws {
+        let c = MACAddress("02:aa:00:00:00:03")!
+        let (d, _) = try Self.domain(lifetime: 40) { _ in [MACAddress("02:aa:00:00:00:01")!: "alice", Self.b: "alice", c: "alice"] }
+        let gw = d.g.map(\.address)
+        let third = SimulatedHost(name: "mn-if3", mac: c)
+        d.sim.add(third)
+        d.sim.move(third, to: 2)
+        d.sim.run(for: 50 * ms)
+        let p1 = try #require(d.prefix(at: 1))
+        try d.sim.movePrefix(p1, of: "alice", to: Self.b, anchor: gw[0], at: 1)
+        d.sim.run(for: 50 * ms)
+        #expect(d.binding(at: 2, p1)?.mn == Self.b)
+        try d.sim.movePrefix(p1, of: "alice", to: c, anchor: gw[0], at: 2)
+        d.sim.run(for: 50 * ms)
+        #expect(d.binding(at: 1, p1)?.mn == c && d.binding(at: 1, p1)?.serving == gw[2])
+        #expect(d.binding(at: 2, p1) == nil && d.g[1].control.sessions(of: Self.b).isEmpty, "revoked")
+        #expect(d.binding(at: 3, p1)?.mn == c)
+        #expect(d.g[0].control.counters.revocationsSent == 1 && d.g[1].control.counters.revoked == 1)
+        let c1 = try #require(third.address(in: p1))
+        #expect(Self.roundTrip(d, third, c1.address))
+    }
+
     /// A's own interface hands over to D-GW3 while its prefix is with B at
     /// D-GW2: the prefix follows A, and D-GW1 revokes D-GW2's binding.
     @Test func ownInterfaceHandingOverRevokesTheMove() throws {
