@@ -19,6 +19,8 @@ enum ControlCommand: String, ExpressibleByArgument, CaseIterable, Sendable {
     case attach, detach
     /// A multi-interface MN's prefix moved to another of its interfaces.
     case movePrefix = "move-prefix"
+    /// A CMD's (an LMA's) records written to its `state_file` now.
+    case save
 }
 
 /// What the control socket reports, read from another thread than the workers'.
@@ -43,7 +45,7 @@ final class ControlView: @unchecked Sendable {
     func answer(_ request: String) -> String {
         let words = request.split(separator: " ").map(String.init)
         guard let first = words.first, let command = ControlCommand(rawValue: first) else {
-            return "error: unknown request '\(request)' (counters, bindings, dlifs, neighbors, attach, detach, move-prefix)\n"
+            return "error: unknown request '\(request)' (counters, bindings, dlifs, neighbors, attach, detach, move-prefix, save)\n"
         }
         let json = words.contains("json")
         let rest = words.dropFirst().filter { $0 != "json" }
@@ -88,6 +90,13 @@ final class ControlView: @unchecked Sendable {
         switch command {
         case .attach, .detach, .movePrefix:
             return ""
+        case .save:
+            do throws(StateFile.Refusal) {
+                let saved = try control.save()
+                return json ? "{\"saved\":\(saved.count),\"path\":\"\(saved.path)\"}\n" : "\(saved.count) record(s) saved to \(saved.path)\n"
+            } catch {
+                return "error: save refused: \(error)\n"
+            }
         case .counters:
             let t = counters
             let (router, signalling) = control.published.withLock { $0 }
@@ -225,12 +234,12 @@ enum ControlServer {
 
 struct Ctl: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Ask a running `dgw run` (its control socket) for counters, bindings, DLIFs or neighbours, or trigger an attach, a detach or a prefix move.",
+        abstract: "Ask a running `dgw run` (its control socket) for counters, bindings, DLIFs or neighbours, trigger an attach, a detach or a prefix move, or have a CMD or LMA save its records.",
         discussion: "Exit status 2 when the socket cannot be reached or the gateway refuses the request."
     )
 
     @Option(help: "The control socket (the configuration's `control:` path).") var socket: String
-    @Argument(help: "counters, bindings, dlifs, neighbors; or the triggers attach, detach and move-prefix.") var command: ControlCommand
+    @Argument(help: "counters, bindings, dlifs, neighbors; the triggers attach, detach and move-prefix; save (a CMD's or LMA's state_file).") var command: ControlCommand
     @Option(help: "attach, detach: the MN's MAC address; move-prefix: the MN-ID (a subscriber's id).") var mn: String?
     @Option(help: "attach: a former anchor of the MN (repeat for several).") var previous: [String] = []
     @Option(help: "move-prefix: the /64 whose traffic moves.") var prefix: String?

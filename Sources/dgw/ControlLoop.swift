@@ -23,6 +23,8 @@ final class ControlLoop: @unchecked Sendable {
         case movePrefix(MovePrefixRequest, answer: Reply<String?>)
         /// A CMD's (an LMA's) records, copied on the control thread.
         case records(Reply<[MobilityRecord]>)
+        /// Its records and an LMA's relayed bindings, for its `state_file`.
+        case snapshot(Reply<StateFile>)
     }
 
     struct MovePrefixRequest: Sendable {
@@ -81,6 +83,29 @@ final class ControlLoop: @unchecked Sendable {
         wakeup.signal()
     }
 
+    /// Where a CMD (an LMA) keeps its records across a restart, and the
+    /// wall clock less the event clock, for their expiries.
+    var stateFile: (path: String, clockOffset: Int64)?
+    /// One writer of the state file at a time (`dgw ctl save`, the stop).
+    private let saving = Mutex(())
+
+    /// Writes the records to the state file: `state` as given (at stop,
+    /// the control thread ended), else copied on the control thread
+    /// (`dgw ctl save`: a checkpoint that a crash does not lose) and
+    /// written from the caller's.
+    func save(_ state: StateFile? = nil) throws(StateFile.Refusal) -> (count: Int, path: String) {
+        guard let (path, clockOffset) = stateFile else { throw StateFile.Refusal(description: "no state_file in the configuration") }
+        var snapshot = state
+        if snapshot == nil {
+            let reply = Reply<StateFile>()
+            trigger(.snapshot(reply))
+            snapshot = reply.wait()
+        }
+        guard let snapshot else { throw StateFile.Refusal(description: "the control plane did not answer") }
+        try saving.withLock { _ throws(StateFile.Refusal) in try snapshot.write(path, clockOffset: clockOffset) }
+        return (snapshot.records.count, path)
+    }
+
     /// The CMD's records as of the control thread's next step (within a
     /// few milliseconds); nil if it does not answer within two seconds.
     func mobilityRecords() -> [MobilityRecord]? {
@@ -130,6 +155,8 @@ final class ControlLoop: @unchecked Sendable {
                 }
             case .records(let reply):
                 reply.set(control.mobilityRecords)
+            case .snapshot(let reply):
+                reply.set(StateFile(records: control.mobilityRecords, relayed: control.relayedBindings))
             }
         }
         for ring in punts { while let e = ring.pop({ control.access($0, time: now) }) { effects.append(e) } }

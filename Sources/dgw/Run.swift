@@ -134,6 +134,7 @@ struct Run: ParsableCommand {
                                       coreSender: try AFPacketPort(interface: names.core, options: sendOnly), tables: tables,
                                       workers: list.count)
         } catch { throw Refusal(message: "\(error)") }
+        controlLoop.stateFile = gateway.stateFile.map { ($0, clockOffset) }
         for (i, w) in list.enumerated() {
             w.punts = controlLoop.punts[i]
             w.corePunts = controlLoop.corePunts[i]
@@ -190,18 +191,17 @@ struct Run: ParsableCommand {
         stop.flag.store(true, ordering: .releasing)
         done.wait()
         controlLoop.finish()
-        // The control thread has ended: its records are read here alone.
-        if let path = gateway.stateFile {
-            let state = StateFile(records: controlLoop.control.mobilityRecords, relayed: controlLoop.control.relayedBindings)
+        listeners.forEach { $0.finish() }
+        listeners = []
+        // The control thread and the control socket have ended: the records are read here alone.
+        if gateway.stateFile != nil {
             do {
-                try state.write(path, clockOffset: clockOffset)
-                log.notice("\(state.records.count) record(s) saved to \(path)")
+                let saved = try controlLoop.save(StateFile(records: controlLoop.control.mobilityRecords, relayed: controlLoop.control.relayedBindings))
+                log.notice("\(saved.count) record(s) saved to \(saved.path)")
             } catch {
                 log.error("\(error)")
             }
         }
-        listeners.forEach { $0.finish() }
-        listeners = []
         let elapsed = Double(Syscall.monotonicNanoseconds() - start) / 1e9
         var totals = Counters()
         var transmitFailed = 0

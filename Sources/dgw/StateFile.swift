@@ -17,11 +17,11 @@ import DGWPipeline
 import DGWWire
 import Foundation
 
-struct StateFile {
+struct StateFile: Sendable {
     var records: [MobilityRecord] = []
     var relayed: [RelayedBinding] = []
 
-    struct Refusal: Error, CustomStringConvertible {
+    struct Refusal: Error, CustomStringConvertible, Sendable {
         var description: String
     }
 

@@ -95,6 +95,8 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String], options:
         let nativeLine = scrape.split(separator: "\n").first { $0.hasPrefix("dgw_actions_total{action=\"uplink_native\"}") }
         #expect(nativeLine.flatMap { $0.split(separator: " ").last }.flatMap { Int($0) } ?? 0 >= count, "\(scrape)")
         #expect(scrape.contains("# TYPE dgw_frames_in_total counter"), "\(scrape)")
+        let noState = try runProcess(dgw, ["ctl", "--socket", socket, "save"])
+        #expect(noState.status == 2 && noState.stderr.contains("save refused: no state_file in the configuration"), "\(noState.stderr)")
         let nobody = try runProcess(dgw, ["ctl", "--socket", bed.path("nobody.sock"), "counters"])
         #expect(nobody.status == 2 && nobody.stderr.contains("cannot connect"), "\(nobody.stderr)")
         var summaries: [[String: Any]] = []
@@ -466,8 +468,18 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String], options:
         let binding = "02:aa:00:00:00:05 2001:db8:1:5::/64 anchor \(Net.gw1) serving \(Net.gw2)"
         #expect(bindings.contains(binding + " dlif") && bindings.contains(binding + "\n"), "bound and in the records: \(bindings)")
         #expect(!bindings.contains("02:aa:00:00:00:06"), "ran out while stopped: \(bindings)")
-        #expect(lma.stop() == 0)
-        #expect(lma.stderr.contains("1 record(s) from \(state)") && lma.stderr.contains("1 record(s) saved to \(state)"), "\(lma.stderr)")
+        // A checkpoint (`dgw ctl save`), then a crash: the next start finds what the checkpoint saved.
+        let save = try runProcess(dgw, ["ctl", "--socket", bed.path("lma.sock"), "save"])
+        #expect(save.status == 0 && save.stdout == "1 record(s) saved to \(state)\n", "\(save.stdout)\(save.stderr)")
+        #expect(try String(contentsOfFile: state, encoding: .utf8).split(separator: "\n").count == 1)
+        kill(lma.pid, SIGKILL)
+        _ = lma.stop()
+        let again = try Background([ip, "netns", "exec", ns, dgw, "run", "--config", config], output: bed.dir.appendingPathComponent("lma2"))
+        try #require(again.wait(for: "inter-operator LMA on"), "\(again.stderr)")
+        let restored = try runProcess(dgw, ["ctl", "--socket", bed.path("lma.sock"), "bindings"]).stdout
+        #expect(restored.contains(binding + " dlif") && restored.contains(binding + "\n"), "after the crash: \(restored)")
+        #expect(again.stop() == 0)
+        #expect(again.stderr.contains("1 record(s) from \(state)") && again.stderr.contains("1 record(s) saved to \(state)"), "\(again.stderr)")
 
         let lines = try String(contentsOfFile: state, encoding: .utf8).split(separator: "\n")
         try #require(lines.count == 1, "\(lines)")
