@@ -422,6 +422,10 @@ public final class ControlPlane {
     /// talking to such an anchor's DLIF would otherwise cost a PBU and a
     /// refusal per punted frame.
     private var refusals: [SessionKey: Int64] = [:]
+    /// Prefixes moved from one interface of a subscriber to another, both
+    /// attached here (`move-prefix`): the interface holding one, and the
+    /// prefix's own interface.
+    private var localMoves: [MACAddress: MACAddress] = [:]
     /// How long a refusal holds back the PBUs its MN's traffic would bring.
     public static let refusalMemory: Int64 = 30_000_000_000
     /// The CMD's records, when this is one.
@@ -541,6 +545,10 @@ public final class ControlPlane {
     /// What the data plane binds an anchored MN's prefix to: the interface
     /// it was moved to, else the MN where it is served.
     private func binding(of a: AnchoredMN) -> BindingChange {
+        if let m = a.moved, m.serving == configuration.address {
+            // Moved to another interface attached here: on its own DLIF.
+            return .install(mn: m.mn, prefix: a.prefix, anchor: nil, serving: nil, dlifMAC: anchoredRecord(of: m.mn)?.dlifMAC ?? a.dlifMAC)
+        }
         if let m = a.moved { return .install(mn: m.mn, prefix: a.prefix, anchor: nil, serving: m.serving, dlifMAC: a.dlifMAC) }
         switch a.serving {
         case .here: return .install(mn: a.mn, prefix: a.prefix, anchor: nil, serving: nil, dlifMAC: a.dlifMAC)
@@ -599,6 +607,12 @@ public final class ControlPlane {
             record(a)
             if a.moved == nil { out.bindings.append(.remove(a.prefix)) }  // a moved prefix stays with the other interface
         }
+        // It held another interface's prefix here: the prefix goes back to that one.
+        if let owner = localMoves.removeValue(forKey: mn), var a = anchoredRecord(of: owner), a.moved?.mn == mn {
+            a.moved = nil
+            record(a)
+            out.bindings.append(binding(of: a))
+        }
         return out
     }
 
@@ -608,10 +622,11 @@ public final class ControlPlane {
     /// Indicator 2, the prefix as Home Network Prefix) asks the prefix's
     /// anchor (`anchor`, else the one this gateway has a session about the
     /// prefix with) to tunnel it here. Run at the prefix's own anchor with
-    /// its own interface, it takes the prefix back (the other gateway's next
-    /// refresh is refused); run where the prefix was moved to, with an
-    /// interface not attached there, it de-registers the move (the anchor
-    /// gives the prefix back to its own interface).
+    /// its own interface, it takes the prefix back (the other gateway is
+    /// sent a Binding Revocation); run where the prefix was moved to, with
+    /// an interface not attached there, it de-registers the move (the anchor
+    /// gives the prefix back to its own interface). Both interfaces at the
+    /// prefix's anchor: a local move, on `mac`'s own DLIF.
     public func movePrefix(_ prefix: IPv6Prefix, of id: [UInt8], to mac: MACAddress, anchor: IPv6Address? = nil,
                            time: Int64) throws(MoveRefusal) -> ControlEffects {
         var out = newEffects(at: time)
@@ -622,8 +637,25 @@ public final class ControlPlane {
         if let owner = owner(of: prefix), var a = anchoredRecord(of: owner) {
             guard configuration.identities[owner] == id else { throw MoveRefusal("\(prefix) is not a prefix of \(name)") }
             guard owner == mac else {
-                throw MoveRefusal(anchoredRecord(of: mac)?.serving == .here ? "\(prefix) and \(mac) are both on this gateway, which is not supported"
-                                                                  : "\(prefix) is anchored here: run move-prefix where \(mac) is attached")
+                guard anchoredRecord(of: mac)?.serving == .here else {
+                    throw MoveRefusal("\(prefix) is anchored here: run move-prefix where \(mac) is attached")
+                }
+                // Both interfaces here: the prefix goes on `mac`'s own DLIF
+                // (preferred there, deprecated on its own interface's) and
+                // its traffic to `mac`, with no tunnel and no signalling.
+                guard a.moved?.mn != mac else { throw MoveRefusal("\(prefix) is with \(mac) already") }
+                if let before = a.moved { revoke(before, of: a.prefix, &out) }
+                a.moved = AnchoredMN.MovedPrefix(mn: mac, serving: configuration.address, expires: .max)
+                record(a)
+                localMoves[mac] = owner
+                if let own = router.firstDLIF(of: mac, where: { $0.anchor == nil }), !own.prefixes.contains(prefix) {
+                    var shown = own
+                    shown.prefixes.append(prefix)
+                    router.show(shown)
+                }
+                router.setMovedAway(prefix, of: mac, false)
+                out.bindings.append(binding(of: a))
+                return out
             }
             guard let moved = a.moved else { throw MoveRefusal("\(prefix) is with \(mac) already") }
             guard a.serving == .here else { throw MoveRefusal("\(mac) is not attached here") }
@@ -1131,6 +1163,12 @@ public final class ControlPlane {
     /// gone (RFC 5846 Binding Revocation Indication, sent once: if it is
     /// lost, that gateway's next refresh is refused instead).
     private func revoke(_ moved: AnchoredMN.MovedPrefix, of prefix: IPv6Prefix, _ out: inout ControlEffects) {
+        if moved.serving == configuration.address {
+            // An interface here: its DLIF advertises the prefix deprecated from now on.
+            localMoves[moved.mn] = nil
+            router.setMovedAway(prefix, of: moved.mn, true)
+            return
+        }
         var options = identifyBorrowing(moved.mn, id: configuration.identities[moved.mn].map(RawBytes.owned), room: 1)
         options.append(.homeNetworkPrefix(prefix))
         let bri = BindingRevocation(type: BindingRevocationType.indication, triggerOrStatus: RevocationTrigger.interMAGHandoverDifferentAccessType,

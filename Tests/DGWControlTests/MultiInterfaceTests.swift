@@ -1,4 +1,5 @@
 import DGWControl
+import DGWPipeline
 import DGWSimulation
 import DGWWire
 import Foundation
@@ -125,6 +126,56 @@ import Testing
         let answer = try #require(d.g[1].receive(bri, on: .core, time: d.sim.now).first { $0.port == .core })
         #expect(answer.frame[56] == MobilityHeaderType.bindingRevocation && answer.frame[60] == BindingRevocationType.acknowledgement)
         #expect(answer.frame[61] == BindingRevocationStatus.bindingDoesNotExist && d.g[1].control.counters.unexpected == 1)
+    }
+
+    /// Both interfaces at D-GW1: A's prefix moves to B there with no tunnel
+    /// and no signalling, on B's own DLIF (preferred there, deprecated on
+    /// A's); taken back to A the other way round; and when B leaves while
+    /// it holds the prefix, the prefix goes back to A.
+    @Test func bothInterfacesOnOneGateway() throws {
+        let d = try Domain { c in c.identities = [MACAddress("02:aa:00:00:00:01")!: Array("alice".utf8), Self.b: Array("alice".utf8)] }
+        let b = SimulatedHost(name: "mn-if2", mac: Self.b)
+        d.sim.add(b)
+        d.move(to: 0)
+        d.sim.move(b, to: 0)
+        d.sim.run(for: 50 * ms)
+        let p1 = try #require(d.prefix(at: 1))
+        let a1 = try #require(d.address(at: 1)).address
+        let ownB = try #require(d.g[0].control.router.allocation(of: Self.b))
+        #expect(d.roundTrip(a1) && b.address(in: p1) == nil)
+
+        try d.sim.movePrefix(p1, of: "alice", to: Self.b, at: 0)
+        d.sim.run(for: 50 * ms)
+        let moved = try #require(d.binding(at: 1, p1))
+        #expect(moved.mn == Self.b && moved.serving == nil && moved.anchor == nil, "delivered to B here, no tunnel")
+        let bDLIF = try #require(d.g[0].control.router.dlifs(of: Self.b).first { $0.anchor == nil })
+        #expect(bDLIF.prefixes == [ownB, p1] && d.g[0].tables.binding(p1) != nil)
+        let b1 = try #require(b.address(in: p1))
+        #expect(b1.preferred && b1.router == bDLIF.mac, "preferred on B, from its own DLIF")
+        #expect(d.address(at: 1)?.preferred == false, "deprecated on A")
+        #expect(Self.roundTrip(d, b, b1.address) && !d.roundTrip(a1))
+        #expect(d.g[0].control.counters.pbuSent == 0 && d.g.allSatisfy { $0.control.counters.pbuReceived == 0 }, "no signalling")
+        #expect(throws: MoveRefusal.self) { try d.sim.movePrefix(p1, of: "alice", to: Self.b, at: 0) }
+
+        // Back to A: preferred there again, deprecated on B.
+        try d.sim.movePrefix(p1, of: "alice", to: d.mn.mac, at: 0)
+        d.sim.run(for: 50 * ms)
+        #expect(d.binding(at: 1, p1)?.mn == d.mn.mac)
+        #expect(d.address(at: 1)?.preferred == true && b.address(in: p1)?.preferred == false)
+        #expect(d.roundTrip(a1) && !Self.roundTrip(d, b, b1.address))
+
+        // To B again, then B leaves: the prefix is A's again.
+        try d.sim.movePrefix(p1, of: "alice", to: Self.b, at: 0)
+        d.sim.run(for: 50 * ms)
+        #expect(d.binding(at: 1, p1)?.mn == Self.b && b.address(in: p1)?.preferred == true)
+        d.sim.detach(b, from: 0)
+        d.sim.run(for: 50 * ms)
+        #expect(d.binding(at: 1, p1)?.mn == d.mn.mac && d.address(at: 1)?.preferred == true)
+        #expect(d.roundTrip(a1))
+        // B's probe after the take-back failed the source check (A's, while
+        // moved, went to a DLIF MAC no binding had: held, not refused).
+        #expect(d.g[0].pipeline.totals[.sourceCheck] == 1 && d.g.allSatisfy { $0.refusedChanges == 0 && $0.unresolvedSignalling == 0 },
+                "\(DropReason.allCases.map { ($0.name, d.g[0].pipeline.totals[$0]) }.filter { $0.1 > 0 })")
     }
 
     /// Moved on from B at D-GW2 to a third interface C at D-GW3: the anchor
