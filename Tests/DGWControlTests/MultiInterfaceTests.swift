@@ -178,6 +178,29 @@ import Testing
                 "\(DropReason.allCases.map { ($0.name, d.g[0].pipeline.totals[$0]) }.filter { $0.1 > 0 })")
     }
 
+    /// Both interfaces at D-GW2, A's prefix anchored at D-GW1 (A came from
+    /// there): the move goes to D-GW1 as usual, and D-GW2 delivers the
+    /// prefix to B through the same tunnel.
+    @Test func bothInterfacesAwayFromTheAnchor() throws {
+        let (d, b) = try Self.domain(lifetime: 40)
+        let gw = d.g.map(\.address)
+        let p1 = try #require(d.prefix(at: 1))
+        let a1 = try #require(d.address(at: 1)).address
+        d.move(to: 1, previous: [gw[0]])
+        #expect(d.roundTrip(a1))
+        try d.sim.movePrefix(p1, of: "alice", to: Self.b, anchor: gw[0], at: 1)
+        d.sim.run(for: 50 * ms)
+        #expect(d.binding(at: 1, p1)?.mn == Self.b && d.binding(at: 1, p1)?.serving == gw[1])
+        #expect(d.binding(at: 2, p1)?.mn == Self.b && d.binding(at: 2, p1)?.anchor == gw[0])
+        let b1 = try #require(b.address(in: p1))
+        #expect(Self.roundTrip(d, b, b1.address))
+        // Refreshes of both sessions keep it with B.
+        d.sim.run(for: 120_000 * ms)
+        #expect(d.binding(at: 2, p1)?.mn == Self.b && d.binding(at: 1, p1)?.mn == Self.b)
+        #expect(Self.roundTrip(d, b, b1.address))
+        #expect(d.g.allSatisfy { $0.refusedChanges == 0 && $0.control.counters.rejected == 0 })
+    }
+
     /// Moved on from B at D-GW2 to a third interface C at D-GW3: the anchor
     /// revokes D-GW2's binding as it grants the prefix to D-GW3.
     @Test func movedOnToAThirdInterfaceRevokesTheFirst() throws {
