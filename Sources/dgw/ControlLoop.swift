@@ -156,7 +156,7 @@ final class ControlLoop: @unchecked Sendable {
             case .records(let reply):
                 reply.set(control.mobilityRecords)
             case .snapshot(let reply):
-                reply.set(StateFile(records: control.mobilityRecords, relayed: control.relayedBindings))
+                reply.set(StateFile(of: control))
             }
         }
         for ring in punts { while let e = ring.pop({ control.access($0, time: now) }) { effects.append(e) } }

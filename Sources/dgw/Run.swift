@@ -196,7 +196,7 @@ struct Run: ParsableCommand {
         // The control thread and the control socket have ended: the records are read here alone.
         if gateway.stateFile != nil {
             do {
-                let saved = try controlLoop.save(StateFile(records: controlLoop.control.mobilityRecords, relayed: controlLoop.control.relayedBindings))
+                let saved = try controlLoop.save(StateFile(of: controlLoop.control))
                 log.notice("\(saved.count) record(s) saved to \(saved.path)")
             } catch {
                 log.error("\(error)")

@@ -21,6 +21,16 @@ struct StateFile: Sendable {
     var records: [MobilityRecord] = []
     var relayed: [RelayedBinding] = []
 
+    init(records: [MobilityRecord] = [], relayed: [RelayedBinding] = []) {
+        self.records = records
+        self.relayed = relayed
+    }
+
+    /// What `control` (a CMD's or an LMA's) keeps, read on its own thread.
+    init(of control: ControlPlane) {
+        self.init(records: control.mobilityRecords, relayed: control.relayedBindings)
+    }
+
     struct Refusal: Error, CustomStringConvertible, Sendable {
         var description: String
     }
