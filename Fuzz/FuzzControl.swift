@@ -17,11 +17,13 @@
 //   2: `bytes` as a Mobility Header from the peer, in valid IPv6 and
 //      Ethernet with its length and checksum fixed, so options are reached
 //   3: attach an MN (the first byte picks one of four) from the peer; to
-//      the CMD or LMA: the second gateway registers that MN (a well-formed PBU)
+//      the CMD or LMA: the second gateway or the peer registers that MN,
+//      or moves the other's prefix to it, or de-registers (well-formed PBUs)
 //   4: detach that MN; with the second byte odd, instead `move-prefix`
 //      of subscriber "alice" (who owns the four MNs) to that MN: one of
 //      three prefixes (the third byte: anchored here, allocated here, the
-//      peer's), the anchor given (the peer) or not (the fourth byte)
+//      peer's), the anchor not given, the peer, or another operator's
+//      gateway that is no peer (the fourth byte modulo 3)
 //   5: tick
 // Compiled with Sources/DGWControl, linking the DGWWire module.
 
@@ -33,6 +35,8 @@ private let mns = (1...4).map { MACAddress(value: 0x0200_0000_0000 | UInt64($0))
 private let hereMAC = MACAddress(value: 0x0200_0000_ff01)
 private let peerMAC = MACAddress(value: 0x0200_0000_ff02)
 private let second = IPv6Address("2001:db8:ffff::3")!
+/// Another operator's gateway, no peer: a move's anchor reached through the LMA.
+private let other = IPv6Address("2001:db8:7777::1")!
 
 private func gateway(_ setup: Int) -> ControlPlane {
     var c = ControlPlaneConfiguration(address: here)
@@ -134,19 +138,28 @@ public func fuzzControl(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         case 1: check(gw.core(bytes, time: time))
         case 2: check(signalling(bytes).withUnsafeBytes { gw.core($0, time: time) })
         case 3 where setup == 3 || setup == 4:
-            // The second gateway registers an MN with the CMD (LMA): the peer's are then relayed or located.
-            let mn = mns[Int(bytes.first ?? 0) % 4]
+            // A gateway registers an MN with the CMD (LMA): the other's are
+            // then relayed or located. Second byte: bit 1 the peer (else the
+            // second gateway), bit 0 a move of the other's prefix to the MN
+            // instead (HI 2, subscriber alice), bit 2 a de-registration.
+            let mn = mns[Int(bytes.first ?? 0) % 4], flags = bytes.count > 1 ? bytes[1] : 0
+            let (from, fromMAC) = flags & 2 == 0 ? (second, MACAddress(value: 0x0200_0000_ff03)) : (peer, peerMAC)
+            let own = IPv6Prefix(flags & 2 == 0 ? "2001:db8:3:1::/64" : "2001:db8:2:1::/64")!
+            let theirs = IPv6Prefix(flags & 2 == 0 ? "2001:db8:2:1::/64" : "2001:db8:3:1::/64")!
+            let move = flags & 1 == 1
             registrations &+= 1
-            let pbu = ControlPlane.proxyBindingUpdate(sequence: registrations, lifetime: 60,
-                                                      options: ControlPlane.identify(mn) + [.homeNetworkPrefix(IPv6Prefix("2001:db8:3:1::/64")!)])
-            let packet = ControlPlane.packet(.bindingUpdate(pbu), from: second, to: here)!
-            let frame = hereMAC.octets + MACAddress(value: 0x0200_0000_ff03).octets + [0x86, 0xDD] + packet.bytes
+            let pbu = ControlPlane.proxyBindingUpdate(sequence: registrations, lifetime: flags & 4 == 0 ? 60 : 0,
+                                                      handoff: move ? HandoffIndicator.betweenInterfaces : HandoffIndicator.betweenGatewaysSameInterface,
+                                                      options: ControlPlane.identify(mn, id: move ? .owned(Array("alice".utf8)) : nil)
+                                                          + [.homeNetworkPrefix(move ? theirs : own)])
+            let packet = ControlPlane.packet(.bindingUpdate(pbu), from: from, to: here)!
+            let frame = hereMAC.octets + fromMAC.octets + [0x86, 0xDD] + packet.bytes
             check(frame.withUnsafeBytes { gw.core($0, time: time) })
         case 3: check(gw.attach(mns[Int(bytes.first ?? 0) % 4], previous: [peer], time: time))
         case 4 where bytes.count >= 4 && bytes[1] & 1 == 1:
             let prefixes = ["2001:db8:1:100::/64", "2001:db8:1::/64", "2001:db8:2:1::/64"].map { IPv6Prefix($0)! }
             if let out = try? gw.movePrefix(prefixes[Int(bytes[2]) % 3], of: Array("alice".utf8), to: mns[Int(bytes[0]) % 4],
-                                            anchor: bytes[3] & 1 == 1 ? peer : nil, time: time) {
+                                            anchor: [nil, peer, other][Int(bytes[3]) % 3], time: time) {
                 check(out)
             }
         case 4: check(gw.detach(mns[Int(bytes.first ?? 0) % 4], time: time))

@@ -675,7 +675,9 @@ public final class ControlPlane {
         if let holding { throw MoveRefusal("\(prefix) is with \(holding.mn) here already: move it to \(mac) from its anchor") }
         let known = sessions(of: mac).first { $0.grants.contains { $0.prefixes.contains(prefix) } }?.anchor
         guard let anchor = anchor ?? known else { throw MoveRefusal("which gateway anchors \(prefix)? (give the anchor)") }
-        guard anchor != configuration.address, configuration.peers.contains(anchor), !configuration.isRegistry(anchor) else {
+        // Another operator's gateway is no peer: the move goes through the LMA (draft-bernardos section 5).
+        guard anchor != configuration.address, !configuration.isRegistry(anchor),
+              configuration.peers.contains(anchor) || configuration.lma != nil else {
             throw MoveRefusal("\(anchor) is not a peer gateway")
         }
         if let other = session(mac, anchor) {
@@ -768,7 +770,7 @@ public final class ControlPlane {
         case (.bindingUpdate(let pbu), let cmd?): cmd.received(pbu, from: ip.source, time: time, &counters, &out)
         case (.bindingAcknowledgement(let pba), let cmd?): cmd.received(pba, from: ip.source, time: time, &counters, &out)
         case (.bindingRevocation(let br), nil): received(br, from: ip.source, time: time, &out)
-        case (.bindingRevocation, _?): counters.unexpected += 1  // a CMD and an LMA grant no moved prefix
+        case (.bindingRevocation(let br), let cmd?): cmd.received(br, from: ip.source, time: time, &counters, &out)
         case (.other, _): counters.malformed += 1
         }
         return out
@@ -837,6 +839,22 @@ public final class ControlPlane {
         out.bindings.append(binding(of: record))
     }
 
+    /// The LMA a move's signalling and traffic go through: the prefix of an
+    /// interface at another operator's gateway (no peer of this one) is
+    /// moved here through the inter-operator LMA (draft-bernardos section
+    /// 5), which relays the PBUs both ways and joins the two tunnels.
+    private func relayingLMA(of s: AnchorSession) -> IPv6Address? {
+        guard s.moved != nil, let lma = configuration.lma, s.anchor != lma, !configuration.peers.contains(s.anchor) else { return nil }
+        return lma
+    }
+
+    /// The end of the tunnels of session `s`'s prefixes here: the LMA for
+    /// its registration with the LMA and for a move through it, else nil
+    /// (each grant's anchor).
+    private func tunnelLMA(of s: AnchorSession) -> IPv6Address? {
+        s.anchor == configuration.lma ? s.anchor : relayingLMA(of: s)
+    }
+
     /// Sends the session's next PBU (a new sequence number each time, RFC
     /// 6275 11.8) and arms its retransmission.
     private func send(_ s: inout AnchorSession, lifetime: Int, time: Int64, _ out: inout ControlEffects) {
@@ -854,7 +872,9 @@ public final class ControlPlane {
         // MN's record, rebuilds it from them and goes on relaying the
         // refreshes to those anchors, whose bindings would otherwise lapse.
         if s.state == .refreshing, configuration.isRegistry(s.anchor) {
-            let held = s.grants + sessions(of: s.mn).filter { !configuration.isRegistry($0.anchor) && $0.state != .registering }.flatMap(\.grants)
+            // (Not a move's: another interface's prefix is no former anchor of this one.)
+            let held = s.grants + sessions(of: s.mn).filter { !configuration.isRegistry($0.anchor) && $0.state != .registering && $0.moved == nil }
+                .flatMap(\.grants)
             for g in held where g.anchor != s.anchor && g.anchor != configuration.address {
                 for p in g.prefixes { options.append(.previousMAAR(maar: g.anchor, prefix: p)) }
             }
@@ -865,7 +885,7 @@ public final class ControlPlane {
         let handoff = s.state == .refreshing ? HandoffIndicator.stateNotChanged
             : s.moved != nil ? HandoffIndicator.betweenInterfaces : HandoffIndicator.betweenGatewaysSameInterface
         let pbu = Self.proxyBindingUpdate(sequence: s.sequence, lifetime: lifetime, handoff: handoff, options: consume options)
-        if let packet = Self.packet(.bindingUpdate(pbu), from: configuration.address, to: s.anchor, authenticator) {
+        if let packet = Self.packet(.bindingUpdate(pbu), from: configuration.address, to: relayingLMA(of: s) ?? s.anchor, authenticator) {
             counters.pbuSent += 1
             out.core.append(packet)
         }
@@ -873,8 +893,18 @@ public final class ControlPlane {
 
     private func received(_ pba: BindingAcknowledgement, from anchor: IPv6Address, time: Int64, _ out: inout ControlEffects) {
         counters.pbaReceived += 1
-        guard let mn = Self.mn(in: pba.options),
-              var s = session(mn, anchor), s.state != .bound else {
+        guard let mn = Self.mn(in: pba.options) else {
+            counters.unexpected += 1
+            return
+        }
+        // From the LMA about a move it relayed: the session is the one with
+        // the anchor its Previous MAAR option names, and this answers it.
+        var key = anchor
+        if anchor == configuration.lma, let maar = Self.firstPreviousMAAR(in: pba.options), let m = session(mn, maar),
+           relayingLMA(of: m) == anchor, m.sequence == pba.sequence || pba.status == BindingAckStatus.sequenceNumberOutOfWindow {
+            key = maar
+        }
+        guard var s = session(mn, key), s.state != .bound else {
             counters.unexpected += 1
             return
         }
@@ -893,7 +923,7 @@ public final class ControlPlane {
         }
         guard BindingAckStatus.isAccepted(pba.status) else {
             counters.refused += 1
-            remember(refusalOf: mn, by: anchor, time: time)
+            remember(refusalOf: mn, by: key, time: time)
             end(s)
             if s.state == .refreshing { unbind(s, &out) }
             return
@@ -914,13 +944,19 @@ public final class ControlPlane {
         } else {
             // Bound: the anchor's prefixes tunnelled to it, and its DLIF
             // shown, as the anchor fixed it.
-            bind(&s, to: Self.grants(in: pba.options, from: anchor, viaCMD: false, mn: mn, logicalMAC: configuration.logicalMAC).grants, &out)
+            // (Through the LMA, introduced by the anchor's Previous MAAR option.)
+            bind(&s, to: Self.grants(in: pba.options, from: anchor, viaCMD: key != anchor, mn: mn, logicalMAC: configuration.logicalMAC).grants, &out)
         }
         s.state = .bound
         s.attempts = 0
         s.expires = time + lifetime
         s.due = time + lifetime * 4 / 5  // refresh before it runs out
         store(s)
+    }
+
+    static func firstPreviousMAAR(in options: MobilityOptions) -> IPv6Address? {
+        for case .previousMAAR(let maar, _) in options { return maar }
+        return nil
     }
 
     /// What a PBA grants: the prefixes, local networks and DLIF of the
@@ -974,7 +1010,7 @@ public final class ControlPlane {
         // This gateway's own prefix is no tunnel (a new array only when there is one).
         let grants = grants.contains { $0.anchor == me } ? grants.filter { $0.anchor != me } : grants
         // Through an LMA, every anchor's prefixes go into the tunnel to the LMA.
-        let lma = s.anchor == configuration.lma ? s.anchor : nil
+        let lma = tunnelLMA(of: s)
         for old in s.grants {
             let next = grants.first { $0.anchor == old.anchor }
             for gone in old.prefixes where !(next?.prefixes.contains(gone) ?? false) { out.bindings.append(.remove(gone)) }
@@ -997,7 +1033,7 @@ public final class ControlPlane {
 
     /// Removes what a session installed here.
     private func unbind(_ s: AnchorSession, _ out: inout ControlEffects) {
-        let lma = s.anchor == configuration.lma ? s.anchor : nil
+        let lma = tunnelLMA(of: s)
         for g in s.grants {
             for p in g.prefixes { out.bindings.append(.remove(p)) }
             for l in g.dlif.localNetworks { out.bindings.append(.unrouteLocalNetwork(l, anchor: lma ?? g.anchor)) }
@@ -1189,7 +1225,9 @@ public final class ControlPlane {
         for case .homeNetworkPrefix(let p) in br.options { named = p }
         let mn = Self.mn(in: br.options)
         var status = BindingRevocationStatus.bindingDoesNotExist
-        if let mn, let named, let s = session(mn, anchor), s.moved == named || s.grants.contains(where: { $0.prefixes.contains(named) }) {
+        // From the LMA: passed on for a move through it, from another operator's anchor.
+        let relayed = anchor == configuration.lma ? mn.flatMap { mn in sessions(of: mn).first { $0.moved == named && relayingLMA(of: $0) == anchor } } : nil
+        if let mn, let named, let s = relayed ?? session(mn, anchor), s.moved == named || s.grants.contains(where: { $0.prefixes.contains(named) }) {
             close(s, deregister: false, time: time, &out)
             counters.revoked += 1
             status = BindingRevocationStatus.success

@@ -112,6 +112,25 @@ final class MobilityDatabase {
         var until: Int64
     }
 
+    /// An LMA's relay of a move (draft-seite 4.4 across operators): the
+    /// prefix of another interface of the MN's subscriber, anchored at
+    /// another operator's gateway, moved to this MN's serving gateway.
+    /// Kept once answered: the anchor its refreshes go to.
+    struct Moving {
+        var serving: IPv6Address
+        /// The serving gateway's latest PBU for it, answered when the anchor has.
+        var sequence: UInt16
+        var lifetime: Int
+        var handoff: UInt8
+        /// To the prefix's anchor (`anchor.gateway`), about `anchor.prefix`.
+        var relay: Relay
+        /// Refused (by the anchor, or given up): given again, until then,
+        /// to the serving gateway's retransmissions that crossed it (for
+        /// less than its first timeout: a move asked for again after that
+        /// is a new one, relayed again).
+        var refusal: (status: UInt8, until: Int64)?
+    }
+
     struct Entry {
         var record: MobilityRecord
         var lastSequence = LastSequences()
@@ -121,8 +140,14 @@ final class MobilityDatabase {
         var relayed: [IPv6Prefix: (anchor: IPv6Address, serving: IPv6Address)] = [:]
         /// The anchors' local networks an LMA routes for this MN, each into its anchor's tunnel.
         var networks: [IPv6Prefix: IPv6Address] = [:]
+        /// Moves relayed for this MN, by prefix.
+        var moves: [IPv6Prefix: Moving] = [:]
         /// The next thing due: a relay's retransmission or the record's expiry.
-        var due: Int64 { relaying?.relays.filter(\.waiting).map(\.due).min() ?? record.expires }
+        var due: Int64 {
+            let due = relaying?.relays.filter(\.waiting).map(\.due).min() ?? record.expires
+            guard !moves.isEmpty else { return due }
+            return moves.values.lazy.filter(\.relay.waiting).map(\.relay.due).reduce(due, min)
+        }
     }
 
     let configuration: ControlPlaneConfiguration
@@ -148,8 +173,20 @@ final class MobilityDatabase {
         for r in configuration.records where entries[r.mn] == nil { store(Entry(record: r)) }
         // An LMA's bindings, as if relayed: a static one's MN served there
         // until it registers elsewhere (no expiry before then, no timer).
+        // One of a prefix another MN's record has is a move (a refresh of
+        // it goes on to that anchor).
+        var owners: [IPv6Prefix: MACAddress] = [:]
+        for r in configuration.records { for a in r.anchors { owners[a.prefix] = r.mn } }
         for b in configuration.relayed where anchorsTraffic {
             var e = entries[b.mn] ?? Entry(record: MobilityRecord(mn: b.mn, serving: b.serving))
+            if let owner = owners[b.prefix], owner != b.mn {
+                e.moves[b.prefix] = Moving(serving: b.serving, sequence: 0, lifetime: configuration.bindingLifetime,
+                                           handoff: HandoffIndicator.stateNotChanged,
+                                           relay: Relay(anchor: Anchoring(gateway: b.anchor, prefix: b.prefix), state: .granted([])))
+                e.relayed[b.prefix] = (b.anchor, b.serving)
+                entries[b.mn] = e
+                continue
+            }
             if !e.record.anchors.contains(where: { $0.gateway == b.anchor }) {
                 e.record.anchors.append(Anchoring(gateway: b.anchor, prefix: b.prefix))
             }
@@ -200,6 +237,13 @@ final class MobilityDatabase {
         }
         e.lastSequence[gateway] = pbu.sequence
         e.record.identity = ControlPlane.identity(in: pbu.options, of: mn)
+        // An LMA: a prefix moved to this interface (Handoff Indicator 2), or
+        // the refresh or end of such a move.
+        if anchorsTraffic, let prefix, !e.moves.isEmpty && e.moves[prefix] != nil
+            || ControlPlane.handoff(in: pbu.options) == HandoffIndicator.betweenInterfaces {
+            move(prefix, of: mn, &e, pbu, from: gateway, time: time, &counters, &out)
+            return
+        }
         // A refresh from the MN's gateway names the former anchors it holds
         // grants from: after a restart of this CMD, the record is rebuilt
         // from them (and the refreshes relayed to them again).
@@ -272,6 +316,13 @@ final class MobilityDatabase {
     func received(_ pba: BindingAcknowledgement, from anchor: IPv6Address, time: Int64, _ counters: inout SignallingCounters,
                   _ out: inout ControlEffects) {
         counters.pbaReceived += 1
+        if let mn = ControlPlane.mn(in: pba.options), var e = entries[mn], !e.moves.isEmpty,
+           let p = e.moves.first(where: { $0.value.relay.anchor.gateway == anchor && $0.value.relay.waiting
+                                           && ($0.value.relay.sequence == pba.sequence || pba.status == BindingAckStatus.sequenceNumberOutOfWindow) })?.key {
+            answered(p, of: mn, &e, pba, from: anchor, time: time, &counters, &out)
+            store(e)
+            return
+        }
         guard let mn = ControlPlane.mn(in: pba.options), var e = entries[mn], var r = e.relaying,
               let i = r.relays.firstIndex(where: { $0.anchor.gateway == anchor }), r.relays[i].waiting else {
             counters.unexpected += 1
@@ -316,6 +367,13 @@ final class MobilityDatabase {
     func tick(_ time: Int64, _ counters: inout SignallingCounters, _ out: inout ControlEffects) {
         while let (mn, _) = timers.next(dueBy: time, isCurrent: { mn, due in entries[mn]?.due == due }) {
             var e = entries[mn]!
+            if !e.moves.isEmpty, e.relaying != nil || e.record.expires > time {
+                retransmitMoves(of: mn, &e, time: time, &counters, &out)
+                if e.relaying == nil {
+                    store(e)
+                    continue
+                }
+            }
             guard var r = e.relaying else {
                 counters.expired += 1
                 unbindRelayed(&e, &out) { _ in true }
@@ -336,6 +394,182 @@ final class MobilityDatabase {
             e.relaying = r
             settle(&e, time: time, &counters, &out)
             store(e)
+        }
+    }
+
+    // MARK: An LMA's moves between operators
+
+    /// A move's PBU from the gateway serving interface `mn` (or its
+    /// refresh or end): relayed to the prefix's anchor, which the LMA's
+    /// records know (the gateway that registered the prefix's own MN).
+    private func move(_ prefix: IPv6Prefix, of mn: MACAddress, _ e: inout Entry, _ pbu: BindingUpdate, from gateway: IPv6Address,
+                      time: Int64, _ counters: inout SignallingCounters, _ out: inout ControlEffects) {
+        let lifetime = pbu.lifetime == 0 ? 0 : min(pbu.lifetimeSeconds, configuration.bindingLifetime)
+        if var m = e.moves[prefix], m.serving == gateway, (m.lifetime == 0) == (lifetime == 0) {
+            if m.relay.waiting {
+                // A retransmission while the anchor is asked: answer this one when it has.
+                m.sequence = pbu.sequence
+                e.moves[prefix] = m
+                store(e)
+                return
+            }
+            if let r = m.refusal, time < r.until {
+                store(e)
+                answer(r.status, to: gateway, sequence: pbu.sequence, mn: mn, options: [.previousMAAR(maar: m.relay.anchor.gateway, prefix: prefix)],
+                       &counters, &out)
+                return
+            }
+        }
+        guard let anchor = e.moves[prefix]?.relay.anchor.gateway ?? anchor(of: prefix, notOf: mn, besides: gateway) else {
+            counters.rejected += 1
+            store(e)
+            answer(BindingAckStatus.notAuthorizedForHomeNetworkPrefix, to: gateway, sequence: pbu.sequence, mn: mn, &counters, &out)
+            return
+        }
+        counters.accepted += 1
+        // An MN the LMA knows only by its move: its record lasts as long.
+        if e.record.serving == nil, e.record.anchors.isEmpty {
+            e.record.expires = time + Int64(max(lifetime, configuration.bindingLifetime)) * 1_000_000_000
+        }
+        var m = Moving(serving: gateway, sequence: pbu.sequence, lifetime: lifetime,
+                       handoff: ControlPlane.handoff(in: pbu.options) ?? HandoffIndicator.betweenInterfaces,
+                       relay: Relay(anchor: Anchoring(gateway: anchor, prefix: prefix)))
+        relay(&m.relay, for: mn, id: e.record.identity, serving: gateway, lifetime: lifetime, moving: m.handoff, time: time, &counters, &out)
+        e.moves[prefix] = m
+        store(e)
+    }
+
+    /// The gateway that registered `prefix` as another MN's own: a first
+    /// move's anchor (a scan of every record, for an operator's command;
+    /// the move's later PBUs go where the first went).
+    private func anchor(of prefix: IPv6Prefix, notOf mn: MACAddress, besides gateway: IPv6Address) -> IPv6Address? {
+        for (other, e) in entries where other != mn {
+            if let a = e.record.anchors.first(where: { $0.prefix == prefix && $0.gateway != gateway }) { return a.gateway }
+        }
+        return nil
+    }
+
+    /// The anchor's answer to a relayed move: passed on to the serving
+    /// gateway after the anchor's Previous MAAR option; accepted, the
+    /// prefix is bound between the two tunnels; refused or ended, unbound.
+    private func answered(_ prefix: IPv6Prefix, of mn: MACAddress, _ e: inout Entry, _ pba: BindingAcknowledgement, from anchor: IPv6Address,
+                          time: Int64, _ counters: inout SignallingCounters, _ out: inout ControlEffects) {
+        var m = e.moves[prefix]!
+        if pba.status == BindingAckStatus.sequenceNumberOutOfWindow {
+            // The anchor remembers a later number from us (we restarted): go on from there.
+            counters.resynchronised += 1
+            nextSequence = pba.sequence &+ 1
+            m.relay.attempts = 0
+            relay(&m.relay, for: mn, id: e.record.identity, serving: m.serving, lifetime: m.lifetime, moving: m.handoff, time: time, &counters, &out)
+            e.moves[prefix] = m
+            return
+        }
+        let maar = MobilityOption.previousMAAR(maar: anchor, prefix: prefix)
+        if BindingAckStatus.isAccepted(pba.status), m.lifetime > 0, pba.lifetime > 0 {
+            var granted: [MobilityOption] = []
+            for option in pba.options {
+                switch option {
+                case .anchoredPrefix, .localPrefix, .dlifLinkLocalAddress, .dlifLinkLayerAddress: granted.append(option)
+                default: break
+                }
+            }
+            m.relay.state = .granted([])
+            e.moves[prefix] = m
+            bindRelayed(granted, of: mn, from: anchor, to: m.serving, &e, &out)
+            answer(pba.status, to: m.serving, sequence: m.sequence, mn: mn, lifetime: min(m.lifetime, pba.lifetimeSeconds),
+                   options: [maar] + granted, &counters, &out)
+            return
+        }
+        if BindingAckStatus.isAccepted(pba.status) {
+            e.moves[prefix] = nil  // ended
+        } else {
+            counters.refused += 1
+            refuse(&m, pba.status, time: time)
+            e.moves[prefix] = m
+        }
+        unbindMoved(prefix, from: anchor, &e, &out)
+        answer(pba.status, to: m.serving, sequence: m.sequence, mn: mn, options: [maar], &counters, &out)
+    }
+
+    private func refuse(_ m: inout Moving, _ status: UInt8, time: Int64) {
+        m.relay.state = .failed
+        m.refusal = (status, time + configuration.initialRetransmit)
+    }
+
+    /// Moves' relays unanswered: sent again, or given up (the serving
+    /// gateway is refused, its move ends).
+    private func retransmitMoves(of mn: MACAddress, _ e: inout Entry, time: Int64, _ counters: inout SignallingCounters,
+                                 _ out: inout ControlEffects) {
+        for p in e.moves.keys.sorted(by: { ($0.address, $0.length) < ($1.address, $1.length) }) {
+            guard var m = e.moves[p], m.relay.waiting, m.relay.due <= time else { continue }
+            if m.relay.attempts >= relayAttempts {
+                counters.timeouts += 1
+                refuse(&m, BindingAckStatus.reasonUnspecified, time: time)
+                e.moves[p] = m
+                unbindMoved(p, from: m.relay.anchor.gateway, &e, &out)
+                answer(BindingAckStatus.reasonUnspecified, to: m.serving, sequence: m.sequence, mn: mn,
+                       options: [.previousMAAR(maar: m.relay.anchor.gateway, prefix: p)], &counters, &out)
+            } else {
+                counters.pbuRetransmitted += 1
+                relay(&m.relay, for: mn, id: e.record.identity, serving: m.serving, lifetime: m.lifetime, moving: m.handoff, time: time,
+                      &counters, &out)
+                e.moves[p] = m
+            }
+        }
+    }
+
+    /// A Binding Revocation Indication from the anchor of a move relayed
+    /// here (it took the prefix back): the prefix is unbound, the
+    /// indication passed on to the serving gateway, and acknowledged.
+    func received(_ br: BindingRevocation, from anchor: IPv6Address, time: Int64, _ counters: inout SignallingCounters,
+                  _ out: inout ControlEffects) {
+        guard anchorsTraffic else {
+            counters.unexpected += 1  // a CMD relays no move
+            return
+        }
+        guard br.type == BindingRevocationType.indication else { return }  // the serving gateway's acknowledgement
+        var named: IPv6Prefix?
+        for case .homeNetworkPrefix(let p) in br.options { named = p }
+        let mn = ControlPlane.mn(in: br.options), id = mn.flatMap { ControlPlane.identity(in: br.options, of: $0) }
+        var status = BindingRevocationStatus.bindingDoesNotExist
+        if let mn, let p = named, var e = entries[mn],
+           let serving = e.moves[p].flatMap({ $0.relay.anchor.gateway == anchor ? $0.serving : nil })
+               ?? e.relayed[p].flatMap({ $0.anchor == anchor ? $0.serving : nil }) {
+            e.moves[p] = nil
+            unbindMoved(p, from: anchor, &e, &out)
+            store(e)
+            let bri = BindingRevocation(type: BindingRevocationType.indication, triggerOrStatus: br.triggerOrStatus, sequence: nextSequence,
+                                        flags: br.flags, options: .built(ControlPlane.identify(mn, id: id.map(RawBytes.owned)) + [.homeNetworkPrefix(p)]))
+            nextSequence &+= 1
+            if let packet = ControlPlane.packet(.bindingRevocation(bri), from: configuration.address, to: serving, authenticator) {
+                counters.revocationsSent += 1
+                out.core.append(packet)
+            }
+            counters.revoked += 1
+            status = BindingRevocationStatus.success
+        } else {
+            counters.unexpected += 1
+        }
+        var options = mn.map { ControlPlane.identify($0, id: id.map(RawBytes.owned)) } ?? []
+        if let named { options.append(.homeNetworkPrefix(named)) }
+        let bra = BindingRevocation(type: BindingRevocationType.acknowledgement, triggerOrStatus: status, sequence: br.sequence,
+                                    flags: br.flags.intersection(.proxyBinding), options: .built(options))
+        if let packet = ControlPlane.packet(.bindingRevocation(bra), from: configuration.address, to: anchor, authenticator) {
+            out.core.append(packet)
+        }
+    }
+
+    /// Removes a moved prefix's binding, and the anchor's local networks
+    /// when no other prefix of this MN's comes from that anchor.
+    private func unbindMoved(_ prefix: IPv6Prefix, from anchor: IPv6Address, _ e: inout Entry, _ out: inout ControlEffects) {
+        if e.relayed[prefix]?.anchor == anchor {
+            e.relayed[prefix] = nil
+            out.bindings.append(.remove(prefix))
+        }
+        guard !e.relayed.values.contains(where: { $0.anchor == anchor }) else { return }
+        for (l, a) in e.networks.sorted(by: { ($0.key.address, $0.key.length) < ($1.key.address, $1.key.length) }) where a == anchor {
+            e.networks[l] = nil
+            out.bindings.append(.unrouteLocalNetwork(l, anchor: anchor))
         }
     }
 
@@ -378,14 +612,22 @@ final class MobilityDatabase {
 
     /// Sends (again) the serving gateway's registration to one former
     /// anchor, as the CMD's own PBU naming the serving gateway.
-    private func relay(_ relay: inout Relay, for mn: MACAddress, id: [UInt8]?, serving: IPv6Address, lifetime: Int, time: Int64, _ counters: inout SignallingCounters,
-                       _ out: inout ControlEffects) {
+    /// `moving`: a move's relay (its Handoff Indicator), the anchor's
+    /// prefix as Home Network Prefix.
+    private func relay(_ relay: inout Relay, for mn: MACAddress, id: [UInt8]?, serving: IPv6Address, lifetime: Int, moving: UInt8? = nil,
+                       time: Int64, _ counters: inout SignallingCounters, _ out: inout ControlEffects) {
         relay.sequence = nextSequence
         nextSequence &+= 1
         relay.due = time + configuration.retransmitDelay(afterAttempts: relay.attempts)
         relay.attempts += 1
+        var options = ControlPlane.identify(mn, id: id.map(RawBytes.owned), room: 1)
+        if moving != nil {
+            options.append(.homeNetworkPrefix(relay.anchor.prefix))
+        } else if !anchorsTraffic {
+            options.append(.servingMAAR(serving))
+        }
         let pbu = ControlPlane.proxyBindingUpdate(sequence: relay.sequence, lifetime: lifetime,
-                                                  options: ControlPlane.identify(mn, id: id.map(RawBytes.owned)) + (anchorsTraffic ? [] : [.servingMAAR(serving)]))
+                                                  handoff: moving ?? HandoffIndicator.betweenGatewaysSameInterface, options: options)
         if let packet = ControlPlane.packet(.bindingUpdate(pbu), from: configuration.address, to: relay.anchor.gateway, authenticator) {
             counters.pbuSent += 1
             out.core.append(packet)

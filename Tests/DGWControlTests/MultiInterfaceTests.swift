@@ -319,4 +319,164 @@ import Testing
             "\t2\t\t0\t\t\(p1.address)\talice\t\(g2)\t1",
         ], "\(br.stdout)")
     }
+
+    /// With a CMD, the move still goes gateway to gateway; B's refreshes to
+    /// the CMD name no move as a former anchor of B's (which the CMD would
+    /// then relay B's own refreshes to, and that anchor refuse).
+    @Test(arguments: [CMDMode.relay, .locator])
+    func movedWithACMD(mode: CMDMode) throws {
+        let d = try Domain(cmd: mode) { c in
+            c.bindingLifetime = 40
+            c.identities = [Self.e0: Array("alice".utf8), Self.b: Array("alice".utf8)]
+        }
+        let b = SimulatedHost(name: "mn-if2", mac: Self.b)
+        d.sim.add(b)
+        d.move(to: 0)
+        d.sim.move(b, to: 1)
+        d.sim.run(for: 50 * ms)
+        let gw = d.g.map(\.address), cmd = d.g[3]
+        let p1 = try #require(d.prefix(at: 1))
+        try d.sim.movePrefix(p1, of: "alice", to: Self.b, anchor: gw[0], at: 1)
+        d.sim.run(for: 120_000 * ms)
+        #expect(d.binding(at: 1, p1).map { $0.mn == Self.b && $0.serving == gw[1] } == true)
+        #expect(Self.roundTrip(d, b, try #require(b.address(in: p1)).address))
+        #expect(cmd.control.mobilityRecords.first { $0.mn == Self.b }?.anchors.map(\.gateway) == [gw[1]])
+        #expect(d.g.allSatisfy { $0.control.counters.rejected == 0 && $0.control.counters.refused == 0 && $0.control.counters.unexpected == 0 })
+    }
+
+    /// The domain of `LMATests` (each gateway an operator of its own, the
+    /// LMA g[3] their only peer), A at D-GW1 and B at D-GW2.
+    static func acrossOperators() throws -> (Domain, SimulatedHost) {
+        let d = try Domain(lma: true) { c in
+            c.bindingLifetime = 40
+            c.identities = [Self.e0: Array("alice".utf8), Self.b: Array("alice".utf8)]
+        }
+        let b = SimulatedHost(name: "mn-if2", mac: Self.b)
+        d.sim.add(b)
+        d.move(to: 0)
+        d.sim.move(b, to: 1)
+        d.sim.run(for: 50 * ms)
+        return (d, b)
+    }
+
+    /// A move through the LMA when the anchor does not answer: the LMA
+    /// gives up after its attempts and refuses D-GW2, which ends the move;
+    /// an LMA restarted from its state (`state_file`) knows the moves it
+    /// relayed: the refreshes go on to the anchor, and the anchor's
+    /// Revocation reaches D-GW2.
+    @Test func acrossOperatorsUnansweredOrAfterALMARestart() throws {
+        let (d, b) = try Self.acrossOperators()
+        let gw = d.g.map(\.address), lma = d.g[3]
+        let p1 = try #require(d.prefix(at: 1))
+        d.sim.down = [d.g[0].coreMAC]
+        let pbusBefore = d.g[1].control.counters.pbuSent
+        try d.sim.movePrefix(p1, of: "alice", to: Self.b, anchor: gw[0], at: 1)
+        d.sim.run(for: 10_000 * ms)
+        #expect(lma.control.counters.timeouts == 1 && d.g[1].control.counters.refused == 1)
+        #expect(!d.g[1].control.sessions(of: Self.b).contains { $0.moved != nil } && d.binding(at: 2, p1) == nil)
+        #expect(lma.tables.binding(p1) == nil && d.g[1].control.counters.timeouts == 0, "refused by the LMA before D-GW2 gave up")
+        // The LMA gave up as D-GW2 sent its fourth PBU: the refusal of the third
+        // crossed it (unexpected there), and the fourth was refused at once.
+        #expect(d.g[1].control.counters.unexpected == 1 && d.g[1].control.counters.pbuSent - pbusBefore == 4)
+        d.sim.down = []
+
+        try d.sim.movePrefix(p1, of: "alice", to: Self.b, anchor: gw[0], at: 1)
+        d.sim.run(for: 50 * ms)
+        #expect(lma.tables.binding(p1)?.serving == gw[1])
+        let records = lma.control.mobilityRecords, relayed = lma.control.relayedBindings
+        #expect(relayed == [RelayedBinding(mn: Self.b, prefix: p1, anchor: gw[0], serving: gw[1])])
+        try lma.restart(initialSequence: 500, configure: { c in
+            c.records = records
+            c.relayed = relayed
+        }, pipeline: { p in
+            p.bindings += relayed.map { BindingEntry(mn: $0.mn, prefix: $0.prefix, anchor: $0.anchor, serving: $0.serving) }
+        })
+        #expect(lma.control.mobilityRecords == records, "a move is no anchor of B's")
+        let b1 = try #require(b.address(in: p1))
+        #expect(Self.roundTrip(d, b, b1.address), "relayed at once by the restarted LMA")
+        d.sim.run(for: 80_000 * ms)
+        #expect(d.binding(at: 1, p1)?.mn == Self.b && lma.tables.binding(p1)?.serving == gw[1])
+        #expect(d.g[1].control.counters.refused == 1 && d.g[0].control.counters.rejected == 0, "refreshed through the restarted LMA")
+        try d.sim.movePrefix(p1, of: "alice", to: d.mn.mac, at: 0)
+        d.sim.run(for: 50 * ms)
+        #expect(lma.tables.binding(p1) == nil && d.binding(at: 2, p1) == nil && d.g[1].control.counters.revoked == 1)
+        #expect(lma.control.mobilityRecords.first { $0.mn == Self.b }?.anchors.map(\.gateway) == [gw[1]])
+        #expect(d.g.allSatisfy { $0.refusedChanges == 0 } && d.g.map(\.control.counters.unexpected) == [0, 1, 0, 0])
+    }
+
+    /// The interfaces at two operators' gateways (each gateway an operator
+    /// of its own, the LMA g[3] their only peer): the move goes through the
+    /// LMA (draft-bernardos section 5), which relays the PBUs and PBAs both
+    /// ways, finds the prefix's anchor in its records, and binds the prefix
+    /// between D-GW1's tunnel and D-GW2's; refreshes follow it; ended from
+    /// D-GW2, and taken back at D-GW1, whose Revocation the LMA passes on.
+    /// Every tunnel and message has the LMA at one end; tshark reads them all.
+    @Test func movedAcrossOperatorsThroughTheLMA() throws {
+        let (d, b) = try Self.acrossOperators()
+        let gw = d.g.map(\.address), lma = d.g[3]
+        let p1 = try #require(d.prefix(at: 1)), a1 = try #require(d.address(at: 1)).address
+
+        try d.sim.movePrefix(p1, of: "alice", to: Self.b, anchor: gw[0], at: 1)
+        d.sim.run(for: 50 * ms)
+        let atAnchor = try #require(d.binding(at: 1, p1))
+        #expect(atAnchor.mn == Self.b && atAnchor.serving == lma.address && atAnchor.anchor == nil, "D-GW1 tunnels it to the LMA")
+        let atLMA = try #require(lma.tables.binding(p1))
+        #expect(atLMA.anchor == gw[0] && atLMA.serving == gw[1])
+        let atServing = try #require(d.binding(at: 2, p1))
+        #expect(atServing.mn == Self.b && atServing.anchor == lma.address, "D-GW2 tunnels it to the LMA")
+        #expect(d.g[1].control.sessions(of: Self.b).first { $0.moved == p1 }.map { $0.anchor == gw[0] && $0.state == .bound } == true)
+        let b1 = try #require(b.address(in: p1))
+        #expect(!b1.preferred && b1.router == d.dlifMAC(at: 1), "B is shown D-GW1's DLIF, as D-GW1 fixed it")
+        #expect(Self.roundTrip(d, b, b1.address))
+        #expect(lma.pipeline.totals[.uplinkRelayed] >= 1 && lma.pipeline.totals[.downlinkRelayed] >= 1)
+        #expect(d.address(at: 1)?.preferred == false, "deprecated on A while moved")
+
+        // Refreshed through the LMA (HI 5 both legs): still B's after two minutes.
+        d.sim.run(for: 120_000 * ms)
+        #expect(d.binding(at: 1, p1)?.mn == Self.b && lma.tables.binding(p1)?.serving == gw[1])
+        #expect(d.g[0].control.counters.accepted >= 4 && d.g[1].control.counters.refused == 0)
+        #expect(d.g[0].control.counters.rejected == 0)
+        #expect(lma.control.mobilityRecords.first { $0.mn == Self.b }?.anchors.map(\.gateway) == [gw[1]],
+                "B's refreshes to the LMA name no move as a former anchor")
+        #expect(Self.roundTrip(d, b, b1.address))
+
+        // Ended from D-GW2: the de-registration goes through the LMA, which unbinds it.
+        try d.sim.movePrefix(p1, of: "alice", to: d.mn.mac, at: 1)
+        d.sim.run(for: 50 * ms)
+        #expect(d.binding(at: 1, p1).map { $0.mn == d.mn.mac && $0.serving == nil } == true)
+        #expect(lma.tables.binding(p1) == nil && d.binding(at: 2, p1) == nil)
+        #expect(!d.g[1].control.sessions(of: Self.b).contains { $0.moved != nil })
+        #expect(d.roundTrip(a1))
+
+        // Moved again, then taken back at D-GW1: its Revocation goes to the
+        // LMA, which unbinds the prefix and passes it on to D-GW2.
+        try d.sim.movePrefix(p1, of: "alice", to: Self.b, anchor: gw[0], at: 1)
+        d.sim.run(for: 50 * ms)
+        #expect(lma.tables.binding(p1)?.serving == gw[1] && d.binding(at: 2, p1) != nil)
+        try d.sim.movePrefix(p1, of: "alice", to: d.mn.mac, at: 0)
+        d.sim.run(for: 50 * ms)
+        #expect(lma.tables.binding(p1) == nil && d.binding(at: 2, p1) == nil)
+        #expect(!d.g[1].control.router.dlifs(of: Self.b).contains { $0.anchor == gw[0] }, "D-GW1's DLIF no longer shown to B")
+        #expect(d.g[0].control.counters.revocationsSent == 1 && lma.control.counters.revocationsSent == 1)
+        #expect(lma.control.counters.revoked == 1 && d.g[1].control.counters.revoked == 1)
+        #expect(d.roundTrip(a1))
+        d.sim.run(for: 40_000 * ms)
+        #expect(d.g[1].control.counters.refused == 0, "no refresh left to refuse")
+        // B's own registration at the LMA went on through all of it.
+        #expect(lma.control.mobilityRecords.first { $0.mn == Self.b }?.serving == gw[1])
+
+        let tunnels = LMATests().crossings(d, protocol: IPProtocol.ipv6), signalling = LMATests().crossings(d, protocol: IPProtocol.mobility)
+        #expect((tunnels + signalling).allSatisfy { $0.0 == lma.address || $0.1 == lma.address })
+        #expect(d.g.allSatisfy { $0.refusedChanges == 0 && $0.unresolvedSignalling == 0 })
+        #expect(d.g.allSatisfy { $0.control.counters.unexpected == 0 && $0.control.counters.malformed == 0 && $0.control.counters.timeouts == 0 })
+        #expect(d.g.allSatisfy { $0.pipeline.totals[.decapsulationRefused] == 0 && $0.pipeline.totals[.sourceCheck] == 0 })
+        let decode = try d.tshark(["-Y", "_ws.malformed || _ws.expert.severity >= error"])
+        #expect(decode.status == 0 && decode.stdout.isEmpty, "\(decode.stdout)")
+        // Both legs of the first move: HI 2 and the prefix, D-GW2 to the LMA and the LMA to D-GW1.
+        let r = try d.tshark(["-Y", "mip6.mhtype == 5 && mip6.hi == 2", "-T", "fields", "-e", "ipv6.src", "-e", "ipv6.dst",
+                              "-e", "mip6.nemo.mnp.mnp", "-e", "mip6.mnid.identifier"])
+        #expect(r.stdout.split(separator: "\n").prefix(2).map(String.init) == [
+            "\(gw[1])\t\(lma.address)\t\(p1.address)\talice", "\(lma.address)\t\(gw[0])\t\(p1.address)\talice",
+        ], "\(r.stdout)")
+    }
 }
