@@ -51,11 +51,13 @@ public struct GatewayConfig: Sendable {
         public var address: IPv6Address
         /// Who runs it (for an LMA, which relays only between operators); nil: an operator of its own.
         public var `operator`: String?
+        public var line = 0
     }
     public struct Auth: Sendable {
         public var peer: IPv6Address
         public var spi: UInt32
         public var key: [UInt8]
+        public var line = 0
     }
     public struct RA: Sendable {
         public var intervalSeconds = 3.0
@@ -88,9 +90,12 @@ public struct GatewayConfig: Sendable {
         /// nil: each MAC is its own identity (its text).
         public var id: String?
         public var macs: [MACAddress]
+        public var line = 0
     }
 
     public var file = ""
+    /// The line of each top-level key given, for what `dgw check` reports.
+    public var lines: [String: Int] = [:]
     public var name = ""
     public var role = Role.dgw
     public var address = IPv6Address.unspecified
@@ -168,6 +173,7 @@ extension GatewayConfig {
             "cmd_mode", "lma", "auth", "ra", "binding", "static_bindings", "neighbors", "control", "metrics", "subscribers", "hold_ms", "auth_window_s",
             "state_file",
         ], required: ["name", "address", "core"])
+        for (key, node) in top { lines[key] = node.line }
         name = try r.string(top["name"]!, "name")
         if let n = top["role"] { role = try r.enumeration(n, "role") }
         address = try r.gatewayAddress(top["address"]!, "address")
@@ -200,7 +206,7 @@ extension GatewayConfig {
         for item in try r.sequence(top["peers"], "peers") {
             let m = try r.mapping(item, "peers entry", keys: ["name", "address", "operator"], required: ["name", "address"])
             peers.append(Peer(name: try r.string(m["name"]!, "name"), address: try r.gatewayAddress(m["address"]!, "address"),
-                              operator: try m["operator"].map { try r.string($0, "operator") }))
+                              operator: try m["operator"].map { try r.string($0, "operator") }, line: item.line))
         }
         if let n = top["cmd"] {
             guard role == .dgw else { throw r.error(n, "cmd is for role dgw: the gateway registers its MNs there") }
@@ -233,7 +239,7 @@ extension GatewayConfig {
                 throw r.error(m["peer"]!, "auth peer \(peer) is not in peers, nor the cmd or lma")
             }
             guard !auth.contains(where: { $0.peer == peer }) else { throw r.error(m["peer"]!, "a second auth entry for \(peer)") }
-            auth.append(Auth(peer: peer, spi: UInt32(try r.integer(m["spi"]!, "spi", 256...Int(UInt32.max))), key: key))
+            auth.append(Auth(peer: peer, spi: UInt32(try r.integer(m["spi"]!, "spi", 256...Int(UInt32.max))), key: key, line: item.line))
         }
         if let n = top["ra"] {
             let m = try r.mapping(n, "ra", keys: ["interval_s", "router_lifetime_s", "valid_lifetime_s", "preferred_lifetime_s"], required: [])
@@ -313,7 +319,7 @@ extension GatewayConfig {
                     macs.append(mac)
                 }
                 guard !macs.isEmpty else { throw r.error(item, "a subscriber needs at least one MAC in macs") }
-                list.append(Subscriber(id: id, macs: macs))
+                list.append(Subscriber(id: id, macs: macs, line: item.line))
             }
             subscribers = list
         }

@@ -11,7 +11,7 @@ struct DGW: ParsableCommand {
         commandName: "dgw",
         abstract: "Distributed Gateway for network-based Distributed Mobility Management.",
         version: "0.1.0",
-        subcommands: [Decode.self, Replay.self, Run.self, Ctl.self]
+        subcommands: [Decode.self, Replay.self, Run.self, Ctl.self, Check.self]
     )
 }
 

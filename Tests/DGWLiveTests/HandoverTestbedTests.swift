@@ -30,6 +30,8 @@ import Testing
         #expect(checks.contains { ($0["check"] as? String ?? "").contains("knows the MN's three anchors") } == (cmd != "none"))
         #expect(checks.contains { ($0["check"] as? String ?? "").contains("refuses an attach trigger") } == (cmd != "none"))
         #expect(checks.contains { ($0["check"] as? String ?? "").contains("has the LMA at one end") } == (cmd == "lma"))
+        #expect(checks.contains { ($0["check"] as? String ?? "").hasPrefix("dgw check: the domain's \(cmd == "none" ? 3 : 4) configurations agree") },
+                "the testbed's files checked together first")
         let handovers = try #require(json["handovers"] as? [[String: Any]])
         #expect(handovers.map { $0["name"] as? String } == ["dgw1 -> dgw2", "dgw2 -> dgw3", "dgw3 -> dgw1 (return)"])
         #expect(handovers.allSatisfy { $0["interruption_ms"] is Double && $0["signalling_ms"] is Double }, "\(handovers)")

@@ -273,9 +273,21 @@ final class Scenario {
         try build()
         var gateways: [BackgroundProcess] = []
         var database: BackgroundProcess?
+        // The domain's files, checked together first (`dgw check`).
+        var files: [String] = []
         if let cmdMode {
-            let path = "\(dir)/cmd.yaml"
-            try Data(cmdConfig(mode: cmdMode).utf8).write(to: URL(fileURLWithPath: path))
+            files.append("\(dir)/cmd.yaml")
+            try Data(cmdConfig(mode: cmdMode).utf8).write(to: URL(fileURLWithPath: files[0]))
+        }
+        for i in 1...3 {
+            files.append("\(dir)/gw\(i).yaml")
+            try Data(config(i).utf8).write(to: URL(fileURLWithPath: files.last!))
+        }
+        let check = try sh("\(dgw) check \(files.joined(separator: " ")) 2>&1; echo \"status $?\"")
+        findings.check(check.hasSuffix("agree: \(cmdMode == nil ? "" : isLMA ? "lma, " : "cmd, ")dgw1, dgw2, dgw3\nstatus 0\n"),
+                       "dgw check: the domain's \(files.count) configurations agree (\(check.split(separator: "\n").first ?? ""))")
+        if cmdMode != nil {
+            let path = files[0]
             let c = try start("cmd", in: "cmd", [dgw, "run", "--config", path])
             guard c.wait(for: isLMA ? "inter-operator LMA" : "central mobility database") else {
                 throw ShellError(description: "the \(central) did not start: \(c.stderr)")
@@ -283,9 +295,7 @@ final class Scenario {
             database = c
         }
         for i in 1...3 {
-            let path = "\(dir)/gw\(i).yaml"
-            try Data(config(i).utf8).write(to: URL(fileURLWithPath: path))
-            let g = try start("gw\(i)", in: "gw\(i)", [dgw, "run", "--config", path])
+            let g = try start("gw\(i)", in: "gw\(i)", [dgw, "run", "--config", "\(dir)/gw\(i).yaml"])
             guard g.wait(for: "forwarding between") else { throw ShellError(description: "dgw\(i) did not start: \(g.stderr)") }
             gateways.append(g)
         }
