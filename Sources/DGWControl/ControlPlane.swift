@@ -42,6 +42,9 @@ public struct ControlPlaneConfiguration: Sendable {
     /// if it had relayed them, so that when the MN registers elsewhere the
     /// prefix follows it.
     public var relayed: [RelayedBinding] = []
+    /// A CMD (an LMA) notes each MN whose record changes, for
+    /// `drainJournal` (`dgw run` appends them to its `state_file`'s journal).
+    public var journal = false
     /// The logical MAC another anchor's DLIF gets when its PBA names none.
     public var logicalMAC: @Sendable (_ anchor: IPv6Address, _ mn: MACAddress) -> MACAddress = { _, mn in mn }
     /// A gateway, or the domain's Central Mobility Database (RFC 8885 CMD:
@@ -824,6 +827,10 @@ public final class ControlPlane {
     /// An LMA's bindings of the prefixes it relays, in prefix order: with
     /// `mobilityRecords`, what it starts again from after a restart.
     public var relayedBindings: [RelayedBinding] { database?.relayedBindings ?? [] }
+
+    /// A CMD's (an LMA's) records changed since the last call (with
+    /// `journal` configured): what a crash must not lose.
+    public func drainJournal() -> [JournaledRecord] { database?.drainJournal() ?? [] }
 
     // MARK: Serving gateway
 

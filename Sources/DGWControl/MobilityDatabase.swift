@@ -57,6 +57,14 @@ public struct RelayedBinding: Sendable, Equatable {
     }
 }
 
+/// What changed of one MN's entry at a CMD (an LMA), for its journal:
+/// its record and relayed bindings now, or no record when it is gone.
+public struct JournaledRecord: Sendable, Equatable {
+    public var mn: MACAddress
+    public var record: MobilityRecord?
+    public var relayed: [RelayedBinding]
+}
+
 /// The CMD's entry for one MN.
 public struct MobilityRecord: Sendable, Equatable {
     public var mn: MACAddress
@@ -193,19 +201,39 @@ final class MobilityDatabase {
             e.relayed[b.prefix] = (b.anchor, b.serving)
             entries[b.mn] = e
         }
+        journaled = []  // what it starts from is no change
     }
 
     var relayedBindings: [RelayedBinding] {
-        entries.values.flatMap { e in e.relayed.map { RelayedBinding(mn: e.record.mn, prefix: $0.key, anchor: $0.value.anchor, serving: $0.value.serving) } }
-            .sorted { ($0.prefix.address, $0.prefix.length) < ($1.prefix.address, $1.prefix.length) }
+        entries.values.flatMap { relayedBindings(of: $0) }.sorted { ($0.prefix.address, $0.prefix.length) < ($1.prefix.address, $1.prefix.length) }
     }
 
     var records: [MobilityRecord] { entries.values.map(\.record).sorted { $0.mn < $1.mn } }
 
     var nextDeadline: Int64? { timers.earliest { mn, due in entries[mn]?.due == due } }
 
+    /// The MNs whose entries changed since the last `drainJournal`, when
+    /// the configuration asks for a journal (`journal`).
+    private var journaled: [MACAddress] = []
+
+    /// Each MN whose entry changed since the last call, once, in MAC
+    /// order: its record and relayed bindings now, or nil when it is gone.
+    func drainJournal() -> [JournaledRecord] {
+        guard !journaled.isEmpty else { return [] }
+        defer { journaled.removeAll(keepingCapacity: true) }
+        return Set(journaled).sorted().map { mn in
+            JournaledRecord(mn: mn, record: entries[mn]?.record, relayed: entries[mn].map { relayedBindings(of: $0) } ?? [])
+        }
+    }
+
+    private func relayedBindings(of e: Entry) -> [RelayedBinding] {
+        e.relayed.map { RelayedBinding(mn: e.record.mn, prefix: $0.key, anchor: $0.value.anchor, serving: $0.value.serving) }
+            .sorted { ($0.prefix.address, $0.prefix.length) < ($1.prefix.address, $1.prefix.length) }
+    }
+
     private func store(_ e: Entry) {
         let mn = e.record.mn
+        if configuration.journal { journaled.append(mn) }
         if entries[mn]?.due != e.due { timers.schedule(mn, at: e.due) }
         entries[mn] = e
         timers.compact(live: entries.count) { mn, due in entries[mn]?.due == due }
@@ -378,6 +406,7 @@ final class MobilityDatabase {
                 counters.expired += 1
                 unbindRelayed(&e, &out) { _ in true }
                 entries[mn] = nil
+                if configuration.journal { journaled.append(mn) }
                 continue
             }
             for i in r.relays.indices where r.relays[i].waiting && r.relays[i].due <= time {

@@ -86,6 +86,8 @@ final class ControlLoop: @unchecked Sendable {
     /// Where a CMD (an LMA) keeps its records across a restart, and the
     /// wall clock less the event clock, for their expiries.
     var stateFile: (path: String, clockOffset: Int64)?
+    /// Its changes since the last checkpoint, appended after each step.
+    var journal: StateJournal?
     /// One writer of the state file at a time (`dgw ctl save`, the stop).
     private let saving = Mutex(())
 
@@ -156,6 +158,14 @@ final class ControlLoop: @unchecked Sendable {
             case .records(let reply):
                 reply.set(control.mobilityRecords)
             case .snapshot(let reply):
+                // The journal so far is set aside with what the snapshot holds (the file
+                // written, it goes); what changes from now on goes to a new one.
+                journal?.append(control.drainJournal())
+                do throws(StateFile.Refusal) {
+                    try journal?.setAside()
+                } catch {
+                    log.error("\(error)")
+                }
                 reply.set(StateFile(of: control))
             }
         }
@@ -180,6 +190,7 @@ final class ControlLoop: @unchecked Sendable {
         core += held.frames
         unresolvedSignalling += held.expired
         transmitFailed += send(access, on: accessSender) + send(core, on: coreSender)
+        journal?.append(control.drainJournal())
         published.withLock { $0 = (control.router.counters, control.counters) }
     }
 

@@ -127,6 +127,7 @@ struct Run: ParsableCommand {
             sendOnly.blockCount = 0
             var control = ControlPlaneConfiguration(gateway)
             control.clockOffset = clockOffset
+            control.journal = gateway.stateFile != nil
             saved.restore(&control)
             if !saved.records.isEmpty { log.notice("\(saved.records.count) record(s) from \(gateway.stateFile ?? "")") }
             controlLoop = try ControlLoop(control: ControlPlane(control),
@@ -135,6 +136,13 @@ struct Run: ParsableCommand {
                                       workers: list.count)
         } catch { throw Refusal(message: "\(error)") }
         controlLoop.stateFile = gateway.stateFile.map { ($0, clockOffset) }
+        if let path = gateway.stateFile {
+            // What was read (the file and its journals) written afresh, and an empty journal begun.
+            do throws(StateFile.Refusal) {
+                try saved.write(path, clockOffset: clockOffset)
+                controlLoop.journal = try StateJournal(path: path, clockOffset: clockOffset)
+            } catch { throw Refusal(message: "\(error)") }
+        }
         for (i, w) in list.enumerated() {
             w.punts = controlLoop.punts[i]
             w.corePunts = controlLoop.corePunts[i]
@@ -197,6 +205,7 @@ struct Run: ParsableCommand {
         if gateway.stateFile != nil {
             do {
                 let saved = try controlLoop.save(StateFile(of: controlLoop.control))
+                controlLoop.journal?.remove()
                 log.notice("\(saved.count) record(s) saved to \(saved.path)")
             } catch {
                 log.error("\(error)")

@@ -1,7 +1,8 @@
 // A CMD's (an LMA's) records across a restart (`state_file`): `dgw run`
 // writes them when it stops and reads them when it starts, so that a
-// planned restart forgets no MN's anchors (a crash still does; the serving
-// gateways' refreshes then rebuild them). One JSON object per line, per MN:
+// planned restart forgets no MN's anchors; in between, each change goes to
+// a journal beside it (StateJournal), so that a crash does not either.
+// One JSON object per line, per MN:
 //
 //   {"mn":"02:aa:00:00:00:01","anchors":[{"gateway":"2001:db8:ffff::1","prefix":"2001:db8:1::/64"}],
 //    "serving":"2001:db8:ffff::2","expires_unix_ns":1765000000000000000,
@@ -35,55 +36,91 @@ struct StateFile: Sendable {
         var description: String
     }
 
-    /// Reads `path` (nothing when it does not exist); records that ran out
+    /// The journal beside `path`, and the one set aside by a checkpoint
+    /// until its file is written.
+    static func journals(of path: String) -> (current: String, previous: String) { (path + ".journal", path + ".journal.old") }
+
+    /// Reads `path` (nothing when it does not exist), then its journals:
+    /// the one a checkpoint set aside, then the current one; a journal's
+    /// line replaces what came before for its MN. Records that ran out
     /// before `now` are left out. `clockOffset`: wall clock minus the
     /// event clock, both in nanoseconds.
     /// `lma`: relayed bindings are an LMA's only (a CMD carries no traffic).
     static func read(_ path: String, lma: Bool, clockOffset: Int64, now: Int64) throws(Refusal) -> StateFile {
-        guard FileManager.default.fileExists(atPath: path) else { return StateFile() }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw Refusal(description: "\(path): cannot be read")
+        var byMN: [MACAddress: (record: MobilityRecord, relayed: [RelayedBinding])] = [:]
+        let journals = journals(of: path)
+        for (file, isJournal) in [(path, false), (journals.previous, true), (journals.current, true)] {
+            guard FileManager.default.fileExists(atPath: file) else { continue }
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw Refusal(description: "\(file): cannot be read")
+            }
+            let text = String(decoding: data, as: UTF8.self)
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+            for (i, line) in lines.enumerated() where !line.allSatisfy(\.isWhitespace) {
+                // A journal's last line cut short by a crash: the change it was is lost, not the rest.
+                let torn = isJournal && i == lines.count - 1 && !text.hasSuffix("\n")
+                do throws(Refusal) {
+                    let (mn, entry) = try parse(line, at: "\(file):\(i + 1)", lma: lma, clockOffset: clockOffset, now: now)
+                    byMN[mn] = entry
+                } catch where torn {
+                    continue
+                }
+            }
         }
         var state = StateFile()
-        for (i, line) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated()
-        where !line.allSatisfy(\.isWhitespace) {
-            func refuse(_ why: String) -> Refusal {
-                Refusal(description: "\(path):\(i + 1): \(why) (remove the file to start without the saved records)")
-            }
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
-                throw refuse("not a JSON object")
-            }
-            func address(_ value: Any?, _ what: String) throws(Refusal) -> IPv6Address {
-                guard let text = value as? String, let a = IPv6Address(text) else { throw refuse("\(what) is not an IPv6 address") }
-                return a
-            }
-            func prefix(_ value: Any?) throws(Refusal) -> IPv6Prefix {
-                guard let text = value as? String, let p = IPv6Prefix(text) else { throw refuse("prefix is not an IPv6 prefix") }
-                return p
-            }
-            guard let mnText = object["mn"] as? String, let mn = MACAddress(mnText) else { throw refuse("mn is not a MAC address") }
-            var record = MobilityRecord(mn: mn)
-            if let hex = object["identity_hex"] {
-                guard let text = hex as? String, let id = octets(hex: text), !id.isEmpty else { throw refuse("identity_hex is not hex") }
-                record.identity = id
-            }
-            guard let anchors = object["anchors"] as? [[String: Any]] else { throw refuse("anchors is not a list of objects") }
-            for a in anchors { record.anchors.append(Anchoring(gateway: try address(a["gateway"], "gateway"), prefix: try prefix(a["prefix"]))) }
-            if let s = object["serving"] { record.serving = try address(s, "serving") }
-            if let e = object["expires_unix_ns"] {
-                guard let unix = (e as? NSNumber)?.int64Value else { throw refuse("expires_unix_ns is not a number") }
-                if unix - clockOffset <= now { continue }  // ran out while stopped
-                record.expires = unix - clockOffset
-            }
-            guard let relayed = (object["relayed"] ?? [[String: Any]]()) as? [[String: Any]] else { throw refuse("relayed is not a list of objects") }
-            guard relayed.isEmpty || lma else { throw refuse("relayed bindings are an LMA's: a CMD carries no traffic") }
-            for b in relayed {
-                state.relayed.append(RelayedBinding(mn: mn, prefix: try prefix(b["prefix"]), anchor: try address(b["anchor"], "anchor"),
-                                                    serving: try address(b["serving"], "serving")))
-            }
-            state.records.append(record)
+        for mn in byMN.keys.sorted() {
+            state.records.append(byMN[mn]!.record)
+            state.relayed += byMN[mn]!.relayed
         }
         return state
+    }
+
+    /// One line of a state file or journal: the MN, and its record and
+    /// relayed bindings, or nil when it is gone (a journal's
+    /// `{"mn":...,"gone":true}`) or ran out before `now`.
+    private static func parse(_ line: Substring, at place: String, lma: Bool, clockOffset: Int64,
+                              now: Int64) throws(Refusal) -> (MACAddress, (record: MobilityRecord, relayed: [RelayedBinding])?) {
+        func refuse(_ why: String) -> Refusal {
+            Refusal(description: "\(place): \(why) (remove the file to start without the saved records)")
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+            throw refuse("not a JSON object")
+        }
+        func address(_ value: Any?, _ what: String) throws(Refusal) -> IPv6Address {
+            guard let text = value as? String, let a = IPv6Address(text) else { throw refuse("\(what) is not an IPv6 address") }
+            return a
+        }
+        func prefix(_ value: Any?) throws(Refusal) -> IPv6Prefix {
+            guard let text = value as? String, let p = IPv6Prefix(text) else { throw refuse("prefix is not an IPv6 prefix") }
+            return p
+        }
+        guard let mnText = object["mn"] as? String, let mn = MACAddress(mnText) else { throw refuse("mn is not a MAC address") }
+        if let gone = object["gone"] {
+            guard gone as? Bool == true, object.count == 2 else { throw refuse("a gone line has mn and \"gone\":true only") }
+            return (mn, nil)
+        }
+        var record = MobilityRecord(mn: mn)
+        if let hex = object["identity_hex"] {
+            guard let text = hex as? String, let id = octets(hex: text), !id.isEmpty else { throw refuse("identity_hex is not hex") }
+            record.identity = id
+        }
+        guard let anchors = object["anchors"] as? [[String: Any]] else { throw refuse("anchors is not a list of objects") }
+        for a in anchors { record.anchors.append(Anchoring(gateway: try address(a["gateway"], "gateway"), prefix: try prefix(a["prefix"]))) }
+        if let s = object["serving"] { record.serving = try address(s, "serving") }
+        var expired = false
+        if let e = object["expires_unix_ns"] {
+            guard let unix = (e as? NSNumber)?.int64Value else { throw refuse("expires_unix_ns is not a number") }
+            expired = unix - clockOffset <= now  // ran out while stopped
+            record.expires = unix - clockOffset
+        }
+        guard let relayed = (object["relayed"] ?? [[String: Any]]()) as? [[String: Any]] else { throw refuse("relayed is not a list of objects") }
+        guard relayed.isEmpty || lma else { throw refuse("relayed bindings are an LMA's: a CMD carries no traffic") }
+        var bindings: [RelayedBinding] = []
+        for b in relayed {
+            bindings.append(RelayedBinding(mn: mn, prefix: try prefix(b["prefix"]), anchor: try address(b["anchor"], "anchor"),
+                                           serving: try address(b["serving"], "serving")))
+        }
+        return (mn, expired ? nil : (record, bindings))
     }
 
     /// An LMA's relayed bindings in its data plane from the start: where a
@@ -101,26 +138,36 @@ struct StateFile: Sendable {
         c.relayed = c.relayed.filter { !moved.contains($0.prefix) } + relayed
     }
 
-    /// Writes the records to `path` whole or not at all: a new file beside
-    /// it, flushed to disk, then renamed over it.
-    func write(_ path: String, clockOffset: Int64) throws(Refusal) {
+    /// One MN's line: its record and relayed bindings.
+    static func line(_ r: MobilityRecord, relayed: [RelayedBinding], clockOffset: Int64) -> String {
         func json(_ s: String) -> String { "\"\(s)\"" }
+        var fields = ["\"mn\":\(json("\(r.mn)"))"]
+        if let id = r.identity { fields.append("\"identity_hex\":\(json(id.map { String(format: "%02x", $0) }.joined()))") }
+        fields.append("\"anchors\":[" + r.anchors.map { "{\"gateway\":\(json("\($0.gateway)")),\"prefix\":\(json("\($0.prefix)"))}" }
+            .joined(separator: ",") + "]")
+        if let s = r.serving { fields.append("\"serving\":\(json("\(s)"))") }
+        if r.expires != .max { fields.append("\"expires_unix_ns\":\(r.expires + clockOffset)") }
+        if !relayed.isEmpty {
+            fields.append("\"relayed\":[" + relayed.map {
+                "{\"prefix\":\(json("\($0.prefix)")),\"anchor\":\(json("\($0.anchor)")),\"serving\":\(json("\($0.serving)"))}"
+            }.joined(separator: ",") + "]")
+        }
+        return "{" + fields.joined(separator: ",") + "}\n"
+    }
+
+    /// A journal's line for a change: the MN's line now, or that it is gone.
+    static func line(_ change: JournaledRecord, clockOffset: Int64) -> String {
+        guard let r = change.record else { return "{\"mn\":\"\(change.mn)\",\"gone\":true}\n" }
+        return line(r, relayed: change.relayed, clockOffset: clockOffset)
+    }
+
+    /// Writes the records to `path` whole or not at all: a new file beside
+    /// it, flushed to disk, then renamed over it; then the journal a
+    /// checkpoint set aside (what the file now holds) goes.
+    func write(_ path: String, clockOffset: Int64) throws(Refusal) {
         let relayedByMN = Dictionary(grouping: relayed, by: \.mn)
         var text = ""
-        for r in records {
-            var fields = ["\"mn\":\(json("\(r.mn)"))"]
-            if let id = r.identity { fields.append("\"identity_hex\":\(json(id.map { String(format: "%02x", $0) }.joined()))") }
-            fields.append("\"anchors\":[" + r.anchors.map { "{\"gateway\":\(json("\($0.gateway)")),\"prefix\":\(json("\($0.prefix)"))}" }
-                .joined(separator: ",") + "]")
-            if let s = r.serving { fields.append("\"serving\":\(json("\(s)"))") }
-            if r.expires != .max { fields.append("\"expires_unix_ns\":\(r.expires + clockOffset)") }
-            if let bound = relayedByMN[r.mn] {
-                fields.append("\"relayed\":[" + bound.map {
-                    "{\"prefix\":\(json("\($0.prefix)")),\"anchor\":\(json("\($0.anchor)")),\"serving\":\(json("\($0.serving)"))}"
-                }.joined(separator: ",") + "]")
-            }
-            text += "{" + fields.joined(separator: ",") + "}\n"
-        }
+        for r in records { text += Self.line(r, relayed: relayedByMN[r.mn] ?? [], clockOffset: clockOffset) }
         let temporary = path + ".new"
         guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8)),
               let handle = FileHandle(forUpdatingAtPath: temporary) else {
@@ -135,6 +182,7 @@ struct StateFile: Sendable {
         guard rename(temporary, path) == 0 else {
             throw Refusal(description: "\(path): cannot replace it: \(String(cString: strerror(errno)))")
         }
+        unlink(Self.journals(of: path).previous)
     }
 
     private static func octets(hex: String) -> [UInt8]? {
@@ -146,5 +194,65 @@ struct StateFile: Sendable {
             out.append(o)
         }
         return out
+    }
+}
+
+/// The changes of a CMD's (an LMA's) records between checkpoints, one line
+/// each, appended by the control thread after each step: what a crash
+/// would otherwise lose (a process crash: the lines are in the kernel's
+/// hands once written; they are not flushed to the disk one by one). A
+/// checkpoint (`dgw ctl save`) sets the journal aside and begins another;
+/// the state file written, the one set aside goes. At start, `dgw run`
+/// reads the state file and both journals, writes the state file afresh
+/// and begins an empty journal.
+final class StateJournal {
+    let path: String
+    let clockOffset: Int64
+    private var handle: FileHandle
+    /// Lines that could not be written (the disk full, ...): logged.
+    private(set) var failures = 0
+
+    /// Begins an empty journal beside `path`.
+    init(path: String, clockOffset: Int64) throws(StateFile.Refusal) {
+        self.path = path
+        self.clockOffset = clockOffset
+        handle = try Self.create(StateFile.journals(of: path).current)
+    }
+
+    private static func create(_ file: String) throws(StateFile.Refusal) -> FileHandle {
+        guard FileManager.default.createFile(atPath: file, contents: nil), let h = FileHandle(forWritingAtPath: file) else {
+            throw StateFile.Refusal(description: "\(file): cannot be written")
+        }
+        return h
+    }
+
+    /// Appends the changes (control thread).
+    func append(_ changes: [JournaledRecord]) {
+        guard !changes.isEmpty else { return }
+        var text = ""
+        for c in changes { text += StateFile.line(c, clockOffset: clockOffset) }
+        do {
+            try handle.write(contentsOf: Data(text.utf8))
+        } catch {
+            failures += changes.count
+            log.error("\(StateFile.journals(of: path).current): \(changes.count) change(s) not written: \(error)")
+        }
+    }
+
+    /// A checkpoint's: the journal so far set aside (what the snapshot
+    /// taken now holds), and another begun (control thread).
+    func setAside() throws(StateFile.Refusal) {
+        let journals = StateFile.journals(of: path)
+        try? handle.close()
+        guard rename(journals.current, journals.previous) == 0 else {
+            throw StateFile.Refusal(description: "\(journals.current): cannot set it aside: \(String(cString: strerror(errno)))")
+        }
+        handle = try Self.create(journals.current)
+    }
+
+    /// At stop, once the state file holds everything: no journal is left.
+    func remove() {
+        try? handle.close()
+        unlink(StateFile.journals(of: path).current)
     }
 }

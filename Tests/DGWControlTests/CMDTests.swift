@@ -262,6 +262,34 @@ import Testing
         let previous = options(of: answer).compactMap { if case .previousMAAR(let maar, _) = $0 { maar } else { nil } }
         #expect(previous == [d.g[0].address, d.g[1].address], "a Previous MAAR option per former anchor")
     }
+
+    /// With `journal`, the CMD notes each MN whose record changed, given
+    /// once by `drainJournal` as it is now (what `dgw run` appends to its
+    /// state file's journal), and as gone when it ran out.
+    @Test func journalNotesEachChange() throws {
+        let d = try Domain(cmd: .relay) { c in
+            c.journal = true
+            c.bindingLifetime = 40
+        }
+        let gw = d.g.map(\.address), cmd = d.g[3].control
+        d.move(to: 0)
+        let first = cmd.drainJournal()
+        #expect(first.map(\.mn) == [d.mn.mac] && first.first?.record == cmd.mobilityRecords.first, "\(first)")
+        #expect(cmd.drainJournal().isEmpty, "given once")
+        d.move(to: 1)
+        let second = cmd.drainJournal()
+        #expect(second.count == 1 && second.first?.record?.serving == gw[1] && second.first?.record?.anchors.map(\.gateway) == [gw[0], gw[1]])
+        // D-GW2 goes silent: its registration runs out, then the record.
+        d.sim.down = [d.g[1].coreMAC]
+        d.sim.run(for: 100_000 * ms)
+        #expect(cmd.mobilityRecords.isEmpty)
+        let gone = cmd.drainJournal()
+        #expect(gone.map(\.mn) == [d.mn.mac] && gone.first?.record == nil && gone.first?.relayed == [], "\(gone)")
+        // Without `journal`, nothing is noted.
+        let plain = try Domain(cmd: .relay)
+        plain.move(to: 0)
+        #expect(plain.g[3].control.drainJournal().isEmpty && plain.g[3].control.mobilityRecords.count == 1)
+    }
 }
 
 func source(of frame: [UInt8]) -> IPv6Address { frame.withUnsafeBytes { IPv6Address($0, at: 22) } }

@@ -453,6 +453,8 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String], options:
               - { name: b, address: \(Net.gw2), operator: green }
             control: \(bed.path("lma.sock"))
             state_file: \(state)
+            neighbors:
+              - { address: \(Net.gw2), mac: "\(Net.core2MAC)" }
 
             """.utf8).write(to: URL(fileURLWithPath: config))
         let expires = (Int64(Date().timeIntervalSince1970) + 3600) * 1_000_000_000
@@ -472,17 +474,61 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String], options:
         let save = try runProcess(dgw, ["ctl", "--socket", bed.path("lma.sock"), "save"])
         #expect(save.status == 0 && save.stdout == "1 record(s) saved to \(state)\n", "\(save.stdout)\(save.stderr)")
         #expect(try String(contentsOfFile: state, encoding: .utf8).split(separator: "\n").count == 1)
+        #expect(!FileManager.default.fileExists(atPath: state + ".journal.old") && FileManager.default.fileExists(atPath: state + ".journal"),
+                "the journal set aside by the checkpoint is gone once the file is written; a new one goes on")
         kill(lma.pid, SIGKILL)
         _ = lma.stop()
         let again = try Background([ip, "netns", "exec", ns, dgw, "run", "--config", config], output: bed.dir.appendingPathComponent("lma2"))
         try #require(again.wait(for: "inter-operator LMA on"), "\(again.stderr)")
         let restored = try runProcess(dgw, ["ctl", "--socket", bed.path("lma.sock"), "bindings"]).stdout
         #expect(restored.contains(binding + " dlif") && restored.contains(binding + "\n"), "after the crash: \(restored)")
-        #expect(again.stop() == 0)
-        #expect(again.stderr.contains("1 record(s) from \(state)") && again.stderr.contains("1 record(s) saved to \(state)"), "\(again.stderr)")
+
+        // A live gateway (gw2, operator green) registers an MN with the LMA:
+        // the change is in the LMA's journal at once, and a crash with no
+        // checkpoint since does not lose it.
+        let gw2Config = bed.path("gw2.yaml")
+        try Data("""
+            name: dgw2
+            address: \(Net.gw2)
+            access: { interface: acc0 }
+            core: { interface: core0, prefix: 2001:db8:ffff::/64, mac: "\(Net.core2MAC)" }
+            prefix_pool: 2001:db8:2::/48
+            peers:
+              - { name: lma, address: 2001:db8:ffff::200 }
+            lma: 2001:db8:ffff::200
+            neighbors:
+              - { address: 2001:db8:ffff::200, mac: "\(Net.core1MAC)" }
+            control: \(bed.path("gw2.sock"))
+
+            """.utf8).write(to: URL(fileURLWithPath: gw2Config))
+        let gw2 = try Background([ip, "netns", "exec", bed.ns("gw2"), dgw, "run", "--config", gw2Config], output: bed.dir.appendingPathComponent("gw2"))
+        try #require(gw2.wait(for: "forwarding between"), "\(gw2.stderr)")
+        let attach = try runProcess(dgw, ["ctl", "--socket", bed.path("gw2.sock"), "attach", "--mn", "02:aa:00:00:00:07"])
+        #expect(attach.status == 0, "\(attach.stderr)")
+        let registered = "02:aa:00:00:00:07 2001:db8:2::/64 anchor \(Net.gw2) serving \(Net.gw2)"
+        var records = ""
+        for _ in 0..<100 where !records.contains(registered) {
+            usleep(20_000)
+            records = try runProcess(dgw, ["ctl", "--socket", bed.path("lma.sock"), "bindings"]).stdout
+        }
+        #expect(records.contains(registered), "registered at the LMA: \(records)")
+        let journal = try String(contentsOfFile: state + ".journal", encoding: .utf8)
+        #expect(journal.hasSuffix("\n") && journal.contains("\"mn\":\"02:aa:00:00:00:07\""), "journalled: \(journal)")
+        #expect(gw2.stop() == 0)
+        kill(again.pid, SIGKILL)
+        _ = again.stop()
+        let third = try Background([ip, "netns", "exec", ns, dgw, "run", "--config", config], output: bed.dir.appendingPathComponent("lma3"))
+        try #require(third.wait(for: "inter-operator LMA on"), "\(third.stderr)")
+        let fromJournal = try runProcess(dgw, ["ctl", "--socket", bed.path("lma.sock"), "bindings"]).stdout
+        #expect(fromJournal.contains(registered) && fromJournal.contains(binding + " dlif"), "after a crash, from the journal: \(fromJournal)")
+        #expect(third.stderr.contains("2 record(s) from \(state)"), "\(third.stderr)")
+        #expect(try String(contentsOfFile: state + ".journal", encoding: .utf8).isEmpty, "written afresh at start, an empty journal begun")
+        // Stopped: the file has both records (05, 07), and no journal is left.
+        #expect(third.stop() == 0)
+        #expect(!FileManager.default.fileExists(atPath: state + ".journal") && !FileManager.default.fileExists(atPath: state + ".journal.old"))
 
         let lines = try String(contentsOfFile: state, encoding: .utf8).split(separator: "\n")
-        try #require(lines.count == 1, "\(lines)")
+        try #require(lines.count == 2, "\(lines)")
         let saved = try #require(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
         #expect(saved["mn"] as? String == "02:aa:00:00:00:05" && saved["serving"] as? String == "\(Net.gw2)")
         #expect(abs(((saved["expires_unix_ns"] as? NSNumber)?.int64Value ?? 0) - expires) < 1_000_000_000, "the same expiry: \(saved)")
@@ -492,5 +538,20 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String], options:
         try Data((kept + "\n{\"mn\": 5}\n").utf8).write(to: URL(fileURLWithPath: state))
         let damaged = try runProcess(ip, ["netns", "exec", ns, dgw, "run", "--config", config])
         #expect(damaged.status == 2 && damaged.stderr.contains("lma.state:2: mn is not a MAC address"), "\(damaged.stderr)")
+        // A journal: a line replaces the MN's, "gone" removes it, a last
+        // line cut short by a crash is left out; a damaged line before the
+        // last is refused with its line.
+        try Data((kept + "\n").utf8).write(to: URL(fileURLWithPath: state))
+        try Data("{\"mn\":\"02:aa:00:00:00:05\",\"gone\":true}\n\(ranOut.replacingOccurrences(of: "1000", with: "\(expires)"))\n{\"mn\":\"02:aa:0"
+            .utf8).write(to: URL(fileURLWithPath: state + ".journal"))
+        let fourth = try Background([ip, "netns", "exec", ns, dgw, "run", "--config", config], output: bed.dir.appendingPathComponent("lma4"))
+        try #require(fourth.wait(for: "inter-operator LMA on"), "\(fourth.stderr)")
+        let replayed = try runProcess(dgw, ["ctl", "--socket", bed.path("lma.sock"), "bindings"]).stdout
+        #expect(!replayed.contains("02:aa:00:00:00:05") && replayed.contains("02:aa:00:00:00:06 2001:db8:1:6::/64 anchor \(Net.gw1) serving none"),
+                "\(replayed)")
+        #expect(fourth.stop() == 0)
+        try Data("{\"mn\":\"02:aa:0\n\(kept)\n".utf8).write(to: URL(fileURLWithPath: state + ".journal"))
+        let badJournal = try runProcess(ip, ["netns", "exec", ns, dgw, "run", "--config", config])
+        #expect(badJournal.status == 2 && badJournal.stderr.contains("lma.state.journal:1: not a JSON object"), "\(badJournal.stderr)")
     }
 }
