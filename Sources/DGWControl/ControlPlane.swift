@@ -850,7 +850,9 @@ public final class ControlPlane {
     /// interface at another operator's gateway (no peer of this one) is
     /// moved here through the inter-operator LMA (draft-bernardos section
     /// 5), which relays the PBUs both ways and joins the two tunnels.
-    private func relayingLMA(of s: AnchorSession) -> IPv6Address? {
+    /// (Inlined, the session not passed whole: this is on every handover's path.)
+    @inline(__always)
+    private func relayingLMA(of s: borrowing AnchorSession) -> IPv6Address? {
         guard s.moved != nil, let lma = configuration.lma, s.anchor != lma, !configuration.peers.contains(s.anchor) else { return nil }
         return lma
     }
@@ -858,7 +860,8 @@ public final class ControlPlane {
     /// The end of the tunnels of session `s`'s prefixes here: the LMA for
     /// its registration with the LMA and for a move through it, else nil
     /// (each grant's anchor).
-    private func tunnelLMA(of s: AnchorSession) -> IPv6Address? {
+    @inline(__always)
+    private func tunnelLMA(of s: borrowing AnchorSession) -> IPv6Address? {
         s.anchor == configuration.lma ? s.anchor : relayingLMA(of: s)
     }
 

@@ -42,6 +42,7 @@ struct Check: ParsableCommand {
         let problems = GatewayConfig.problems(of: configs)
         for p in problems { print(p) }
         guard problems.isEmpty else { throw ExitCode(1) }
-        print("\(configs.count) configuration\(configs.count == 1 ? "" : "s") agree: \(configs.map(\.name).joined(separator: ", "))")
+        let names = configs.map(\.name).joined(separator: ", ")
+        print(configs.count == 1 ? "1 configuration, valid: \(names)" : "\(configs.count) configurations agree: \(names)")
     }
 }

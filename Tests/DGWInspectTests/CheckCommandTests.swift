@@ -36,6 +36,9 @@ import Testing
         let agree = try runProcess(dgwBinary, ["check", one, two])
         #expect(agree.status == 0 && agree.stdout == "2 configurations agree: dgw1, dgw2\n", "\(agree.stdout)\(agree.stderr)")
 
+        let alone = try runProcess(dgwBinary, ["check", one])
+        #expect(alone.status == 0 && alone.stdout == "1 configuration, valid: dgw1\n", "\(alone.stdout)\(alone.stderr)")
+
         let other = try write("dgw2.yaml", Self.gateway(2, peer: 1, key: "ff" + key.dropFirst(2)))
         let disagree = try runProcess(dgwBinary, ["check", one, other])
         #expect(disagree.status == 1)
