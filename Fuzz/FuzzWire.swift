@@ -110,6 +110,11 @@ func mobility(_ b: UnsafeRawBufferPointer, _ src: IPv6Address, _ dst: IPv6Addres
     if let t = MobilityAuthenticationTrailer(p) {
         precondition(t.dataOffset <= p.length && t.authenticatedData(of: p.bytes, source: src, destination: dst).count == 32 + t.dataOffset)
     }
+    // The in-place look-up finds the link-layer identifier that iterating finds.
+    var iterated: [UInt8]?
+    for case .mobileNodeLinkLayerIdentifier(let id) in m.options { iterated = Array(id); break }
+    let inPlace = m.options.first(ofType: MobilityOptionType.mobileNodeLinkLayerIdentifier) { Array($0.dropFirst(2)) }
+    precondition(iterated == inPlace, "in-place look-up \(String(describing: inPlace)) against \(String(describing: iterated))")
     roundTrip { try m.emit(into: $0, source: src, destination: dst) } check: { bytes in
         let again = try MobilityMessage.parse(try MobilityHeaderPacket(checking: bytes), source: src, destination: dst)
         precondition(again == m, "mobility message changed in a round trip")

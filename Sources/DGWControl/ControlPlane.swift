@@ -1334,6 +1334,12 @@ public final class ControlPlane {
 
     /// The MN a message is about: its link-layer identifier, else an NAI that is a MAC.
     static func mn(in options: MobilityOptions) -> MACAddress? {
+        // A received message's, read in place (Reserved, then the identifier).
+        if let mac = options.first(ofType: MobilityOptionType.mobileNodeLinkLayerIdentifier, { d in
+            d.count == 8 ? MACAddress(value: d[2...].reduce(0) { $0 << 8 | UInt64($1) }) : nil
+        }) {
+            return mac
+        }
         for case .mobileNodeLinkLayerIdentifier(let id) in options where id.count == 6 {
             return MACAddress(value: id.reduce(0) { $0 << 8 | UInt64($1) })
         }

@@ -345,6 +345,25 @@ public enum MobilityOptions: Equatable, Sequence {
         return end
     }
 
+    /// Calls `body` with the data of each option of `type` (after its type
+    /// and length octets) until it returns a value, reading parsed options
+    /// in place (no option made of those before it): a look-up on every
+    /// message. Options from `init(checking:)` only, whose lengths were checked.
+    @inlinable
+    public func first<T>(ofType type: UInt8, _ body: (UnsafeRawBufferPointer) -> T?) -> T? {
+        guard case .parsed(let bytes) = self else { return nil }
+        var i = 0
+        while i + 2 <= bytes.count {
+            let t = bytes.u8(i)
+            if t == MobilityOptionType.pad1 { i += 1; continue }
+            let end = i + 2 + Int(bytes.u8(i + 1))
+            guard end <= bytes.count else { return nil }
+            if t == type, let found = body(UnsafeRawBufferPointer(rebasing: bytes[(i + 2)..<end])) { return found }
+            i = end
+        }
+        return nil
+    }
+
     // Look-ups the control plane and `dgw decode` use.
     public var mobileNodeIdentifier: (subtype: UInt8, identifier: RawBytes)? {
         for case .mobileNodeIdentifier(let s, let id) in self { return (s, id) }

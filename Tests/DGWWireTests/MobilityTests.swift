@@ -108,6 +108,27 @@ let ntpTimestamp: UInt64 = 0xED2F_2A00_8000_0000
         #expect(throws: WireError.badLength) { try with(short) { _ = try MobilityHeaderPacket(checking: $0) } }
     }
 
+    /// A look-up in place among parsed options, past Pad1/PadN: the data
+    /// of the first option of a type the closure accepts.
+    @Test func firstOptionOfATypeInPlace() throws {
+        try with(Fixtures.proxyBindingUpdate) { b in
+            let ip = try IPv6Packet(checking: b)
+            let mh = try MobilityHeaderPacket(checking: ip.payload)
+            guard case .bindingUpdate(let pbu) = try MobilityMessage.parse(mh, source: ip.source, destination: ip.destination) else {
+                Issue.record("not a BU")
+                return
+            }
+            let linkLayer = pbu.options.first(ofType: MobilityOptionType.mobileNodeLinkLayerIdentifier) { Array($0) }
+            #expect(linkLayer == [0x00, 0x00, 0x02, 0xaa, 0x00, 0x00, 0x00, 0x01])
+            #expect(pbu.options.first(ofType: 200) { Array($0) } == [0xde, 0xad], "the last option")
+            #expect(pbu.options.first(ofType: 30) { Array($0) } == nil, "absent")
+            #expect(pbu.options.first(ofType: MobilityOptionType.mobileNodeLinkLayerIdentifier) { $0.count == 6 ? 1 : nil } == nil,
+                    "none the closure accepts")
+            #expect(MobilityOptions.built([.handoffIndicator(2)]).first(ofType: MobilityOptionType.handoffIndicator) { _ in 1 } == nil,
+                    "built options are not bytes")
+        }
+    }
+
     @Test func read() throws {
         try with(Fixtures.proxyBindingUpdate) { b in
             let ip = try IPv6Packet(checking: b)
