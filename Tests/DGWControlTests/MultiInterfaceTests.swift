@@ -14,10 +14,12 @@ import Testing
 
     /// The domain with both interfaces attached; `identities(gateway)`
     /// gives a gateway's subscriber list (alice's two MACs by default).
-    static func domain(lifetime: Int = 3600, signed: Bool = false,
+    /// `cmd`, `lma`: the domain with a CMD, or the LMA's of `LMATests` (each
+    /// gateway an operator of its own, the LMA g[3] their only peer).
+    static func domain(lifetime: Int = 3600, signed: Bool = false, cmd: CMDMode? = nil, lma: Bool = false,
                        identities: (IPv6Address) -> [MACAddress: String] = { _ in [MACAddress("02:aa:00:00:00:01")!: "alice", b: "alice"] })
         throws -> (Domain, SimulatedHost) {
-        let d = try Domain { c in
+        let d = try Domain(cmd: cmd, lma: lma) { c in
             c.bindingLifetime = lifetime
             c.identities = identities(c.address).mapValues { Array($0.utf8) }
             if signed { keyed(&c) }
@@ -325,15 +327,7 @@ import Testing
     /// then relay B's own refreshes to, and that anchor refuse).
     @Test(arguments: [CMDMode.relay, .locator])
     func movedWithACMD(mode: CMDMode) throws {
-        let d = try Domain(cmd: mode) { c in
-            c.bindingLifetime = 40
-            c.identities = [Self.e0: Array("alice".utf8), Self.b: Array("alice".utf8)]
-        }
-        let b = SimulatedHost(name: "mn-if2", mac: Self.b)
-        d.sim.add(b)
-        d.move(to: 0)
-        d.sim.move(b, to: 1)
-        d.sim.run(for: 50 * ms)
+        let (d, b) = try Self.domain(lifetime: 40, cmd: mode)
         let gw = d.g.map(\.address), cmd = d.g[3]
         let p1 = try #require(d.prefix(at: 1))
         try d.sim.movePrefix(p1, of: "alice", to: Self.b, anchor: gw[0], at: 1)
@@ -344,28 +338,13 @@ import Testing
         #expect(d.g.allSatisfy { $0.control.counters.rejected == 0 && $0.control.counters.refused == 0 && $0.control.counters.unexpected == 0 })
     }
 
-    /// The domain of `LMATests` (each gateway an operator of its own, the
-    /// LMA g[3] their only peer), A at D-GW1 and B at D-GW2.
-    static func acrossOperators() throws -> (Domain, SimulatedHost) {
-        let d = try Domain(lma: true) { c in
-            c.bindingLifetime = 40
-            c.identities = [Self.e0: Array("alice".utf8), Self.b: Array("alice".utf8)]
-        }
-        let b = SimulatedHost(name: "mn-if2", mac: Self.b)
-        d.sim.add(b)
-        d.move(to: 0)
-        d.sim.move(b, to: 1)
-        d.sim.run(for: 50 * ms)
-        return (d, b)
-    }
-
     /// A move through the LMA when the anchor does not answer: the LMA
     /// gives up after its attempts and refuses D-GW2, which ends the move;
     /// an LMA restarted from its state (`state_file`) knows the moves it
     /// relayed: the refreshes go on to the anchor, and the anchor's
     /// Revocation reaches D-GW2.
     @Test func acrossOperatorsUnansweredOrAfterALMARestart() throws {
-        let (d, b) = try Self.acrossOperators()
+        let (d, b) = try Self.domain(lifetime: 40, lma: true)
         let gw = d.g.map(\.address), lma = d.g[3]
         let p1 = try #require(d.prefix(at: 1))
         d.sim.down = [d.g[0].coreMAC]
@@ -412,7 +391,7 @@ import Testing
     /// D-GW2, and taken back at D-GW1, whose Revocation the LMA passes on.
     /// Every tunnel and message has the LMA at one end; tshark reads them all.
     @Test func movedAcrossOperatorsThroughTheLMA() throws {
-        let (d, b) = try Self.acrossOperators()
+        let (d, b) = try Self.domain(lifetime: 40, lma: true)
         let gw = d.g.map(\.address), lma = d.g[3]
         let p1 = try #require(d.prefix(at: 1)), a1 = try #require(d.address(at: 1)).address
 
