@@ -344,14 +344,15 @@ final class MobilityDatabase {
     func received(_ pba: BindingAcknowledgement, from anchor: IPv6Address, time: Int64, _ counters: inout SignallingCounters,
                   _ out: inout ControlEffects) {
         counters.pbaReceived += 1
-        if let mn = ControlPlane.mn(in: pba.options), var e = entries[mn], !e.moves.isEmpty,
+        let mn = ControlPlane.mn(in: pba.options)
+        if let mn, var e = entries[mn], !e.moves.isEmpty,
            let p = e.moves.first(where: { $0.value.relay.anchor.gateway == anchor && $0.value.relay.waiting
                                            && ($0.value.relay.sequence == pba.sequence || pba.status == BindingAckStatus.sequenceNumberOutOfWindow) })?.key {
             answered(p, of: mn, &e, pba, from: anchor, time: time, &counters, &out)
             store(e)
             return
         }
-        guard let mn = ControlPlane.mn(in: pba.options), var e = entries[mn], var r = e.relaying,
+        guard let mn, var e = entries[mn], var r = e.relaying,
               let i = r.relays.firstIndex(where: { $0.anchor.gateway == anchor }), r.relays[i].waiting else {
             counters.unexpected += 1
             return
@@ -371,14 +372,7 @@ final class MobilityDatabase {
             return
         }
         if BindingAckStatus.isAccepted(pba.status) {
-            // What the serving gateway needs of this anchor: its prefixes, local networks and DLIF.
-            var granted: [MobilityOption] = []
-            for option in pba.options {
-                switch option {
-                case .anchoredPrefix, .homeNetworkPrefix, .localPrefix, .dlifLinkLocalAddress, .dlifLinkLayerAddress: granted.append(option)
-                default: break
-                }
-            }
+            let granted = Self.granted(in: pba.options)
             r.relays[i].state = .granted(granted)
             if anchorsTraffic { bindRelayed(granted, of: mn, from: anchor, to: r.serving, &e, &out) }
         } else {
@@ -389,6 +383,18 @@ final class MobilityDatabase {
         e.relaying = r
         settle(&e, time: time, &counters, &out)
         store(e)
+    }
+
+    /// What the serving gateway needs of an anchor's PBA: its prefixes, local networks and DLIF.
+    private static func granted(in options: MobilityOptions) -> [MobilityOption] {
+        var granted: [MobilityOption] = []
+        for option in options {
+            switch option {
+            case .anchoredPrefix, .homeNetworkPrefix, .localPrefix, .dlifLinkLocalAddress, .dlifLinkLayerAddress: granted.append(option)
+            default: break
+            }
+        }
+        return granted
     }
 
     /// Retransmissions of relayed PBUs; records that ran out.
@@ -495,13 +501,7 @@ final class MobilityDatabase {
         }
         let maar = MobilityOption.previousMAAR(maar: anchor, prefix: prefix)
         if BindingAckStatus.isAccepted(pba.status), m.lifetime > 0, pba.lifetime > 0 {
-            var granted: [MobilityOption] = []
-            for option in pba.options {
-                switch option {
-                case .anchoredPrefix, .localPrefix, .dlifLinkLocalAddress, .dlifLinkLayerAddress: granted.append(option)
-                default: break
-                }
-            }
+            let granted = Self.granted(in: pba.options)
             m.relay.state = .granted([])
             e.moves[prefix] = m
             bindRelayed(granted, of: mn, from: anchor, to: m.serving, &e, &out)
