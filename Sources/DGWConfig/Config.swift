@@ -130,6 +130,10 @@ public struct GatewayConfig: Sendable {
     /// A CMD's (an LMA's) records and relayed bindings, written when `dgw
     /// run` stops and read when it starts (`state_file`).
     public var stateFile: String?
+    /// The journal beside it is folded into it, in the background, once it
+    /// holds this many bytes and as many as the file did when last written
+    /// (`state_journal_limit`; 0: only at stop and on `dgw ctl save`).
+    public var stateJournalLimit = 64 << 20
 
     /// The core MAC: configured, or 02:dd followed by the low 32 bits of the address.
     public var coreMAC: MACAddress {
@@ -171,7 +175,7 @@ extension GatewayConfig {
         let top = try r.mapping(root, "configuration", keys: [
             "name", "role", "address", "access", "core", "prefix_pool", "local_networks", "peers", "cmd",
             "cmd_mode", "lma", "auth", "ra", "binding", "static_bindings", "neighbors", "control", "metrics", "subscribers", "hold_ms", "auth_window_s",
-            "state_file",
+            "state_file", "state_journal_limit",
         ], required: ["name", "address", "core"])
         for (key, node) in top { lines[key] = node.line }
         name = try r.string(top["name"]!, "name")
@@ -332,6 +336,10 @@ extension GatewayConfig {
         if let n = top["state_file"] {
             guard role != .dgw else { throw r.error(n, "state_file is for role cmd or lma: a gateway's MNs register again") }
             stateFile = try r.string(n, "state_file")
+        }
+        if let n = top["state_journal_limit"] {
+            guard stateFile != nil else { throw r.error(n, "state_journal_limit is the journal of a state_file: set state_file too") }
+            stateJournalLimit = try r.integer(n, "state_journal_limit", 0...(1 << 40))
         }
     }
 

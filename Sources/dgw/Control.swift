@@ -102,13 +102,17 @@ final class ControlView: @unchecked Sendable {
             let (router, signalling) = control.published.withLock { $0 }
             let actions = Action.allCases.map { ($0.name, t[$0]) }.filter { $0.1 != 0 }
             let drops = DropReason.allCases.map { ($0.name, t[$0]) }.filter { $0.1 != 0 }
+            // A CMD's (an LMA's) state file: its journal's compactions.
+            let compactions = control.stateFile == nil ? nil : control.compactions.withLock { $0 }
+            let stateFile = compactions.map { "{\"compactions\":\($0.done),\"compactions_failed\":\($0.failed)}" }
             if json {
                 func object(_ pairs: [(String, Int)]) -> String { "{" + pairs.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}" }
                 return "{\"frames_in\":\(t.framesIn),\"frames_out\":\(t.framesOut),\"actions\":\(object(actions)),\"drops\":\(object(drops))"
-                    + ",\"control\":\(router.json),\"signalling\":\(signalling.json)}\n"
+                    + ",\"control\":\(router.json),\"signalling\":\(signalling.json)\(stateFile.map { ",\"state_file\":\($0)" } ?? "")}\n"
             }
             return (["frames_in \(t.framesIn)", "frames_out \(t.framesOut)"] + actions.map { "action \($0.0) \($0.1)" }
-                + drops.map { "drop \($0.0) \($0.1)" } + [router.json, signalling.json].enumerated().map { ["control ", "signalling "][$0.offset] + $0.element })
+                + drops.map { "drop \($0.0) \($0.1)" } + [router.json, signalling.json].enumerated().map { ["control ", "signalling "][$0.offset] + $0.element }
+                + (stateFile.map { ["state_file " + $0] } ?? []))
                 .joined(separator: "\n") + "\n"
         case .bindings:
             let rows = tables.bindings.map { b, dlif in

@@ -83,20 +83,34 @@ final class ControlLoop: @unchecked Sendable {
         wakeup.signal()
     }
 
-    /// Where a CMD (an LMA) keeps its records across a restart, and the
-    /// wall clock less the event clock, for their expiries.
-    var stateFile: (path: String, clockOffset: Int64)?
+    /// Where a CMD (an LMA) keeps its records across a restart, the wall
+    /// clock less the event clock (for their expiries), and whether it is
+    /// an LMA's (with relayed bindings).
+    var stateFile: (path: String, clockOffset: Int64, lma: Bool)?
     /// Its changes since the last checkpoint, appended after each step.
     var journal: StateJournal?
-    /// One writer of the state file at a time (`dgw ctl save`, the stop).
-    private let saving = Mutex(())
+    /// One writer of the state file at a time (`dgw ctl save`, a
+    /// compaction, the stop): a flag, not a lock, as a compaction is begun
+    /// on the control thread, which must not wait, and ends on its own.
+    private let writing = Atomic(false)
+    /// Compactions done and failed, for the log and `dgw ctl`.
+    let compactions = Mutex((done: 0, failed: 0))
+
+    private func beginWriting() {
+        while !writing.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged { usleep(1000) }
+    }
+
+    private func endWriting() { writing.store(false, ordering: .releasing) }
 
     /// Writes the records to the state file: `state` as given (at stop,
     /// the control thread ended), else copied on the control thread
     /// (`dgw ctl save`: a checkpoint that a crash does not lose) and
     /// written from the caller's.
     func save(_ state: StateFile? = nil) throws(StateFile.Refusal) -> (count: Int, path: String) {
-        guard let (path, clockOffset) = stateFile else { throw StateFile.Refusal(description: "no state_file in the configuration") }
+        guard let (path, clockOffset, _) = stateFile else { throw StateFile.Refusal(description: "no state_file in the configuration") }
+        // Taken before the snapshot: its journal is set aside while no compaction reads the one before.
+        beginWriting()
+        defer { endWriting() }
         var snapshot = state
         if snapshot == nil {
             let reply = Reply<StateFile>()
@@ -104,8 +118,43 @@ final class ControlLoop: @unchecked Sendable {
             snapshot = reply.wait()
         }
         guard let snapshot else { throw StateFile.Refusal(description: "the control plane did not answer") }
-        try saving.withLock { _ throws(StateFile.Refusal) in try snapshot.write(path, clockOffset: clockOffset) }
+        let bytes = try snapshot.write(path, clockOffset: clockOffset)
+        journal?.fileBytes.store(bytes, ordering: .relaxed)
         return (snapshot.records.count, path)
+    }
+
+    /// Once the journal has grown past its limit, and no other writer of
+    /// the file is at work: the journal set aside here (control thread),
+    /// folded into the file on a thread of its own, which a million
+    /// records keep busy for seconds, not this one.
+    private func compactIfDue() {
+        guard let journal, journal.wantsCompaction, let (path, clockOffset, lma) = stateFile,
+              writing.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return }
+        let folded = journal.bytes
+        do throws(StateFile.Refusal) {
+            try journal.setAside()
+        } catch {
+            log.error("compaction of \(path): \(error)")
+            compactions.withLock { $0.failed += 1 }
+            endWriting()
+            return
+        }
+        let thread = Thread { [self] in
+            defer { endWriting() }
+            do throws(StateFile.Refusal) {
+                let (records, bytes) = try StateFile.compact(path, lma: lma, clockOffset: clockOffset,
+                                                             now: Int64(Syscall.monotonicNanoseconds()))
+                journal.fileBytes.store(bytes, ordering: .relaxed)
+                compactions.withLock { $0.done += 1 }
+                log.info("\(path): journal of \(folded) bytes folded in, \(records) record(s) in \(bytes) bytes")
+            } catch {
+                // The journal set aside stays: the next start reads it, the next writer adds to it.
+                compactions.withLock { $0.failed += 1 }
+                log.error("compaction of \(path): \(error)")
+            }
+        }
+        thread.name = "dgw-state-file"
+        thread.start()
     }
 
     /// The CMD's records as of the control thread's next step (within a
@@ -191,6 +240,7 @@ final class ControlLoop: @unchecked Sendable {
         unresolvedSignalling += held.expired
         transmitFailed += send(access, on: accessSender) + send(core, on: coreSender)
         journal?.append(control.drainJournal())
+        compactIfDue()
         published.withLock { $0 = (control.router.counters, control.counters) }
     }
 

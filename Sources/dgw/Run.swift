@@ -135,12 +135,13 @@ struct Run: ParsableCommand {
                                       coreSender: try AFPacketPort(interface: names.core, options: sendOnly), tables: tables,
                                       workers: list.count)
         } catch { throw Refusal(message: "\(error)") }
-        controlLoop.stateFile = gateway.stateFile.map { ($0, clockOffset) }
+        controlLoop.stateFile = gateway.stateFile.map { ($0, clockOffset, gateway.role == .lma) }
         if let path = gateway.stateFile {
             // What was read (the file and its journals) written afresh, and an empty journal begun.
             do throws(StateFile.Refusal) {
-                try saved.write(path, clockOffset: clockOffset)
-                controlLoop.journal = try StateJournal(path: path, clockOffset: clockOffset)
+                let bytes = try saved.write(path, clockOffset: clockOffset)
+                controlLoop.journal = try StateJournal(path: path, clockOffset: clockOffset, limit: gateway.stateJournalLimit,
+                                                       fileBytes: bytes)
             } catch { throw Refusal(message: "\(error)") }
         }
         for (i, w) in list.enumerated() {

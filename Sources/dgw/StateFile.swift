@@ -17,6 +17,7 @@ import DGWControl
 import DGWPipeline
 import DGWWire
 import Foundation
+import Synchronization
 
 struct StateFile: Sendable {
     var records: [MobilityRecord] = []
@@ -46,10 +47,11 @@ struct StateFile: Sendable {
     /// before `now` are left out. `clockOffset`: wall clock minus the
     /// event clock, both in nanoseconds.
     /// `lma`: relayed bindings are an LMA's only (a CMD carries no traffic).
-    static func read(_ path: String, lma: Bool, clockOffset: Int64, now: Int64) throws(Refusal) -> StateFile {
+    /// `current`: false when compacting, while the control thread appends to it.
+    static func read(_ path: String, lma: Bool, clockOffset: Int64, now: Int64, current: Bool = true) throws(Refusal) -> StateFile {
         var byMN: [MACAddress: (record: MobilityRecord, relayed: [RelayedBinding])] = [:]
         let journals = journals(of: path)
-        for (file, isJournal) in [(path, false), (journals.previous, true), (journals.current, true)] {
+        for (file, isJournal) in [(path, false), (journals.previous, true)] + (current ? [(journals.current, true)] : []) {
             guard FileManager.default.fileExists(atPath: file) else { continue }
             guard let data = FileManager.default.contents(atPath: file) else {
                 throw Refusal(description: "\(file): cannot be read")
@@ -163,8 +165,9 @@ struct StateFile: Sendable {
 
     /// Writes the records to `path` whole or not at all: a new file beside
     /// it, flushed to disk, then renamed over it; then the journal a
-    /// checkpoint set aside (what the file now holds) goes.
-    func write(_ path: String, clockOffset: Int64) throws(Refusal) {
+    /// checkpoint set aside (what the file now holds) goes. Returns its size.
+    @discardableResult
+    func write(_ path: String, clockOffset: Int64) throws(Refusal) -> Int {
         let relayedByMN = Dictionary(grouping: relayed, by: \.mn)
         var text = ""
         for r in records { text += Self.line(r, relayed: relayedByMN[r.mn] ?? [], clockOffset: clockOffset) }
@@ -183,6 +186,17 @@ struct StateFile: Sendable {
             throw Refusal(description: "\(path): cannot replace it: \(String(cString: strerror(errno)))")
         }
         unlink(Self.journals(of: path).previous)
+        return text.utf8.count
+    }
+
+    /// Folds the journal set aside into the file (a compaction, off the
+    /// control thread): the file and that journal read, the file written
+    /// afresh, the journal gone. What a crash in between leaves, the next
+    /// start reads the same: a journal's line holds its MN's whole record,
+    /// so one read again over the file that has it changes nothing.
+    static func compact(_ path: String, lma: Bool, clockOffset: Int64, now: Int64) throws(Refusal) -> (records: Int, bytes: Int) {
+        let state = try read(path, lma: lma, clockOffset: clockOffset, now: now, current: false)
+        return (state.records.count, try state.write(path, clockOffset: clockOffset))
     }
 
     private static func octets(hex: String) -> [UInt8]? {
@@ -202,20 +216,29 @@ struct StateFile: Sendable {
 /// would otherwise lose (a process crash: the lines are in the kernel's
 /// hands once written; they are not flushed to the disk one by one). A
 /// checkpoint (`dgw ctl save`) sets the journal aside and begins another;
-/// the state file written, the one set aside goes. At start, `dgw run`
-/// reads the state file and both journals, writes the state file afresh
-/// and begins an empty journal.
-final class StateJournal {
+/// the state file written, the one set aside goes. So does a compaction,
+/// once the journal has grown past its limit (`wantsCompaction`). At
+/// start, `dgw run` reads the state file and both journals, writes the
+/// state file afresh and begins an empty journal.
+final class StateJournal: @unchecked Sendable {
     let path: String
     let clockOffset: Int64
+    /// `state_journal_limit`: 0 for no compaction.
+    let limit: Int
     private var handle: FileHandle
+    /// Bytes in the current journal (control thread).
+    private(set) var bytes = 0
+    /// The state file's size when last written (by whichever writer).
+    let fileBytes = Atomic<Int>(0)
     /// Lines that could not be written (the disk full, ...): logged.
     private(set) var failures = 0
 
-    /// Begins an empty journal beside `path`.
-    init(path: String, clockOffset: Int64) throws(StateFile.Refusal) {
+    /// Begins an empty journal beside `path`, whose file holds `fileBytes`.
+    init(path: String, clockOffset: Int64, limit: Int, fileBytes: Int) throws(StateFile.Refusal) {
         self.path = path
         self.clockOffset = clockOffset
+        self.limit = limit
+        self.fileBytes.store(fileBytes, ordering: .relaxed)
         handle = try Self.create(StateFile.journals(of: path).current)
     }
 
@@ -233,21 +256,55 @@ final class StateJournal {
         for c in changes { text += StateFile.line(c, clockOffset: clockOffset) }
         do {
             try handle.write(contentsOf: Data(text.utf8))
+            bytes += text.utf8.count
         } catch {
             failures += changes.count
             log.error("\(StateFile.journals(of: path).current): \(changes.count) change(s) not written: \(error)")
         }
     }
 
-    /// A checkpoint's: the journal so far set aside (what the snapshot
-    /// taken now holds), and another begun (control thread).
+    /// Time to fold the journal into the file: it holds `limit` bytes and
+    /// as many as the file (rewriting a file much larger than the journal
+    /// at every limit would write the same records over and over).
+    var wantsCompaction: Bool {
+        limit > 0 && bytes >= max(limit, fileBytes.load(ordering: .relaxed))
+    }
+
+    /// The journal so far set aside for a checkpoint or a compaction (the
+    /// state file written, it goes), and another begun (control thread;
+    /// one writer of the file at a time). One still there, whose writer
+    /// failed, is kept: this one's lines go after its own.
     func setAside() throws(StateFile.Refusal) {
         let journals = StateFile.journals(of: path)
         try? handle.close()
-        guard rename(journals.current, journals.previous) == 0 else {
-            throw StateFile.Refusal(description: "\(journals.current): cannot set it aside: \(String(cString: strerror(errno)))")
+        var begun = false
+        defer {
+            // Refused: the lines go on into the journal as it is.
+            if !begun, let h = FileHandle(forWritingAtPath: journals.current) {
+                _ = try? h.seekToEnd()
+                handle = h
+            }
+        }
+        if FileManager.default.fileExists(atPath: journals.previous) {
+            guard let lines = FileManager.default.contents(atPath: journals.current),
+                  let previous = FileHandle(forWritingAtPath: journals.previous) else {
+                throw StateFile.Refusal(description: "\(journals.current): cannot add it to \(journals.previous)")
+            }
+            do {
+                try previous.seekToEnd()
+                try previous.write(contentsOf: lines)
+                try previous.close()
+            } catch {
+                throw StateFile.Refusal(description: "\(journals.previous): \(error)")
+            }
+        } else {
+            guard rename(journals.current, journals.previous) == 0 else {
+                throw StateFile.Refusal(description: "\(journals.current): cannot set it aside: \(String(cString: strerror(errno)))")
+            }
         }
         handle = try Self.create(journals.current)
+        bytes = 0
+        begun = true
     }
 
     /// At stop, once the state file holds everything: no journal is left.

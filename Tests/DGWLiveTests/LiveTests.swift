@@ -442,21 +442,7 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String], options:
     @Test func anLMAKeepsItsRecordsAcrossARestart() throws {
         let bed = try Testbed()
         let ns = bed.ns("gw1"), state = bed.path("lma.state")
-        let config = bed.path("lma.yaml")
-        try Data("""
-            name: lma
-            role: lma
-            address: 2001:db8:ffff::200
-            core: { interface: core0, prefix: 2001:db8:ffff::/64 }
-            peers:
-              - { name: a, address: \(Net.gw1), operator: blue }
-              - { name: b, address: \(Net.gw2), operator: green }
-            control: \(bed.path("lma.sock"))
-            state_file: \(state)
-            neighbors:
-              - { address: \(Net.gw2), mac: "\(Net.core2MAC)" }
-
-            """.utf8).write(to: URL(fileURLWithPath: config))
+        let config = try Self.lmaConfiguration(bed, state: state)
         let expires = (Int64(Date().timeIntervalSince1970) + 3600) * 1_000_000_000
         let kept = "{\"mn\":\"02:aa:00:00:00:05\",\"anchors\":[{\"gateway\":\"\(Net.gw1)\",\"prefix\":\"2001:db8:1:5::/64\"}],"
             + "\"serving\":\"\(Net.gw2)\",\"expires_unix_ns\":\(expires),"
@@ -486,22 +472,8 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String], options:
         // A live gateway (gw2, operator green) registers an MN with the LMA:
         // the change is in the LMA's journal at once, and a crash with no
         // checkpoint since does not lose it.
-        let gw2Config = bed.path("gw2.yaml")
-        try Data("""
-            name: dgw2
-            address: \(Net.gw2)
-            access: { interface: acc0 }
-            core: { interface: core0, prefix: 2001:db8:ffff::/64, mac: "\(Net.core2MAC)" }
-            prefix_pool: 2001:db8:2::/48
-            peers:
-              - { name: lma, address: 2001:db8:ffff::200 }
-            lma: 2001:db8:ffff::200
-            neighbors:
-              - { address: 2001:db8:ffff::200, mac: "\(Net.core1MAC)" }
-            control: \(bed.path("gw2.sock"))
-
-            """.utf8).write(to: URL(fileURLWithPath: gw2Config))
-        let gw2 = try Background([ip, "netns", "exec", bed.ns("gw2"), dgw, "run", "--config", gw2Config], output: bed.dir.appendingPathComponent("gw2"))
+        let gw2 = try Background([ip, "netns", "exec", bed.ns("gw2"), dgw, "run", "--config", try Self.gatewayOfTheLMA(bed)],
+                                 output: bed.dir.appendingPathComponent("gw2"))
         try #require(gw2.wait(for: "forwarding between"), "\(gw2.stderr)")
         let attach = try runProcess(dgw, ["ctl", "--socket", bed.path("gw2.sock"), "attach", "--mn", "02:aa:00:00:00:07"])
         #expect(attach.status == 0, "\(attach.stderr)")
@@ -553,5 +525,113 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String], options:
         try Data("{\"mn\":\"02:aa:0\n\(kept)\n".utf8).write(to: URL(fileURLWithPath: state + ".journal"))
         let badJournal = try runProcess(ip, ["netns", "exec", ns, dgw, "run", "--config", config])
         #expect(badJournal.status == 2 && badJournal.stderr.contains("lma.state.journal:1: not a JSON object"), "\(badJournal.stderr)")
+    }
+
+    /// An LMA in gw1's namespace between gw1 (operator blue) and gw2
+    /// (green), keeping its records in `state`.
+    static func lmaConfiguration(_ bed: Testbed, state: String, extra: String = "") throws -> String {
+        let config = bed.path("lma.yaml")
+        try Data("""
+            name: lma
+            role: lma
+            address: 2001:db8:ffff::200
+            core: { interface: core0, prefix: 2001:db8:ffff::/64 }
+            peers:
+              - { name: a, address: \(Net.gw1), operator: blue }
+              - { name: b, address: \(Net.gw2), operator: green }
+            control: \(bed.path("lma.sock"))
+            state_file: \(state)
+            neighbors:
+              - { address: \(Net.gw2), mac: "\(Net.core2MAC)" }
+            \(extra)
+
+            """.utf8).write(to: URL(fileURLWithPath: config))
+        return config
+    }
+
+    /// gw2, whose MNs register with the LMA above.
+    static func gatewayOfTheLMA(_ bed: Testbed) throws -> String {
+        let config = bed.path("gw2.yaml")
+        try Data("""
+            name: dgw2
+            address: \(Net.gw2)
+            access: { interface: acc0 }
+            core: { interface: core0, prefix: 2001:db8:ffff::/64, mac: "\(Net.core2MAC)" }
+            prefix_pool: 2001:db8:2::/48
+            peers:
+              - { name: lma, address: 2001:db8:ffff::200 }
+            lma: 2001:db8:ffff::200
+            neighbors:
+              - { address: 2001:db8:ffff::200, mac: "\(Net.core1MAC)" }
+            control: \(bed.path("gw2.sock"))
+
+            """.utf8).write(to: URL(fileURLWithPath: config))
+        return config
+    }
+
+    /// The journal folded into the state file while the LMA runs, once it
+    /// holds `state_journal_limit` bytes (1 here) and as many as the file:
+    /// the first registration's line at once, later ones when they
+    /// outweigh the file. The journal set aside for it goes; a crash after
+    /// it finds every record in the file and what is left of the journal.
+    @Test func anLMAFoldsItsJournalIntoItsFile() throws {
+        let bed = try Testbed()
+        let ns = bed.ns("gw1"), state = bed.path("lma.state"), journal = state + ".journal"
+        let config = try Self.lmaConfiguration(bed, state: state, extra: "state_journal_limit: 1")
+        let lma = try Background([ip, "netns", "exec", ns, dgw, "run", "--config", config], output: bed.dir.appendingPathComponent("lma"))
+        try #require(lma.wait(for: "inter-operator LMA on"), "\(lma.stderr)")
+        let gw2 = try Background([ip, "netns", "exec", bed.ns("gw2"), dgw, "run", "--config", try Self.gatewayOfTheLMA(bed)],
+                                 output: bed.dir.appendingPathComponent("gw2"))
+        try #require(gw2.wait(for: "forwarding between"), "\(gw2.stderr)")
+        func size(_ file: String) -> Int { ((try? FileManager.default.attributesOfItem(atPath: file))?[.size] as? Int) ?? -1 }
+        func text(_ file: String) -> String { (try? String(contentsOfFile: file, encoding: .utf8)) ?? "" }
+        /// Waits until the journal is folded in as far as the rule says.
+        func settled() -> Bool {
+            for _ in 0..<200 {
+                if !FileManager.default.fileExists(atPath: journal + ".old"), size(journal) >= 0, size(journal) < max(1, size(state)) { return true }
+                usleep(10_000)
+            }
+            return false
+        }
+        func compactions() throws -> [String: Int] {
+            let counters = try runProcess(dgw, ["ctl", "--socket", bed.path("lma.sock"), "counters", "--json"]).stdout
+            return try #require(try lastJSON(counters)["state_file"] as? [String: Int], "\(counters)")
+        }
+        func attach(_ mn: String) throws {
+            let r = try runProcess(dgw, ["ctl", "--socket", bed.path("gw2.sock"), "attach", "--mn", mn])
+            #expect(r.status == 0, "\(r.stderr)")
+            var records = ""
+            for _ in 0..<100 where !records.contains(mn) {
+                usleep(20_000)
+                records = try runProcess(dgw, ["ctl", "--socket", bed.path("lma.sock"), "bindings"]).stdout
+            }
+            #expect(records.contains(mn), "registered at the LMA: \(records)")
+        }
+        #expect(size(state) == 0 && size(journal) == 0, "an empty file and journal to begin with")
+        try attach("02:aa:00:00:00:07")
+        #expect(settled(), "file \(size(state)) bytes, journal \(size(journal))")
+        #expect(text(state).contains("\"mn\":\"02:aa:00:00:00:07\"") && size(journal) == 0, "folded in at once: \(text(state))")
+        #expect(try compactions() == ["compactions": 1, "compactions_failed": 0])
+        #expect(lma.wait(for: "journal of \(size(state)) bytes folded in, 1 record(s) in \(size(state)) bytes"), "\(lma.stderr)")
+
+        // 08's line (166 bytes: its prefix is 2001:db8:2:1::/64) outweighs the
+        // file (07's, 164): folded in. 09's does not outweigh the two: journalled.
+        for mn in ["02:aa:00:00:00:08", "02:aa:00:00:00:09"] { try attach(mn) }
+        #expect(settled(), "file \(size(state)) bytes, journal \(size(journal))")
+        #expect(try compactions() == ["compactions": 2, "compactions_failed": 0])
+        let inFile = text(state), inJournal = text(journal)
+        #expect(inFile.split(separator: "\n").map { $0.contains("02:aa:00:00:00:07") || $0.contains("02:aa:00:00:00:08") } == [true, true],
+                "\(inFile)")
+        #expect(inJournal.split(separator: "\n").count == 1 && inJournal.contains("\"mn\":\"02:aa:00:00:00:09\""), "\(inJournal)")
+
+        // A crash now: the next start has the three records, from the file and the journal.
+        kill(lma.pid, SIGKILL)
+        _ = lma.stop()
+        let again = try Background([ip, "netns", "exec", ns, dgw, "run", "--config", config], output: bed.dir.appendingPathComponent("lma2"))
+        try #require(again.wait(for: "inter-operator LMA on"), "\(again.stderr)")
+        #expect(again.stderr.contains("3 record(s) from \(state)"), "\(again.stderr)")
+        #expect(gw2.stop() == 0)
+        #expect(again.stop() == 0)
+        #expect(!FileManager.default.fileExists(atPath: journal) && text(state).split(separator: "\n").count == 3)
     }
 }

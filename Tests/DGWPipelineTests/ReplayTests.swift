@@ -562,6 +562,12 @@ func readFrames(_ path: String) throws -> [Captured] {
         // Its records across a restart; a gateway's MNs register again.
         #expect((try? GatewayConfig.parse(cmd + "state_file: /var/lib/dgw/cmd.state\n", file: "t.yaml"))?.stateFile == "/var/lib/dgw/cmd.state")
         #expect(error(gateway + "state_file: /var/lib/dgw/x.state\n") == "t.yaml:5:13: state_file is for role cmd or lma: a gateway's MNs register again")
+        // Its journal folded in past a limit (64 MiB unless told; 0: never).
+        let stateFile = cmd + "state_file: /var/lib/dgw/cmd.state\n"
+        #expect((try? GatewayConfig.parse(stateFile, file: "t.yaml"))?.stateJournalLimit == 64 << 20)
+        #expect((try? GatewayConfig.parse(stateFile + "state_journal_limit: 0\n", file: "t.yaml"))?.stateJournalLimit == 0)
+        #expect(error(cmd + "state_journal_limit: 1000\n") == "t.yaml:5:22: state_journal_limit is the journal of a state_file: set state_file too")
+        #expect(error(stateFile + "state_journal_limit: -1\n").contains("t.yaml:6:22: state_journal_limit"))
     }
 }
 
