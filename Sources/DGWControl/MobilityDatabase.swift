@@ -165,7 +165,14 @@ final class MobilityDatabase {
     /// the answer: fewer than the serving gateway's own attempts, so that
     /// it still waits for the answer when the CMD gives it.
     let relayAttempts: Int
+    /// Written through `put` only, which keeps `anchoredBy` with them.
     private var entries: [MACAddress: Entry] = [:]
+    /// The MNs whose records list each prefix among their anchors, the
+    /// latest last: a first move's anchor found at once, not by a scan of
+    /// every record (`anchor(of:notOf:besides:)`). Several only when a
+    /// gateway gave a freed prefix to another MN before the first MN's
+    /// record ran out.
+    private var anchoredBy: [IPv6Prefix: [MACAddress]] = [:]
     private var timers = Deadlines<MACAddress>()
     private var nextSequence: UInt16
 
@@ -192,14 +199,14 @@ final class MobilityDatabase {
                                            handoff: HandoffIndicator.stateNotChanged,
                                            relay: Relay(anchor: Anchoring(gateway: b.anchor, prefix: b.prefix), state: .granted([])))
                 e.relayed[b.prefix] = (b.anchor, b.serving)
-                entries[b.mn] = e
+                put(e, for: b.mn)
                 continue
             }
             if !e.record.anchors.contains(where: { $0.gateway == b.anchor }) {
                 e.record.anchors.append(Anchoring(gateway: b.anchor, prefix: b.prefix))
             }
             e.relayed[b.prefix] = (b.anchor, b.serving)
-            entries[b.mn] = e
+            put(e, for: b.mn)
         }
         journaled = []  // what it starts from is no change
     }
@@ -231,11 +238,24 @@ final class MobilityDatabase {
             .sorted { ($0.prefix.address, $0.prefix.length) < ($1.prefix.address, $1.prefix.length) }
     }
 
+    /// `mn`'s entry now (nil: gone), and the prefixes its record lists.
+    private func put(_ e: Entry?, for mn: MACAddress) {
+        let before = entries[mn]?.record.anchors ?? [], after = e?.record.anchors ?? []
+        if before != after {
+            for a in before where !after.contains(where: { $0.prefix == a.prefix }) {
+                anchoredBy[a.prefix]?.removeAll { $0 == mn }
+                if anchoredBy[a.prefix]?.isEmpty == true { anchoredBy[a.prefix] = nil }
+            }
+            for a in after where !(anchoredBy[a.prefix]?.contains(mn) ?? false) { anchoredBy[a.prefix, default: []].append(mn) }
+        }
+        entries[mn] = e
+    }
+
     private func store(_ e: Entry) {
         let mn = e.record.mn
         if configuration.journal { journaled.append(mn) }
         if entries[mn]?.due != e.due { timers.schedule(mn, at: e.due) }
-        entries[mn] = e
+        put(e, for: mn)
         timers.compact(live: entries.count) { mn, due in entries[mn]?.due == due }
     }
 
@@ -411,7 +431,7 @@ final class MobilityDatabase {
             guard var r = e.relaying else {
                 counters.expired += 1
                 unbindRelayed(&e, &out) { _ in true }
-                entries[mn] = nil
+                put(nil, for: mn)
                 if configuration.journal { journaled.append(mn) }
                 continue
             }
@@ -475,11 +495,11 @@ final class MobilityDatabase {
     }
 
     /// The gateway that registered `prefix` as another MN's own: a first
-    /// move's anchor (a scan of every record, for an operator's command;
-    /// the move's later PBUs go where the first went).
+    /// move's anchor (the latest record that lists it; the move's later
+    /// PBUs go where the first went).
     private func anchor(of prefix: IPv6Prefix, notOf mn: MACAddress, besides gateway: IPv6Address) -> IPv6Address? {
-        for (other, e) in entries where other != mn {
-            if let a = e.record.anchors.first(where: { $0.prefix == prefix && $0.gateway != gateway }) { return a.gateway }
+        for other in (anchoredBy[prefix] ?? []).reversed() where other != mn {
+            if let a = entries[other]?.record.anchors.first(where: { $0.prefix == prefix && $0.gateway != gateway }) { return a.gateway }
         }
         return nil
     }

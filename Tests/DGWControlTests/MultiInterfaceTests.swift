@@ -381,6 +381,11 @@ import Testing
         #expect(lma.tables.binding(p1) == nil && d.binding(at: 2, p1) == nil && d.g[1].control.counters.revoked == 1)
         #expect(lma.control.mobilityRecords.first { $0.mn == Self.b }?.anchors.map(\.gateway) == [gw[1]])
         #expect(d.g.allSatisfy { $0.refusedChanges == 0 } && d.g.map(\.control.counters.unexpected) == [0, 1, 0, 0])
+        // Moved again, a first move for the restarted LMA: it finds the anchor among its records.
+        try d.sim.movePrefix(p1, of: "alice", to: Self.b, anchor: gw[0], at: 1)
+        d.sim.run(for: 50 * ms)
+        #expect(lma.tables.binding(p1)?.serving == gw[1] && d.binding(at: 1, p1)?.mn == Self.b && d.binding(at: 2, p1)?.mn == Self.b)
+        #expect(lma.control.counters.rejected == 0 && Self.roundTrip(d, b, b1.address))
     }
 
     /// The interfaces at two operators' gateways (each gateway an operator
