@@ -634,4 +634,150 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String], options:
         #expect(again.stop() == 0)
         #expect(!FileManager.default.fileExists(atPath: journal) && text(state).split(separator: "\n").count == 3)
     }
+
+    /// draft-seite 4.4 across operators, live: alice's interface A (MN1) at
+    /// gw1 (operator blue), interface B (MN2) at gw2 (green), the LMA in a
+    /// namespace of its own on the core link, the only peer of both.
+    /// `move-prefix` at gw2 moves A's prefix to B through the LMA: B
+    /// configures an address in it from gw1's DLIF shown at gw2, and pings
+    /// the CN from it, through gw2-LMA-gw1 both ways; tshark reads the
+    /// signalling and the tunnels at the LMA's port of the bridge.
+    @Test func aPrefixMovedAcrossOperatorsThroughALiveLMA() throws {
+        let bed = try Testbed()
+        let lmaAddress = "2001:db8:ffff::200", lmaMAC = "02:dd:00:00:02:00"
+        try bed.addCoreNode("lma", mac: lmaMAC)
+        // MN2 from RAs this time, as MN1.
+        let mn2 = bed.ns("mn2")
+        try sh("ip -n \(mn2) -6 route del default via fe80::1 dev mn0 && ip -n \(mn2) -6 neigh del fe80::1 dev mn0"
+            + " && ip -n \(mn2) -6 addr del \(Net.h2)/64 dev mn0 && ip netns exec \(mn2) sysctl -qw net.ipv6.conf.mn0.accept_ra=1")
+        let alice = "subscribers:\n  - { id: alice, macs: [\"\(Net.mn1MAC)\", \"\(Net.mn2MAC)\"] }\n"
+        var configs: [String] = []
+        for i in 1...2 {
+            let config = bed.path("gw\(i).yaml")
+            try Data(("""
+                name: dgw\(i)
+                address: \(i == 1 ? Net.gw1 : Net.gw2)
+                access: { interface: acc0 }
+                core: { interface: core0, prefix: 2001:db8:ffff::/64, mac: "\(i == 1 ? Net.core1MAC : Net.core2MAC)" }
+                prefix_pool: 2001:db8:\(i)::/48
+                peers:
+                  - { name: lma, address: \(lmaAddress) }
+                lma: \(lmaAddress)
+                neighbors:
+                  - { address: \(lmaAddress), mac: "\(lmaMAC)" }
+                control: \(bed.path("gw\(i).sock"))
+
+                """ + alice).utf8).write(to: URL(fileURLWithPath: config))
+            configs.append(config)
+        }
+        let lmaConfig = bed.path("lma.yaml")
+        try Data("""
+            name: lma
+            role: lma
+            address: \(lmaAddress)
+            core: { interface: core0, prefix: 2001:db8:ffff::/64, mac: "\(lmaMAC)" }
+            peers:
+              - { name: dgw1, address: \(Net.gw1), operator: blue }
+              - { name: dgw2, address: \(Net.gw2), operator: green }
+            neighbors:
+              - { address: \(Net.gw1), mac: "\(Net.core1MAC)" }
+              - { address: \(Net.gw2), mac: "\(Net.core2MAC)" }
+            control: \(bed.path("lma.sock"))
+
+            """.utf8).write(to: URL(fileURLWithPath: lmaConfig))
+        let check = try runProcess(dgw, ["check", lmaConfig] + configs)
+        #expect(check.status == 0 && check.stdout == "3 configurations agree: lma, dgw1, dgw2\n", "\(check.stdout)\(check.stderr)")
+
+        let lma = try Background([ip, "netns", "exec", bed.ns("lma"), dgw, "run", "--config", lmaConfig], output: bed.dir.appendingPathComponent("lma"))
+        try #require(lma.wait(for: "inter-operator LMA on"), "\(lma.stderr)")
+        var gateways: [Background] = []
+        for i in 1...2 {
+            let g = try Background([ip, "netns", "exec", bed.ns("gw\(i)"), dgw, "run", "--config", configs[i - 1]],
+                                   output: bed.dir.appendingPathComponent("gw\(i)"))
+            gateways.append(g)
+            try #require(g.wait(for: "forwarding between"), "gw\(i): \(g.stderr)")
+        }
+        // Each interface attaches at its gateway (its Router Solicitation) and configures an address from the RAs.
+        func addresses(_ ns: String) throws -> String { try sh("ip -n \(ns) -6 addr show dev mn0 scope global") }
+        func waitFor(_ address: String, in ns: String) throws -> String {
+            var shown = ""
+            for _ in 0..<100 {
+                shown = try addresses(ns)
+                if shown.contains(address + "/64"), !shown.contains("tentative") { break }
+                usleep(100_000)
+            }
+            return shown
+        }
+        let a = "2001:db8:1:0:aa:ff:fe00:1", b = "2001:db8:2:0:aa:ff:fe00:2", bMoved = "2001:db8:1:0:aa:ff:fe00:2"
+        for n in ["mn1", "mn2"] { try sh("ip -n \(bed.ns(n)) link set mn0 down && ip -n \(bed.ns(n)) link set mn0 up") }
+        #expect(try waitFor(a, in: bed.ns("mn1")).contains(a), "A from gw1")
+        #expect(try waitFor(b, in: mn2).contains(b), "B from gw2")
+        // Both registered at the LMA (each gateway's MN its own).
+        var records = ""
+        for _ in 0..<100 where !(records.contains("\(Net.mn1MAC) 2001:db8:1::/64 anchor \(Net.gw1)") && records.contains("\(Net.mn2MAC) 2001:db8:2::/64 anchor \(Net.gw2)")) {
+            usleep(50_000)
+            records = try runProcess(dgw, ["ctl", "--socket", bed.path("lma.sock"), "bindings"]).stdout
+        }
+        #expect(records.contains("\(Net.mn1MAC) 2001:db8:1::/64 anchor \(Net.gw1)") && records.contains("\(Net.mn2MAC) 2001:db8:2::/64 anchor \(Net.gw2)"),
+                "\(records)")
+
+        let capture = bed.path("core.pcap")
+        let tcpdump = try #require(which("tcpdump"))
+        let dump = try Background([ip, "netns", "exec", bed.ns("cn"), tcpdump, "-n", "--immediate-mode", "-i", "blma", "-w", capture, "ip6"],
+                                  output: bed.dir.appendingPathComponent("tcpdump"))
+        try #require(dump.wait(for: "listening on"), "\(dump.stderr)")
+        let move = try runProcess(dgw, ["ctl", "--socket", bed.path("gw2.sock"), "move-prefix", "--mn", "alice", "--prefix", "2001:db8:1::/64",
+                                        "--to", Net.mn2MAC, "--anchor", Net.gw1])
+        #expect(move.status == 0, "\(move.stdout) \(move.stderr)")
+        var atLMA = "", atGW1 = "", atGW2 = ""
+        for _ in 0..<100 {
+            atLMA = try runProcess(dgw, ["ctl", "--socket", bed.path("lma.sock"), "bindings"]).stdout
+            atGW1 = try runProcess(dgw, ["ctl", "--socket", bed.path("gw1.sock"), "bindings"]).stdout
+            atGW2 = try runProcess(dgw, ["ctl", "--socket", bed.path("gw2.sock"), "bindings"]).stdout
+            if atLMA.contains("\(Net.mn2MAC) 2001:db8:1::/64 anchor \(Net.gw1) serving \(Net.gw2) dlif"),
+               atGW1.contains("\(Net.mn2MAC) 2001:db8:1::/64 anchor self serving \(lmaAddress)"),
+               atGW2.contains("\(Net.mn2MAC) 2001:db8:1::/64 anchor \(lmaAddress) serving self") { break }
+            usleep(50_000)
+        }
+        #expect(atLMA.contains("\(Net.mn2MAC) 2001:db8:1::/64 anchor \(Net.gw1) serving \(Net.gw2) dlif"), "the LMA binds it between the tunnels: \(atLMA)")
+        #expect(atGW1.contains("\(Net.mn2MAC) 2001:db8:1::/64 anchor self serving \(lmaAddress)"), "gw1 tunnels it to the LMA: \(atGW1)")
+        #expect(atGW2.contains("\(Net.mn2MAC) 2001:db8:1::/64 anchor \(lmaAddress) serving self"), "gw2 tunnels it to the LMA: \(atGW2)")
+        // B configures an address in A's prefix from gw1's DLIF at gw2, deprecated (new flows keep B's own).
+        let shown = try waitFor(bMoved, in: mn2)
+        #expect(shown.contains(bMoved + "/64") && shown.contains("deprecated"), "\(shown)")
+        // One ping first: gw1 drops the first packet for the CN while it resolves the CN's address (counted, `neighbor_unresolved`).
+        let first = try sh("ip netns exec \(mn2) ping -6 -n -c 1 -W 2 -I \(bMoved) \(Net.cn) || true").contains("1 received") ? 1 : 0
+        let pings = try sh("ip netns exec \(mn2) ping -6 -n -c 5 -i 0.2 -W 2 -I \(bMoved) \(Net.cn) || true")
+        #expect(pings.contains("5 packets transmitted, 5 received"), "\(pings)")
+        usleep(200_000)
+        _ = dump.stop()
+        for (i, g) in gateways.enumerated() { #expect(g.stop() == 0, "gw\(i + 1): \(g.stderr)") }
+        #expect(lma.stop() == 0, "\(lma.stderr)")
+        // Each registered its MN, gw2 the move; the LMA relayed it; nothing refused, lost or unexpected.
+        let expected: [(drops: [String: Int], signalling: [String: Int])] = [
+            (["neighbor_unresolved": 1], ["pbu_sent": 1, "pba_received": 1, "pbu_received": 1, "accepted": 1, "pba_sent": 1]),
+            ([:], ["pbu_sent": 2, "pba_received": 2]),
+            ([:], ["pbu_received": 3, "accepted": 3, "pba_sent": 3, "pbu_sent": 1, "pba_received": 1]),
+        ]
+        for (i, out) in [gateways[0].stdout, gateways[1].stdout, lma.stdout].enumerated() {
+            let summary = try lastJSON(out)
+            let drops = (summary["drops"] as? [String: Int] ?? [:]).filter { $0.key != "punted_to_control_plane" }
+            #expect(drops == expected[i].drops && summary["signalling"] as? [String: Int] == expected[i].signalling, "\(["gw1", "gw2", "lma"][i]): \(summary)")
+        }
+
+        // The signalling: gw2's PBU to the LMA, relayed to gw1, gw1's PBA to the LMA, passed back to gw2.
+        let signalling = try tsharkFields(capture, "mipv6", ["mip6.mhtype", "ipv6.src", "ipv6.dst", "mip6.hi", "mip6.ba.status", "_ws.malformed"])
+        #expect(signalling.map { "\($0[0]) \($0[1])>\($0[2])" } == ["5 \(Net.gw2)>\(lmaAddress)", "5 \(lmaAddress)>\(Net.gw1)",
+                                                                       "6 \(Net.gw1)>\(lmaAddress)", "6 \(lmaAddress)>\(Net.gw2)"], "\(signalling)")
+        #expect(signalling.map { $0[3] } == ["2", "2", "", ""] && signalling.map { $0[4] } == ["", "", "0", "0"], "\(signalling)")
+        #expect(signalling.allSatisfy { $0[5].isEmpty }, "\(signalling)")
+        // The pings, each leg in its tunnel to or from the LMA: the outer header, then the inner.
+        let echoes = try tsharkFields(capture, "(icmpv6.type == 128 || icmpv6.type == 129) && ipv6.addr == \(lmaAddress)",
+                                      ["icmpv6.type", "ipv6.src", "ipv6.dst"])
+        let legs = Set(echoes.map { "\($0[0]) \($0[1]) \($0[2])" })
+        #expect(legs == ["128 \(Net.gw2),\(bMoved) \(lmaAddress),\(Net.cn)", "128 \(lmaAddress),\(bMoved) \(Net.gw1),\(Net.cn)",
+                         "129 \(Net.gw1),\(Net.cn) \(lmaAddress),\(bMoved)", "129 \(lmaAddress),\(Net.cn) \(Net.gw2),\(bMoved)"],
+                "\(legs)")
+        #expect(echoes.count == 2 * (6 + 5 + first), "6 requests and their replies, two tunnels each: \(echoes.count)")
+    }
 }

@@ -40,6 +40,8 @@ func sh(_ command: String) throws -> String {
 final class Testbed {
     let prefix: String
     let dir: URL
+    /// Namespaces a test added on the core link (`addCoreNode`).
+    private var added: [String] = []
 
     func ns(_ name: String) -> String { "\(prefix)-\(name)" }
     func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
@@ -110,9 +112,18 @@ final class Testbed {
         return g
     }
 
+    /// One more node on the core link (an LMA, a CMD): namespace `name`,
+    /// its `core0` with `mac` on the bridge.
+    func addCoreNode(_ name: String, mac: String) throws {
+        added.append(name)
+        try sh("ip netns add \(ns(name)) && ip -n \(ns(name)) link set lo up")
+        try sh("ip link add core0 netns \(ns(name)) type veth peer name b\(name) netns \(ns("cn"))")
+        try sh("ip -n \(ns(name)) link set core0 address \(mac) up && ip -n \(ns("cn")) link set b\(name) master br0 up")
+    }
+
     /// Removes the namespaces (and with them every interface) and the files.
     func remove() {
-        for n in ["mn1", "mn2", "gw1", "gw2", "cn"] { _ = try? runProcess("/bin/sh", ["-c", "ip netns del \(ns(n)) 2>/dev/null"]) }
+        for n in ["mn1", "mn2", "gw1", "gw2", "cn"] + added { _ = try? runProcess("/bin/sh", ["-c", "ip netns del \(ns(n)) 2>/dev/null"]) }
     }
 
     deinit {
