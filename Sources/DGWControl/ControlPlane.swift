@@ -437,6 +437,10 @@ public final class ControlPlane {
     /// An MN's MAC as text, then as octets, for the identity options of the
     /// message being built (`identifyBorrowing`).
     private let identityScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: MACAddress.textLength + 6, alignment: 8)
+    /// The list the options of the message being built go in: given back
+    /// empty, its room kept, once the message is emitted (`packet(_:to:)`),
+    /// so that a PBU or PBA makes no list of its own.
+    private var optionRoom: [MobilityOption] = []
 
     public init(_ configuration: ControlPlaneConfiguration, initialSequence: UInt16 = 0) {
         self.configuration = configuration
@@ -895,7 +899,7 @@ public final class ControlPlane {
         let handoff = s.state == .refreshing ? HandoffIndicator.stateNotChanged
             : s.moved != nil ? HandoffIndicator.betweenInterfaces : HandoffIndicator.betweenGatewaysSameInterface
         let pbu = Self.proxyBindingUpdate(sequence: s.sequence, lifetime: lifetime, handoff: handoff, options: consume options)
-        if let packet = Self.packet(.bindingUpdate(pbu), from: configuration.address, to: relayingLMA(of: s) ?? s.anchor, authenticator) {
+        if let packet = packet(.bindingUpdate(pbu), to: relayingLMA(of: s) ?? s.anchor) {
             counters.pbuSent += 1
             out.core.append(packet)
         }
@@ -1220,7 +1224,7 @@ public final class ControlPlane {
         let bri = BindingRevocation(type: BindingRevocationType.indication, triggerOrStatus: RevocationTrigger.interMAGHandoverDifferentAccessType,
                                     sequence: nextSequence, flags: .proxyBinding, options: .built(options))
         nextSequence &+= 1
-        if let packet = Self.packet(.bindingRevocation(bri), from: configuration.address, to: moved.serving, authenticator) {
+        if let packet = packet(.bindingRevocation(bri), to: moved.serving) {
             counters.revocationsSent += 1
             out.core.append(packet)
         }
@@ -1248,7 +1252,7 @@ public final class ControlPlane {
         if let named { options.append(.homeNetworkPrefix(named)) }
         let bra = BindingRevocation(type: BindingRevocationType.acknowledgement, triggerOrStatus: status, sequence: br.sequence,
                                     flags: br.flags.intersection(.proxyBinding), options: .built(options))
-        if let packet = Self.packet(.bindingRevocation(bra), from: configuration.address, to: anchor, authenticator) {
+        if let packet = packet(.bindingRevocation(bra), to: anchor) {
             out.core.append(packet)
         }
     }
@@ -1288,8 +1292,8 @@ public final class ControlPlane {
             options.append(.dlifLinkLayerAddress(LinkLayerAddress(a.dlifMAC)))
         }
         let pba = BindingAcknowledgement(status: status, flags: [.proxyRegistration, .distributedGateway], sequence: pbu.sequence,
-                                         lifetime: UInt16(clamping: lifetime / 4), options: .built(options))
-        if let packet = Self.packet(.bindingAcknowledgement(pba), from: configuration.address, to: peer, authenticator) {
+                                         lifetime: UInt16(clamping: lifetime / 4), options: .built(consume options))
+        if let packet = packet(.bindingAcknowledgement(pba), to: peer) {
             counters.pbaSent += 1
             out.core.append(packet)
         }
@@ -1315,8 +1319,27 @@ public final class ControlPlane {
         let text = MACAddress.textLength
         mn.writeText(to: identityScratch, at: 0)
         mn.write(to: identityScratch, at: text)
-        return Self.identify(mn, id: id ?? .borrowed(UnsafeRawBufferPointer(rebasing: identityScratch[..<text])),
-                             linkLayer: .borrowed(UnsafeRawBufferPointer(rebasing: identityScratch[text..<(text + 6)])), room: room)
+        var options: [MobilityOption] = []
+        swap(&options, &optionRoom)
+        options.reserveCapacity(2 + room)
+        options.append(.mobileNodeIdentifier(subtype: MobileNodeIdentifierSubtype.nai,
+                                             identifier: id ?? .borrowed(UnsafeRawBufferPointer(rebasing: identityScratch[..<text]))))
+        options.append(.mobileNodeLinkLayerIdentifier(.borrowed(UnsafeRawBufferPointer(rebasing: identityScratch[text..<(text + 6)]))))
+        return options
+    }
+
+    /// `packet(_:from:to:)` from this gateway; then the message's list of
+    /// options, emptied, is the room of the next one's (`optionRoom`).
+    private func packet(_ message: consuming MobilityMessage, to destination: IPv6Address) -> CorePacket? {
+        let packet = Self.packet(message, from: configuration.address, to: destination, authenticator)
+        var options = message.options
+        _ = consume message
+        if case .built(var list) = options {
+            options = .none  // the list's one holder now: emptied in place
+            list.removeAll(keepingCapacity: true)
+            optionRoom = list
+        }
+        return packet
     }
 
     /// A message's MN-ID when it is an NAI, as its bytes (borrowed from a parsed message).

@@ -181,7 +181,10 @@ public enum MobilityOption: Equatable {
         return (option, 2 + length)
     }
 
-    /// Writes type, length and data at `bytes[0...]`.
+    /// Writes type, length and data at `bytes[0...]`. Inlined into the
+    /// loop over a message's options: called, it would get a copy of the
+    /// option (payload retained and released) for each.
+    @inline(__always)
     func emitBody(into bytes: UnsafeMutableRawBufferPointer, dataLength n: Int) throws(WireError) {
         guard n <= 255 else { throw .badOptionLength }
         bytes.put8(type, at: 0)
@@ -294,8 +297,12 @@ public enum MobilityOptions: Equatable, Sequence {
     /// Where each option starts when laid out from `start` (an offset from
     /// the start of the Mobility Header), and the end padded to 8. `visit`
     /// gets each option with where its padding starts, where it starts,
-    /// and its data length (worked out once here).
-    func layout(from start: Int, _ visit: (borrowing MobilityOption, _ padFrom: Int, _ at: Int, _ dataLength: Int) throws(WireError) -> Void)
+    /// and its data length (worked out once here). The option is lent
+    /// through a pointer: a borrowed enum passed on to a method is copied
+    /// (its payload retained and released), `pointee` is not.
+    @inline(__always)
+    func layout(from start: Int,
+                _ visit: (UnsafePointer<MobilityOption>, _ padFrom: Int, _ at: Int, _ dataLength: Int) throws(WireError) -> Void)
         throws(WireError) -> Int
     {
         var o = start
@@ -307,9 +314,11 @@ public enum MobilityOptions: Equatable, Sequence {
         if case .built(let list) = self {
             // Read where they are in the list, not copied out (their payloads not retained).
             try list.withUnsafeBufferPointer { (options) throws(WireError) in
+                guard let first = options.baseAddress else { return }
                 for i in options.indices {
-                    let at = place(options[i].alignment), n = options[i].dataLength
-                    try visit(options[i], o, at, n)
+                    let option = first + i
+                    let at = place(option.pointee.alignment), n = option.pointee.dataLength
+                    try visit(option, o, at, n)
                     o = at + 2 + n
                 }
             }
@@ -317,7 +326,7 @@ public enum MobilityOptions: Equatable, Sequence {
         }
         for option in self {
             let at = place(option.alignment), n = option.dataLength
-            try visit(option, o, at, n)
+            try withUnsafePointer(to: option) { (p) throws(WireError) in try visit(p, o, at, n) }
             o = at + 2 + n
         }
         return (o + 7) / 8 * 8
@@ -337,7 +346,7 @@ public enum MobilityOptions: Equatable, Sequence {
         let end = try layout(from: start) { (option, padFrom, at, n) throws(WireError) in
             guard at + 2 + n <= message.count else { throw .bufferTooSmall }
             writePadding(message, from: padFrom, to: at)
-            try option.emitBody(into: message.slice(at..<(at + 2 + n)), dataLength: n)
+            try option.pointee.emitBody(into: message.slice(at..<(at + 2 + n)), dataLength: n)
             last = at + 2 + n
         }
         guard end <= message.count else { throw .bufferTooSmall }
