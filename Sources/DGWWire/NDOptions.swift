@@ -85,7 +85,7 @@ public struct RouteInformation: Hashable, Sendable {
     /// Option length in 8-octet units on emit: always 3, the full prefix,
     /// as radvd and scapy send it (RFC 4191 2.3 allows 1 or 2 for short
     /// prefixes; every receiver must take 3). Parsing accepts all three.
-    var units: Int { 3 }
+    @inlinable var units: Int { 3 }
 }
 
 public enum NDOption: Equatable {
@@ -145,6 +145,7 @@ public enum NDOption: Equatable {
         }
     }
 
+    @inlinable
     public var bufferLength: Int {
         switch self {
         case .sourceLinkLayerAddress(let a), .targetLinkLayerAddress(let a): (2 + a.count + 7) / 8 * 8
@@ -155,8 +156,10 @@ public enum NDOption: Equatable {
         }
     }
 
-    /// Writes the option (zero-padded to its 8-octet length); returns the length.
-    @discardableResult
+    /// Writes the option (zero-padded to its 8-octet length); returns the
+    /// length. Inlinable: an RA's options, each made where it is written,
+    /// are then written with no switch over their kind.
+    @inlinable @discardableResult
     public func emit(into bytes: UnsafeMutableRawBufferPointer) throws(WireError) -> Int {
         let n = bufferLength
         guard n <= 255 * 8 else { throw .badOptionLength }
@@ -201,12 +204,14 @@ public enum NDOption: Equatable {
 public struct NDOptionWriter {
     @usableFromInline let bytes: UnsafeMutableRawBufferPointer
     /// Octets written so far.
-    public private(set) var count = 0
+    public var count: Int { written }
+    @usableFromInline var written = 0
 
     public init(_ bytes: UnsafeMutableRawBufferPointer) { self.bytes = bytes }
 
+    @inlinable
     public mutating func append(_ option: NDOption) throws(WireError) {
-        count += try option.emit(into: bytes.slice(count..<bytes.count))
+        written += try option.emit(into: bytes.slice(written..<bytes.count))
     }
 }
 
