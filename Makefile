@@ -4,7 +4,7 @@
 
 SHELL := /bin/bash
 SWIFT ?= swift
-APT_PACKAGES := libpcap-dev libyaml-dev tshark tcpdump iproute2 iputils-ping ethtool libjemalloc-dev clang pkg-config
+APT_PACKAGES := libpcap-dev libyaml-dev tshark tcpdump iproute2 iputils-ping ethtool libjemalloc-dev clang pkg-config strace
 FUZZ_SECONDS ?= 20
 FUZZ_TARGETS := wire decode config control
 

@@ -134,6 +134,10 @@ public struct GatewayConfig: Sendable {
     /// holds this many bytes and as many as the file did when last written
     /// (`state_journal_limit`; 0: only at stop and on `dgw ctl save`).
     public var stateJournalLimit = 64 << 20
+    /// Each step's journal lines flushed to the disk before the next step
+    /// (`state_sync`): a crash of the machine loses none either, at the
+    /// cost of a disk flush for every step that changed a record.
+    public var stateSync = false
 
     /// The core MAC: configured, or 02:dd followed by the low 32 bits of the address.
     public var coreMAC: MACAddress {
@@ -175,7 +179,7 @@ extension GatewayConfig {
         let top = try r.mapping(root, "configuration", keys: [
             "name", "role", "address", "access", "core", "prefix_pool", "local_networks", "peers", "cmd",
             "cmd_mode", "lma", "auth", "ra", "binding", "static_bindings", "neighbors", "control", "metrics", "subscribers", "hold_ms", "auth_window_s",
-            "state_file", "state_journal_limit",
+            "state_file", "state_journal_limit", "state_sync",
         ], required: ["name", "address", "core"])
         for (key, node) in top { lines[key] = node.line }
         name = try r.string(top["name"]!, "name")
@@ -340,6 +344,10 @@ extension GatewayConfig {
         if let n = top["state_journal_limit"] {
             guard stateFile != nil else { throw r.error(n, "state_journal_limit is the journal of a state_file: set state_file too") }
             stateJournalLimit = try r.integer(n, "state_journal_limit", 0...(1 << 40))
+        }
+        if let n = top["state_sync"] {
+            guard stateFile != nil else { throw r.error(n, "state_sync is the journal of a state_file: set state_file too") }
+            stateSync = try r.boolean(n, "state_sync")
         }
     }
 

@@ -141,7 +141,7 @@ struct Run: ParsableCommand {
             do throws(StateFile.Refusal) {
                 let bytes = try saved.write(path, clockOffset: clockOffset)
                 controlLoop.journal = try StateJournal(path: path, clockOffset: clockOffset, limit: gateway.stateJournalLimit,
-                                                       fileBytes: bytes)
+                                                       sync: gateway.stateSync, fileBytes: bytes)
             } catch { throw Refusal(message: "\(error)") }
         }
         for (i, w) in list.enumerated() {

@@ -185,6 +185,13 @@ struct StateFile: Sendable {
         guard rename(temporary, path) == 0 else {
             throw Refusal(description: "\(path): cannot replace it: \(String(cString: strerror(errno)))")
         }
+        // The rename itself on the disk before the journal it replaces goes.
+        let directory = open((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent,
+                             O_RDONLY | O_DIRECTORY)
+        if directory >= 0 {
+            fsync(directory)
+            close(directory)
+        }
         unlink(Self.journals(of: path).previous)
         return text.utf8.count
     }
@@ -214,7 +221,8 @@ struct StateFile: Sendable {
 /// The changes of a CMD's (an LMA's) records between checkpoints, one line
 /// each, appended by the control thread after each step: what a crash
 /// would otherwise lose (a process crash: the lines are in the kernel's
-/// hands once written; they are not flushed to the disk one by one). A
+/// hands once written; a crash of the machine too with `state_sync`, which
+/// flushes each step's lines to the disk). A
 /// checkpoint (`dgw ctl save`) sets the journal aside and begins another;
 /// the state file written, the one set aside goes. So does a compaction,
 /// once the journal has grown past its limit (`wantsCompaction`). At
@@ -225,6 +233,8 @@ final class StateJournal: @unchecked Sendable {
     let clockOffset: Int64
     /// `state_journal_limit`: 0 for no compaction.
     let limit: Int
+    /// `state_sync`: each append flushed to the disk.
+    let sync: Bool
     private var handle: FileHandle
     /// Bytes in the current journal (control thread).
     private(set) var bytes = 0
@@ -234,10 +244,11 @@ final class StateJournal: @unchecked Sendable {
     private(set) var failures = 0
 
     /// Begins an empty journal beside `path`, whose file holds `fileBytes`.
-    init(path: String, clockOffset: Int64, limit: Int, fileBytes: Int) throws(StateFile.Refusal) {
+    init(path: String, clockOffset: Int64, limit: Int, sync: Bool = false, fileBytes: Int) throws(StateFile.Refusal) {
         self.path = path
         self.clockOffset = clockOffset
         self.limit = limit
+        self.sync = sync
         self.fileBytes.store(fileBytes, ordering: .relaxed)
         handle = try Self.create(StateFile.journals(of: path).current)
     }
@@ -256,6 +267,7 @@ final class StateJournal: @unchecked Sendable {
         for c in changes { text += StateFile.line(c, clockOffset: clockOffset) }
         do {
             try handle.write(contentsOf: Data(text.utf8))
+            if sync { try handle.synchronize() }
             bytes += text.utf8.count
         } catch {
             failures += changes.count

@@ -782,4 +782,40 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String], options:
                 "\(legs)")
         #expect(echoes.count == 2 * (6 + 5 + first), "6 requests and their replies, two tunnels each: \(echoes.count)")
     }
+
+    /// `state_sync`: each step's journal lines flushed to the disk, seen
+    /// as the LMA's `fsync` calls (strace): the file and its directory when
+    /// written at start, then one per registration journalled; none for
+    /// the journal without it.
+    @Test(arguments: [true, false]) func anLMAFlushesItsJournalWhenAsked(sync: Bool) throws {
+        let bed = try Testbed()
+        let config = try Self.lmaConfiguration(bed, state: bed.path("lma.state"), extra: sync ? "state_sync: true" : "")
+        let strace = try #require(which("strace"), "strace is not installed")
+        let trace = bed.path("lma.strace")
+        // (Killed with strace, should the test stop early: strace would leave it running.)
+        let lma = try Background([ip, "netns", "exec", bed.ns("gw1"), strace, "-f", "-qq", "-e", "trace=fsync,fdatasync", "-o", trace,
+                                  "setpriv", "--pdeathsig", "KILL", dgw, "run", "--config", config], output: bed.dir.appendingPathComponent("lma"))
+        try #require(lma.wait(for: "inter-operator LMA on"), "\(lma.stderr)")
+        let gw2 = try Background([ip, "netns", "exec", bed.ns("gw2"), dgw, "run", "--config", try Self.gatewayOfTheLMA(bed)],
+                                 output: bed.dir.appendingPathComponent("gw2"))
+        try #require(gw2.wait(for: "forwarding between"), "\(gw2.stderr)")
+        func flushes() -> Int { ((try? String(contentsOfFile: trace, encoding: .utf8)) ?? "").components(separatedBy: "fsync(").count - 1 }
+        #expect(flushes() == 2, "the file written at start, and its directory")
+        for (i, mn) in ["02:aa:00:00:00:07", "02:aa:00:00:00:08"].enumerated() {
+            #expect(try runProcess(dgw, ["ctl", "--socket", bed.path("gw2.sock"), "attach", "--mn", mn]).status == 0)
+            var records = ""
+            for _ in 0..<100 where !records.contains(mn) {
+                usleep(20_000)
+                records = try runProcess(dgw, ["ctl", "--socket", bed.path("lma.sock"), "bindings"]).stdout
+            }
+            usleep(50_000)
+            #expect(records.contains(mn) && flushes() == 2 + (sync ? i + 1 : 0), "\(flushes()) fsync calls after \(mn)'s registration")
+        }
+        #expect(gw2.stop() == 0)
+        // Stopped itself (strace, stopped, would leave it running untraced): strace then exits with its status.
+        let traced = try sh("pgrep -P \(lma.pid)").split(separator: "\n").compactMap { Int32($0) }
+        #expect(traced.count == 1, "\(traced)")
+        for pid in traced { kill(pid, SIGTERM) }
+        #expect(lma.stop() == 0, "\(lma.stderr)")
+    }
 }

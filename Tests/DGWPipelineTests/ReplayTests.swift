@@ -568,6 +568,11 @@ func readFrames(_ path: String) throws -> [Captured] {
         #expect((try? GatewayConfig.parse(stateFile + "state_journal_limit: 0\n", file: "t.yaml"))?.stateJournalLimit == 0)
         #expect(error(cmd + "state_journal_limit: 1000\n") == "t.yaml:5:22: state_journal_limit is the journal of a state_file: set state_file too")
         #expect(error(stateFile + "state_journal_limit: -1\n").contains("t.yaml:6:22: state_journal_limit"))
+        // Flushed to the disk at each step when asked.
+        #expect((try? GatewayConfig.parse(stateFile, file: "t.yaml"))?.stateSync == false)
+        #expect((try? GatewayConfig.parse(stateFile + "state_sync: true\n", file: "t.yaml"))?.stateSync == true)
+        #expect(error(cmd + "state_sync: true\n") == "t.yaml:5:13: state_sync is the journal of a state_file: set state_file too")
+        #expect(error(stateFile + "state_sync: 3\n").contains("t.yaml:6:13: state_sync"))
     }
 }
 
