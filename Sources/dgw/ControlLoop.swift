@@ -37,6 +37,7 @@ final class ControlLoop: @unchecked Sendable {
     /// Where the control thread leaves its answer to a trigger for `dgw ctl`.
     final class Reply<Value: Sendable>: Sendable {
         private let slot = Mutex<Value?>(nil)
+        private let gaveUp = Atomic(false)
         func set(_ value: Value) { slot.withLock { $0 = value } }
         /// The answer, or nil after two seconds without one.
         func wait() -> Value? {
@@ -44,8 +45,11 @@ final class ControlLoop: @unchecked Sendable {
                 if let value = slot.withLock({ $0 }) { return value }
                 usleep(1000)
             }
+            gaveUp.store(true, ordering: .releasing)
             return nil
         }
+        /// Nobody waits for the answer any more.
+        var abandoned: Bool { gaveUp.load(ordering: .acquiring) }
     }
 
     let control: ControlPlane
@@ -207,6 +211,9 @@ final class ControlLoop: @unchecked Sendable {
             case .records(let reply):
                 reply.set(control.mobilityRecords)
             case .snapshot(let reply):
+                // Too late: the `save` that asked gave up, and let go of the file, which a
+                // compaction may be reading with the journal set aside: that one is left alone.
+                guard !reply.abandoned else { continue }
                 // The journal so far is set aside with what the snapshot holds (the file
                 // written, it goes); what changes from now on goes to a new one.
                 journal?.append(control.drainJournal())
