@@ -23,8 +23,9 @@ final class ControlLoop: @unchecked Sendable {
         case movePrefix(MovePrefixRequest, answer: Reply<String?>)
         /// A CMD's (an LMA's) records, copied on the control thread.
         case records(Reply<[MobilityRecord]>)
-        /// Its records and an LMA's relayed bindings, for its `state_file`.
-        case snapshot(Reply<StateFile>)
+        /// A checkpoint of its `state_file`: the journal set aside, to be
+        /// folded into the file; answered whether it was.
+        case checkpoint(Reply<Bool>)
     }
 
     struct MovePrefixRequest: Sendable {
@@ -107,24 +108,26 @@ final class ControlLoop: @unchecked Sendable {
     private func endWriting() { writing.store(false, ordering: .releasing) }
 
     /// Writes the records to the state file: `state` as given (at stop,
-    /// the control thread ended), else copied on the control thread
-    /// (`dgw ctl save`: a checkpoint that a crash does not lose) and
-    /// written from the caller's.
+    /// the control thread ended), else (`dgw ctl save`: a checkpoint that a
+    /// crash does not lose) as a compaction does, from the caller's thread:
+    /// the control thread only sets the journal aside, and copies no record.
     func save(_ state: StateFile? = nil) throws(StateFile.Refusal) -> (count: Int, path: String) {
-        guard let (path, clockOffset, _) = stateFile else { throw StateFile.Refusal(description: "no state_file in the configuration") }
-        // Taken before the snapshot: its journal is set aside while no compaction reads the one before.
+        guard let (path, clockOffset, lma) = stateFile else { throw StateFile.Refusal(description: "no state_file in the configuration") }
+        // Taken before the checkpoint: its journal is set aside while no compaction reads the one before.
         beginWriting()
         defer { endWriting() }
-        var snapshot = state
-        if snapshot == nil {
-            let reply = Reply<StateFile>()
-            trigger(.snapshot(reply))
-            snapshot = reply.wait()
+        let count: Int, bytes: Int
+        if let state {
+            (count, bytes) = (state.records.count, try state.write(path, clockOffset: clockOffset))
+        } else {
+            let reply = Reply<Bool>()
+            trigger(.checkpoint(reply))
+            guard let setAside = reply.wait() else { throw StateFile.Refusal(description: "the control plane did not answer") }
+            guard setAside else { throw StateFile.Refusal(description: "the journal could not be set aside (the log says why)") }
+            (count, bytes) = try StateFile.compact(path, lma: lma, clockOffset: clockOffset, now: Int64(Syscall.monotonicNanoseconds()))
         }
-        guard let snapshot else { throw StateFile.Refusal(description: "the control plane did not answer") }
-        let bytes = try snapshot.write(path, clockOffset: clockOffset)
         journal?.fileBytes.store(bytes, ordering: .relaxed)
-        return (snapshot.records.count, path)
+        return (count, path)
     }
 
     /// Once the journal has grown past its limit, and no other writer of
@@ -210,19 +213,23 @@ final class ControlLoop: @unchecked Sendable {
                 }
             case .records(let reply):
                 reply.set(control.mobilityRecords)
-            case .snapshot(let reply):
+            case .checkpoint(let reply):
                 // Too late: the `save` that asked gave up, and let go of the file, which a
                 // compaction may be reading with the journal set aside: that one is left alone.
-                guard !reply.abandoned else { continue }
-                // The journal so far is set aside with what the snapshot holds (the file
-                // written, it goes); what changes from now on goes to a new one.
-                journal?.append(control.drainJournal())
+                guard !reply.abandoned, let journal else {
+                    reply.set(false)
+                    continue
+                }
+                // Every change so far in the journal set aside (folded into the file,
+                // it goes); what changes from now on goes to a new one.
+                journal.append(control.drainJournal())
                 do throws(StateFile.Refusal) {
-                    try journal?.setAside()
+                    try journal.setAside()
+                    reply.set(true)
                 } catch {
                     log.error("\(error)")
+                    reply.set(false)
                 }
-                reply.set(StateFile(of: control))
             }
         }
         for ring in punts { while let e = ring.pop({ control.access($0, time: now) }) { effects.append(e) } }
