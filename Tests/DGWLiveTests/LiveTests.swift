@@ -642,8 +642,10 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String], options:
     /// namespace of its own on the core link, the only peer of both.
     /// `move-prefix` at gw2 moves A's prefix to B through the LMA: B
     /// configures an address in it from gw1's DLIF shown at gw2, and pings
-    /// the CN from it, through gw2-LMA-gw1 both ways; tshark reads the
-    /// signalling and the tunnels at the LMA's port of the bridge.
+    /// the CN from it, through gw2-LMA-gw1 both ways. Taken back at gw1,
+    /// the Revocation goes through the LMA to gw2, and A pings from it
+    /// again. tshark reads the signalling and the tunnels at the LMA's
+    /// port of the bridge.
     @Test func aPrefixMovedAcrossOperatorsThroughALiveLMA() throws {
         let bed = try Testbed()
         let lmaAddress = "2001:db8:ffff::200", lmaMAC = "02:dd:00:00:02:00"
@@ -751,15 +753,35 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String], options:
         let first = try sh("ip netns exec \(mn2) ping -6 -n -c 1 -W 2 -I \(bMoved) \(Net.cn) || true").contains("1 received") ? 1 : 0
         let pings = try sh("ip netns exec \(mn2) ping -6 -n -c 5 -i 0.2 -W 2 -I \(bMoved) \(Net.cn) || true")
         #expect(pings.contains("5 packets transmitted, 5 received"), "\(pings)")
+
+        // Taken back at the anchor (`move-prefix` to A at gw1): its Binding Revocation
+        // goes through the LMA to gw2; the prefix is A's again, at gw1.
+        let back = try runProcess(dgw, ["ctl", "--socket", bed.path("gw1.sock"), "move-prefix", "--mn", "alice", "--prefix", "2001:db8:1::/64",
+                                        "--to", Net.mn1MAC])
+        #expect(back.status == 0, "\(back.stdout) \(back.stderr)")
+        for _ in 0..<100 {
+            atLMA = try runProcess(dgw, ["ctl", "--socket", bed.path("lma.sock"), "bindings"]).stdout
+            atGW1 = try runProcess(dgw, ["ctl", "--socket", bed.path("gw1.sock"), "bindings"]).stdout
+            atGW2 = try runProcess(dgw, ["ctl", "--socket", bed.path("gw2.sock"), "bindings"]).stdout
+            if !atLMA.contains("2001:db8:1::/64 anchor \(Net.gw1) serving \(Net.gw2)"), !atGW2.contains("2001:db8:1::/64"),
+               atGW1.contains("\(Net.mn1MAC) 2001:db8:1::/64 anchor self serving self") { break }
+            usleep(50_000)
+        }
+        #expect(!atLMA.contains("2001:db8:1::/64 anchor \(Net.gw1) serving \(Net.gw2)"), "unbound at the LMA: \(atLMA)")
+        #expect(!atGW2.contains("2001:db8:1::/64"), "gone from gw2: \(atGW2)")
+        #expect(atGW1.contains("\(Net.mn1MAC) 2001:db8:1::/64 anchor self serving self"), "A's again: \(atGW1)")
+        let aPings = try sh("ip netns exec \(bed.ns("mn1")) ping -6 -n -c 3 -i 0.2 -W 2 -I \(a) \(Net.cn) || true")
+        #expect(aPings.contains("3 packets transmitted, 3 received"), "\(aPings)")
         usleep(200_000)
         _ = dump.stop()
         for (i, g) in gateways.enumerated() { #expect(g.stop() == 0, "gw\(i + 1): \(g.stderr)") }
         #expect(lma.stop() == 0, "\(lma.stderr)")
-        // Each registered its MN, gw2 the move; the LMA relayed it; nothing refused, lost or unexpected.
+        // Each registered its MN, gw2 the move; the LMA relayed it, and passed gw1's
+        // Revocation on to gw2; nothing refused, lost or unexpected.
         let expected: [(drops: [String: Int], signalling: [String: Int])] = [
-            (["neighbor_unresolved": 1], ["pbu_sent": 1, "pba_received": 1, "pbu_received": 1, "accepted": 1, "pba_sent": 1]),
-            ([:], ["pbu_sent": 2, "pba_received": 2]),
-            ([:], ["pbu_received": 3, "accepted": 3, "pba_sent": 3, "pbu_sent": 1, "pba_received": 1]),
+            (["neighbor_unresolved": 1], ["pbu_sent": 1, "pba_received": 1, "pbu_received": 1, "accepted": 1, "pba_sent": 1, "revocations_sent": 1]),
+            ([:], ["pbu_sent": 2, "pba_received": 2, "revoked": 1]),
+            ([:], ["pbu_received": 3, "accepted": 3, "pba_sent": 3, "pbu_sent": 1, "pba_received": 1, "revocations_sent": 1, "revoked": 1]),
         ]
         for (i, out) in [gateways[0].stdout, gateways[1].stdout, lma.stdout].enumerated() {
             let summary = try lastJSON(out)
@@ -767,11 +789,18 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String], options:
             #expect(drops == expected[i].drops && summary["signalling"] as? [String: Int] == expected[i].signalling, "\(["gw1", "gw2", "lma"][i]): \(summary)")
         }
 
-        // The signalling: gw2's PBU to the LMA, relayed to gw1, gw1's PBA to the LMA, passed back to gw2.
-        let signalling = try tsharkFields(capture, "mipv6", ["mip6.mhtype", "ipv6.src", "ipv6.dst", "mip6.hi", "mip6.ba.status", "_ws.malformed"])
+        // The signalling: gw2's PBU to the LMA, relayed to gw1, gw1's PBA to the LMA, passed back to gw2;
+        // then gw1's Revocation Indication to the LMA, passed on to gw2 and acknowledged both ways.
+        let signalling = try tsharkFields(capture, "mipv6", ["mip6.mhtype", "ipv6.src", "ipv6.dst", "mip6.hi", "mip6.ba.status", "_ws.malformed",
+                                                             "mip6.bri_br.type", "mip6.bri_status"])
         #expect(signalling.map { "\($0[0]) \($0[1])>\($0[2])" } == ["5 \(Net.gw2)>\(lmaAddress)", "5 \(lmaAddress)>\(Net.gw1)",
-                                                                       "6 \(Net.gw1)>\(lmaAddress)", "6 \(lmaAddress)>\(Net.gw2)"], "\(signalling)")
-        #expect(signalling.map { $0[3] } == ["2", "2", "", ""] && signalling.map { $0[4] } == ["", "", "0", "0"], "\(signalling)")
+                                                                       "6 \(Net.gw1)>\(lmaAddress)", "6 \(lmaAddress)>\(Net.gw2)",
+                                                                       "16 \(Net.gw1)>\(lmaAddress)", "16 \(lmaAddress)>\(Net.gw2)",
+                                                                       "16 \(lmaAddress)>\(Net.gw1)", "16 \(Net.gw2)>\(lmaAddress)"], "\(signalling)")
+        #expect(signalling.map { $0[3] } == ["2", "2", "", "", "", "", "", ""] && signalling.map { $0[4] } == ["", "", "0", "0", "", "", "", ""],
+                "\(signalling)")
+        #expect(signalling.map { $0[6] } == ["", "", "", "", "1", "1", "2", "2"] && signalling.map { $0[7] } == ["", "", "", "", "", "", "0", "0"],
+                "indications, then acknowledgements with status 0: \(signalling)")
         #expect(signalling.allSatisfy { $0[5].isEmpty }, "\(signalling)")
         // The pings, each leg in its tunnel to or from the LMA: the outer header, then the inner.
         let echoes = try tsharkFields(capture, "(icmpv6.type == 128 || icmpv6.type == 129) && ipv6.addr == \(lmaAddress)",
