@@ -1303,9 +1303,12 @@ public final class ControlPlane {
 
     /// The MN's identity: its MN-ID as NAI (RFC 4283; by default its MAC's
     /// text) and its MAC as link-layer identifier (RFC 5213), which names
-    /// the interface. `room`: for that many options more, made at once.
-    static func identify(_ mn: MACAddress, id: RawBytes? = nil, linkLayer: RawBytes? = nil, room: Int = 0) -> [MobilityOption] {
-        var options: [MobilityOption] = []
+    /// the interface. `room`: for that many options more, made at once;
+    /// `in`: an empty list to put them in (its room reused).
+    @inline(__always)
+    static func identify(_ mn: MACAddress, id: RawBytes? = nil, linkLayer: RawBytes? = nil, room: Int = 0,
+                         in list: consuming [MobilityOption] = []) -> [MobilityOption] {
+        var options = list
         options.reserveCapacity(2 + room)
         options.append(.mobileNodeIdentifier(subtype: MobileNodeIdentifierSubtype.nai, identifier: id ?? .owned(mn.text)))
         options.append(.mobileNodeLinkLayerIdentifier(linkLayer ?? .owned(mn.octets)))
@@ -1319,13 +1322,10 @@ public final class ControlPlane {
         let text = MACAddress.textLength
         mn.writeText(to: identityScratch, at: 0)
         mn.write(to: identityScratch, at: text)
-        var options: [MobilityOption] = []
-        swap(&options, &optionRoom)
-        options.reserveCapacity(2 + room)
-        options.append(.mobileNodeIdentifier(subtype: MobileNodeIdentifierSubtype.nai,
-                                             identifier: id ?? .borrowed(UnsafeRawBufferPointer(rebasing: identityScratch[..<text]))))
-        options.append(.mobileNodeLinkLayerIdentifier(.borrowed(UnsafeRawBufferPointer(rebasing: identityScratch[text..<(text + 6)]))))
-        return options
+        var list: [MobilityOption] = []
+        swap(&list, &optionRoom)
+        return Self.identify(mn, id: id ?? .borrowed(UnsafeRawBufferPointer(rebasing: identityScratch[..<text])),
+                             linkLayer: .borrowed(UnsafeRawBufferPointer(rebasing: identityScratch[text..<(text + 6)])), room: room, in: consume list)
     }
 
     /// `packet(_:from:to:)` from this gateway; then the message's list of

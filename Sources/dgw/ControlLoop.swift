@@ -116,18 +116,23 @@ final class ControlLoop: @unchecked Sendable {
         // Taken before the checkpoint: its journal is set aside while no compaction reads the one before.
         beginWriting()
         defer { endWriting() }
-        let count: Int, bytes: Int
         if let state {
-            (count, bytes) = (state.records.count, try state.write(path, clockOffset: clockOffset))
-        } else {
-            let reply = Reply<Bool>()
-            trigger(.checkpoint(reply))
-            guard let setAside = reply.wait() else { throw StateFile.Refusal(description: "the control plane did not answer") }
-            guard setAside else { throw StateFile.Refusal(description: "the journal could not be set aside (the log says why)") }
-            (count, bytes) = try StateFile.compact(path, lma: lma, clockOffset: clockOffset, now: Int64(Syscall.monotonicNanoseconds()))
+            try state.write(path, clockOffset: clockOffset)
+            return (state.records.count, path)
         }
-        journal?.fileBytes.store(bytes, ordering: .relaxed)
-        return (count, path)
+        let reply = Reply<Bool>()
+        trigger(.checkpoint(reply))
+        guard let setAside = reply.wait() else { throw StateFile.Refusal(description: "the control plane did not answer") }
+        guard setAside else { throw StateFile.Refusal(description: "the journal could not be set aside (the log says why)") }
+        return (try fold(path, lma: lma, clockOffset: clockOffset).records, path)
+    }
+
+    /// The journal set aside folded into the file (a checkpoint's, a
+    /// compaction's), whose new size the journal's limit then goes by.
+    private func fold(_ path: String, lma: Bool, clockOffset: Int64) throws(StateFile.Refusal) -> (records: Int, bytes: Int) {
+        let folded = try StateFile.compact(path, lma: lma, clockOffset: clockOffset, now: Int64(Syscall.monotonicNanoseconds()))
+        journal?.fileBytes.store(folded.bytes, ordering: .relaxed)
+        return folded
     }
 
     /// Once the journal has grown past its limit, and no other writer of
@@ -149,9 +154,7 @@ final class ControlLoop: @unchecked Sendable {
         let thread = Thread { [self] in
             defer { endWriting() }
             do throws(StateFile.Refusal) {
-                let (records, bytes) = try StateFile.compact(path, lma: lma, clockOffset: clockOffset,
-                                                             now: Int64(Syscall.monotonicNanoseconds()))
-                journal.fileBytes.store(bytes, ordering: .relaxed)
+                let (records, bytes) = try fold(path, lma: lma, clockOffset: clockOffset)
                 compactions.withLock { $0.done += 1 }
                 log.info("\(path): journal of \(folded) bytes folded in, \(records) record(s) in \(bytes) bytes")
             } catch {
