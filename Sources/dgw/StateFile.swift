@@ -271,7 +271,16 @@ final class StateJournal: @unchecked Sendable {
             bytes += text.utf8.count
         } catch {
             failures += changes.count
-            log.error("\(StateFile.journals(of: path).current): \(changes.count) change(s) not written: \(error)")
+            let file = StateFile.journals(of: path).current
+            log.error("\(file): \(changes.count) change(s) not written: \(error)")
+            // A write cut short (the disk full) leaves half a line, which the
+            // next lines would follow: a damaged line the next start refuses.
+            // Back to the last whole line.
+            do {
+                try handle.truncate(atOffset: UInt64(bytes))
+            } catch {
+                log.error("\(file): cannot cut it back to its last whole line (\(bytes) bytes): \(error)")
+            }
         }
     }
 
@@ -302,11 +311,16 @@ final class StateJournal: @unchecked Sendable {
                   let previous = FileHandle(forWritingAtPath: journals.previous) else {
                 throw StateFile.Refusal(description: "\(journals.current): cannot add it to \(journals.previous)")
             }
+            var whole: UInt64?
             do {
-                try previous.seekToEnd()
+                whole = try previous.seekToEnd()
                 try previous.write(contentsOf: lines)
                 try previous.close()
             } catch {
+                // Its lines stay in the current journal, and go here again
+                // at the next set-aside: not after half of them.
+                if let whole { try? previous.truncate(atOffset: whole) }
+                try? previous.close()
                 throw StateFile.Refusal(description: "\(journals.previous): \(error)")
             }
         } else {

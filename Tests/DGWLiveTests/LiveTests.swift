@@ -637,6 +637,72 @@ func tsharkFields(_ file: String, _ filter: String, _ fields: [String], options:
         #expect(!FileManager.default.fileExists(atPath: journal) && text(state).split(separator: "\n").count == 3)
     }
 
+    /// The LMA's disk fills up while it journals: a line cut short by the
+    /// full disk is cut back to the last whole line, so the lines written
+    /// once there is room again do not follow half a line, and the next
+    /// start reads every record the journal holds (it would refuse a
+    /// damaged line). The state file and its journal on a tmpfs of 64 KiB:
+    /// after the first registration, a file takes every free page, so the
+    /// journal's first page is all it has; the registration whose line
+    /// crosses into a second page is not journalled (logged).
+    @Test func anLMAJournalOnAFullDiskKeepsWholeLines() throws {
+        let bed = try Testbed()
+        let disk = bed.path("disk")
+        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
+        _ = try sh("mount -t tmpfs -o size=64k dgw-test-disk \(disk)")
+        defer { _ = try? sh("umount -l \(bed.path("disk"))") }
+        let state = disk + "/lma.state", journal = state + ".journal", filler = disk + "/filler"
+        let config = try Self.lmaConfiguration(bed, state: state)
+        var lma = try Background([ip, "netns", "exec", bed.ns("gw1"), dgw, "run", "--config", config], output: bed.dir.appendingPathComponent("lma"))
+        try #require(lma.wait(for: "inter-operator LMA on"), "\(lma.stderr)")
+        let gw2 = try Background([ip, "netns", "exec", bed.ns("gw2"), dgw, "run", "--config", try Self.gatewayOfTheLMA(bed)],
+                                 output: bed.dir.appendingPathComponent("gw2"))
+        try #require(gw2.wait(for: "forwarding between"), "\(gw2.stderr)")
+        func lines() -> [Substring] { ((try? String(contentsOfFile: journal, encoding: .utf8)) ?? "").split(separator: "\n", omittingEmptySubsequences: false) }
+        func register(_ i: Int) throws -> String {
+            let mn = String(format: "02:aa:00:00:01:%02x", i)
+            #expect(try runProcess(dgw, ["ctl", "--socket", bed.path("gw2.sock"), "attach", "--mn", mn]).status == 0)
+            var records = ""
+            for _ in 0..<100 where !records.contains(mn) {
+                usleep(20_000)
+                records = try runProcess(dgw, ["ctl", "--socket", bed.path("lma.sock"), "bindings"]).stdout
+            }
+            #expect(records.contains(mn), "registered at the LMA: \(records)")
+            usleep(20_000)  // its journal line, written after the step
+            return mn
+        }
+        _ = try register(0)
+        #expect(lines().count == 2, "one line: \(lines())")
+        // Every free page taken (dd stops at "No space left on device").
+        _ = try? sh("dd if=/dev/zero of=\(filler) bs=4096 2>/dev/null")
+        var registered = 1, lost: String?
+        while lost == nil && registered < 40 {
+            let mn = try register(registered)
+            registered += 1
+            if lma.stderr.contains("change(s) not written") { lost = mn }
+        }
+        let cut = try #require(lost, "the disk never filled: \(lines().count) lines")
+        let text = (try? String(contentsOfFile: journal, encoding: .utf8)) ?? ""
+        #expect(text.hasSuffix("\n") && lines().count == registered, "\(registered - 1) whole lines, nothing of \(cut)'s: \(text.suffix(300))")
+        #expect(lma.stderr.contains("\(journal): 1 change(s) not written"), "\(lma.stderr)")
+
+        // Room again: the next line follows the last whole one.
+        _ = try sh("rm \(filler)")
+        _ = try register(registered)
+        registered += 1
+        #expect(lines().count == registered && lines().dropLast().allSatisfy { $0.hasPrefix("{\"mn\":") && $0.hasSuffix("}") },
+                "\(lines().suffix(3))")
+        #expect(!lines().contains { $0.contains(cut) })
+        // A crash now: the next start reads the journal whole, every record but the one lost.
+        kill(lma.pid, SIGKILL)
+        _ = lma.stop()
+        lma = try Background([ip, "netns", "exec", bed.ns("gw1"), dgw, "run", "--config", config], output: bed.dir.appendingPathComponent("lma2"))
+        try #require(lma.wait(for: "inter-operator LMA on"), "\(lma.stderr)")
+        #expect(lma.stderr.contains("\(registered - 1) record(s) from \(state)"), "\(lma.stderr)")
+        #expect(gw2.stop() == 0)
+        #expect(lma.stop() == 0)
+    }
+
     /// draft-seite 4.4 across operators, live: alice's interface A (MN1) at
     /// gw1 (operator blue), interface B (MN2) at gw2 (green), the LMA in a
     /// namespace of its own on the core link, the only peer of both.
