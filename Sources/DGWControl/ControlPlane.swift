@@ -405,7 +405,7 @@ public final class ControlPlane {
     public private(set) var counters = SignallingCounters()
     /// What this gateway keeps of each MN (its binding cache entry, its
     /// sessions, its DLIFs), held by the access router: one entry per MN.
-    private var records: [MACAddress: MNRecord] {
+    private var records: RecordBook {
         _read { yield router.records }
         _modify { yield &router.records }
     }

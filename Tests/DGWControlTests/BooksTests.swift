@@ -2,6 +2,7 @@
 // serving gateway, and the DLIF slots of one MN.
 
 @testable import DGWControl
+import DGWTestSupport
 import DGWWire
 import Testing
 
@@ -36,6 +37,39 @@ import Testing
         list.removeAll(where: { _ in true }) { removed.append($0) }
         #expect(list.isEmpty && removed == [9, 7, 5, 2])
         #expect(Array(SlotList(3)) == [3])
+    }
+
+    /// The records by MN, against a dictionary of them: made, changed in
+    /// place, replaced and removed (by key and at an index, the last
+    /// record moving into the hole) in a seeded random order.
+    @Test func recordBookAgreesWithADictionary() {
+        var book = RecordBook(), model: [MACAddress: IPv6Prefix] = [:]
+        book.reserveCapacity(16)
+        var rng = SplitMix64(seed: 6)
+        func prefix(_ n: UInt64) -> IPv6Prefix { IPv6Prefix(uncheckedAddress: IPv6Address(high: 0x2001_0DB8_0000_0000 | n << 16, low: 0), length: 64) }
+        for step in 0..<4000 {
+            let mn = MACAddress(value: 0x02AA_0000_0000 | rng.next() % 40), p = prefix(UInt64(step))
+            switch rng.next() % 4 {
+            case 0:
+                book[mn] = MNRecord(allocation: p)
+                model[mn] = p
+            case 1:
+                book[mn, default: MNRecord()].allocation = p
+                model[mn] = p
+            case 2:
+                book[mn] = nil
+                model[mn] = nil
+            default:
+                if let i = book.index(forKey: mn) { book.remove(at: i) }
+                model[mn] = nil
+            }
+            #expect(book.count == model.count && book.values.count == model.count)
+            for (mn, p) in model {
+                let i = book.index(forKey: mn)
+                #expect(i.map { book.values[$0].allocation } == p, "step \(step): \(mn)")
+            }
+            #expect(book[mn]?.allocation == model[mn])
+        }
     }
 }
 
