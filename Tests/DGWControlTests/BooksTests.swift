@@ -71,6 +71,38 @@ import Testing
             #expect(book[mn]?.allocation == model[mn])
         }
     }
+
+    /// The MAC-to-position table against a dictionary: growing from 8
+    /// slots, MNs added, moved and removed at random (removals shift probe
+    /// runs back, wrapping round the end), with a seed of 0 (every MAC
+    /// hashed unkeyed) and a drawn one; a copy keeps what it held.
+    @Test(arguments: [0, 0x5EED_0F_D6_A7E] as [UInt64]) func positionIndexAgreesWithADictionary(seed: UInt64) throws {
+        var index = PositionIndex(seed: seed), model: [MACAddress: Int32] = [:]
+        var rng = SplitMix64(seed: seed ^ 19)
+        var snapshot: (PositionIndex, [MACAddress: Int32])?
+        for step in 0..<30_000 {
+            let mn = MACAddress(value: 0x02AA_0000_0000 | (rng.next() % 3000) * 0x1_0001)
+            if rng.next() % 3 == 0 {
+                index.remove(mn)
+                model[mn] = nil
+            } else {
+                index.set(mn, Int32(step))
+                model[mn] = Int32(step)
+            }
+            #expect(index[mn] == model[mn] && index.count == model.count, "step \(step)")
+            if step % 5000 == 4999 {
+                for (mn, p) in model where index[mn] != p { Issue.record("step \(step): \(mn) at \(index[mn].map(String.init) ?? "nowhere"), not \(p)") }
+                if snapshot == nil { snapshot = (index, model) }
+            }
+        }
+        let (copy, then) = try #require(snapshot)
+        #expect(copy.count == then.count)
+        for (mn, p) in then where copy[mn] != p { Issue.record("the copy: \(mn) at \(copy[mn].map(String.init) ?? "nowhere"), not \(p)") }
+        var reserved = PositionIndex(seed: seed)
+        reserved.reserveCapacity(1000)
+        for i in 0..<1000 { reserved.set(MACAddress(value: UInt64(i)), Int32(i)) }
+        #expect((0..<1000).allSatisfy { reserved[MACAddress(value: UInt64($0))] == Int32($0) } && reserved[MACAddress(value: 1000)] == nil)
+    }
 }
 
 /// What a PBA grants, read from its options: from the anchor itself one
