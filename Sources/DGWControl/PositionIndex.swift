@@ -8,6 +8,11 @@
 // that MACs chosen on the access link cannot pile up on one probe run.
 // Removal shifts the run back over the hole (no tombstones), so probes
 // stay as short as the load allows however MNs come and go.
+// Not DGWTables' MACTable, which maps MACs too: that one serves lock-free
+// readers (atomic slots, publication, QSBR, tombstones) and hashes
+// unkeyed, which suits the logical MACs gateways choose, not the MACs
+// MNs choose; this one has a single user, the control thread (and the
+// control plane does not depend on the tables).
 
 import DGWWire
 import Glibc
