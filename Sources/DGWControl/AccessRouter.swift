@@ -436,7 +436,7 @@ public final class AccessRouter {
             slot = slots.count
             slots.append(shown)
         }
-        if let m { records.values[m].slots.append(slot) } else { records[dlif.mn] = MNRecord(slots: SlotList(slot), allocation: allocation) }
+        if let m { records.values[m].slots.append(slot) } else { records.append(dlif.mn, MNRecord(slots: SlotList(slot), allocation: allocation)) }
         fresh.append(slot)
     }
 
@@ -591,30 +591,10 @@ struct RecordBook {
 
     func index(forKey mn: MACAddress) -> Index? { positions[mn].map { Int($0) } }
 
-    /// The record of `mn`; set: made, replaced or (nil) removed.
-    subscript(mn: MACAddress) -> MNRecord? {
-        get { index(forKey: mn).map { values[$0] } }
-        set {
-            switch (index(forKey: mn), newValue) {
-            case (let i?, let r?): values[i] = r
-            case (let i?, nil): remove(at: i)
-            case (nil, let r?): append(mn, r)
-            case (nil, nil): break
-            }
-        }
-    }
-
-    /// The record of `mn`, made from `default` if it has none, changed in place.
-    subscript(mn: MACAddress, default record: @autoclosure () -> MNRecord) -> MNRecord {
-        get { self[mn] ?? record() }
-        _modify {
-            let i = index(forKey: mn) ?? append(mn, record())
-            yield &values[i]
-        }
-    }
-
+    /// Adds `r` as the record of `mn`, which has none; returns its index.
     @discardableResult
-    private mutating func append(_ mn: MACAddress, _ r: MNRecord) -> Index {
+    mutating func append(_ mn: MACAddress, _ r: MNRecord) -> Index {
+        assert(index(forKey: mn) == nil, "\(mn) has a record already")
         precondition(values.count < Int32.max)
         positions.set(mn, Int32(values.count))
         keys.append(mn)

@@ -508,7 +508,7 @@ public final class ControlPlane {
             r.sessions[i] = s
             return (false, rearm)
         }
-        let change = put(&records[s.mn, default: MNRecord()])
+        let change = put(&records.values[records.index(forKey: s.mn) ?? records.append(s.mn, MNRecord())])
         if change.new {
             added(s)
         } else if change.rearm {
@@ -538,7 +538,7 @@ public final class ControlPlane {
         if a.expires != .max && old?.expires != a.expires { expiries.schedule(a.mn, at: a.expires) }
         if let m = a.moved, old?.moved?.expires != m.expires { moveExpiries.schedule(a.mn, at: m.expires) }
         if old?.prefix != a.prefix, router.mn(allocated: a.prefix) != a.mn { owners[a.prefix] = a.mn }
-        if let i { records.values[i].anchored = a } else { records[a.mn, default: MNRecord()].anchored = a }
+        records.values[i ?? records.append(a.mn, MNRecord())].anchored = a
         // Moved to another interface of the MN: deprecated on this one's DLIF while so.
         if a.moved != nil || old?.moved != nil { router.setMovedAway(a.prefix, of: a.mn, a.moved != nil && a.serving == .here) }
     }
