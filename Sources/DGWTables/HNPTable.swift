@@ -102,7 +102,14 @@ public final class HNPTable: @unchecked Sendable {
         /// Called on `pages[page, default:]`: one hash look-up, in place.
         mutating func update<R>(_ body: (inout PageInfo) throws -> R) rethrows -> R { try body(&self) }
     }
-    @exclusivity(unchecked) private var pages: [UInt64: PageInfo] = [:]
+    /// A page's number (the upper 48 bits of its /64s), hashed without
+    /// SipHash (`foldedHash`): three look-ups here a handover.
+    private struct Page: Hashable {
+        var number: UInt64
+        init(_ number: UInt64) { self.number = number }
+        func _rawHashValue(seed: Int) -> Int { foldedHash(number, 0x30, seed: seed) }
+    }
+    @exclusivity(unchecked) private var pages: [Page: PageInfo] = [:]
     @exclusivity(unchecked) private var densePages = 0
     @exclusivity(unchecked) private var lengthCounts = [Int](repeating: 0, count: 129)
     @exclusivity(unchecked) private var current: UnsafeMutablePointer<Snapshot>?
@@ -211,7 +218,7 @@ public final class HNPTable: @unchecked Sendable {
         if length == 64 {
             let page = a.high >> 16
             var densifyNow = false
-            pages[page, default: PageInfo()].update { info in
+            pages[Page(page), default: PageInfo()].update { info in
                 if let entries = info.entries {
                     let slot = entries + Int(a.high & 0xFFFF)
                     added = slot.pointee.load(ordering: .relaxed) == 0
@@ -257,7 +264,7 @@ public final class HNPTable: @unchecked Sendable {
         var freedPages: [UnsafeMutablePointer<Atomic<UInt32>>] = []
         if length == 64 {
             let page = a.high >> 16
-            guard var info = pages[page] else { return false }
+            guard var info = pages[Page(page)] else { return false }
             if let entries = info.entries {
                 let slot = entries + Int(a.high & 0xFFFF)
                 guard slot.pointee.load(ordering: .relaxed) != 0 else { return false }
@@ -266,12 +273,12 @@ public final class HNPTable: @unchecked Sendable {
                 guard hnp.remove(a.high, 0) else { return false }
             }
             info.routes -= 1
-            pages[page] = info.routes == 0 && info.entries == nil ? nil : info
+            pages[Page(page)] = info.routes == 0 && info.entries == nil ? nil : info
             if let entries = info.entries, info.routes < densePageThreshold / 4 {
                 retired += sparsify(page, entries)
                 freedPages.append(entries)
                 structural = true
-                if info.routes == 0 { pages[page] = nil }
+                if info.routes == 0 { pages[Page(page)] = nil }
             }
         } else {
             guard let table = tables[length] else { return false }
@@ -294,7 +301,7 @@ public final class HNPTable: @unchecked Sendable {
         let a = prefix.address.masked(to: length)
         let v: UInt64
         if length == 64 {
-            if let entries = pages[a.high >> 16]?.entries {
+            if let entries = pages[Page(a.high >> 16)]?.entries {
                 v = UInt64(entries[Int(a.high & 0xFFFF)].load(ordering: .relaxed))
             } else {
                 v = hnp.table.find(a.high)
@@ -323,7 +330,7 @@ public final class HNPTable: @unchecked Sendable {
                 keys.append(high)
             }
         }
-        pages[page]!.entries = entries
+        pages[Page(page)]!.entries = entries
         densePages += 1
         var retired: [ExactTable] = []
         // Published before the hash entries go, so readers always find the route.
@@ -349,7 +356,7 @@ public final class HNPTable: @unchecked Sendable {
         republish()
         _ = pageDirectory.remove(page, 0)
         if let old = pageDirectory.compactIfMostlyTombstones() { retired.append(old) }
-        pages[page]!.entries = nil
+        pages[Page(page)]!.entries = nil
         densePages -= 1
         return retired
     }

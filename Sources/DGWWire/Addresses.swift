@@ -54,14 +54,22 @@ public struct MACAddress: Hashable, Sendable, Comparable, CustomStringConvertibl
     public static let textLength = 17
 
     /// Writes `text` (17 octets) at `offset`.
+    /// (Every PBU and PBA names its MN so: one bounds check, the digits
+    /// computed, no table.)
     public func writeText(to bytes: UnsafeMutableRawBufferPointer, at offset: Int) {
+        precondition(offset >= 0 && offset + Self.textLength <= bytes.count, "MAC text out of bounds")
+        let p = bytes.baseAddress! + offset
         for i in 0..<6 {
-            let b = Int(truncatingIfNeeded: value >> (40 - 8 * UInt64(i))) & 0xFF
-            bytes[offset + 3 * i] = AddressText.hexDigits[b >> 4]
-            bytes[offset + 3 * i + 1] = AddressText.hexDigits[b & 0xF]
-            if i < 5 { bytes[offset + 3 * i + 2] = UInt8(ascii: ":") }
+            let b = UInt8(truncatingIfNeeded: value >> (40 - 8 * UInt64(i)))
+            p.storeBytes(of: Self.hexDigit(b >> 4), toByteOffset: 3 * i, as: UInt8.self)
+            p.storeBytes(of: Self.hexDigit(b & 0xF), toByteOffset: 3 * i + 1, as: UInt8.self)
+            if i < 5 { p.storeBytes(of: UInt8(ascii: ":"), toByteOffset: 3 * i + 2, as: UInt8.self) }
         }
     }
+
+    /// "0"-"9", "a"-"f" (as `AddressText.hexDigits`).
+    @inline(__always)
+    static func hexDigit(_ n: UInt8) -> UInt8 { n < 10 ? 0x30 + n : 0x57 + n }
 
     /// Parses "02:aa:00:00:00:01" (also with '-' separators).
     @inlinable
@@ -245,11 +253,12 @@ public struct LinkLayerAddress: Hashable, Sendable, CustomStringConvertible {
     }
 
     @inlinable
+    /// (In every RA and PBA: one bounds check, the halves copied whole.)
     public func write(to bytes: UnsafeMutableRawBufferPointer, at offset: Int) {
-        for i in 0..<count {
-            let half = i < 8 ? high : low
-            bytes[offset + i] = UInt8(truncatingIfNeeded: half >> (56 - 8 * UInt64(i % 8)))
-        }
+        precondition(offset >= 0 && offset + count <= bytes.count, "link-layer address out of bounds")
+        guard count > 0, let p = bytes.baseAddress.map({ $0 + offset }) else { return }
+        withUnsafeBytes(of: high.bigEndian) { p.copyMemory(from: $0.baseAddress!, byteCount: Swift.min(count, 8)) }
+        if count > 8 { withUnsafeBytes(of: low.bigEndian) { (p + 8).copyMemory(from: $0.baseAddress!, byteCount: count - 8) } }
     }
 
     /// The MAC, when this is a six-octet address.
@@ -274,7 +283,7 @@ public struct LinkLayerAddress: Hashable, Sendable, CustomStringConvertible {
 /// each folded by xor (wyhash's "mum"), the seed in both operands so that
 /// no input makes a product zero regardless of it.
 @inlinable
-func foldedHash(_ a: UInt64, _ b: UInt64, seed: Int) -> Int {
+public func foldedHash(_ a: UInt64, _ b: UInt64, seed: Int) -> Int {
     let s = UInt64(bitPattern: Int64(seed))
     let m = (a ^ s ^ 0xA076_1D64_78BD_642F).multipliedFullWidth(by: b ^ s ^ 0xE703_7ED1_A0B4_28DB)
     let n = (m.high ^ m.low ^ 0x8EBC_6AF0_9C88_C6E3).multipliedFullWidth(by: s ^ 0x5899_65CC_7537_4CC3)

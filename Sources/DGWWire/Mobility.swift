@@ -376,44 +376,67 @@ public enum MobilityMessage: Equatable {
         }
     }
 
-    /// Writes the message (payload proto 59) with its checksum; returns its length.
+    private var isOther: Bool { if case .other = self { true } else { false } }
+
+    /// The longest message written (its Header Len octet counts 8-octet units).
+    public static let maximumLength = 2048
+
+    /// Writes the message (payload proto 59) with its checksum; returns its
+    /// length. The options are laid out once, as they are written; the
+    /// length octet and the checksum follow.
     @discardableResult
     public func emit(into bytes: UnsafeMutableRawBufferPointer, source: IPv6Address, destination: IPv6Address)
         throws(WireError) -> Int
     {
-        let n = bufferLength
-        guard n <= 2048 else { throw .badLength }
-        guard bytes.count >= n else { throw .bufferTooSmall }
-        let b = bytes.slice(0..<n)
-        b.put8(IPProtocol.noNextHeader, at: MobilityField.payloadProto)
-        b.put8(UInt8(n / 8 - 1), at: MobilityField.headerLength)
-        b.put8(type, at: MobilityField.type)
-        b.put8(0, at: 3)
-        b.put16(0, at: MobilityField.checksum)
+        let room = bytes.slice(0..<min(bytes.count, Self.maximumLength))
+        // Room for the fixed fields; the options' own check covers the rest.
+        guard room.count >= (isOther ? MobilityField.minimumLength : MobilityField.options) else { throw .bufferTooSmall }
+        room.put8(IPProtocol.noNextHeader, at: MobilityField.payloadProto)
+        room.put8(type, at: MobilityField.type)
+        room.put8(0, at: 3)
+        room.put16(0, at: MobilityField.checksum)
+        let n: Int
         switch self {
         case .bindingUpdate(let bu):
-            b.put16(bu.sequence, at: MobilityField.buSequence)
-            b.put16(bu.flags.rawValue, at: MobilityField.buFlags)
-            b.put16(bu.lifetime, at: MobilityField.buLifetime)
-            try bu.options.emit(into: b, from: MobilityField.options)
+            room.put16(bu.sequence, at: MobilityField.buSequence)
+            room.put16(bu.flags.rawValue, at: MobilityField.buFlags)
+            room.put16(bu.lifetime, at: MobilityField.buLifetime)
+            n = try Self.emit(bu.options, into: room, bytes.count)
         case .bindingAcknowledgement(let ba):
-            b.put8(ba.status, at: MobilityField.baStatus)
-            b.put8(ba.flags.rawValue, at: MobilityField.baFlags)
-            b.put16(ba.sequence, at: MobilityField.baSequence)
-            b.put16(ba.lifetime, at: MobilityField.baLifetime)
-            try ba.options.emit(into: b, from: MobilityField.options)
+            room.put8(ba.status, at: MobilityField.baStatus)
+            room.put8(ba.flags.rawValue, at: MobilityField.baFlags)
+            room.put16(ba.sequence, at: MobilityField.baSequence)
+            room.put16(ba.lifetime, at: MobilityField.baLifetime)
+            n = try Self.emit(ba.options, into: room, bytes.count)
         case .bindingRevocation(let br):
-            b.put8(br.type, at: MobilityField.brType)
-            b.put8(br.triggerOrStatus, at: MobilityField.brTriggerOrStatus)
-            b.put16(br.sequence, at: MobilityField.brSequence)
-            b.put8(br.flags.rawValue, at: MobilityField.brFlags)
-            b.put8(0, at: MobilityField.brFlags + 1)
-            try br.options.emit(into: b, from: MobilityField.options)
+            room.put8(br.type, at: MobilityField.brType)
+            room.put8(br.triggerOrStatus, at: MobilityField.brTriggerOrStatus)
+            room.put16(br.sequence, at: MobilityField.brSequence)
+            room.put8(br.flags.rawValue, at: MobilityField.brFlags)
+            room.put8(0, at: MobilityField.brFlags + 1)
+            n = try Self.emit(br.options, into: room, bytes.count)
         case .other(_, let data):
-            data.withUnsafeBytes { b.copy($0, to: MobilityField.data) }
-            b.zero((MobilityField.data + data.count)..<n)
+            n = bufferLength
+            guard n <= Self.maximumLength else { throw .badLength }
+            guard n <= room.count else { throw .bufferTooSmall }
+            data.withUnsafeBytes { room.copy($0, to: MobilityField.data) }
+            room.zero((MobilityField.data + data.count)..<n)
         }
+        room.put8(UInt8(n / 8 - 1), at: MobilityField.headerLength)
+        let b = room.slice(0..<n)
         MobilityHeaderPacket.writeChecksum(b, source: source, destination: destination)
         return n
+    }
+
+    /// The options from their offset to the padded end, in `room` (at most
+    /// `maximumLength` of a buffer of `available` octets): past its end, a
+    /// message too long when the buffer had room, else a buffer too small.
+    @inline(__always)
+    static func emit(_ options: MobilityOptions, into room: UnsafeMutableRawBufferPointer, _ available: Int) throws(WireError) -> Int {
+        do {
+            return try options.emit(into: room, from: MobilityField.options)
+        } catch .bufferTooSmall where available > maximumLength {
+            throw .badLength
+        }
     }
 }

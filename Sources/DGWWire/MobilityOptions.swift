@@ -123,62 +123,69 @@ public enum MobilityOption: Equatable {
         }
     }
 
-    /// Parses the option whose type octet is at `bytes[0]` (not a pad);
-    /// returns it and its total length.
+    /// Checks the option whose type octet is at `bytes[0]` (not a pad) as
+    /// `parse` does, without making it; returns its total length. Every
+    /// option of every message received is checked so, once
+    /// (`MobilityOptions(checking:)`), before any is read.
     @inlinable
-    static func parse(_ bytes: UnsafeRawBufferPointer) throws(WireError) -> (MobilityOption, Int) {
+    static func check(_ bytes: UnsafeRawBufferPointer) throws(WireError) -> Int {
         guard bytes.count >= 2 else { throw .optionOverrun }
         let type = bytes.u8(0)
         let length = Int(bytes.u8(1))
         guard 2 + length <= bytes.count else { throw .optionOverrun }
-        let d = bytes.slice(2..<(2 + length))
         func exactly(_ n: Int) throws(WireError) { guard length == n else { throw .badOptionLength } }
-        func prefix(at offset: Int) throws(WireError) -> IPv6Prefix {
-            guard let p = IPv6Prefix(address: IPv6Address(d, at: offset), length: Int(d.u8(1)))
-            else { throw .badPrefixLength }
-            return p
-        }
-        let option: MobilityOption
+        func atLeast(_ n: Int) throws(WireError) { guard length >= n else { throw .badOptionLength } }
+        // Every prefix option has its prefix length in its second data octet.
+        func prefixLength() throws(WireError) { guard bytes.u8(3) <= 128 else { throw .badPrefixLength } }
         switch type {
+        case MobilityOptionType.mobileNodeIdentifier: try atLeast(2)
+        case MobilityOptionType.authentication: try atLeast(5)
+        case MobilityOptionType.messageIdentifier, MobilityOptionType.timestamp: try exactly(8)
+        case MobilityOptionType.homeNetworkPrefix, MobilityOptionType.anchoredPrefix, MobilityOptionType.localPrefix:
+            try exactly(18); try prefixLength()
+        case MobilityOptionType.handoffIndicator, MobilityOptionType.accessTechnologyType: try exactly(2)
+        case MobilityOptionType.mobileNodeLinkLayerIdentifier: try atLeast(3)
+        case MobilityOptionType.linkLocalAddress, MobilityOptionType.servingMAAR, MobilityOptionType.dlifLinkLocalAddress:
+            try exactly(16)
+        case MobilityOptionType.previousMAAR: try exactly(34); try prefixLength()
+        case MobilityOptionType.dlifLinkLayerAddress:
+            try atLeast(3)
+            guard length - 2 <= LinkLayerAddress.maxLength else { throw .badOptionLength }
+        default: break
+        }
+        return 2 + length
+    }
+
+    /// Parses the option whose type octet is at `bytes[0]` (not a pad);
+    /// returns it and its total length.
+    @inlinable
+    static func parse(_ bytes: UnsafeRawBufferPointer) throws(WireError) -> (MobilityOption, Int) {
+        let n = try check(bytes)
+        let d = bytes.slice(2..<n)
+        // Checked above: a length of at most 128.
+        func prefix(at offset: Int) -> IPv6Prefix { IPv6Prefix(uncheckedAddress: IPv6Address(d, at: offset), length: d.u8(1)) }
+        let option: MobilityOption
+        switch bytes.u8(0) {
         case MobilityOptionType.mobileNodeIdentifier:
-            guard length >= 2 else { throw .badOptionLength }
             option = .mobileNodeIdentifier(subtype: d.u8(0), identifier: .borrowed(d.slice(from: 1)))
         case MobilityOptionType.authentication:
-            guard length >= 5 else { throw .badOptionLength }
             option = .authentication(subtype: d.u8(0), spi: d.u32(1), data: .borrowed(d.slice(from: 5)))
-        case MobilityOptionType.messageIdentifier:
-            try exactly(8); option = .messageIdentifier(d.u64(0))
-        case MobilityOptionType.homeNetworkPrefix:
-            try exactly(18); option = .homeNetworkPrefix(try prefix(at: 2))
-        case MobilityOptionType.anchoredPrefix:
-            try exactly(18); option = .anchoredPrefix(try prefix(at: 2))
-        case MobilityOptionType.localPrefix:
-            try exactly(18); option = .localPrefix(try prefix(at: 2))
-        case MobilityOptionType.handoffIndicator:
-            try exactly(2); option = .handoffIndicator(d.u8(1))
-        case MobilityOptionType.accessTechnologyType:
-            try exactly(2); option = .accessTechnologyType(d.u8(1))
-        case MobilityOptionType.mobileNodeLinkLayerIdentifier:
-            guard length >= 3 else { throw .badOptionLength }
-            option = .mobileNodeLinkLayerIdentifier(.borrowed(d.slice(from: 2)))
-        case MobilityOptionType.linkLocalAddress:
-            try exactly(16); option = .linkLocalAddress(IPv6Address(d, at: 0))
-        case MobilityOptionType.timestamp:
-            try exactly(8); option = .timestamp(d.u64(0))
-        case MobilityOptionType.previousMAAR:
-            try exactly(34)
-            option = .previousMAAR(maar: IPv6Address(d, at: 2), prefix: try prefix(at: 18))
-        case MobilityOptionType.servingMAAR:
-            try exactly(16); option = .servingMAAR(IPv6Address(d, at: 0))
-        case MobilityOptionType.dlifLinkLocalAddress:
-            try exactly(16); option = .dlifLinkLocalAddress(IPv6Address(d, at: 0))
-        case MobilityOptionType.dlifLinkLayerAddress:
-            guard length >= 3, let a = LinkLayerAddress(d.slice(from: 2)) else { throw .badOptionLength }
-            option = .dlifLinkLayerAddress(a)
-        default:
-            option = .unknown(type: type, data: .borrowed(d))
+        case MobilityOptionType.messageIdentifier: option = .messageIdentifier(d.u64(0))
+        case MobilityOptionType.homeNetworkPrefix: option = .homeNetworkPrefix(prefix(at: 2))
+        case MobilityOptionType.anchoredPrefix: option = .anchoredPrefix(prefix(at: 2))
+        case MobilityOptionType.localPrefix: option = .localPrefix(prefix(at: 2))
+        case MobilityOptionType.handoffIndicator: option = .handoffIndicator(d.u8(1))
+        case MobilityOptionType.accessTechnologyType: option = .accessTechnologyType(d.u8(1))
+        case MobilityOptionType.mobileNodeLinkLayerIdentifier: option = .mobileNodeLinkLayerIdentifier(.borrowed(d.slice(from: 2)))
+        case MobilityOptionType.linkLocalAddress: option = .linkLocalAddress(IPv6Address(d, at: 0))
+        case MobilityOptionType.timestamp: option = .timestamp(d.u64(0))
+        case MobilityOptionType.previousMAAR: option = .previousMAAR(maar: IPv6Address(d, at: 2), prefix: prefix(at: 18))
+        case MobilityOptionType.servingMAAR: option = .servingMAAR(IPv6Address(d, at: 0))
+        case MobilityOptionType.dlifLinkLocalAddress: option = .dlifLinkLocalAddress(IPv6Address(d, at: 0))
+        case MobilityOptionType.dlifLinkLayerAddress: option = .dlifLinkLayerAddress(LinkLayerAddress(d.slice(from: 2))!)
+        case let type: option = .unknown(type: type, data: .borrowed(d))
         }
-        return (option, 2 + length)
+        return (option, n)
     }
 
     /// Writes type, length and data at `bytes[0...]`. Inlined into the
@@ -256,7 +263,7 @@ public enum MobilityOptions: Equatable, Sequence {
                 i += 2 + Int(bytes.u8(i + 1))
                 continue
             }
-            i += try MobilityOption.parse(bytes.slice(from: i)).1
+            i += try MobilityOption.check(bytes.slice(from: i))
         }
         self = .parsed(bytes)
     }

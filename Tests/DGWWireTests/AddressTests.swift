@@ -81,6 +81,11 @@ import Glibc
         #expect(MACAddress("02:aa:00:00:00:1") == nil)
         #expect(mac("02:d1:00:00:01:01").isLocallyAdministered)
         #expect(mac("33:33:00:00:00:01").isMulticast)
+        // Written into a message (an MN-ID): every digit, at an offset, nothing around it touched.
+        var bytes = [UInt8](repeating: 0xEE, count: 21)
+        bytes.withUnsafeMutableBytes { mac("09:af:5b:c0:e1:d7").writeText(to: $0, at: 2) }
+        #expect(bytes[..<2] == [0xEE, 0xEE] && bytes[19...] == [0xEE, 0xEE])
+        #expect(String(decoding: bytes[2..<19], as: UTF8.self) == "09:af:5b:c0:e1:d7")
     }
 
     @Test func prefixes() {
@@ -103,6 +108,14 @@ import Glibc
         let long = [UInt8](1...16)
         #expect(with(long) { LinkLayerAddress($0) }?.octets == long)
         #expect(with([UInt8](0...16)) { LinkLayerAddress($0) } == nil)
+        // Written at an offset, of every length: its octets, nothing around them.
+        for n in 0...16 {
+            let octets = (0..<n).map { UInt8($0 + 1) &* 0x11 }
+            let address = with(octets) { LinkLayerAddress($0) }!
+            var bytes = [UInt8](repeating: 0xEE, count: n + 4)
+            bytes.withUnsafeMutableBytes { address.write(to: $0, at: 3) }
+            #expect(bytes == [0xEE, 0xEE, 0xEE] + octets + [0xEE], "\(n) octets")
+        }
     }
 }
 

@@ -246,6 +246,45 @@ let ntpTimestamp: UInt64 = 0xED2F_2A00_8000_0000
         #expect(try trailer([.authentication(subtype: 1, spi: 300, data: .owned([1, 2, 3]))]) == nil, "padding after it")
     }
 
+    /// Each known option's data length, checked once for all options of a
+    /// message before any is read; what passes parses. 129 is no prefix length.
+    @Test func optionLengthsAreCheckedPerType() throws {
+        typealias T = MobilityOptionType
+        let rules: [(type: UInt8, accepts: (Int) -> Bool)] = [
+            (T.mobileNodeIdentifier, { $0 >= 2 }), (T.authentication, { $0 >= 5 }),
+            (T.messageIdentifier, { $0 == 8 }), (T.timestamp, { $0 == 8 }),
+            (T.homeNetworkPrefix, { $0 == 18 }), (T.anchoredPrefix, { $0 == 18 }), (T.localPrefix, { $0 == 18 }),
+            (T.handoffIndicator, { $0 == 2 }), (T.accessTechnologyType, { $0 == 2 }),
+            (T.mobileNodeLinkLayerIdentifier, { $0 >= 3 }), (T.dlifLinkLayerAddress, { (3...18).contains($0) }),
+            (T.linkLocalAddress, { $0 == 16 }), (T.servingMAAR, { $0 == 16 }), (T.dlifLinkLocalAddress, { $0 == 16 }),
+            (T.previousMAAR, { $0 == 34 }), (99, { _ in true }),
+        ]
+        for (type, accepts) in rules {
+            for length in 0...40 {
+                let option = [type, UInt8(length)] + [UInt8](repeating: 0, count: length)
+                if accepts(length) {
+                    let parsed = try with(option) { b in Array(try MobilityOptions(checking: b)).count }
+                    #expect(parsed == 1, "type \(type), length \(length)")
+                } else {
+                    #expect(throws: WireError.badOptionLength, "type \(type), length \(length)") {
+                        try with(option) { _ = try MobilityOptions(checking: $0) }
+                    }
+                }
+            }
+        }
+        for type in [T.homeNetworkPrefix, T.anchoredPrefix, T.localPrefix, T.previousMAAR] {
+            let length = type == T.previousMAAR ? 34 : 18
+            for plen: UInt8 in [128, 129, 255] {
+                let option = [type, UInt8(length), 0, plen] + [UInt8](repeating: 0, count: length - 2)
+                if plen <= 128 {
+                    #expect(try with(option) { Array(try MobilityOptions(checking: $0)).count } == 1)
+                } else {
+                    #expect(throws: WireError.badPrefixLength) { try with(option) { _ = try MobilityOptions(checking: $0) } }
+                }
+            }
+        }
+    }
+
     @Test func optionOverrunIsAnError() {
         // PBU fixed part, then an HNP option claiming 40 octets in an 8-octet remainder.
         var message: [UInt8] = [59, 1, 5, 0, 0, 0, 0, 1, 0x02, 0x10, 0, 10, 22, 40, 0, 64]
@@ -276,6 +315,32 @@ let ntpTimestamp: UInt64 = 0xED2F_2A00_8000_0000
         guard case .other(let t, let d) = parsed else { Issue.record(); return }
         #expect(t == MobilityHeaderType.bindingError)
         #expect(Array(d.prefix(18)) == [1, 0] + [UInt8](repeating: 0, count: 16))
+    }
+
+    /// Written in one pass (the length known at the end): a buffer of
+    /// exactly the message's length is enough, any shorter one is refused
+    /// as too small, and a message past 2,048 octets as too long.
+    @Test func emitNeedsRoomForTheWholeMessageOnly() throws {
+        let message = Self.pbu
+        let whole = try emitMH(message, like: Fixtures.proxyBindingUpdate)
+        for n in 0...whole.count {
+            var room = [UInt8](repeating: 0, count: n)
+            let source = anchor2, destination = anchor1
+            if n < whole.count {
+                #expect(throws: WireError.bufferTooSmall, "room for \(n)") {
+                    try room.withUnsafeMutableBytes { _ = try message.emit(into: $0, source: source, destination: destination) }
+                }
+            } else {
+                let written = try room.withUnsafeMutableBytes { try message.emit(into: $0, source: source, destination: destination) }
+                #expect(written == n && room[1] == UInt8(n / 8 - 1))
+            }
+        }
+        let long = MobilityMessage.bindingUpdate(BindingUpdate(sequence: 1, flags: [.proxyRegistration], lifetime: 10,
+            options: .built((0..<120).map { .homeNetworkPrefix(IPv6Prefix(uncheckedAddress: IPv6Address(high: 0x2001_0db8_0000_0000 | UInt64($0) << 16, low: 0), length: 64)) })))
+        #expect(throws: WireError.badLength) { _ = try emitted { try long.emit(into: $0, source: anchor2, destination: anchor1) } }
+        let short = MobilityMessage.other(type: MobilityHeaderType.bindingError, data: .owned([1, 0]))
+        let eight = try emitted(8) { try short.emit(into: $0, source: anchor1, destination: anchor2) }
+        #expect(eight.count == 8 && eight[1] == 0)
     }
 
     @Test func deRegistrationHasNoOptionsAndIsPaddedTo8() throws {
