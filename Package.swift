@@ -121,7 +121,7 @@ let package = Package(
             dependencies: ["DGWWire", "DGWInspect", "DGWPorts", "DGWTestSupport", "dgw"]
         ),
         .testTarget(name: "DGWPortsTests", dependencies: ["DGWPorts", "CDGWShim", "DGWTestSupport"]),
-        .testTarget(name: "DGWControlTests", dependencies: ["DGWControl", "DGWWire", "DGWSimulation", "DGWPipeline", "DGWPorts", "DGWTestSupport",
+        .testTarget(name: "DGWControlTests", dependencies: ["DGWControl", "DGWWire", "DGWSimulation", "DGWGateway", "DGWPipeline", "DGWPorts", "DGWTestSupport",
                                                          .product(name: "Crypto", package: "swift-crypto")]),
         // `dgw run` between network namespaces (root), and the handover testbed.
         .testTarget(name: "DGWLiveTests", dependencies: ["DGWTestSupport", "dgw", "dgw-testbed"]),

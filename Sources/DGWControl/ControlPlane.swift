@@ -221,11 +221,14 @@ public struct ControlEffects: Sendable {
     public init() {}
     public var isEmpty: Bool { bindings.isEmpty && access.isEmpty && core.isEmpty }
 
-    /// Empties the lists, keeping their room.
+    /// Empties the lists, keeping their room. Element by element from the
+    /// end: `removeAll(keepingCapacity:)` takes the generic path of
+    /// `replaceSubrange`, some 400 instructions an event for three lists
+    /// of a few entries each.
     public mutating func removeAll() {
-        bindings.removeAll(keepingCapacity: true)
-        access.removeAll(keepingCapacity: true)
-        core.removeAll(keepingCapacity: true)
+        while bindings.popLast() != nil {}
+        while access.popLast() != nil {}
+        while core.popLast() != nil {}
     }
 
     mutating func append(_ other: ControlEffects) {
@@ -474,7 +477,8 @@ public final class ControlPlane {
         return e
     }
 
-    /// Hands back effects once applied: their lists, emptied, serve the next event.
+    /// Hands back effects once applied and their frames sent: their lists,
+    /// emptied, serve the next event.
     public func recycle(_ e: inout ControlEffects) {
         e.removeAll()
         swap(&e, &spare)
@@ -532,15 +536,20 @@ public final class ControlPlane {
 
     /// Stores the binding cache entry of an MN anchored here, arming its
     /// expiry (one hash look-up for an MN known already).
-    private func record(_ a: AnchoredMN) {
+    private func record(_ a: consuming AnchoredMN) {
         let i = records.index(forKey: a.mn)
-        let old = i.flatMap { router.field(at: $0) { $0.anchored } }
-        if a.expires != .max && old?.expires != a.expires { expiries.schedule(a.mn, at: a.expires) }
-        if let m = a.moved, old?.moved?.expires != m.expires { moveExpiries.schedule(a.mn, at: m.expires) }
-        if old?.prefix != a.prefix, router.mn(allocated: a.prefix) != a.mn { owners[a.prefix] = a.mn }
-        records.values[i ?? records.append(a.mn, MNRecord())].anchored = a
+        // What is compared of the old entry, read in place (not the entry copied out).
+        let old = i.flatMap { router.field(at: $0) { r in
+            r.anchored.map { (expires: $0.expires, movedExpires: $0.moved?.expires, prefix: $0.prefix) }
+        } }
+        let mn = a.mn, prefix = a.prefix, moved = a.moved
+        if a.expires != .max && old?.expires != a.expires { expiries.schedule(mn, at: a.expires) }
+        if let m = moved, old?.movedExpires != m.expires { moveExpiries.schedule(mn, at: m.expires) }
+        if old?.prefix != prefix, router.mn(allocated: prefix) != mn { owners[prefix] = mn }
+        let movedHere = moved != nil && a.serving == .here
+        records.values[i ?? records.append(mn, MNRecord())].anchored = consume a
         // Moved to another interface of the MN: deprecated on this one's DLIF while so.
-        if a.moved != nil || old?.moved != nil { router.setMovedAway(a.prefix, of: a.mn, a.moved != nil && a.serving == .here) }
+        if moved != nil || old?.movedExpires != nil { router.setMovedAway(prefix, of: mn, movedHere) }
     }
 
     /// The MN anchored here whose prefix `prefix` is.
@@ -1101,7 +1110,7 @@ public final class ControlPlane {
             }
         }
         // A prefix named that is not the MN's own: another interface's, to move here.
-        if let named, anchoredRecord(of: mn)?.prefix != named {
+        if let named, router.field(of: mn, { $0.anchored?.prefix }) ?? nil != named {
             receivedMove(pbu, of: named, to: mn, from: peer, time: time, &out)
             return
         }
@@ -1336,7 +1345,7 @@ public final class ControlPlane {
         _ = consume message
         if case .built(var list) = options {
             options = .none  // the list's one holder now: emptied in place
-            list.removeAll(keepingCapacity: true)
+            while list.popLast() != nil {}  // (as `ControlEffects.removeAll`)
             optionRoom = list
         }
         return packet
@@ -1386,18 +1395,30 @@ public final class ControlPlane {
                        _ authenticator: SignallingAuthenticator? = nil) -> CorePacket? {
         let message = message.appending(authenticator?.trailer(for: destination) ?? [])
         let room = CorePacket.headroom, header = room + 40
-        var frame = [UInt8](zeroed: header + message.bufferLength)
-        let ok = frame.withUnsafeMutableBytes { b -> Bool in
+        // Written on the stack (where up to 1,024 octets stay), then copied
+        // into a frame of its length: the options are laid out once (sizing
+        // the frame first took a second pass over them). A longer message
+        // (a CMD's, naming many anchors) is sized first.
+        func write(_ b: UnsafeMutableRawBufferPointer) throws(WireError) -> Int {
+            let n = try message.emit(into: UnsafeMutableRawBufferPointer(rebasing: b[header...]), source: me, destination: destination)
+            try authenticator?.seal(UnsafeMutableRawBufferPointer(rebasing: b[header..<(header + n)]), source: me, destination: destination)
+            try IPv6Header(payloadLength: n, nextHeader: IPProtocol.mobility, hopLimit: 64, source: me, destination: destination)
+                .emit(into: UnsafeMutableRawBufferPointer(rebasing: b[room..<header]))
+            return header + n
+        }
+        var packet: CorePacket?, tooLong = false
+        withUnsafeTemporaryAllocation(byteCount: 1024, alignment: 8) { b in
+            b.initializeMemory(as: UInt8.self, repeating: 0)
             do throws(WireError) {
-                let n = try message.emit(into: UnsafeMutableRawBufferPointer(rebasing: b[header...]), source: me, destination: destination)
-                try authenticator?.seal(UnsafeMutableRawBufferPointer(rebasing: b[header..<(header + n)]), source: me, destination: destination)
-                try IPv6Header(payloadLength: n, nextHeader: IPProtocol.mobility, hopLimit: 64, source: me, destination: destination)
-                    .emit(into: UnsafeMutableRawBufferPointer(rebasing: b[room..<header]))
-                return true
+                let n = try write(b)
+                packet = CorePacket(destination: destination, frame: [UInt8](UnsafeRawBufferPointer(rebasing: b[..<n])))
             } catch {
-                return false
+                tooLong = error == .bufferTooSmall
             }
         }
+        guard tooLong else { return packet }
+        var frame = [UInt8](zeroed: header + message.bufferLength)
+        let ok = frame.withUnsafeMutableBytes { b -> Bool in (try? write(b)) != nil }
         return ok ? CorePacket(destination: destination, frame: frame) : nil
     }
 }

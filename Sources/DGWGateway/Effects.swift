@@ -7,12 +7,9 @@ import DGWControl
 import DGWPipeline
 import DGWWire
 
-/// Control-plane effects made ready for the ports.
+/// What applying control-plane effects did not do. The frames made ready
+/// for the ports stay in the effects (`GatewayTables.apply`).
 public struct AppliedEffects {
-    /// Frames for the access link, each with the time it is due (never before `time`).
-    public var access: [(time: Int64, frame: [UInt8])] = []
-    /// Signalling framed for its core next hop.
-    public var core: [[UInt8]] = []
     /// Binding changes the tables refused, with why.
     public var refused: [(change: BindingChange, error: GatewayTablesError)] = []
     /// Signalling not sent: no next hop, or too much already waiting for
@@ -23,10 +20,14 @@ public struct AppliedEffects {
 
 extension GatewayTables {
     /// Applies the binding changes first (what the frames announce is then
-    /// in place), then frames the signalling. The tables' one writer calls it.
-    /// The signalling's frames are framed in place when `e` is the only
-    /// owner of them (no copy of the packet). Leaves `e` empty with its
-    /// lists' room, for the control plane to reuse (`ControlPlane.recycle`).
+    /// in place), then makes the frames ready for the ports, in `e`'s own
+    /// lists (no copy, no new list): `e.access` due no earlier than `time`,
+    /// `e.core` framed for its next hop, or in the place of one held for
+    /// its hop's MAC, the solicitation of that hop (if one is due). The
+    /// signalling's frames are framed in place when `e` is the only owner of
+    /// them. The caller sends the frames, then hands `e` back for the
+    /// control plane to reuse (`ControlPlane.recycle`). The tables' one
+    /// writer calls it.
     public func apply(_ e: inout ControlEffects, time: Int64) -> AppliedEffects {
         var out = AppliedEffects()
         for change in e.bindings {
@@ -50,21 +51,34 @@ extension GatewayTables {
             }
         }
         reclaim()
-        out.access = e.access.map { (max($0.time, time), $0.frame) }
+        for i in e.access.indices where e.access[i].time < time { e.access[i].time = time }
+        // Kept frames move down over those held or unresolved; a held
+        // frame's solicitation takes its place (a second one, if a hold
+        // ever made two, goes after the rest).
+        var kept = 0, more: [CorePacket] = []
         for i in e.core.indices {
             let destination = e.core[i].destination
             // Taken out of the effects: held once, written in place.
             var frame = e.core[i].frame
             e.core[i].frame = []
             if frameForCore(&frame, to: destination) {
-                out.core.append(frame)
+                e.core[kept] = CorePacket(destination: destination, frame: frame)
+                kept += 1
             } else if let solicitation = hold(frame, to: destination, time: time) {
-                out.core += solicitation
+                for s in solicitation {
+                    if kept <= i {
+                        e.core[kept] = CorePacket(destination: destination, frame: s)
+                        kept += 1
+                    } else {
+                        more.append(CorePacket(destination: destination, frame: s))
+                    }
+                }
             } else {
                 out.unresolved.append(CorePacket(destination: destination, frame: frame))
             }
         }
-        e.removeAll()
+        if kept < e.core.count { e.core.removeSubrange(kept...) }
+        e.core += more
         return out
     }
 }

@@ -63,12 +63,14 @@ public final class SimulatedGateway {
         var generated: [Packet] = []
         withUnsafeMutablePointer(to: &p) { pipeline.process(UnsafeMutableBufferPointer(start: $0, count: 1), generated: &generated) }
         var out: [Emitted] = []
+        var applied = false
         switch p.verdict {
         case .forward(let to):
             out.append(Emitted(port: to, time: time, frame: Array(pool.bytes(p))))
         case let v where v.isPunted:
             let bytes = UnsafeRawBufferPointer(pool.bytes(p))
             out = apply(port == .access ? control.access(bytes, time: time) : control.core(bytes, time: time), time: time)
+            applied = true
         default:
             break
         }
@@ -77,8 +79,12 @@ public final class SimulatedGateway {
         }
         pool.release(p.slot)
         for q in generated { pool.release(q.slot) }
-        releaseHeld(time: time, into: &out)
-        retryHeldFrames(time: time, into: &out)
+        // `apply` released and retried the held frames already, after the
+        // last change of the tables.
+        if !applied {
+            releaseHeld(time: time, into: &out)
+            retryHeldFrames(time: time, into: &out)
+        }
         return out
     }
 
@@ -125,13 +131,13 @@ public final class SimulatedGateway {
     func apply(_ e: consuming ControlEffects, time: Int64) -> [Emitted] {
         var e = e
         let applied = tables.apply(&e, time: time)
-        control.recycle(&e)
         refusedChanges += applied.refused.count
         unresolvedSignalling += applied.unresolved.count
         var out: [Emitted] = []
-        out.reserveCapacity(applied.access.count + applied.core.count)
-        for a in applied.access { out.append(Emitted(port: .access, time: a.time, frame: a.frame)) }
-        for frame in applied.core { out.append(Emitted(port: .core, time: time, frame: frame)) }
+        out.reserveCapacity(e.access.count + e.core.count)
+        for a in e.access { out.append(Emitted(port: .access, time: a.time, frame: a.frame)) }
+        for c in e.core { out.append(Emitted(port: .core, time: time, frame: c.frame)) }
+        control.recycle(&e)
         releaseHeld(time: time, into: &out)
         retryHeldFrames(time: time, into: &out)
         return out

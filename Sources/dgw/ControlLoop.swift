@@ -245,11 +245,11 @@ final class ControlLoop: @unchecked Sendable {
             effects[i] = ControlEffects()
             for change in e.bindings { log.info("\(Self.describe(change))") }
             let applied = tables.apply(&e, time: now)
-            control.recycle(&e)
             for r in applied.refused { log.error("binding change refused: \(r.change): \(r.error)") }
             unresolvedSignalling += applied.unresolved.count
-            access += applied.access.map(\.frame)
-            core += applied.core
+            access += e.access.map(\.frame)
+            core += e.core.map(\.frame)
+            control.recycle(&e)
         }
         // Signalling that waited for its next hop's advertisement.
         let held = tables.releaseHeld(time: now)

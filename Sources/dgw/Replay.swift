@@ -301,11 +301,11 @@ final class ReplayLoop {
             return
         }
         let e = pipeline.tables.apply(&effects, time: time)
-        control?.recycle(&effects)
         for r in e.refused { FileHandleStderr.write("dgw replay: binding change refused: \(r.error)\n") }
         unresolvedSignalling += e.unresolved.count
-        for (t, frame) in e.access { try access.write(frame, seconds: Int(t / 1_000_000_000), nanoseconds: Int(t % 1_000_000_000)) }
-        for frame in e.core { try core.write(frame, seconds: Int(time / 1_000_000_000), nanoseconds: Int(time % 1_000_000_000)) }
+        for (t, frame) in effects.access { try access.write(frame, seconds: Int(t / 1_000_000_000), nanoseconds: Int(t % 1_000_000_000)) }
+        for c in effects.core { try core.write(c.frame, seconds: Int(time / 1_000_000_000), nanoseconds: Int(time % 1_000_000_000)) }
+        control?.recycle(&effects)
         // The bindings held frames wait for may be among these.
         try retryHeld(at: time)
     }
