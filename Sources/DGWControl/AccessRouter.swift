@@ -257,6 +257,14 @@ public final class AccessRouter {
     /// time order. A DLIF shown since the last tick starts its burst at `time`.
     public func tick(_ time: Int64) -> [(time: Int64, frame: [UInt8])] {
         var out: [(time: Int64, frame: [UInt8])] = []
+        tick(time, into: &out)
+        return out
+    }
+
+    /// `tick(_:)` appending to `out` (the control plane's recycled list of
+    /// access frames: no list made and copied each tick).
+    public func tick(_ time: Int64, into out: inout [(time: Int64, frame: [UInt8])]) {
+        let before = out.count
         for slot in fresh where slots[slot] != nil && slots[slot]!.next == nil {
             slots[slot]!.next = time
             advertisements.schedule(slot, at: time)
@@ -282,8 +290,7 @@ public final class AccessRouter {
             let next = advertise(&slots[slot]!)
             advertisements.schedule(slot, at: next)
         }
-        counters.routerAdvertisements += out.count
-        return out
+        counters.routerAdvertisements += out.count - before
     }
 
     /// Answers a frame punted from the access port: RAs for a Router

@@ -830,7 +830,7 @@ public final class ControlPlane {
             out.bindings.append(binding(of: a))
         }
         database?.tick(time, &counters, &out)
-        out.access += router.tick(time)
+        router.tick(time, into: &out.access)
         return out
     }
 

@@ -35,12 +35,23 @@ public struct InternetChecksum: Sendable {
         guard let base = bytes.baseAddress else { return }
         let n = bytes.count
         var i = 0
-        var native: UInt64 = 0  // at most n / 4 additions under 2^32 each: no overflow
-        while i &+ 8 <= n {
-            let w = base.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-            native &+= (w & 0xFFFF_FFFF) &+ (w >> 32)
+        // Whole 64-bit words, sixteen octets a turn, each carry out of the
+        // top counted apart: 2^64 = 1 modulo 0xFFFF, so a carry is worth 1.
+        var wide: UInt64 = 0, carries: UInt64 = 0
+        while i &+ 16 <= n {
+            let (s, o) = wide.addingReportingOverflow(base.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+            let (t, p) = s.addingReportingOverflow(base.loadUnaligned(fromByteOffset: i &+ 8, as: UInt64.self))
+            wide = t
+            carries &+= (o ? 1 : 0) &+ (p ? 1 : 0)
+            i &+= 16
+        }
+        if i &+ 8 <= n {
+            let (s, o) = wide.addingReportingOverflow(base.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+            wide = s
+            carries &+= o ? 1 : 0
             i &+= 8
         }
+        var native = (wide & 0xFFFF_FFFF) &+ (wide >> 32) &+ carries  // then 32-bit additions: no overflow
         if i &+ 4 <= n {
             native &+= UInt64(base.loadUnaligned(fromByteOffset: i, as: UInt32.self))
             i &+= 4
