@@ -52,10 +52,9 @@ extension GatewayTables {
         }
         reclaim()
         for i in e.access.indices where e.access[i].time < time { e.access[i].time = time }
-        // Kept frames move down over those held or unresolved; a held
-        // frame's solicitation takes its place (a second one, if a hold
-        // ever made two, goes after the rest).
-        var kept = 0, more: [CorePacket] = []
+        // Kept frames move down over those held or unresolved (`kept` never
+        // passes `i`); a held frame's solicitation takes its place.
+        var kept = 0
         for i in e.core.indices {
             let destination = e.core[i].destination
             // Taken out of the effects: held once, written in place.
@@ -64,21 +63,16 @@ extension GatewayTables {
             if frameForCore(&frame, to: destination) {
                 e.core[kept] = CorePacket(destination: destination, frame: frame)
                 kept += 1
-            } else if let solicitation = hold(frame, to: destination, time: time) {
-                for s in solicitation {
-                    if kept <= i {
-                        e.core[kept] = CorePacket(destination: destination, frame: s)
-                        kept += 1
-                    } else {
-                        more.append(CorePacket(destination: destination, frame: s))
-                    }
+            } else if let h = hold(frame, to: destination, time: time) {
+                if case .heldSoliciting(let solicitation) = h {
+                    e.core[kept] = CorePacket(destination: destination, frame: solicitation)
+                    kept += 1
                 }
             } else {
                 out.unresolved.append(CorePacket(destination: destination, frame: frame))
             }
         }
         if kept < e.core.count { e.core.removeSubrange(kept...) }
-        e.core += more
         return out
     }
 }

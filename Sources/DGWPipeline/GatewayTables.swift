@@ -353,15 +353,20 @@ extension GatewayTables {
         configuration.corePrefix.contains(destination) ? destination : configuration.coreGateway
     }
 
+    /// Signalling kept for its next hop's MAC (`hold`).
+    public enum HeldSignalling {
+        case held
+        /// Held, and the Neighbor Solicitation of its hop to send now.
+        case heldSoliciting([UInt8])
+    }
+
     /// Keeps `frame` (signalling, 14 octets of room then the packet) until
-    /// its next hop's MAC is known, at most a second; returns the Neighbor
-    /// Solicitation to send now (none if one went out less than a second
-    /// ago), nil if it cannot wait.
-    public func hold(_ frame: [UInt8], to destination: IPv6Address, time: Int64) -> [[UInt8]]? {
+    /// its next hop's MAC is known, at most a second, soliciting the hop
+    /// unless that was done less than a second ago; nil if it cannot wait.
+    public func hold(_ frame: [UInt8], to destination: IPv6Address, time: Int64) -> HeldSignalling? {
         guard held.count < 256, let hop = coreHop(destination), let i = neighbors.index(of: hop) else { return nil }
         held.append((i, destination, frame, time))
-        guard neighbors.shouldSolicit(i, time: time) else { return [] }
-        return [solicitation(of: hop)]
+        return neighbors.shouldSolicit(i, time: time) ? .heldSoliciting(solicitation(of: hop)) : .held
     }
 
     /// The held signalling whose next hop is known now, framed; and how

@@ -4,8 +4,10 @@
 
 /// Parsers over the UTF-8 bytes of address text; nil on anything malformed.
 public enum AddressText {
-    /// Lower-case hexadecimal digits, as ASCII.
-    public static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+    /// The lower-case hexadecimal digit of `n` (0-15), as ASCII: computed,
+    /// no table (a MAC's text goes into every PBU and PBA).
+    @inlinable @inline(__always)
+    public static func hexCharacter(_ n: UInt8) -> UInt8 { n < 10 ? 0x30 + n : 0x57 + n }
 
     /// Runs `parser` over the contiguous UTF-8 of `text` (a copy only for
     /// the rare string without contiguous storage).

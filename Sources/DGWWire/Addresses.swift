@@ -54,22 +54,18 @@ public struct MACAddress: Hashable, Sendable, Comparable, CustomStringConvertibl
     public static let textLength = 17
 
     /// Writes `text` (17 octets) at `offset`.
-    /// (Every PBU and PBA names its MN so: one bounds check, the digits
-    /// computed, no table.)
+    /// (Every PBU and PBA names its MN so: one bounds check, no per-octet
+    /// subscripts.)
     public func writeText(to bytes: UnsafeMutableRawBufferPointer, at offset: Int) {
         precondition(offset >= 0 && offset + Self.textLength <= bytes.count, "MAC text out of bounds")
         let p = bytes.baseAddress! + offset
         for i in 0..<6 {
             let b = UInt8(truncatingIfNeeded: value >> (40 - 8 * UInt64(i)))
-            p.storeBytes(of: Self.hexDigit(b >> 4), toByteOffset: 3 * i, as: UInt8.self)
-            p.storeBytes(of: Self.hexDigit(b & 0xF), toByteOffset: 3 * i + 1, as: UInt8.self)
+            p.storeBytes(of: AddressText.hexCharacter(b >> 4), toByteOffset: 3 * i, as: UInt8.self)
+            p.storeBytes(of: AddressText.hexCharacter(b & 0xF), toByteOffset: 3 * i + 1, as: UInt8.self)
             if i < 5 { p.storeBytes(of: UInt8(ascii: ":"), toByteOffset: 3 * i + 2, as: UInt8.self) }
         }
     }
-
-    /// "0"-"9", "a"-"f" (as `AddressText.hexDigits`).
-    @inline(__always)
-    static func hexDigit(_ n: UInt8) -> UInt8 { n < 10 ? 0x30 + n : 0x57 + n }
 
     /// Parses "02:aa:00:00:00:01" (also with '-' separators).
     @inlinable

@@ -158,12 +158,11 @@ extension RawBytes: ExpressibleByArrayLiteral {
 
 /// Lower-case hex of a byte sequence, for diagnostics and `dgw decode`.
 public func hexString<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
-    let digits = AddressText.hexDigits
     var out: [UInt8] = []
     out.reserveCapacity(bytes.underestimatedCount * 2)
     for b in bytes {
-        out.append(digits[Int(b >> 4)])
-        out.append(digits[Int(b & 0xF)])
+        out.append(AddressText.hexCharacter(b >> 4))
+        out.append(AddressText.hexCharacter(b & 0xF))
     }
     return String(decoding: out, as: UTF8.self)
 }
